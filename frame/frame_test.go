@@ -1,0 +1,275 @@
+package frame_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+func TestLimitsValidate(t *testing.T) {
+	for _, lim := range []frame.Limits{
+		{MaxFrameSize: -1},
+		{MaxBatchCount: -1},
+		{MaxFrameSize: math.MaxInt32 + 1},
+		{MaxBatchCount: math.MaxInt32 + 1},
+	} {
+		if err := lim.Validate(); !errors.Is(err, frame.ErrInvalidLimits) {
+			t.Errorf("%+v: Validate() = %v, want ErrInvalidLimits", lim, err)
+		}
+	}
+	for _, lim := range []frame.Limits{{}, {MaxFrameSize: math.MaxInt32, MaxBatchCount: math.MaxInt32}} {
+		if err := lim.Validate(); err != nil {
+			t.Errorf("%+v: Validate() = %v", lim, err)
+		}
+	}
+}
+
+func TestCheckHeader(t *testing.T) {
+	lim := frame.Limits{MaxFrameSize: 10, MaxBatchCount: 3}
+	for _, tc := range []struct {
+		h    frame.Header
+		want error
+	}{
+		{0, nil},
+		{10, nil},
+		{11, frame.ErrFrameTooLarge},
+		{math.MaxInt32, frame.ErrFrameTooLarge},
+		{-1, nil},
+		{-3, nil},
+		{-4, frame.ErrBatchTooLarge},
+		{math.MinInt32, frame.ErrMalformedHeader},
+	} {
+		err := lim.CheckHeader(tc.h)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("CheckHeader(%d) = %v, want %v", tc.h, err, tc.want)
+		}
+	}
+	if err := lim.CheckLength(-1); !errors.Is(err, frame.ErrNegativeLength) {
+		t.Errorf("CheckLength(-1) = %v", err)
+	}
+}
+
+func TestSizeErrorCarriesBothLengths(t *testing.T) {
+	_, _, _, err := frame.ParseHeader([]byte{0x7f, 0xff, 0xff, 0xff}, frame.Limits{MaxFrameSize: 1000})
+	var se *frame.SizeError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want *SizeError", err)
+	}
+	if se.Batch || se.Limit != 1000 || se.Size != math.MaxInt32 {
+		t.Errorf("SizeError = %+v", se)
+	}
+	if !strings.Contains(se.Error(), "2147483647") || !strings.Contains(se.Error(), "1000") {
+		t.Errorf("message %q lacks the lengths", se.Error())
+	}
+	_, _, _, err = frame.ParseHeader(frame.AppendHeader(nil, frame.BatchHeader(50_000_000)), frame.Limits{})
+	if !errors.As(err, &se) || !se.Batch || se.Size != 50_000_000 || se.Limit != frame.DefaultMaxBatchCount {
+		t.Errorf("batch SizeError = %v", err)
+	}
+	if errors.Is(err, frame.ErrFrameTooLarge) {
+		t.Error("a batch SizeError matches ErrFrameTooLarge")
+	}
+}
+
+func TestParseFrame(t *testing.T) {
+	buf := frame.AppendFrame(nil, []byte("abc"))
+	buf = frame.AppendFrame(buf, nil)
+	for i := range len(buf) {
+		if i == 7 {
+			continue // exactly the first frame
+		}
+		_, _, ok, err := frame.ParseFrame(buf[:i], frame.Limits{})
+		if i < 7 && (ok || err != nil) {
+			t.Fatalf("ParseFrame(%d bytes) = ok %v, err %v; want incomplete", i, ok, err)
+		}
+	}
+	rest, p, ok, err := frame.ParseFrame(buf, frame.Limits{})
+	if !ok || err != nil || string(p) != "abc" {
+		t.Fatalf("ParseFrame = %q, %v, %v", p, ok, err)
+	}
+	// The payload must not let an append overwrite the next frame.
+	if cap(p) != 3 {
+		t.Errorf("payload cap %d, want 3", cap(p))
+	}
+	rest, p, ok, err = frame.ParseFrame(rest, frame.Limits{})
+	if !ok || err != nil || len(p) != 0 || len(rest) != 0 {
+		t.Fatalf("empty frame: %q, %v, %v, rest %d", p, ok, err, len(rest))
+	}
+	if _, _, _, err := frame.ParseFrame([]byte{0xff, 0xff, 0xff, 0xff}, frame.Limits{}); !errors.Is(err, frame.ErrNegativeLength) {
+		t.Errorf("negative: %v", err)
+	}
+}
+
+func TestReaderSplitByteByByte(t *testing.T) {
+	var data []byte
+	data = frame.AppendFrame(data, []byte("one"))
+	data = frame.AppendBatch(data, []byte("two"), nil, bytes.Repeat([]byte("x"), 5000))
+	data = frame.AppendFrame(data, nil)
+	got, err := decode(data, frame.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := frame.NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16, frame.Limits{})
+	var n int
+	for {
+		h, err := r.ReadHeader()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 1
+		if h.IsBatch() {
+			count = h.Count()
+		}
+		for range count {
+			var p []byte
+			if h.IsBatch() {
+				p, err = r.ReadFrame(nil)
+			} else {
+				p, err = r.ReadPayload(nil, h.Len())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = p
+		}
+		n++
+	}
+	if n != len(got) || n != 3 {
+		t.Fatalf("read %d messages one byte at a time, %d at once; want 3", n, len(got))
+	}
+}
+
+func TestReaderTruncation(t *testing.T) {
+	full := frame.AppendFrame(nil, []byte("hello"))
+	for cut := 1; cut < len(full); cut++ {
+		_, err := decode(full[:cut], frame.Limits{})
+		if !errors.Is(err, frame.ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("cut at %d: %v, want ErrTruncated", cut, err)
+		}
+	}
+	// A batch that ends between its frames is truncated too.
+	batch := frame.AppendBatch(nil, []byte("a"), []byte("b"))
+	if _, err := decode(batch[:9], frame.Limits{}); !errors.Is(err, frame.ErrTruncated) {
+		t.Errorf("batch cut between frames: %v", err)
+	}
+}
+
+// stallReader delivers its data, then reports an error as a stalled peer
+// would be reported by a read deadline.
+type stallReader struct {
+	data []byte
+}
+
+var errStalled = errors.New("stalled")
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, errStalled
+	}
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func TestReaderMemoryFollowsArrivedBytes(t *testing.T) {
+	// Announce 16 MiB, send 10 bytes, stall.
+	data := frame.AppendHeader(nil, frame.DefaultMaxFrameSize)
+	data = append(data, "0123456789"...)
+	r := frame.NewReader(&stallReader{data: data}, frame.Limits{})
+	h, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.ReadPayload(nil, h.Len())
+	if !errors.Is(err, errStalled) {
+		t.Fatalf("err = %v, want the stall passed through", err)
+	}
+	if cap(p) > 64<<10 {
+		t.Errorf("a stalled 16 MiB frame holds %d bytes after 10 arrived", cap(p))
+	}
+}
+
+func TestReaderReusesBuffer(t *testing.T) {
+	data := frame.AppendFrame(nil, []byte("abcdef"))
+	data = frame.AppendFrame(data, []byte("xyz"))
+	r := frame.NewReader(bytes.NewReader(data), frame.Limits{})
+	buf := make([]byte, 0, 64)
+	p, err := r.ReadFrame(buf)
+	if err != nil || string(p) != "abcdef" || &p[0] != &buf[:1][0] {
+		t.Fatalf("first frame %q, %v, or not in the caller's buffer", p, err)
+	}
+	p, err = r.ReadFrame(p)
+	if err != nil || string(p) != "xyz" || &p[0] != &buf[:1][0] {
+		t.Fatalf("second frame %q, %v, or not in the caller's buffer", p, err)
+	}
+	if _, err := r.ReadFrame(p); !errors.Is(err, frame.ErrTruncated) {
+		t.Fatalf("ReadFrame at end = %v, want ErrTruncated (a frame was required)", err)
+	}
+}
+
+func TestLargeFrameRoundTrip(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	var stream bytes.Buffer
+	w := frame.NewWriter(&stream)
+	if err := w.WriteFrame(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := frame.NewReader(&stream, frame.Limits{})
+	got, err := r.ReadFrame(nil)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("1 MiB frame: err %v, equal %v", err, bytes.Equal(got, payload))
+	}
+	if cap(got) != len(payload) {
+		t.Errorf("buffer cap %d for a %d-byte frame", cap(got), len(payload))
+	}
+}
+
+func TestWriterCoalescesAndMatchesAppend(t *testing.T) {
+	var stream countingWriter
+	w := frame.NewWriter(&stream)
+	var want []byte
+	for i := range 100 {
+		p := bytes.Repeat([]byte{byte(i)}, i)
+		if err := w.WriteFrame(p); err != nil {
+			t.Fatal(err)
+		}
+		want = frame.AppendFrame(want, p)
+	}
+	if err := w.WriteBatchHeader(2); err != nil {
+		t.Fatal(err)
+	}
+	want = frame.AppendHeader(want, -2)
+	if stream.writes != 0 {
+		t.Fatalf("%d writes before Flush", stream.writes)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if stream.writes != 1 || !bytes.Equal(stream.Bytes(), want) {
+		t.Fatalf("%d writes; bytes equal: %v", stream.writes, bytes.Equal(stream.Bytes(), want))
+	}
+	if err := w.WriteBatchHeader(0); !errors.Is(err, frame.ErrEmptyBatch) {
+		t.Errorf("WriteBatchHeader(0) = %v", err)
+	}
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}

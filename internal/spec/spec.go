@@ -1,0 +1,79 @@
+// Package spec reads the byte examples of docs/PROTOCOL.md so that the tests
+// of every layer check the specification itself, not a copy of it.
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Example is one "###" section of the protocol document with byte lines.
+type Example struct {
+	Name      string
+	Request   []byte // "request" line: what a client sends
+	Answer    []byte // "answer" line: what an echo server sends back
+	Malformed []byte // "malformed" line: input a receiver must refuse
+	Error     string // "error" line: the frame package's error for Malformed
+}
+
+// Path is the location of docs/PROTOCOL.md in the source tree.
+func Path() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "docs", "PROTOCOL.md")
+}
+
+// Load parses the examples of the document at path.
+func Load(path string) ([]Example, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out []Example
+		cur *Example
+	)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if name, ok := strings.CutPrefix(line, "### "); ok {
+			out = append(out, Example{Name: name})
+			cur = &out[len(out)-1]
+			continue
+		}
+		fields := strings.Fields(line)
+		if cur == nil || len(fields) < 2 || !strings.HasPrefix(line, "    ") {
+			continue
+		}
+		switch fields[0] {
+		case "request", "answer", "malformed":
+			b, err := hex.DecodeString(strings.Join(fields[1:], ""))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q: %w", cur.Name, line, err)
+			}
+			switch fields[0] {
+			case "request":
+				cur.Request = b
+			case "answer":
+				cur.Answer = b
+			default:
+				cur.Malformed = b
+			}
+		case "error":
+			cur.Error = fields[1]
+		}
+	}
+	// Sections without byte lines are prose, not examples.
+	examples := out[:0]
+	for _, e := range out {
+		if e.Request != nil || e.Malformed != nil {
+			examples = append(examples, e)
+		}
+	}
+	return examples, sc.Err()
+}
