@@ -1,0 +1,17 @@
+// Package span carries what one request did, in the manner of Dapper's
+// spans: an ID, the caller's span ID, and the attributes, counters and
+// timings a handler chose to note.
+//
+// The server makes one Span per request, hands it to the handler, and after
+// the handler returns logs it (Fields) and records it to a stats.Recorder
+// (Record). Most handlers never touch their span, so that path must cost
+// nothing: the server reuses Span values across requests with Reset, which
+// keeps their memory, and checks Touched before doing any logging or
+// recording work. A handler that does use its span allocates only the first
+// few times a pooled Span sees a given number of entries.
+//
+// A Span is safe for use by goroutines the handler starts, as long as they
+// finish before the handler returns. After that the server reuses the Span
+// for another request, so neither the handler nor anything it started may
+// keep a reference to it.
+package span

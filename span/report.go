@@ -1,0 +1,129 @@
+package span
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/stats"
+)
+
+// Fields adds the span to dst and returns it, allocating a map if dst is
+// nil. The keys are "span_id", "parent_id" when there is a parent, each
+// attribute as a string, each counter as an int64, and each finished timing
+// as float64 milliseconds under "<name>_ms". All values encode as JSON.
+// The two IDs are written last so that no attribute can overwrite them.
+func (s *Span) Fields(dst logrus.Fields) logrus.Fields {
+	if s == nil {
+		return dst
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if dst == nil {
+		dst = make(logrus.Fields, 2+len(s.attrs)+len(s.counters)+len(s.timings))
+	}
+	for _, a := range s.attrs {
+		dst[a.key] = a.value
+	}
+	for _, c := range s.counters {
+		dst[c.name] = c.value
+	}
+	for _, t := range s.timings {
+		if t.done {
+			dst[t.name+"_ms"] = millis(t.d)
+		}
+	}
+	dst["span_id"] = s.id.String()
+	if s.parent != 0 {
+		dst["parent_id"] = s.parent.String()
+	}
+	return dst
+}
+
+// Record sends the counters to r as Count and the finished timings as
+// Timing. Attributes are left out: they are per-request values, which
+// would give a metrics backend one series per value. r must not use s.
+func (s *Span) Record(r stats.Recorder) {
+	if s == nil || r == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.counters {
+		r.Count(c.name, c.value)
+	}
+	for _, t := range s.timings {
+		if t.done {
+			r.Timing(t.name, t.d)
+		}
+	}
+}
+
+// String returns the span as space-separated key=value pairs with the same
+// keys as Fields: the IDs first, then attributes, counters and finished
+// timings, each in the order first noted. Values that would be ambiguous
+// unquoted are quoted as Go strings.
+func (s *Span) String() string {
+	if s == nil {
+		return "<nil>"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("span_id=")
+	b.WriteString(s.id.String())
+	if s.parent != 0 {
+		b.WriteString(" parent_id=")
+		b.WriteString(s.parent.String())
+	}
+	var num [32]byte
+	for _, a := range s.attrs {
+		writeKey(&b, a.key)
+		if needsQuote(a.value) {
+			b.WriteString(strconv.Quote(a.value))
+		} else {
+			b.WriteString(a.value)
+		}
+	}
+	for _, c := range s.counters {
+		writeKey(&b, c.name)
+		b.Write(strconv.AppendInt(num[:0], c.value, 10))
+	}
+	for _, t := range s.timings {
+		if t.done {
+			writeKey(&b, t.name+"_ms")
+			b.Write(strconv.AppendFloat(num[:0], millis(t.d), 'f', -1, 64))
+		}
+	}
+	return b.String()
+}
+
+func writeKey(b *strings.Builder, key string) {
+	b.WriteByte(' ')
+	b.WriteString(key)
+	b.WriteByte('=')
+}
+
+// needsQuote reports whether v, written bare, could not be told apart from
+// the separators around it or would not print cleanly.
+func needsQuote(v string) bool {
+	if v == "" {
+		return true
+	}
+	for _, r := range v {
+		if r == ' ' || r == '=' || r == '"' || r == utf8.RuneError || !unicode.IsPrint(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// millis is how timings are reported: fractional milliseconds, the unit
+// statsd timers use.
+func millis(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond)
+}
