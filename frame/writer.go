@@ -26,6 +26,10 @@ func (w *Writer) Reset(wr io.Writer) { w.bw.Reset(wr) }
 // Buffered is the number of bytes written but not yet flushed.
 func (w *Writer) Buffered() int { return w.bw.Buffered() }
 
+// Fits reports whether a frame of n payload bytes fits in the buffer, so
+// that writing it cannot cause a write to the stream.
+func (w *Writer) Fits(n int) bool { return HeaderSize+n <= w.bw.Available() }
+
 // WriteFrame writes payload as one frame. A payload larger than the buffer
 // goes to the stream directly rather than being copied through it.
 func (w *Writer) WriteFrame(payload []byte) error {

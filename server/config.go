@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxConns        = 16384
+	DefaultMaxInFlight     = 128
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultIdleTimeout     = 5 * time.Minute // as in the original tcpez server
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultBufferSize      = 8 << 10
+	DefaultSlowRequest     = time.Second
+	DefaultRequestLogLevel = logrus.DebugLevel
+)
+
+// Config holds a server's limits, timeouts and hooks. The zero value of
+// every field means its default; a negative duration or count switches that
+// limit off where the field says so.
+type Config struct {
+	// Limits bound the frames and batches a peer may send; see frame.Limits.
+	Limits frame.Limits
+
+	// MaxConns is the most connections served at once; connections over it
+	// are accepted and closed at once, and counted as refused.
+	// Default DefaultMaxConns; negative means no limit.
+	MaxConns int
+	// MaxInFlight is how many requests of one connection may be read but
+	// not yet answered. When it is reached the server stops reading that
+	// connection. Default DefaultMaxInFlight; 1 makes a connection strictly
+	// one request at a time.
+	MaxInFlight int
+
+	// ReadTimeout is how long a frame may take to arrive once its first
+	// byte has (slowloris). Default DefaultReadTimeout; negative: none.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for this long
+	// while it has no requests in flight. Default DefaultIdleTimeout;
+	// negative: none.
+	IdleTimeout time.Duration
+	// WriteTimeout is how long a write of answers may block on a peer that
+	// does not read (slow consumer). Default DefaultWriteTimeout; negative:
+	// none.
+	WriteTimeout time.Duration
+
+	// ReadBufferSize and WriteBufferSize size each connection's buffers.
+	// Default DefaultBufferSize each.
+	ReadBufferSize, WriteBufferSize int
+
+	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client
+	// certificates are verified as TLS.ClientAuth says.
+	TLS *tls.Config
+	// UnixSocketMode, when set, is applied to the socket file that
+	// ListenAndServe creates for a "unix:/path" address.
+	UnixSocketMode os.FileMode
+
+	// Logger receives connection and request logs. Default: logrus's
+	// standard logger.
+	Logger logrus.FieldLogger
+	// Stats receives the server's metrics (see the README for the names).
+	// Default: stats.Nop.
+	Stats stats.Recorder
+	// RequestLog says which requests are logged with their spans.
+	RequestLog RequestLog
+
+	// EncodeError, when set, turns a handler's error (or recovered panic)
+	// into an answer payload; returning ok false closes the connection
+	// instead, as happens when EncodeError is nil.
+	EncodeError func(ctx context.Context, err error, sp *span.Span) (payload []byte, ok bool)
+	// DisablePanicRecovery lets a handler's panic crash the process, for
+	// those who would rather fail loudly.
+	DisablePanicRecovery bool
+}
+
+// RequestLog chooses which requests are logged. At hundreds of thousands of
+// requests a second, logging each one must be a choice, so by default
+// routine requests are logged only at debug level and slow ones at warn.
+type RequestLog struct {
+	// Level of the entry for a routine request. Zero means
+	// DefaultRequestLogLevel (PanicLevel cannot be chosen).
+	Level logrus.Level
+	// SampleEvery logs one routine request in this many. Zero or one: all.
+	SampleEvery int
+	// Slow is the duration over which a request is logged at warn level,
+	// whatever the sampling. Default DefaultSlowRequest; negative: never.
+	Slow time.Duration
+}
+
+// Validate reports settings out of range, wrapping ErrInvalidConfig.
+func (c *Config) Validate() error {
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.ReadBufferSize < 0 || c.WriteBufferSize < 0:
+		return fmt.Errorf("%w: negative buffer size", ErrInvalidConfig)
+	case c.RequestLog.SampleEvery < 0:
+		return fmt.Errorf("%w: RequestLog.SampleEvery %d is negative", ErrInvalidConfig, c.RequestLog.SampleEvery)
+	case c.RequestLog.Level > logrus.TraceLevel:
+		return fmt.Errorf("%w: RequestLog.Level %d is not a logrus level", ErrInvalidConfig, c.RequestLog.Level)
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero value replaced by its default and
+// every negative limit by "none".
+func (c Config) withDefaults() Config {
+	c.MaxConns = orDefault(c.MaxConns, DefaultMaxConns)
+	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	c.ReadTimeout = orDefault(c.ReadTimeout, DefaultReadTimeout)
+	c.IdleTimeout = orDefault(c.IdleTimeout, DefaultIdleTimeout)
+	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
+	c.ReadBufferSize = orDefault(c.ReadBufferSize, DefaultBufferSize)
+	c.WriteBufferSize = orDefault(c.WriteBufferSize, DefaultBufferSize)
+	c.RequestLog.Level = orDefault(c.RequestLog.Level, DefaultRequestLogLevel)
+	c.RequestLog.SampleEvery = max(c.RequestLog.SampleEvery, 1)
+	c.RequestLog.Slow = orDefault(c.RequestLog.Slow, DefaultSlowRequest)
+	if c.Logger == nil {
+		c.Logger = logrus.StandardLogger()
+	}
+	if c.Stats == nil {
+		c.Stats = stats.Nop{}
+	}
+	return c
+}
+
+func orDefault[T int | time.Duration | logrus.Level](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,535 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/span"
+)
+
+// inlineBudget is how long a handler may run on the connection's own
+// goroutine before the connection starts handing pipelined requests to
+// goroutines of their own. Below it, a hand-off costs more than it saves.
+const inlineBudget = 50 * time.Microsecond
+
+// lingerTime bounds how long a connection closed for a fault keeps reading
+// and discarding what its peer still sends, so that closing with unread
+// data does not reset the connection and destroy answers already sent.
+const lingerTime = 250 * time.Millisecond
+
+// errStopping ends a connection's reading when the server shuts down.
+var errStopping = errors.New("tcpez: server shutting down")
+
+// conn serves one connection. Its goroutine reads requests; whichever
+// goroutine finishes the oldest unanswered request writes the answers that
+// are ready, so there is no writer goroutine to hand answers to.
+type conn struct {
+	srv    *Server
+	cfg    *Config
+	nc     net.Conn
+	r      *frame.Reader
+	w      *frame.Writer
+	ctx    context.Context
+	cancel context.CancelFunc
+	remote string
+
+	clock clock
+	// idle is the reader's idle deadline, write the writer's (guarded by
+	// writing).
+	idle, write deadline
+
+	// slow is set while handlers on this connection take longer than
+	// inlineBudget, so that pipelined requests run concurrently.
+	slow atomic.Bool
+
+	// dlMu orders read-deadline changes with Shutdown's, so that the reader
+	// cannot re-arm a deadline that Shutdown has just cut short.
+	dlMu     sync.Mutex
+	stopping bool
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when the ring frees slots or the writer stops
+	ring    ring
+	writing bool  // a goroutine is writing answers
+	broken  bool  // answers are no longer written: the connection is ending
+	endErr  error // why the connection ends, first reason wins
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	cfg := &s.cfg
+	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc)}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
+	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
+	c.ring = newRing(cfg.MaxInFlight)
+	c.cond.L = &c.mu
+	return c
+}
+
+func remoteAddr(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "local"
+}
+
+// serve reads and answers requests until the peer closes, a rule is broken
+// or the server stops, then closes the connection. It returns why the
+// connection ended: nil for a peer that closed cleanly.
+func (c *conn) serve() error {
+	err := c.handshake()
+	for err == nil {
+		err = c.readMessage()
+	}
+	c.end(err)
+	c.drain()
+	return c.close()
+}
+
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := c.ctx, context.CancelFunc(func() {})
+	if c.cfg.ReadTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.ReadTimeout)
+	}
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.srv.count("errors.tls")
+		return err
+	}
+	return nil
+}
+
+// readMessage reads one single frame or one whole batch and starts its
+// requests.
+func (c *conn) readMessage() error {
+	if err := c.awaitMessage(); err != nil {
+		return err
+	}
+	if err := c.armRead(); err != nil {
+		return err
+	}
+	h, err := c.r.ReadHeader()
+	if err != nil {
+		return c.readError(err, false)
+	}
+	if !h.IsBatch() {
+		return c.readRequest(h.Len(), false)
+	}
+	marker, err := c.reserve()
+	if err != nil {
+		return err
+	}
+	marker.batch = h.Count()
+	c.publish()
+	c.finish(marker, false)
+	for range h.Count() {
+		if err := c.armRead(); err != nil {
+			return err
+		}
+		if err := c.readRequest(-1, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRequest reads a payload of n bytes (n < 0: a whole frame, header
+// included, as inside a batch) into a slot and starts its handler.
+func (c *conn) readRequest(n int, inBatch bool) error {
+	s, err := c.reserve()
+	if err != nil {
+		return err
+	}
+	if n >= 0 {
+		s.req, err = c.r.ReadPayload(s.req, n)
+	} else {
+		s.req, err = c.r.ReadFrame(s.req)
+	}
+	if err != nil {
+		return c.readError(err, false)
+	}
+	s.inBatch = inBatch
+	s.sp.Reset(span.NewID())
+	s.start = c.clock.recent()
+	c.publish()
+	// Run the request here unless handlers are slow and more requests are
+	// already at hand: then they run concurrently and reading goes on.
+	if c.slow.Load() && c.r.Buffered() > 0 {
+		go c.run(s, false)
+		return nil
+	}
+	c.run(s, true)
+	return nil
+}
+
+// awaitMessage waits for the first byte of the next message, flushing any
+// answers held back while more requests were at hand.
+func (c *conn) awaitMessage() error {
+	if c.r.Buffered() > 0 {
+		return nil
+	}
+	c.flushHeld()
+	for {
+		if c.cfg.IdleTimeout > 0 && c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
+			now := c.clock.now()
+			if err := c.setReadDeadline(now.Add(c.cfg.IdleTimeout)); err != nil {
+				return err
+			}
+			c.idle.arm(now)
+		}
+		_, err := c.r.Peek(1)
+		if err == nil {
+			c.clock.now() // the requests about to be read start now
+			return nil
+		}
+		// A connection waiting for a slow answer is not idle.
+		if isTimeout(err) && !c.isStopping() && c.inFlight() {
+			c.idle.disarm()
+			continue
+		}
+		return c.readError(err, true)
+	}
+}
+
+// armRead sets the read deadline for the frame about to be read, unless it
+// has arrived whole, in which case no read will block.
+func (c *conn) armRead() error {
+	if c.cfg.ReadTimeout <= 0 {
+		return nil
+	}
+	if b := c.r.Buffered(); b >= frame.HeaderSize {
+		hdr, _ := c.r.Peek(frame.HeaderSize)
+		h := int32(binary.BigEndian.Uint32(hdr))
+		if h < 0 || int(h) <= b-frame.HeaderSize {
+			return nil
+		}
+	}
+	c.idle.disarm()
+	return c.setReadDeadline(c.clock.now().Add(c.cfg.ReadTimeout))
+}
+
+func (c *conn) setReadDeadline(t time.Time) error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.stopping {
+		return errStopping
+	}
+	// Failing to set a deadline means the connection is closing; the read
+	// that follows reports how, which is the better error (net.Pipe says
+	// ErrClosedPipe here for a peer that closed cleanly).
+	_ = c.nc.SetReadDeadline(t)
+	return nil
+}
+
+// stop makes the reader finish the requests it has whole and then stop:
+// any read that would block fails at once.
+func (c *conn) stop() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.stopping = true
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (c *conn) isStopping() bool {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	return c.stopping
+}
+
+func (c *conn) inFlight() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ring.n > 0
+}
+
+// readError names why reading failed.
+func (c *conn) readError(err error, idle bool) error {
+	switch {
+	case err == io.EOF:
+		return io.EOF
+	case isTimeout(err) && c.isStopping():
+		return errStopping
+	case isTimeout(err) && idle:
+		return ErrIdleTimeout
+	case isTimeout(err):
+		return ErrReadTimeout
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// reserve waits for a free slot: when MaxInFlight requests are unanswered
+// the connection is not read, which is what pushes back on the peer.
+func (c *conn) reserve() (*slot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.ring.full() && !c.broken {
+		c.cond.Wait()
+	}
+	if c.broken {
+		return nil, c.endErr
+	}
+	return c.ring.tail(), nil
+}
+
+// publish makes a filled slot part of the ring. Only the reader publishes,
+// in request order.
+func (c *conn) publish() {
+	c.mu.Lock()
+	c.ring.push()
+	c.mu.Unlock()
+}
+
+// run calls the handler for s and answers it. inline is true on the
+// reader's goroutine, which may then hold answers back while more requests
+// are buffered, to write them together.
+func (c *conn) run(s *slot, inline bool) {
+	s.resp, s.err = c.call(s)
+	d := c.clock.now().Sub(s.start)
+	if slow := d > inlineBudget; slow != c.slow.Load() {
+		c.slow.Store(slow)
+	}
+	c.srv.finishRequest(c, s, d)
+	c.finish(s, inline)
+}
+
+func (c *conn) call(s *slot) (resp []byte, err error) {
+	if !c.cfg.DisablePanicRecovery {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+	}
+	return c.srv.Handler.Respond(c.ctx, s.req, s.sp)
+}
+
+// finish writes the answers at the head of the ring that are ready,
+// unless another goroutine is writing: that one will see them. Answers are
+// flushed when no more are ready, except that the reader holds them back
+// while it has more requests buffered, so a burst costs one write.
+//
+// finish marks s (if not nil) answered and then writes what is ready.
+func (c *conn) finish(s *slot, inline bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s != nil {
+		s.done = true
+	}
+	if c.writing {
+		return
+	}
+	c.writing = true
+	defer func() {
+		c.writing = false
+		c.cond.Broadcast()
+	}()
+	for {
+		k := c.ring.ready()
+		if k == 0 {
+			if c.broken || c.w.Buffered() == 0 || (inline && c.r.Buffered() > 0) {
+				return
+			}
+			c.mu.Unlock()
+			err := c.flush()
+			c.mu.Lock()
+			if err != nil {
+				c.failLocked(err)
+			}
+			if c.ring.ready() == 0 {
+				return
+			}
+			continue
+		}
+		if c.broken {
+			c.ring.pop(k)
+			continue
+		}
+		c.mu.Unlock()
+		written, err := c.writeSlots(k)
+		c.mu.Lock()
+		c.ring.pop(written)
+		if err != nil {
+			c.failLocked(err)
+		}
+		c.cond.Broadcast()
+	}
+}
+
+// writeSlots writes the first k answers of the ring, which only the writer
+// touches until they are popped. It stops at an answer that ends the
+// connection, after flushing the ones before it.
+func (c *conn) writeSlots(k int) (int, error) {
+	for i := range k {
+		s := c.ring.at(i)
+		if s.batch > 0 {
+			if !c.w.Fits(0) {
+				c.armWrite()
+			}
+			if err := c.w.WriteBatchHeader(s.batch); err != nil {
+				return i, writeError(err)
+			}
+			continue
+		}
+		resp := s.resp
+		if s.err != nil {
+			var ok bool
+			if resp, ok = c.encodeError(s); !ok {
+				if ferr := c.flush(); ferr != nil {
+					return i, ferr
+				}
+				return i, handlerError(s.err)
+			}
+		}
+		if !c.w.Fits(len(resp)) {
+			c.armWrite()
+		}
+		if err := c.w.WriteFrame(resp); err != nil {
+			return i, writeError(err)
+		}
+	}
+	return k, nil
+}
+
+func (c *conn) encodeError(s *slot) ([]byte, bool) {
+	if c.cfg.EncodeError == nil {
+		return nil, false
+	}
+	return c.cfg.EncodeError(c.ctx, s.err, s.sp)
+}
+
+func handlerError(err error) error {
+	if errors.Is(err, ErrHandlerPanic) {
+		return err
+	}
+	return errors.Join(ErrHandler, err)
+}
+
+func (c *conn) flush() error {
+	c.armWrite()
+	return writeError(c.w.Flush())
+}
+
+// armWrite sets the write deadline before a write that may block.
+func (c *conn) armWrite() {
+	if c.cfg.WriteTimeout <= 0 || !c.write.stale(&c.clock, c.cfg.WriteTimeout) {
+		return
+	}
+	now := c.clock.now()
+	_ = c.nc.SetWriteDeadline(now.Add(c.cfg.WriteTimeout))
+	c.write.arm(now)
+}
+
+func writeError(err error) error {
+	if err != nil && isTimeout(err) {
+		return ErrWriteTimeout
+	}
+	return err
+}
+
+// flushHeld writes answers the reader held back, before it blocks.
+func (c *conn) flushHeld() {
+	c.mu.Lock()
+	held := !c.writing && c.w.Buffered() > 0
+	c.mu.Unlock()
+	if held {
+		c.finish(nil, false)
+	}
+}
+
+// end records why reading stopped. Unanswered requests that were read are
+// still answered unless the connection is already broken.
+func (c *conn) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endErr == nil {
+		c.endErr = err
+	}
+}
+
+// failLocked stops all writing: the connection can no longer be answered.
+func (c *conn) failLocked(err error) {
+	if !c.broken {
+		c.broken = true
+		c.endErr = err
+		c.cancel()
+		c.cond.Broadcast()
+		c.stop()
+	}
+}
+
+// drain waits until every request read has been answered, or the
+// connection broke, then flushes.
+func (c *conn) drain() {
+	c.mu.Lock()
+	for (c.ring.n > 0 || c.writing) && !c.broken {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+	c.flushHeld()
+}
+
+// closeHard breaks the connection at once, for Server.Close.
+func (c *conn) closeHard() {
+	c.mu.Lock()
+	c.failLocked(ErrServerClosed)
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// close ends the connection and returns why it ended, nil when the peer
+// closed it cleanly or the server shut down.
+func (c *conn) close() error {
+	c.cancel()
+	c.mu.Lock()
+	err := c.endErr
+	c.mu.Unlock()
+	clean := err == io.EOF || err == errStopping
+	if !clean && err != ErrServerClosed && err != ErrIdleTimeout {
+		c.linger()
+	}
+	_ = c.nc.Close()
+	c.srv.connEnded(c, err)
+	if clean {
+		return nil
+	}
+	return err
+}
+
+// linger half-closes the connection and reads what the peer still sends for
+// a moment, so that closing does not reset the connection while it holds
+// unread data, which would destroy answers the peer has yet to read.
+func (c *conn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.nc.(closeWriter)
+	if !ok {
+		return
+	}
+	if cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	var buf [512]byte
+	for {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}

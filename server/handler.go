@@ -1,0 +1,43 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tcpez/tcpez/span"
+)
+
+// Handler answers one request.
+//
+// req is valid only until Respond returns, and the answer must not be
+// changed after Respond returns; an answer may be req itself. ctx is the
+// connection's: it ends when the connection closes or the server stops.
+// sp belongs to this request and is reused after Respond returns, so
+// goroutines the handler starts must finish with it before then.
+//
+// An error (or a panic) is answered as Config.EncodeError says; by default
+// the connection is closed after the answers before this one are written,
+// which is what the original tcpez clients expect.
+type Handler interface {
+	Respond(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
+}
+
+// HandlerFunc lets an ordinary function be a Handler.
+type HandlerFunc func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
+
+// Respond calls f.
+func (f HandlerFunc) Respond(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+	return f(ctx, req, sp)
+}
+
+// PanicError is the error a recovered handler panic becomes. It matches
+// ErrHandlerPanic.
+type PanicError struct {
+	Value any    // what the handler panicked with
+	Stack []byte // the goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("tcpez: handler panic: %v", e.Value) }
+
+// Is makes a PanicError match ErrHandlerPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrHandlerPanic }

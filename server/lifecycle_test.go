@@ -1,0 +1,305 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// TestShutdownAnswersWhatWasRead: requests read before Shutdown are all
+// answered, new connections are refused, and Serve returns ErrServerClosed.
+func TestShutdownAnswersWhatWasRead(t *testing.T) {
+	entered := make(chan struct{}, 100)
+	release := make(chan struct{})
+	h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		entered <- struct{}{}
+		<-release
+		return req, nil
+	}
+	srv := server.New(server.HandlerFunc(h), server.Config{Logger: quietLogger()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	c := dial(t, l.Addr().String())
+	write(t, c, frame.AppendFrame(nil, []byte("in flight")))
+	<-entered
+
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	if nc, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		nc.Close()
+		t.Fatal("a new connection was accepted during Shutdown")
+	}
+	close(release)
+	if got := readN(t, c, 13); string(got[4:]) != "in flight" {
+		t.Fatalf("answer %q", got)
+	}
+	expectClosed(t, c)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+}
+
+func TestShutdownGivesUpAtDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	h := func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		select {
+		case <-release:
+		case <-ctx.Done(): // Close cancels the connection's context
+		}
+		return req, nil
+	}
+	srv, addr := startServerNoCleanup(t, h)
+	c := dial(t, addr)
+	write(t, c, frame.AppendFrame(nil, []byte("stuck")))
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	expectClosed(t, c)
+}
+
+func startServerNoCleanup(t *testing.T, h server.HandlerFunc) (*server.Server, string) {
+	srv := server.New(h, server.Config{Logger: quietLogger()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	return srv, l.Addr().String()
+}
+
+func TestServeConnOverPipe(t *testing.T) {
+	client, sc := net.Pipe()
+	defer client.Close()
+	srv := server.New(server.HandlerFunc(echo), server.Config{Logger: quietLogger()})
+	res := make(chan error, 1)
+	go func() { res <- srv.ServeConn(context.Background(), sc) }()
+	go func() {
+		_, _ = client.Write(frame.AppendBatch(nil, []byte("x"), []byte("yz")))
+	}()
+	want := frame.AppendBatch(nil, []byte("x"), []byte("yz"))
+	if got := readN(t, client, len(want)); string(got) != string(want) {
+		t.Fatalf("got % x", got)
+	}
+	client.Close()
+	if err := result(t, res); err != nil {
+		t.Fatalf("ServeConn after the peer closed = %v, want nil", err)
+	}
+}
+
+func TestUnixSocketWithMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tcpez.sock")
+	srv := server.New(server.HandlerFunc(echo), server.Config{Logger: quietLogger(), UnixSocketMode: 0o600})
+	l, err := srv.Listen("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v", fi.Mode().Perm(), err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	write(t, c, frame.AppendFrame(nil, []byte("unix")))
+	if got := readN(t, c, 8); string(got[4:]) != "unix" {
+		t.Fatalf("got %q", got)
+	}
+	// A second server may not steal a live socket.
+	if _, err := server.New(server.HandlerFunc(echo), server.Config{}).Listen("unix:" + path); err == nil {
+		t.Fatal("a live socket was replaced")
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1, signed by itself.
+func selfSigned(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestMutualTLS(t *testing.T) {
+	serverCert, serverPool := selfSigned(t, "server")
+	clientCert, clientPool := selfSigned(t, "client")
+	cfg := server.Config{TLS: &tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientPool,
+		MinVersion:   tls.VersionTLS13,
+	}}
+	rec := stats.NewMemory()
+	cfg.Stats = rec
+	_, addr := startServer(t, echo, cfg)
+
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serverPool, Certificates: []tls.Certificate{clientCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	write(t, c, frame.AppendFrame(nil, []byte("secret")))
+	if got := readN(t, c, 10); string(got[4:]) != "secret" {
+		t.Fatalf("got %q", got)
+	}
+	if v := c.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("TLS version %x", v)
+	}
+
+	// Without a client certificate the handshake fails and is counted.
+	anon, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serverPool})
+	if err == nil {
+		_, err = anon.Write(frame.AppendFrame(nil, []byte("x")))
+		if err == nil {
+			_, err = anon.Read(make([]byte, 1))
+		}
+		anon.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	waitFor(t, func() bool { return rec.Counter("errors.tls") == 1 }, "errors.tls")
+}
+
+// TestStatsdOverUDP: the server's metrics reach a statsd daemon as real
+// UDP packets.
+func TestStatsdOverUDP(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	sd, err := stats.NewStatsd(stats.StatsdConfig{Address: pc.LocalAddr().String(), Prefix: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.HandlerFunc(echo), server.Config{Stats: sd, Logger: quietLogger()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	for range 3 {
+		roundTrip(t, l.Addr().String(), "counted")
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	buf := make([]byte, 65536)
+	_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		lines = append(lines, strings.Split(strings.TrimSpace(string(buf[:n])), "\n")...)
+	}
+	var requests int
+	var sawTiming, sawConns bool
+	for _, l := range lines {
+		switch {
+		case l == "test.requests:1|c":
+			requests++
+		case strings.HasPrefix(l, "test.request:") && strings.HasSuffix(l, "|ms"):
+			sawTiming = true
+		case strings.HasPrefix(l, "test.conns.accepted:1|c"):
+			sawConns = true
+		}
+	}
+	if requests != 3 || !sawTiming || !sawConns {
+		t.Fatalf("requests %d, timing %v, conns %v in %q", requests, sawTiming, sawConns, lines)
+	}
+}
+
+// TestRequestLogPolicy: routine requests are logged at debug only when
+// debug is on; slow ones at warn; spans' fields come along.
+func TestRequestLogPolicy(t *testing.T) {
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.InfoLevel)
+	h := func(_ context.Context, req []byte, sp *span.Span) ([]byte, error) {
+		sp.Attr("command", string(req))
+		if string(req) == "slow" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return req, nil
+	}
+	_, addr := startServer(t, h, server.Config{Logger: logger, RequestLog: server.RequestLog{Slow: 10 * time.Millisecond}})
+	roundTrip(t, addr, "fast")
+	roundTrip(t, addr, "slow")
+	var warned []*logrus.Entry
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "request") {
+			warned = append(warned, e)
+		}
+	}
+	if len(warned) != 1 || warned[0].Level != logrus.WarnLevel || warned[0].Data["command"] != "slow" || warned[0].Data["span_id"] == nil {
+		t.Fatalf("request log entries: %+v", warned)
+	}
+	hook.Reset()
+	logger.SetLevel(logrus.DebugLevel)
+	roundTrip(t, addr, "fast")
+	waitFor(t, func() bool { return len(hook.AllEntries()) > 0 }, "a debug entry")
+	if e := hook.AllEntries()[0]; e.Level != logrus.DebugLevel || e.Data["command"] != "fast" {
+		t.Fatalf("debug entry %+v", e)
+	}
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// statsReader counts the bytes a connection receives, once per read
+// syscall rather than once per request.
+type statsReader struct {
+	r   io.Reader
+	rec stats.Recorder
+}
+
+func (s statsReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.rec.Count("bytes.in", int64(n))
+	}
+	return n, err
+}
+
+// statsWriter counts the bytes a connection sends, once per write syscall.
+type statsWriter struct {
+	w   io.Writer
+	rec stats.Recorder
+}
+
+func (s statsWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if n > 0 {
+		s.rec.Count("bytes.out", int64(n))
+	}
+	return n, err
+}
+
+func (s *Server) count(name string) { s.cfg.Stats.Count(name, 1) }
+
+// finishRequest records a request's stats and, as RequestLog says, logs it
+// with its span.
+func (s *Server) finishRequest(c *conn, sl *slot, d time.Duration) {
+	rec := s.cfg.Stats
+	rec.Count("requests", 1)
+	rec.Timing("request", d)
+	if sl.sp.Touched() {
+		sl.sp.Record(rec)
+	}
+	if sl.err != nil {
+		s.logFailure(c, sl, d)
+		return
+	}
+	rl := &s.cfg.RequestLog
+	if rl.Slow > 0 && d > rl.Slow {
+		s.requestEntry(c, sl, d).Warn("tcpez: slow request")
+		return
+	}
+	if !levelEnabled(s.cfg.Logger, rl.Level) {
+		return
+	}
+	if rl.SampleEvery > 1 && s.sampled.Add(1)%uint64(rl.SampleEvery) != 0 {
+		return
+	}
+	s.requestEntry(c, sl, d).Log(rl.Level, "tcpez: request")
+}
+
+func (s *Server) logFailure(c *conn, sl *slot, d time.Duration) {
+	entry := s.requestEntry(c, sl, d).WithError(sl.err)
+	if pe, ok := errors.AsType[*PanicError](sl.err); ok {
+		s.count("errors.panic")
+		entry.WithField("stack", string(pe.Stack)).Error("tcpez: handler panicked")
+		return
+	}
+	s.count("errors.handler")
+	entry.Error("tcpez: handler failed")
+}
+
+func (s *Server) requestEntry(c *conn, sl *slot, d time.Duration) *logrus.Entry {
+	f := logrus.Fields{
+		"remote":      c.remote,
+		"duration_ms": float64(d) / float64(time.Millisecond),
+		"req_bytes":   len(sl.req),
+		"resp_bytes":  len(sl.resp),
+	}
+	if sl.inBatch {
+		f["batch"] = true
+	}
+	return s.cfg.Logger.WithFields(sl.sp.Fields(f))
+}
+
+// levelEnabled tells whether logging at lvl would print, so that entries
+// nobody will see are not built. Loggers that cannot say are assumed on.
+func levelEnabled(l logrus.FieldLogger, lvl logrus.Level) bool {
+	switch l := l.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(lvl)
+	case *logrus.Entry:
+		return l.Logger == nil || l.Logger.IsLevelEnabled(lvl)
+	case interface{ IsLevelEnabled(logrus.Level) bool }:
+		return l.IsLevelEnabled(lvl)
+	}
+	return true
+}
+
+// logConnEnd logs and counts why a connection ended. Faults of the peer
+// are counted by kind; ordinary ends are logged at debug level.
+func (s *Server) logConnEnd(c *conn, err error) {
+	entry := s.cfg.Logger.WithField("remote", c.remote)
+	var ne net.Error
+	switch {
+	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed:
+		entry.Debug("tcpez: connection closed")
+	case errors.Is(err, ErrIdleTimeout):
+		s.count("conns.idle_timeout")
+		entry.Debug("tcpez: connection closed: idle")
+	case errors.Is(err, frame.ErrProtocol):
+		s.count("errors.protocol")
+		entry.WithError(err).Warn("tcpez: connection closed: protocol error")
+	case errors.Is(err, ErrReadTimeout):
+		s.count("errors.read_timeout")
+		entry.WithError(err).Info("tcpez: connection closed: frame not received in time")
+	case errors.Is(err, ErrWriteTimeout):
+		s.count("errors.write_timeout")
+		entry.WithError(err).Warn("tcpez: connection closed: peer not reading its answers")
+	case errors.Is(err, ErrHandler), errors.Is(err, ErrHandlerPanic):
+		entry.WithError(err).Info("tcpez: connection closed after a handler error")
+	case errors.As(err, &ne):
+		s.count("errors.conn")
+		entry.WithError(err).Debug("tcpez: connection failed")
+	default:
+		s.count("errors.conn")
+		entry.WithError(err).Info("tcpez: connection failed")
+	}
+}

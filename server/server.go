@@ -1,0 +1,243 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Server serves the tcpez protocol with a Handler. Set Handler and Config
+// (or use New) before the first Serve; Config is read once, then.
+type Server struct {
+	Handler Handler
+	Config  Config
+
+	startOnce sync.Once
+	startErr  error
+	cfg       Config // Config with defaults, fixed at start
+	ctx       context.Context
+	cancel    context.CancelFunc
+	sampled   atomic.Uint64 // routine requests seen, for log sampling
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	connWG    sync.WaitGroup
+}
+
+// New returns a Server for h with cfg.
+func New(h Handler, cfg Config) *Server {
+	return &Server{Handler: h, Config: cfg}
+}
+
+func (s *Server) start() error {
+	s.startOnce.Do(func() {
+		if s.Handler == nil {
+			s.startErr = errors.Join(ErrInvalidConfig, errors.New("no Handler"))
+			return
+		}
+		if err := s.Config.Validate(); err != nil {
+			s.startErr = err
+			return
+		}
+		s.cfg = s.Config.withDefaults()
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+	})
+	return s.startErr
+}
+
+// Serve accepts connections on l and serves each on its own goroutine. It
+// returns ErrServerClosed after Shutdown or Close, and otherwise the error
+// that stopped Accept. With Config.TLS set, connections speak TLS.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if s.cfg.TLS != nil {
+		l = tls.NewListener(l, s.cfg.TLS)
+	}
+	if !s.track(l) {
+		_ = l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(l)
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if !isTemporary(err) {
+				return err
+			}
+			// Out of file descriptors and the like: wait, then go on, as
+			// net/http does, rather than fail the whole server.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.WithError(err).Warnf("tcpez: accept failed; retrying in %v", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.accept(nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || (errors.As(err, &te) && te.Temporary())
+}
+
+func (s *Server) accept(nc net.Conn) {
+	s.count("conns.accepted")
+	c, ok := s.addConn(nc, true)
+	if !ok {
+		_ = nc.Close()
+		return
+	}
+	go func() { _ = c.serve() }()
+}
+
+// ServeConn serves one connection that the caller accepted or made, such as
+// one end of a net.Pipe, and returns when it ends: nil when the peer closed
+// it cleanly, otherwise why it ended. Ending ctx closes the connection.
+// ServeConn does not count against MaxConns.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	c, ok := s.addConn(nc, false)
+	if !ok {
+		_ = nc.Close()
+		return ErrServerClosed
+	}
+	stop := context.AfterFunc(ctx, c.closeHard)
+	defer stop()
+	return c.serve()
+}
+
+// ListenAndServe listens on addr, "host:port" or "unix:/path", and serves.
+func (s *Server) ListenAndServe(addr string) error {
+	l, err := s.Listen(addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Shutdown stops the server gracefully: it stops accepting, lets every
+// connection finish and answer the requests it has read, then closes them.
+// If ctx ends first, Shutdown closes what is left as Close does and returns
+// ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.closeListenersLocked()
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		// Handlers that ignore their context may never return; like
+		// net/http, do not wait for them.
+		_ = s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the server at once: listeners and connections are closed and
+// handlers' contexts cancelled; answers not yet written are lost. Use
+// Shutdown to finish the work in hand first.
+func (s *Server) Close() error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.closeListenersLocked()
+	for c := range s.conns {
+		c.closeHard()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	return nil
+}
+
+func (s *Server) closeListenersLocked() {
+	s.closing = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) track(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(l net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.listeners, l)
+}
+
+// addConn registers a new connection, refusing it when the server is
+// closing or, if limited, full.
+func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, false
+	}
+	if limited && s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+		s.count("conns.refused")
+		s.cfg.Logger.WithField("remote", remoteAddr(nc)).Debug("tcpez: connection refused: MaxConns reached")
+		return nil, false
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.cfg.Stats.Gauge("conns.open", int64(len(s.conns)))
+	return c, true
+}
+
+func (s *Server) connEnded(c *conn, err error) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	open := len(s.conns)
+	s.mu.Unlock()
+	s.cfg.Stats.Gauge("conns.open", int64(open))
+	s.logConnEnd(c, err)
+	s.connWG.Done()
+}
