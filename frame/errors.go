@@ -17,7 +17,7 @@ var (
 	ErrMalformedHeader error = protocolError("malformed header -2147483648")
 	// ErrNegativeLength is a negative length where a frame must start: inside
 	// a batch, or where a single answer is expected. Batches do not nest.
-	ErrNegativeLength error = protocolError("negative frame length inside a batch")
+	ErrNegativeLength error = protocolError("negative length where a frame must start")
 	// ErrTruncated is a stream that ended inside a header or a payload. It
 	// also matches io.ErrUnexpectedEOF.
 	ErrTruncated error = protocolError("truncated frame")

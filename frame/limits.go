@@ -74,6 +74,9 @@ func (l Limits) CheckHeader(h Header) error {
 // CheckLength checks a header where only a frame may start: inside a batch,
 // or where a single answer is expected.
 func (l Limits) CheckLength(h Header) error {
+	if h == math.MinInt32 {
+		return ErrMalformedHeader
+	}
 	if h < 0 {
 		return ErrNegativeLength
 	}

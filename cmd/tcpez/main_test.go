@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/spec"
+)
+
+// binary is the tcpez command built once for the tests, run as a real
+// process as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tcpez-cmd")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tcpez")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const safety = 10 * time.Second
+
+// startServe runs "tcpez serve" and returns its address and process.
+func startServe(t *testing.T, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the address line: %v", err)
+	}
+	return strings.TrimSpace(line), cmd
+}
+
+func call(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(binary, append([]string{"call"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestServeAndCall(t *testing.T) {
+	addr, _ := startServe(t)
+	for _, args := range [][]string{{"hello", "", "world"}, {"--batch", "a", "b", "c"}} {
+		out, errOut, code := call(t, append([]string{"--addr", addr}, args...)...)
+		want := strings.Join(args[len(args)-3:], "\n") + "\n"
+		if code != 0 || out != want || errOut != "" {
+			t.Fatalf("call %q: code %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+// TestServeSpecExamples: the real process answers every example of the
+// spec byte for byte.
+func TestServeSpecExamples(t *testing.T) {
+	addr, _ := startServe(t)
+	examples, err := spec.Load(spec.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range examples {
+		if ex.Request == nil {
+			continue
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(safety))
+		if _, err := c.Write(ex.Request); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(ex.Answer))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, ex.Answer) {
+			t.Fatalf("%s: % x, %v", ex.Name, got, err)
+		}
+		c.Close()
+	}
+}
+
+func TestServeOnUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	cmd := exec.Command(binary, "serve", "--addr", "unix:"+path)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "unix:"+path {
+		t.Fatalf("address line %q", line)
+	}
+	if out, _, code := call(t, "--addr", "unix:"+path, "over unix"); code != 0 || out != "over unix\n" {
+		t.Fatalf("call: %d %q", code, out)
+	}
+}
+
+// TestSIGTERMAnswersWhatWasReceived: requests in flight when SIGTERM
+// arrives are answered, then the process exits 0.
+func TestSIGTERMAnswersWhatWasReceived(t *testing.T) {
+	addr, cmd := startServe(t, "--delay", "300ms")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(safety))
+	var req []byte
+	for _, p := range []string{"one", "two", "three"} {
+		req = frame.AppendFrame(req, []byte(p))
+	}
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	// Let the server read the requests before the signal; the answers
+	// take 300 ms, so the signal arrives while they are in flight.
+	time.Sleep(100 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("answers % x, %v", got, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+func TestCallFailuresAreOneLine(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				_, _ = c.Read(buf)
+				if bytes.Contains(buf, []byte("garbage")) {
+					_, _ = c.Write([]byte{0x80, 0, 0, 0, 1, 2})
+					return
+				}
+				time.Sleep(safety) // never answers
+			}()
+		}
+	}()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close()
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"malformed answer": {[]string{"--addr", l.Addr().String(), "garbage"}, "malformed header"},
+		"timeout":          {[]string{"--addr", l.Addr().String(), "--timeout", "100ms", "silence"}, "no answer within 100ms"},
+		"refused":          {[]string{"--addr", refusedAddr, "x"}, "connection refused"},
+	} {
+		out, errOut, code := call(t, tc.args...)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code == 0 || out != "" || len(lines) != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: code %d, stdout %q, stderr %q", name, code, out, errOut)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:7070", `listen address, "host:port" or "unix:/path"`)
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close connections idle this long")
+	read := fs.Duration("read-timeout", server.DefaultReadTimeout, "time a started frame has to arrive")
+	write := fs.Duration("write-timeout", server.DefaultWriteTimeout, "time a peer has to take its answers")
+	maxFrame := fs.Int("max-frame", frame.DefaultMaxFrameSize, "largest frame accepted, in bytes")
+	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most connections served at once")
+	maxInFlight := fs.Int("max-inflight", server.DefaultMaxInFlight, "requests read ahead per connection")
+	delay := fs.Duration("delay", 0, "wait this long before each answer (demos, tests)")
+	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
+	key := fs.String("tls-key", "", "TLS key file (PEM)")
+	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by these CAs (PEM)")
+	statsd := fs.String("statsd", "", "send metrics to this statsd daemon, host:port")
+	prefix := fs.String("statsd-prefix", "tcpez", "prefix of the statsd metric names")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, time to answer what was read")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+
+	logger := logrus.New()
+	logger.SetOutput(stderr)
+	lvl, err := logrus.ParseLevel(*level)
+	if err != nil {
+		return err
+	}
+	logger.SetLevel(lvl)
+	tlsCfg, err := serverTLS(*cert, *key, *clientCA)
+	if err != nil {
+		return err
+	}
+	var rec stats.Recorder = stats.Nop{}
+	if *statsd != "" {
+		sd, err := stats.NewStatsd(stats.StatsdConfig{Address: *statsd, Prefix: *prefix})
+		if err != nil {
+			return err
+		}
+		defer sd.Close()
+		rec = sd
+	}
+
+	srv := server.New(echoHandler(*delay), server.Config{
+		Limits:       frame.Limits{MaxFrameSize: *maxFrame},
+		MaxConns:     *maxConns,
+		MaxInFlight:  *maxInFlight,
+		IdleTimeout:  *idle,
+		ReadTimeout:  *read,
+		WriteTimeout: *write,
+		TLS:          tlsCfg,
+		Logger:       logger,
+		Stats:        rec,
+	})
+	l, err := srv.Listen(*addr)
+	if err != nil {
+		return err
+	}
+	// The first line is the address, so that scripts and tests can find a
+	// server started on port 0.
+	if l.Addr().Network() == "unix" {
+		fmt.Fprintf(stdout, "unix:%s\n", l.Addr())
+	} else {
+		fmt.Fprintln(stdout, l.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("tcpez: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// echoHandler answers each request with its own payload, after delay.
+func echoHandler(delay time.Duration) server.HandlerFunc {
+	return func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return req, nil
+	}
+}
