@@ -135,7 +135,9 @@ func (c *conn) readMessage() error {
 	}
 	marker.batch = h.Count()
 	c.publish()
-	c.finish(marker, false)
+	// The header waits in the buffer for the batch's answers, if they are
+	// at hand, rather than going out in a write of its own.
+	c.finish(marker, true)
 	for range h.Count() {
 		if err := c.armRead(); err != nil {
 			return err

@@ -142,12 +142,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.closeListenersLocked()
-	for c := range s.conns {
-		c.stop()
-	}
-	s.mu.Unlock()
+	s.stopAccepting((*conn).stop)
 
 	done := make(chan struct{})
 	go func() {
@@ -173,20 +168,22 @@ func (s *Server) Close() error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.closeListenersLocked()
-	for c := range s.conns {
-		c.closeHard()
-	}
-	s.mu.Unlock()
+	s.stopAccepting((*conn).closeHard)
 	s.cancel()
 	return nil
 }
 
-func (s *Server) closeListenersLocked() {
+// stopAccepting closes the listeners, refuses new connections, and applies
+// stop to every open one.
+func (s *Server) stopAccepting(stop func(*conn)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
 	for l := range s.listeners {
 		_ = l.Close()
+	}
+	for c := range s.conns {
+		stop(c)
 	}
 }
 
