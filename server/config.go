@@ -23,6 +23,7 @@ const (
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultBufferSize      = 8 << 10
 	DefaultSlowRequest     = time.Second
+	DefaultStatsInterval   = 10 * time.Second
 	DefaultRequestLogLevel = logrus.DebugLevel
 )
 
@@ -72,6 +73,9 @@ type Config struct {
 	// Stats receives the server's metrics (see the README for the names).
 	// Default: stats.Nop.
 	Stats stats.Recorder
+	// StatsInterval is how often the gauges conns.open and
+	// requests.inflight are sent to Stats. Default DefaultStatsInterval.
+	StatsInterval time.Duration
 	// RequestLog says which requests are logged with their spans.
 	RequestLog RequestLog
 
@@ -106,6 +110,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.StatsInterval < 0:
+		return fmt.Errorf("%w: StatsInterval %v is negative", ErrInvalidConfig, c.StatsInterval)
 	case c.ReadBufferSize < 0 || c.WriteBufferSize < 0:
 		return fmt.Errorf("%w: negative buffer size", ErrInvalidConfig)
 	case c.RequestLog.SampleEvery < 0:
@@ -126,6 +132,7 @@ func (c Config) withDefaults() Config {
 	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
 	c.ReadBufferSize = orDefault(c.ReadBufferSize, DefaultBufferSize)
 	c.WriteBufferSize = orDefault(c.WriteBufferSize, DefaultBufferSize)
+	c.StatsInterval = orDefault(c.StatsInterval, DefaultStatsInterval)
 	c.RequestLog.Level = orDefault(c.RequestLog.Level, DefaultRequestLogLevel)
 	c.RequestLog.SampleEvery = max(c.RequestLog.SampleEvery, 1)
 	c.RequestLog.Slow = orDefault(c.RequestLog.Slow, DefaultSlowRequest)

@@ -303,3 +303,20 @@ func TestRequestLogPolicy(t *testing.T) {
 		t.Fatalf("debug entry %+v", e)
 	}
 }
+
+// TestInflightGauge: requests held by a handler show in requests.inflight.
+func TestInflightGauge(t *testing.T) {
+	rec := stats.NewMemory()
+	release := make(chan struct{})
+	h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		<-release
+		return req, nil
+	}
+	_, addr := startServer(t, h, server.Config{Stats: rec, StatsInterval: 5 * time.Millisecond})
+	c := dial(t, addr)
+	write(t, c, frame.AppendFrame(nil, []byte("held")))
+	waitFor(t, func() bool { v, _ := rec.GaugeValue("requests.inflight"); return v == 1 }, "requests.inflight = 1")
+	close(release)
+	readN(t, c, 8)
+	waitFor(t, func() bool { v, _ := rec.GaugeValue("requests.inflight"); return v == 0 }, "requests.inflight = 0")
+}

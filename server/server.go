@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tcpez/tcpez/stats"
 )
 
 // Server serves the tcpez protocol with a Handler. Set Handler and Config
@@ -23,6 +25,8 @@ type Server struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	sampled   atomic.Uint64 // routine requests seen, for log sampling
+	inflight  atomic.Int64  // requests read and not yet handled
+	reporter  sync.WaitGroup
 
 	mu        sync.Mutex
 	closing   bool
@@ -50,6 +54,9 @@ func (s *Server) start() error {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		if _, nop := s.cfg.Stats.(stats.Nop); !nop {
+			s.reporter.Go(s.reportGauges)
+		}
 	})
 	return s.startErr
 }
@@ -152,6 +159,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.cancel()
+		s.reporter.Wait()
 		return nil
 	case <-ctx.Done():
 		// Handlers that ignore their context may never return; like
@@ -170,6 +178,7 @@ func (s *Server) Close() error {
 	}
 	s.stopAccepting((*conn).closeHard)
 	s.cancel()
+	s.reporter.Wait()
 	return nil
 }
 
@@ -237,4 +246,23 @@ func (s *Server) connEnded(c *conn, err error) {
 	s.cfg.Stats.Gauge("conns.open", int64(open))
 	s.logConnEnd(c, err)
 	s.connWG.Done()
+}
+
+// reportGauges sends the gauges that would cost too much to update on
+// every request, until the server stops.
+func (s *Server) reportGauges() {
+	t := time.NewTicker(s.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		open := len(s.conns)
+		s.mu.Unlock()
+		s.cfg.Stats.Gauge("conns.open", int64(open))
+		s.cfg.Stats.Gauge("requests.inflight", s.inflight.Load())
+	}
 }
