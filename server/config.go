@@ -63,6 +63,9 @@ type Config struct {
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client
 	// certificates are verified as TLS.ClientAuth says.
 	TLS *tls.Config
+	// Auth, when set, admits each connection before its requests are
+	// served: by a token in its first frame, or by its TLS identity.
+	Auth *Auth
 	// UnixSocketMode, when set, is applied to the socket file that
 	// ListenAndServe creates for a "unix:/path" address.
 	UnixSocketMode os.FileMode
@@ -110,6 +113,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.Auth != nil && c.Auth.Check == nil:
+		return fmt.Errorf("%w: Auth without a Check function", ErrInvalidConfig)
 	case c.StatsInterval < 0:
 		return fmt.Errorf("%w: StatsInterval %v is negative", ErrInvalidConfig, c.StatsInterval)
 	case c.ReadBufferSize < 0 || c.WriteBufferSize < 0:

@@ -88,6 +88,9 @@ func remoteAddr(nc net.Conn) string {
 // connection ended: nil for a peer that closed cleanly.
 func (c *conn) serve() error {
 	err := c.handshake()
+	if err == nil {
+		err = c.authenticate()
+	}
 	for err == nil {
 		err = c.readMessage()
 	}

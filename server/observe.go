@@ -117,6 +117,8 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	switch {
 	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed:
 		entry.Debug("tcpez: connection closed")
+	case errors.Is(err, ErrUnauthenticated):
+		entry.WithError(err).Warn("tcpez: connection closed: unauthenticated")
 	case errors.Is(err, ErrIdleTimeout):
 		s.count("conns.idle_timeout")
 		entry.Debug("tcpez: connection closed: idle")

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// DefaultAuthTimeout is how long a connection may take to authenticate
+// when Auth.Timeout is zero.
+const DefaultAuthTimeout = 10 * time.Second
+
+// ErrUnauthenticated ends a connection that Auth refused, or that did not
+// authenticate within Auth.Timeout.
+var ErrUnauthenticated = errors.New("tcpez: unauthenticated")
+
+// Auth admits connections before any of their requests is served.
+//
+// With Token set, the first frame of every connection is a credential, not
+// a request: it goes to Check, and an accepted connection gets an empty
+// frame as its answer, so that the exchange is an ordinary request and
+// answer to any tcpez client. Without Token, Check sees only the peer, for
+// example the identity in its TLS client certificate.
+type Auth struct {
+	Token bool
+	// Check accepts a connection, returning an identity that handlers read
+	// with Identity, or refuses it with an error; the connection is then
+	// closed and counted as errors.auth.
+	Check func(ctx context.Context, peer Peer, token []byte) (identity string, err error)
+	// Timeout bounds the time from accepting a connection to its
+	// credential being checked. Default DefaultAuthTimeout.
+	Timeout time.Duration
+}
+
+// Peer describes the other end of a connection.
+type Peer struct {
+	Addr net.Addr
+	// TLS is the state of a TLS connection after its handshake, nil for
+	// plain connections; TLS.PeerCertificates holds a verified client
+	// certificate when the server asks for one.
+	TLS *tls.ConnectionState
+}
+
+type identityKey struct{}
+
+// Identity returns the identity Auth.Check gave the connection a request
+// came on, and whether there was one.
+func Identity(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(identityKey{}).(string)
+	return id, ok
+}
+
+// authenticate runs Auth for a new connection.
+func (c *conn) authenticate() error {
+	a := c.cfg.Auth
+	if a == nil {
+		return nil
+	}
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = DefaultAuthTimeout
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	peer := Peer{Addr: c.nc.RemoteAddr()}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		peer.TLS = &st
+	}
+	var token []byte
+	if a.Token {
+		var err error
+		if token, err = c.readToken(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	id, err := a.Check(ctx, peer, token)
+	if err != nil {
+		c.srv.count("errors.auth")
+		return fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	c.ctx = context.WithValue(c.ctx, identityKey{}, id)
+	if !a.Token {
+		return nil
+	}
+	if err := c.w.WriteFrame(nil); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// readToken reads the credential frame, which must come by deadline and
+// may not be a batch.
+func (c *conn) readToken(deadline time.Time) ([]byte, error) {
+	if err := c.setReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	h, err := c.r.ReadHeader()
+	if err == nil && h.IsBatch() {
+		err = errors.New("a batch where a credential frame was due")
+	}
+	var token []byte
+	if err == nil {
+		token, err = c.r.ReadPayload(nil, h.Len())
+	}
+	if err != nil {
+		c.srv.count("errors.auth")
+		if isTimeout(err) {
+			return nil, fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	return token, nil
+}

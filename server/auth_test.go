@@ -1,0 +1,90 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// whoami answers with the identity Auth gave the connection.
+func whoami(ctx context.Context, _ []byte, _ *span.Span) ([]byte, error) {
+	id, _ := server.Identity(ctx)
+	return []byte(id), nil
+}
+
+func tokenAuth(rec *stats.Memory) server.Config {
+	return server.Config{Stats: rec, Auth: &server.Auth{
+		Token:   true,
+		Timeout: 100 * time.Millisecond,
+		Check: func(_ context.Context, _ server.Peer, token []byte) (string, error) {
+			if string(token) != "s3cret" {
+				return "", errors.New("bad token")
+			}
+			return "alice", nil
+		},
+	}}
+}
+
+func TestTokenAuth(t *testing.T) {
+	rec := stats.NewMemory()
+	c, _ := serveOne(t, whoami, tokenAuth(rec))
+	write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("s3cret")), []byte("who?")))
+	// The token's answer is an empty frame; then requests are served.
+	got := readFrames(t, frame.NewReader(c, frame.Limits{}), 2)
+	if got[0] != "" || got[1] != "alice" {
+		t.Fatalf("answers %q", got)
+	}
+}
+
+func TestTokenAuthRefuses(t *testing.T) {
+	for name, send := range map[string][]byte{
+		"wrong token":    frame.AppendFrame(nil, []byte("guess")),
+		"batch as token": frame.AppendBatch(nil, []byte("s3cret")),
+		"no token":       nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := stats.NewMemory()
+			c, res := serveOne(t, whoami, tokenAuth(rec))
+			write(t, c, send)
+			if err := result(t, res); !errors.Is(err, server.ErrUnauthenticated) {
+				t.Fatalf("ServeConn = %v, want ErrUnauthenticated", err)
+			}
+			expectClosed(t, c)
+			if rec.Counter("errors.auth") != 1 {
+				t.Errorf("errors.auth = %d", rec.Counter("errors.auth"))
+			}
+		})
+	}
+}
+
+// TestTLSIdentityAuth admits connections by their client certificate.
+func TestTLSIdentityAuth(t *testing.T) {
+	serverCert, serverPool := selfSigned(t, "server")
+	clientCert, clientPool := selfSigned(t, "client-bob")
+	cfg := server.Config{
+		TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool},
+		Auth: &server.Auth{Check: func(_ context.Context, p server.Peer, _ []byte) (string, error) {
+			if p.TLS == nil || len(p.TLS.PeerCertificates) == 0 {
+				return "", errors.New("no certificate")
+			}
+			return p.TLS.PeerCertificates[0].Subject.CommonName, nil
+		}},
+	}
+	_, addr := startServer(t, whoami, cfg)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serverPool, Certificates: []tls.Certificate{clientCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	write(t, c, frame.AppendFrame(nil, []byte("who?")))
+	if got := readFrames(t, frame.NewReader(c, frame.Limits{}), 1); got[0] != "client-bob" {
+		t.Fatalf("identity %q", got[0])
+	}
+}
