@@ -1,0 +1,139 @@
+package client
+
+import (
+	"context"
+	"math/rand/v2"
+)
+
+// snapshot is the set of usable connections, replaced whole on every
+// change so that picking a connection takes no lock.
+type snapshot struct {
+	conns []*conn
+	// changed is closed when this snapshot is replaced: calls waiting for
+	// a connection or a slot wake and look again.
+	changed chan struct{}
+	pending bool // an address is being resolved or dialled: worth waiting
+	idle    bool // a lazy client has addresses it has not dialled yet
+	closed  bool
+	err     error // the last dial or resolver error
+}
+
+// rebuild publishes a new snapshot of the endpoints' connections.
+func (c *Client) rebuild() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &snapshot{
+		changed: make(chan struct{}),
+		closed:  c.closed,
+		pending: !c.resolved && !c.closed,
+		err:     c.resolveErr,
+	}
+	for _, e := range c.order {
+		e.collect(s)
+	}
+	close(c.snap.Swap(s).changed)
+	c.cfg.Stats.Gauge(StatConns, int64(len(s.conns)))
+}
+
+// pick returns a connection with a slot taken for the caller.
+//
+// With no usable connection, a call waits while some address is being
+// dialled (a first dial, a probe of a failed address, or the redial of a
+// connection that just broke) and otherwise fails with ErrNoConnection,
+// which the retry loop treats as "not sent". WaitForConnection makes it
+// wait until ctx ends instead.
+func (c *Client) pick(ctx context.Context) (*conn, error) {
+	for {
+		s := c.snap.Load()
+		if s.closed {
+			return nil, ErrClosed
+		}
+		if len(s.conns) > 0 {
+			cn, alive := c.choose(s.conns)
+			if cn != nil {
+				return cn, nil
+			}
+			// Every connection is at MaxInFlight, or broken and about to
+			// leave the snapshot: wait for a slot or a new snapshot.
+			var slot chan struct{}
+			if alive != nil {
+				slot = alive.sem
+			}
+			select {
+			case slot <- struct{}{}:
+				return alive, nil
+			case <-s.changed:
+				continue
+			case <-ctx.Done():
+				return nil, ctxError(ctx)
+			}
+		}
+		if s.idle {
+			c.startLazy()
+		}
+		if !s.pending && !c.cfg.WaitForConnection {
+			return nil, noConnection(s.err)
+		}
+		select {
+		case <-s.changed:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		}
+	}
+}
+
+// choose takes a slot on a connection as the balancer says. When all are
+// full it returns nil and a connection that is at least not broken, if
+// any, to wait on.
+func (c *Client) choose(conns []*conn) (cn, alive *conn) {
+	n := len(conns)
+	switch {
+	case n == 1:
+		return acquireFrom(conns, 0)
+	case c.cfg.Balancer == RoundRobin:
+		return acquireFrom(conns, int(c.rr.Add(1)%uint64(n)))
+	case c.cfg.Balancer == Random:
+		return acquireFrom(conns, rand.IntN(n))
+	}
+	i, j := rand.IntN(n), rand.IntN(n-1)
+	if j >= i {
+		j++
+	}
+	if conns[j].load() < conns[i].load() {
+		i = j
+	}
+	return acquireFrom(conns, i)
+}
+
+// acquireFrom takes a slot on the first connection from start on that has
+// one; failing that it returns the first one not broken.
+func acquireFrom(conns []*conn, start int) (cn, alive *conn) {
+	for k := range conns {
+		cn := conns[(start+k)%len(conns)]
+		if cn.broken.Load() {
+			continue
+		}
+		if cn.tryAcquire() {
+			return cn, cn
+		}
+		if alive == nil {
+			alive = cn
+		}
+	}
+	return nil, alive
+}
+
+// startLazy starts dialling the addresses of a lazy client.
+func (c *Client) startLazy() {
+	c.mu.Lock()
+	c.lazyGo = true
+	eps := c.order
+	c.mu.Unlock()
+	started := false
+	for _, e := range eps {
+		started = e.start() || started
+	}
+	if started {
+		c.rebuild()
+	}
+}

@@ -1,0 +1,199 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/israce"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// tcpezServer starts the tcpez byte server as an echo server on loopback.
+func tcpezServer(tb testing.TB) string {
+	tb.Helper()
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	srv := server.New(server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		return req, nil
+	}), server.Config{Logger: logger})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
+			tb.Error("Serve:", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestAgainstTcpezServer runs the mixed-call workload against the real
+// byte server.
+func TestAgainstTcpezServer(t *testing.T) {
+	addr := tcpezServer(t)
+	c := newClient(t, []string{addr}, client.WithConnsPerAddr(2))
+	ctx := ctxFor(t)
+	var wg sync.WaitGroup
+	for g := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := echoCalls(ctx, c, g, 10); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// echoCalls is mixedCalls for an echo server.
+func echoCalls(ctx context.Context, c *client.Client, g, rounds int) error {
+	for r := range rounds {
+		req := fmt.Appendf(nil, "g%d-r%d", g, r)
+		ans, err := c.SendRecv(ctx, req)
+		if err != nil || string(ans) != string(req) {
+			return fmt.Errorf("%s: %q, %v", req, ans, err)
+		}
+		f := c.Go(ctx, req)
+		if ans, err := f.Wait(); err != nil || string(ans) != string(req) {
+			return fmt.Errorf("%s: future: %q, %v", req, ans, err)
+		}
+		p := c.Pipeline()
+		p.Send(req)
+		p.Send(nil)
+		answers, err := p.Flush(ctx)
+		if err != nil || len(answers) != 2 || string(answers[0]) != string(req) || len(answers[1]) != 0 {
+			return fmt.Errorf("%s: pipeline: %q, %v", req, answers, err)
+		}
+	}
+	return nil
+}
+
+const benchPayload = 128
+
+// runConcurrent splits b.N calls of call among g goroutines.
+func runConcurrent(b *testing.B, g int, call func(buf []byte) []byte) {
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := range g {
+		n := b.N / g
+		if i < b.N%g {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, benchPayload)
+			for range n {
+				buf = call(buf[:0])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkSendRecv: "pipelined" shares one connection among all the
+// goroutines; "one-at-a-time" gives each goroutine its own connection
+// with MaxInFlight 1, as a client without pipelining would need.
+func BenchmarkSendRecv(b *testing.B) {
+	for _, mode := range []string{"pipelined", "one-at-a-time"} {
+		for _, g := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("%s/conc=%d", mode, g), func(b *testing.B) {
+				opts := []client.Option{}
+				if mode == "one-at-a-time" {
+					opts = append(opts, client.WithConnsPerAddr(g), client.WithMaxInFlight(1))
+				}
+				c := newClient(b, []string{tcpezServer(b)}, opts...)
+				req := make([]byte, benchPayload)
+				ctx := context.Background()
+				b.ReportAllocs()
+				b.SetBytes(benchPayload)
+				runConcurrent(b, g, func(buf []byte) []byte {
+					ans, err := c.SendRecv(ctx, req)
+					if err != nil || len(ans) != benchPayload {
+						b.Error(len(ans), err)
+					}
+					return buf
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkSendRecvAppend is the allocation-free path.
+func BenchmarkSendRecvAppend(b *testing.B) {
+	for _, g := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) {
+			c := newClient(b, []string{tcpezServer(b)})
+			req := make([]byte, benchPayload)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(benchPayload)
+			runConcurrent(b, g, func(buf []byte) []byte {
+				ans, err := c.SendRecvAppend(ctx, buf, req)
+				if err != nil || len(ans) != benchPayload {
+					b.Error(len(ans), err)
+				}
+				return ans
+			})
+		})
+	}
+}
+
+// BenchmarkPipeline64 sends batches of 64 requests; one op is one batch.
+func BenchmarkPipeline64(b *testing.B) {
+	c := newClient(b, []string{tcpezServer(b)})
+	req := make([]byte, benchPayload)
+	ctx := context.Background()
+	p := c.Pipeline()
+	b.ReportAllocs()
+	b.SetBytes(64 * benchPayload)
+	for b.Loop() {
+		for range 64 {
+			p.Send(req)
+		}
+		answers, err := p.Flush(ctx)
+		if err != nil || len(answers) != 64 {
+			b.Fatal(len(answers), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
+}
+
+// TestSendRecvAppendAllocs: once warm, SendRecvAppend into a buffer with
+// room allocates nothing, client and (test) server together.
+func TestSendRecvAppendAllocs(t *testing.T) {
+	if israce.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	srv := newServer(t, nil)
+	c := newClient(t, []string{srv.addr})
+	req := make([]byte, benchPayload)
+	buf := make([]byte, 0, benchPayload)
+	ctx := context.Background()
+	call := func() {
+		ans, err := c.SendRecvAppend(ctx, buf[:0], req)
+		if err != nil || len(ans) != benchPayload {
+			t.Fatal(len(ans), err)
+		}
+	}
+	for range 100 {
+		call()
+	}
+	if n := testing.AllocsPerRun(1000, call); n != 0 {
+		t.Fatalf("%v allocations per call, want 0", n)
+	}
+}

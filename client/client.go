@@ -1,0 +1,334 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// Client sends requests to a set of tcpez servers over pooled, pipelined
+// connections. It is safe for concurrent use; share one per process and
+// server set.
+type Client struct {
+	cfg   Config
+	calls sync.Pool // *call, with their done channels
+	// timed is set when someone consumes per-call timings, so that the
+	// common path does not read the clock for nobody.
+	timed bool
+
+	snap atomic.Pointer[snapshot]
+	rr   atomic.Uint64
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	eps        map[string]*endpoint
+	order      []*endpoint // eps in the order they were added
+	closed     bool
+	resolved   bool // the first address set arrived, or the resolver gave up
+	resolveErr error
+	lazyGo     bool // a lazy client has had its first call
+	// draining holds the connections of removed addresses that still have
+	// answers due, so that Close can end them too.
+	draining map[*conn]bool
+
+	spawnMu     sync.Mutex
+	spawnClosed bool
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+}
+
+// New returns a client for addrs ("host:port", or "unix:/path" for a Unix
+// socket), or for the addresses of the Resolver option when addrs is empty.
+//
+// Unless LazyDial is set, New dials every address before it returns and
+// fails, wrapping ErrNoConnection and the last dial error, when none
+// answers. Addresses that fail while others answer are dialled again in the
+// background. With a Resolver, New does not wait for its first address set;
+// calls made before it arrives wait for it.
+func New(addrs []string, opts ...Option) (*Client, error) {
+	var cfg Config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(addrs) > 0 && cfg.Resolver != nil:
+		return nil, fmt.Errorf("%w: both addresses and a Resolver given", ErrInvalidConfig)
+	case len(addrs) == 0 && cfg.Resolver == nil:
+		return nil, fmt.Errorf("%w: no addresses and no Resolver", ErrInvalidConfig)
+	}
+	for _, a := range addrs {
+		if err := checkAddr(a); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+
+	c := &Client{cfg: cfg.withDefaults(), eps: make(map[string]*endpoint), draining: make(map[*conn]bool)}
+	_, nop := c.cfg.Stats.(stats.Nop)
+	c.timed = !nop || c.cfg.Observer != nil
+	c.calls.New = func() any { return &call{done: make(chan struct{}, 1), pool: &c.calls} }
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
+
+	if cfg.Resolver != nil {
+		c.spawn(c.watch)
+		return c, nil
+	}
+	c.setAddrs(addrs)
+	if !c.cfg.LazyDial {
+		if err := c.awaitFirstDials(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// awaitFirstDials waits until every address has been dialled once.
+func (c *Client) awaitFirstDials() error {
+	c.mu.Lock()
+	eps := slices.Clone(c.order)
+	c.mu.Unlock()
+	var last error
+	ok := false
+	for _, e := range eps {
+		<-e.first
+		if e.firstErr == nil {
+			ok = true
+		} else {
+			last = e.firstErr
+		}
+	}
+	if ok {
+		return nil
+	}
+	return noConnection(last)
+}
+
+// Close fails the calls still waiting for answers with ErrClosed, closes
+// every connection and waits for the client's goroutines to end. Later
+// calls fail with ErrClosed. Close is idempotent and always returns nil.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.spawnMu.Lock()
+		c.spawnClosed = true
+		c.spawnMu.Unlock()
+
+		c.mu.Lock()
+		c.closed = true
+		eps, draining := c.order, c.draining
+		c.order, c.eps, c.draining = nil, nil, nil
+		c.mu.Unlock()
+
+		c.cancel()
+		for _, e := range eps {
+			e.shutdown(false)
+		}
+		for cn := range draining {
+			cn.fail(ErrClosed, writeProgress{})
+		}
+		c.rebuild()
+	})
+	c.wg.Wait()
+	return nil
+}
+
+// trackDrain registers a draining connection; false once the client is
+// closed, when the connection must be closed instead.
+func (c *Client) trackDrain(cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.draining[cn] = true
+	return true
+}
+
+func (c *Client) untrackDrain(cn *conn) {
+	c.mu.Lock()
+	delete(c.draining, cn)
+	c.mu.Unlock()
+}
+
+// spawn runs f in a goroutine that Close waits for, unless the client is
+// closing; it reports whether f runs.
+func (c *Client) spawn(f func()) bool {
+	c.spawnMu.Lock()
+	defer c.spawnMu.Unlock()
+	if c.spawnClosed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// SendRecv sends req and returns its answer in a new slice. req may be
+// reused as soon as SendRecv returns.
+//
+// When ctx ends first, SendRecv returns at once with an error matching
+// ctx.Err(); the answer, when it comes, is read and dropped, and the
+// connection stays usable. A request that provably never left the process
+// is tried again on another connection; one that may have reached a server
+// only when ctx is marked WithIdempotent.
+func (c *Client) SendRecv(ctx context.Context, req []byte) ([]byte, error) {
+	return c.exchange(ctx, modeOwned, nil, req)
+}
+
+// SendRecvAppend is SendRecv that appends the answer to dst and returns the
+// extended slice, or dst and the error. With a dst of enough capacity the
+// call allocates nothing. dst is not touched after SendRecvAppend returns,
+// even when it returns early because ctx ended.
+func (c *Client) SendRecvAppend(ctx context.Context, dst, req []byte) ([]byte, error) {
+	ans, err := c.exchange(ctx, modeAppend, dst, req)
+	if err != nil {
+		return dst, err
+	}
+	return ans, nil
+}
+
+func (c *Client) exchange(ctx context.Context, mode callMode, dst, req []byte) ([]byte, error) {
+	var start time.Time
+	if c.timed {
+		start = time.Now()
+	}
+	var (
+		o   outcome
+		ans []byte
+		err = checkRequest(req)
+	)
+	if err == nil {
+		cl := c.getCall(mode, dst)
+		if err = c.roundTrip(ctx, cl, req, &o); err == nil {
+			ans = cl.ans
+		}
+		if !o.abandoned {
+			cl.recycle()
+		}
+	}
+	if c.timed {
+		c.record(OpSendRecv, start, &o, len(req), len(ans)-len(dst), err)
+	}
+	return ans, err
+}
+
+func (c *Client) getCall(mode callMode, dst []byte) *call {
+	cl := c.calls.Get().(*call)
+	cl.mode, cl.dst = mode, dst
+	return cl
+}
+
+func checkRequest(req []byte) error {
+	if len(req) > frame.MaxFrameSize {
+		return &frame.SizeError{Limit: frame.MaxFrameSize, Size: int64(len(req))}
+	}
+	return nil
+}
+
+// outcome is what the attempts of one call did, for retries and hooks.
+type outcome struct {
+	addr      string
+	attempts  int
+	abandoned bool // the caller gave up; the call is the reader's now
+}
+
+// roundTrip sends cl's request and waits for its answer, retrying as
+// Config.MaxRetries and WithIdempotent allow.
+func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte, o *outcome) error {
+	for {
+		if err := c.submit(ctx, cl, payload, o); err != nil {
+			return err
+		}
+		if !cl.wait(ctx) {
+			o.abandoned = true
+			return ctxError(ctx)
+		}
+		if cl.err == nil {
+			return nil
+		}
+		if err := c.retryWait(ctx, cl.err, cl.unsent, o.attempts); err != nil {
+			return err
+		}
+		cl.reuse()
+	}
+}
+
+// submit queues cl on a connection, trying again while the failures prove
+// that nothing was sent.
+func (c *Client) submit(ctx context.Context, cl *call, payload []byte, o *outcome) error {
+	for {
+		if ctx.Err() != nil {
+			// Do not send what nobody will wait for.
+			return ctxError(ctx)
+		}
+		o.attempts++
+		cn, err := c.pick(ctx)
+		if err == nil {
+			o.addr = cn.addr
+			if err = cn.enqueue(ctx, cl, payload); err == nil {
+				return nil
+			}
+		}
+		if err := c.retryWait(ctx, err, true, o.attempts); err != nil {
+			return err
+		}
+	}
+}
+
+// retryWait decides whether a failed attempt is tried again and, if so,
+// waits the backoff and returns nil; otherwise it returns the error to
+// report.
+func (c *Client) retryWait(ctx context.Context, err error, unsent bool, attempts int) error {
+	if !c.mayRetry(ctx, err, unsent, attempts) {
+		return err
+	}
+	if !sleep(ctx, c.ctx.Done(), c.cfg.RetryBackoff.wait(attempts)) {
+		if c.ctx.Err() != nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w; last attempt: %w", ctxError(ctx), err)
+	}
+	c.cfg.Stats.Count(StatRetries, 1)
+	return nil
+}
+
+func (c *Client) mayRetry(ctx context.Context, err error, unsent bool, attempts int) bool {
+	switch {
+	case attempts > c.cfg.MaxRetries, ctx.Err() != nil, errors.Is(err, ErrClosed):
+		return false
+	case unsent:
+		return true
+	}
+	return errors.Is(err, ErrConnLost) && IsIdempotent(ctx)
+}
+
+// ctxError is the error of a call whose context ended.
+func ctxError(ctx context.Context) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("tcpez: call abandoned: %w (%w)", err, cause)
+	}
+	return fmt.Errorf("tcpez: call abandoned: %w", err)
+}
+
+func noConnection(last error) error {
+	if last == nil {
+		return ErrNoConnection
+	}
+	return fmt.Errorf("%w: %w", ErrNoConnection, last)
+}

@@ -1,0 +1,187 @@
+package client
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// One connection per address: pipelining lets one connection carry
+	// many concurrent calls, so more connections mostly add server load.
+	DefaultConnsPerAddr = 1
+	DefaultMaxInFlight  = 1024
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultMaxRetries   = 2
+	DefaultDrainTimeout = 30 * time.Second
+
+	DefaultRetryBackoffBase     = 5 * time.Millisecond
+	DefaultRetryBackoffMax      = 100 * time.Millisecond
+	DefaultReconnectBackoffBase = 50 * time.Millisecond
+	DefaultReconnectBackoffMax  = 5 * time.Second
+)
+
+// Balancer chooses which connection carries a call.
+type Balancer int
+
+const (
+	// PowerOfTwo picks two connections at random and uses the one with
+	// fewer calls outstanding: nearly as good as scanning all of them for
+	// the least loaded, at the cost of two. It is the default.
+	PowerOfTwo Balancer = iota
+	// RoundRobin uses the connections in turn.
+	RoundRobin
+	// Random picks a connection uniformly at random.
+	Random
+)
+
+func (b Balancer) String() string {
+	switch b {
+	case PowerOfTwo:
+		return "power-of-two"
+	case RoundRobin:
+		return "round-robin"
+	case Random:
+		return "random"
+	}
+	return fmt.Sprintf("Balancer(%d)", int(b))
+}
+
+// Backoff is an exponential backoff with jitter: the n-th wait is drawn
+// uniformly from [d/2, d] where d = Base·2^(n-1), capped at Max. The jitter
+// keeps many clients that lost the same server from probing it in step.
+type Backoff struct {
+	Base time.Duration
+	Max  time.Duration
+}
+
+// Config holds a client's settings. The zero value of every field means its
+// default. Options set its fields; WithConfig sets all of them at once.
+type Config struct {
+	// ConnsPerAddr is the number of connections kept to each address.
+	// Default DefaultConnsPerAddr.
+	ConnsPerAddr int
+	// LazyDial defers dialling until the first call needs a connection.
+	// By default New dials every address and fails when none answers.
+	LazyDial bool
+	// TLS, when set, makes every connection speak TLS with this config.
+	// An empty ServerName is taken from the address.
+	TLS *tls.Config
+	// DialTimeout bounds each dial, TLS handshake included.
+	// Default DefaultDialTimeout.
+	DialTimeout time.Duration
+	// Resolver supplies the address set and its changes. New's addrs and
+	// Resolver are exclusive: addrs is shorthand for a StaticResolver.
+	Resolver Resolver
+	// Balancer chooses among the usable connections. Default PowerOfTwo.
+	Balancer Balancer
+
+	// MaxInFlight is the number of requests a connection may have sent but
+	// not had answered. A call that finds every connection full waits for
+	// a free slot, as long as its context allows. A batch counts as one.
+	// Default DefaultMaxInFlight; 1 gives one request at a time.
+	MaxInFlight int
+	// Limits bound the answers a server may send; an answer over them
+	// breaks the connection with a *frame.SizeError.
+	Limits frame.Limits
+
+	// MaxRetries is how many times a failed call is tried again. Only calls
+	// that provably never reached a server, or that the caller marked with
+	// WithIdempotent, are retried. Default DefaultMaxRetries; negative
+	// means never retry.
+	MaxRetries int
+	// RetryBackoff spaces retries. Default DefaultRetryBackoffBase and
+	// DefaultRetryBackoffMax.
+	RetryBackoff Backoff
+	// ReconnectBackoff spaces the dials to an address that failed.
+	// Default DefaultReconnectBackoffBase and DefaultReconnectBackoffMax.
+	ReconnectBackoff Backoff
+	// WaitForConnection makes a call that finds no usable connection wait
+	// for one until its context ends, instead of failing with
+	// ErrNoConnection once its retries are spent.
+	WaitForConnection bool
+	// DrainTimeout bounds how long a connection to an address the
+	// Resolver dropped stays open for the answers still due on it.
+	// Default DefaultDrainTimeout.
+	DrainTimeout time.Duration
+
+	// OnStateChange, when set, is told when an address connects, loses
+	// its last connection, or connects again. It is called from the
+	// address's own goroutine, one event at a time per address, and
+	// should return quickly.
+	OnStateChange func(StateEvent)
+	// Stats receives the client's metrics; see the Stat constants.
+	// Default stats.Nop.
+	Stats stats.Recorder
+	// Observer, when set, is called once per completed call with its
+	// outcome, for end-to-end timing or tracing.
+	Observer func(CallInfo)
+}
+
+// Validate reports settings out of range, wrapping ErrInvalidConfig.
+func (c *Config) Validate() error {
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.ConnsPerAddr < 0:
+		return fmt.Errorf("%w: ConnsPerAddr %d is negative", ErrInvalidConfig, c.ConnsPerAddr)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.DialTimeout < 0:
+		return fmt.Errorf("%w: DialTimeout %v is negative", ErrInvalidConfig, c.DialTimeout)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
+	case c.Balancer < PowerOfTwo || c.Balancer > Random:
+		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Balancer)
+	}
+	if err := c.RetryBackoff.validate("RetryBackoff"); err != nil {
+		return err
+	}
+	return c.ReconnectBackoff.validate("ReconnectBackoff")
+}
+
+func (b Backoff) validate(name string) error {
+	switch {
+	case b.Base < 0 || b.Max < 0:
+		return fmt.Errorf("%w: %s %+v is negative", ErrInvalidConfig, name, b)
+	case b.Max != 0 && b.Base > b.Max:
+		return fmt.Errorf("%w: %s.Base %v exceeds Max %v", ErrInvalidConfig, name, b.Base, b.Max)
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero value replaced by its default.
+func (c Config) withDefaults() Config {
+	c.ConnsPerAddr = orDefault(c.ConnsPerAddr, DefaultConnsPerAddr)
+	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	c.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
+	c.DrainTimeout = orDefault(c.DrainTimeout, DefaultDrainTimeout)
+	c.MaxRetries = orDefault(c.MaxRetries, DefaultMaxRetries)
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	c.RetryBackoff = c.RetryBackoff.withDefaults(DefaultRetryBackoffBase, DefaultRetryBackoffMax)
+	c.ReconnectBackoff = c.ReconnectBackoff.withDefaults(DefaultReconnectBackoffBase, DefaultReconnectBackoffMax)
+	if c.Stats == nil {
+		c.Stats = stats.Nop{}
+	}
+	return c
+}
+
+func (b Backoff) withDefaults(base, maxWait time.Duration) Backoff {
+	b.Base = orDefault(b.Base, base)
+	b.Max = orDefault(b.Max, max(maxWait, b.Base))
+	return b
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}

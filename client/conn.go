@@ -1,0 +1,327 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+const (
+	// readBufferSize is also the largest answer delivered to a caller's
+	// buffer straight from the read buffer, without a copy through scratch.
+	readBufferSize = 32 << 10
+	// maxKeptBuffer bounds the write and scratch buffers a connection keeps
+	// for reuse, so one huge request does not pin its memory for good.
+	maxKeptBuffer = 1 << 20
+	// maxFlushRounds bounds how many writes a caller does for others before
+	// it hands the writing to a background goroutine and goes to wait for
+	// its own answer.
+	maxFlushRounds = 4
+	// writeGrace is how long a caller may stay blocked in a write on a
+	// plain socket before the write passes to a background goroutine.
+	writeGrace = 10 * time.Millisecond
+)
+
+// conn is one connection: a write side that callers share and a reader
+// goroutine that hands answers to calls in FIFO order.
+//
+// Writing: a caller appends its frame to wbuf and queues its call under mu,
+// so that queue order is wire order. If nobody is writing, the caller
+// becomes the writer and writes until wbuf is empty; others just append and
+// go to wait. One caller alone thus writes its own request with no
+// hand-off, and many callers have their frames coalesced into few writes.
+type conn struct {
+	c    *Client
+	ep   *endpoint
+	addr string
+	nc   net.Conn
+	r    *frame.Reader
+	born time.Time
+	// sem holds one token per call queued or about to be: its length is the
+	// load the balancer compares, its capacity MaxInFlight.
+	sem    chan struct{}
+	broken atomic.Bool
+
+	mu      sync.Mutex
+	q       queue
+	wbuf    []byte // bytes of queued calls not yet handed to a write
+	spare   []byte // the other buffer, reused while wbuf is being written
+	gen     uint64 // generation of wbuf; bumped each time it is handed off
+	writing bool   // someone owns the write side
+	err     error  // set once when the connection breaks; final
+	// draining: the address was removed; no new calls, close once idle.
+	draining   bool
+	drainTimer *time.Timer
+
+	// fragile: a write cut short by its deadline breaks the connection,
+	// as it does for TLS, so writes get no grace deadline.
+	fragile bool
+	// wdl is the write deadline set on nc; owned by whoever is writing.
+	wdl time.Time
+
+	// Owned by the reader goroutine.
+	scratch []byte
+}
+
+func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
+	return &conn{
+		c:    c,
+		ep:   ep,
+		addr: ep.addr,
+		nc:   nc,
+		r:    frame.NewReaderSize(nc, readBufferSize, c.cfg.Limits),
+		born: time.Now(),
+		sem:  make(chan struct{}, c.cfg.MaxInFlight),
+		// TLS state is lost when a write times out, so only a deadline
+		// the caller set may cut a TLS write short.
+		fragile: isTLS(nc),
+	}
+}
+
+func isTLS(nc net.Conn) bool {
+	_, ok := nc.(*tls.Conn)
+	return ok
+}
+
+func (cn *conn) load() int { return len(cn.sem) }
+
+func (cn *conn) tryAcquire() bool {
+	select {
+	case cn.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (cn *conn) release() { <-cn.sem }
+
+// enqueue puts cl's request on the connection, writing it at once when no
+// write is in progress. The caller holds a slot (sem). An error means the
+// call was not queued, so its request provably never left; the slot is
+// released then. Once queued, the outcome arrives through cl.
+func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
+	cn.mu.Lock()
+	if cn.err != nil || cn.draining {
+		err := cn.err
+		if err == nil {
+			err = &ConnError{Addr: cn.addr, Err: errDraining}
+		}
+		cn.mu.Unlock()
+		cn.release()
+		return err
+	}
+	cl.gen, cl.off = cn.gen, len(cn.wbuf)
+	if cl.mode == modeBatch {
+		cn.wbuf = frame.AppendHeader(cn.wbuf, frame.BatchHeader(cl.n))
+		cn.wbuf = append(cn.wbuf, payload...)
+	} else {
+		cn.wbuf = frame.AppendFrame(cn.wbuf, payload)
+	}
+	cn.q.push(cl)
+	if cn.writing {
+		cn.mu.Unlock()
+		return nil
+	}
+	cn.writing = true
+	cn.flush(ctx)
+	return nil
+}
+
+// flush writes wbuf until it is empty. It is entered with mu held and
+// writing set, and returns with mu released. ctx is the writing caller's;
+// nil for the background writer.
+func (cn *conn) flush(ctx context.Context) {
+	for round := 0; ; round++ {
+		if cn.err != nil || len(cn.wbuf) == 0 {
+			cn.writing = false
+			cn.mu.Unlock()
+			return
+		}
+		if ctx != nil && (round == maxFlushRounds || ctx.Err() != nil) {
+			// The caller has written for others long enough, or has given
+			// up; a background writer takes the rest.
+			cn.handOff(nil, 0, 0)
+			return
+		}
+		buf := cn.wbuf
+		cn.wbuf, cn.spare = cn.spare[:0], nil
+		gen := cn.gen
+		cn.gen++
+		cn.mu.Unlock()
+
+		n, err := cn.write(ctx, buf)
+		cn.mu.Lock()
+		switch {
+		case err == nil:
+			cn.recycle(buf)
+		case ctx != nil && cn.err == nil && errors.Is(err, os.ErrDeadlineExceeded):
+			// The caller's deadline or grace ran out mid-write. The bytes
+			// left still belong on the stream, or it would lose sync.
+			cn.handOff(buf, n, gen)
+			return
+		default:
+			cn.mu.Unlock()
+			cn.fail(err, writeProgress{gen: gen, n: n, ok: true})
+			cn.mu.Lock()
+		}
+	}
+}
+
+// handOff starts a background writer that writes buf[from:] (from
+// generation gen) and then whatever is in wbuf. It is called with mu held
+// and releases it; writing stays set, now owned by the new goroutine.
+func (cn *conn) handOff(buf []byte, from int, gen uint64) {
+	cn.mu.Unlock()
+	if !cn.c.spawn(func() { cn.writeRest(buf, from, gen) }) {
+		cn.fail(ErrClosed, writeProgress{})
+	}
+}
+
+func (cn *conn) writeRest(buf []byte, from int, gen uint64) {
+	if from < len(buf) {
+		n, err := cn.write(nil, buf[from:])
+		if err != nil {
+			cn.fail(err, writeProgress{gen: gen, n: from + n, ok: true})
+		}
+	}
+	cn.mu.Lock()
+	cn.flush(nil)
+}
+
+// recycle keeps a written buffer for reuse. Called with mu held.
+func (cn *conn) recycle(buf []byte) {
+	if cap(buf) <= maxKeptBuffer {
+		cn.spare = buf[:0]
+	}
+}
+
+// write writes buf. A caller (ctx non-nil) is kept in a blocked write no
+// longer than its deadline and, on a plain socket, writeGrace: the write
+// then stops with os.ErrDeadlineExceeded and the count written, and the
+// caller hands the rest to a background writer. So a caller that cancels
+// returns within writeGrace without a goroutine or allocation per call
+// to watch its context. The background writer (ctx nil) has no deadline.
+func (cn *conn) write(ctx context.Context, buf []byte) (int, error) {
+	if err := cn.armWrite(ctx); err != nil {
+		return 0, err
+	}
+	return cn.nc.Write(buf)
+}
+
+// armWrite sets the write deadline for a write by ctx's caller, keeping
+// the one already set when it is soon enough and not so near as to cut
+// the write short for nothing: the runtime timer is then touched about
+// once per writeGrace rather than once per write.
+func (cn *conn) armWrite(ctx context.Context) error {
+	var want, now time.Time
+	if ctx != nil {
+		if !cn.fragile {
+			now = time.Now()
+			want = now.Add(writeGrace)
+		}
+		if d, ok := ctx.Deadline(); ok && (want.IsZero() || d.Before(want)) {
+			want = d
+		}
+	}
+	switch {
+	case want.Equal(cn.wdl):
+		return nil
+	case !now.IsZero() && !cn.wdl.IsZero() && !cn.wdl.After(want) && cn.wdl.Sub(now) > writeGrace/4:
+		return nil
+	}
+	cn.wdl = want
+	return cn.nc.SetWriteDeadline(want)
+}
+
+// writeProgress says how far a failed write got: n bytes of the buffer of
+// generation gen.
+type writeProgress struct {
+	gen uint64
+	n   int
+	ok  bool
+}
+
+// fail breaks the connection for good: every queued call fails, the socket
+// closes, and the endpoint is told so that it can dial a replacement.
+//
+// Each failed call is marked unsent when its bytes provably never reached
+// the socket: they were still in wbuf, or they lay past the point where a
+// failed write stopped. Those are safe to retry on another connection.
+func (cn *conn) fail(cause error, wp writeProgress) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	err := cause
+	if cause != ErrClosed {
+		err = &ConnError{Addr: cn.addr, Err: cause}
+	}
+	cn.err = err
+	cn.broken.Store(true)
+	calls := cn.q.drain()
+	unsent := make([]bool, len(calls))
+	for i, cl := range calls {
+		unsent[i] = cl.gen == cn.gen || (wp.ok && cl.gen == wp.gen && cl.off >= wp.n)
+	}
+	cn.wbuf, cn.spare = nil, nil
+	timer, draining := cn.drainTimer, cn.draining
+	cn.mu.Unlock()
+
+	if timer != nil {
+		timer.Stop()
+	}
+	if draining {
+		cn.c.untrackDrain(cn)
+	}
+	_ = cn.nc.Close()
+	// Out of the balancer before the calls learn of it, so that their
+	// retries do not find it again.
+	cn.ep.connDown(cn, cause)
+	for i, cl := range calls {
+		cl.complete(nil, nil, err, unsent[i])
+		cn.release()
+	}
+}
+
+// failure returns the error the connection broke with, nil if it has not.
+func (cn *conn) failure() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err
+}
+
+// drain stops new calls and closes the connection once the calls already
+// on it are answered, or after timeout.
+func (cn *conn) drain(timeout time.Duration) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		cn.c.untrackDrain(cn)
+		return
+	}
+	cn.draining = true
+	idle := cn.q.len() == 0
+	if !idle {
+		cn.drainTimer = time.AfterFunc(timeout, func() { cn.fail(errDrainTimeout, writeProgress{}) })
+	}
+	cn.mu.Unlock()
+	if idle {
+		cn.fail(errDraining, writeProgress{})
+	}
+}
+
+// drained reports a draining connection with nothing left to answer.
+func (cn *conn) drained() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.draining && cn.q.len() == 0 && cn.err == nil
+}

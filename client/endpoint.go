@@ -1,0 +1,327 @@
+package client
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// State is what a StateEvent reports about an address.
+type State int
+
+const (
+	// Connected: the address has its first usable connection.
+	Connected State = iota + 1
+	// Disconnected: the address lost its last connection, or its first
+	// dial failed. Calls no longer go to it; it is dialled again with
+	// backoff. Err says why.
+	Disconnected
+	// Reconnected: the address is usable again after Disconnected.
+	Reconnected
+)
+
+func (s State) String() string {
+	switch s {
+	case Connected:
+		return "connected"
+	case Disconnected:
+		return "disconnected"
+	case Reconnected:
+		return "reconnected"
+	}
+	return "unknown"
+}
+
+// StateEvent is a change in whether an address is usable.
+type StateEvent struct {
+	Addr  string
+	State State
+	Err   error // the cause of Disconnected; nil otherwise
+}
+
+// endpoint keeps ConnsPerAddr connections to one address. Its goroutine
+// dials, replaces connections that break, backs off while the address
+// refuses, and reports state changes in order.
+type endpoint struct {
+	c      *Client
+	addr   string
+	ctx    context.Context // ends when the address is removed or the client closes
+	cancel context.CancelFunc
+	kick   chan struct{} // wakes the goroutine: a connection broke, or a lazy start
+	first  chan struct{} // closed after the first round of dials
+	// firstErr is the outcome of the first round: nil if a connection was
+	// made. Written before first is closed.
+	firstErr error
+
+	mu      sync.Mutex
+	conns   []*conn
+	started bool // false while a lazy endpoint waits for its first call
+	dialing bool
+	// redial: the last connection broke and no dial has been tried since.
+	// Calls wait for that dial rather than fail: a broken connection says
+	// little about whether the server is still there.
+	redial  bool
+	removed bool
+	lastErr error
+	// quick counts the connections in a row that broke within
+	// ReconnectBackoff.Max of being dialled: a server that accepts and
+	// then drops connections is backed off like one that refuses them.
+	quick int
+}
+
+func newEndpoint(c *Client, addr string, started bool) *endpoint {
+	ctx, cancel := context.WithCancel(c.ctx)
+	return &endpoint{
+		c:       c,
+		addr:    addr,
+		ctx:     ctx,
+		cancel:  cancel,
+		kick:    make(chan struct{}, 1),
+		first:   make(chan struct{}),
+		started: started,
+		dialing: started, // calls wait for the first dial, not fail
+	}
+}
+
+func (e *endpoint) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// start begins dialling a lazy endpoint; it reports whether it was idle.
+func (e *endpoint) start() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return false
+	}
+	e.started, e.dialing = true, true
+	e.wake()
+	return true
+}
+
+func (e *endpoint) run() {
+	defer e.firstDone(ErrClosed) // on early exit, so New never waits in vain
+	if !e.waitStart() {
+		return
+	}
+	var (
+		st         upState
+		failures   int
+		firstRound = true
+	)
+	for {
+		live, lastErr, quick := e.status()
+		e.report(&st, live, lastErr)
+		var derr error
+		if want := e.c.cfg.ConnsPerAddr; live < want {
+			if !firstRound && !sleep(e.ctx, nil, e.c.cfg.ReconnectBackoff.wait(failures+quick)) {
+				return
+			}
+			if derr = e.dialMissing(want - live); derr != nil {
+				failures++
+			} else {
+				failures = 0
+			}
+			live, _, _ = e.status()
+			e.report(&st, live, derr)
+		}
+		if firstRound {
+			firstRound = false
+			if live > 0 {
+				e.firstDone(nil) // usable; the missing connections follow
+			} else {
+				e.firstDone(derr)
+			}
+		}
+		if derr != nil {
+			continue // back off, then dial again
+		}
+		select {
+		case <-e.kick:
+		case <-e.ctx.Done():
+			return
+		}
+	}
+}
+
+// upState is what the endpoint last reported.
+type upState struct {
+	up, everUp bool
+	// down: Disconnected was reported and nothing since, so that a
+	// string of failed probes makes one event, not one each.
+	down bool
+}
+
+// report emits the event, if any, that live connections and err make.
+func (e *endpoint) report(st *upState, live int, err error) {
+	switch {
+	case live > 0 && !st.up:
+		if st.everUp {
+			e.emit(Reconnected, nil)
+		} else {
+			e.emit(Connected, nil)
+		}
+		st.up, st.everUp, st.down = true, true, false
+	case live == 0 && (st.up || (!st.down && err != nil)):
+		e.emit(Disconnected, err)
+		st.up, st.down = false, true
+	}
+}
+
+func (e *endpoint) firstDone(err error) {
+	select {
+	case <-e.first:
+	default:
+		e.firstErr = err
+		close(e.first)
+	}
+}
+
+// waitStart waits for the first call of a lazy client.
+func (e *endpoint) waitStart() bool {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		return true
+	}
+	select {
+	case <-e.kick:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
+func (e *endpoint) status() (live int, lastErr error, quick int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns), e.lastErr, e.quick
+}
+
+// dialMissing dials k connections, stopping at the first failure.
+func (e *endpoint) dialMissing(k int) error {
+	e.setDialing(true)
+	defer e.setDialing(false)
+	for range k {
+		nc, err := e.c.dial(e.ctx, e.addr)
+		if err != nil {
+			e.mu.Lock()
+			e.lastErr = err
+			e.mu.Unlock()
+			e.c.cfg.Stats.Count(StatDialErrors, 1)
+			return err
+		}
+		e.add(newConn(e.c, e, nc))
+	}
+	return nil
+}
+
+func (e *endpoint) setDialing(v bool) {
+	e.mu.Lock()
+	e.dialing = v
+	if v {
+		// Cleared as the dial starts, not as it ends: a connection that
+		// breaks meanwhile must leave its own redial pending.
+		e.redial = false
+	}
+	e.mu.Unlock()
+	e.c.rebuild()
+}
+
+// add offers a new connection to the balancer and starts its reader. The
+// connection is listed first, so that a reader failing at once finds it
+// there to take out again.
+func (e *endpoint) add(cn *conn) {
+	e.mu.Lock()
+	if e.removed {
+		e.mu.Unlock()
+		_ = cn.nc.Close()
+		return
+	}
+	e.conns = append(e.conns, cn)
+	e.mu.Unlock()
+	if !e.c.spawn(cn.readLoop) {
+		cn.fail(ErrClosed, writeProgress{})
+		return
+	}
+	e.c.rebuild()
+}
+
+// connDown takes a broken connection out of service and wakes the
+// goroutine to replace it.
+func (e *endpoint) connDown(cn *conn, cause error) {
+	e.mu.Lock()
+	i := slices.Index(e.conns, cn)
+	if i < 0 {
+		e.mu.Unlock()
+		return
+	}
+	e.conns = slices.Delete(e.conns, i, i+1)
+	e.lastErr = cause
+	e.redial = len(e.conns) == 0
+	if time.Since(cn.born) < e.c.cfg.ReconnectBackoff.Max {
+		e.quick++
+	} else {
+		e.quick = 0
+	}
+	e.mu.Unlock()
+	e.c.rebuild()
+	e.wake()
+}
+
+// shutdown stops the endpoint. Its connections are drained (the address
+// was removed: calls on them finish) or failed with ErrClosed.
+func (e *endpoint) shutdown(drain bool) {
+	e.cancel()
+	e.mu.Lock()
+	e.removed = true
+	conns := e.conns
+	e.conns = nil
+	e.mu.Unlock()
+	for _, cn := range conns {
+		if drain && e.c.trackDrain(cn) {
+			cn.drain(e.c.cfg.DrainTimeout)
+		} else {
+			cn.fail(ErrClosed, writeProgress{})
+		}
+	}
+}
+
+// collect adds the endpoint's usable connections and state to s.
+func (e *endpoint) collect(s *snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, cn := range e.conns {
+		if !cn.broken.Load() {
+			s.conns = append(s.conns, cn)
+		}
+	}
+	if !e.started {
+		s.idle, s.pending = true, true
+	}
+	if e.dialing || e.redial {
+		s.pending = true
+	}
+	if e.lastErr != nil {
+		s.err = e.lastErr
+	}
+}
+
+func (e *endpoint) emit(st State, err error) {
+	switch st {
+	case Connected:
+		e.c.cfg.Stats.Count(StatConnected, 1)
+	case Disconnected:
+		e.c.cfg.Stats.Count(StatDisconnected, 1)
+	case Reconnected:
+		e.c.cfg.Stats.Count(StatReconnected, 1)
+	}
+	if f := e.c.cfg.OnStateChange; f != nil {
+		f(StateEvent{Addr: e.addr, State: st, Err: err})
+	}
+}

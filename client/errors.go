@@ -1,0 +1,64 @@
+package client
+
+import (
+	"errors"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+var (
+	// ErrClosed is returned by every call made after Close, and by calls
+	// that were still waiting for an answer when Close ran.
+	ErrClosed = errors.New("tcpez: client closed")
+	// ErrNoConnection is returned when no address has a usable connection
+	// and none is being dialled. It wraps the last dial error when there is
+	// one.
+	ErrNoConnection = errors.New("tcpez: no usable connection")
+	// ErrConnLost is matched by every *ConnError: the connection carrying
+	// the call broke before its answer arrived.
+	ErrConnLost = errors.New("tcpez: connection lost")
+	// ErrInvalidConfig wraps every error of Config.Validate.
+	ErrInvalidConfig = errors.New("tcpez: invalid client config")
+	// ErrUnexpectedAnswer reports an answer that does not fit the request
+	// it would answer: a batch where a single frame was expected, a batch
+	// of the wrong size, or an answer with no request outstanding. It
+	// matches frame.ErrProtocol, like every other protocol violation.
+	ErrUnexpectedAnswer error = protocolError("answer does not match the request")
+)
+
+// ConnError reports that the connection to Addr broke while a call was on
+// it. Err is the cause: an I/O error, io.EOF for a server that closed the
+// connection cleanly, or a frame error (matching frame.ErrProtocol) for a
+// server that broke the protocol. Every ConnError matches ErrConnLost.
+//
+// A call that fails with a ConnError may or may not have been executed by
+// the server; see WithIdempotent.
+type ConnError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ConnError) Error() string {
+	return "tcpez: connection to " + e.Addr + " lost: " + e.Err.Error()
+}
+
+// Unwrap returns the cause, so that errors.Is(err, frame.ErrProtocol) and
+// similar checks see through a ConnError.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Is makes every ConnError match ErrConnLost.
+func (e *ConnError) Is(target error) bool { return target == ErrConnLost }
+
+type protocolError string
+
+func (e protocolError) Error() string { return "tcpez: " + string(e) }
+
+// Is lets protocol errors of this package match the frame package's
+// ErrProtocol, so callers need one check for every protocol violation.
+func (e protocolError) Is(target error) bool { return target == frame.ErrProtocol }
+
+// Internal causes; they reach users only inside a ConnError.
+var (
+	errDrainTimeout = errors.New("tcpez: address removed and its connection did not drain in time")
+	errDraining     = errors.New("tcpez: connection is draining")
+)

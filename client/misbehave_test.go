@@ -1,0 +1,188 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+)
+
+// answerWith is a server script that reads want requests (frames or
+// batches) and then sends reply and closes.
+func answerWith(want int, reply []byte) func(net.Conn, <-chan struct{}) {
+	return func(nc net.Conn, _ <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		for range want {
+			if _, _, err := readRequest(r); err != nil {
+				return
+			}
+		}
+		_, _ = nc.Write(reply)
+	}
+}
+
+func hexFrame(p string) []byte { return frame.AppendFrame(nil, []byte(p)) }
+
+func concat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// TestMisbehavingServers checks that a server breaking the protocol fails
+// every call on the connection with a typed error, and never hands a
+// caller a wrong answer or leaves it hanging.
+func TestMisbehavingServers(t *testing.T) {
+	batchHdr := func(n int) []byte { return frame.AppendHeader(nil, frame.BatchHeader(n)) }
+	cases := []struct {
+		name  string
+		batch int // 0: SendRecv; n: a Pipeline of n requests
+		calls int // calls in flight when the server misbehaves
+		reply []byte
+		want  []error
+	}{
+		{"garbage", 0, 5, []byte("HTTP/1.1 400 Bad Request\r\n\r\n"),
+			[]error{frame.ErrFrameTooLarge}},
+		{"malformed header", 0, 3, []byte{0x80, 0, 0, 0},
+			[]error{frame.ErrMalformedHeader}},
+		{"batch where a frame was expected", 0, 3, concat(batchHdr(1), hexFrame("x")),
+			[]error{client.ErrUnexpectedAnswer, frame.ErrNegativeLength}},
+		{"frame where a batch was expected", 2, 1, hexFrame("x"),
+			[]error{client.ErrUnexpectedAnswer}},
+		{"wrong batch count", 3, 1, concat(batchHdr(2), hexFrame("a"), hexFrame("b")),
+			[]error{client.ErrUnexpectedAnswer}},
+		{"negative length inside a batch", 2, 1, concat(batchHdr(2), []byte{0xff, 0xff, 0xff, 0xff}),
+			[]error{frame.ErrNegativeLength}},
+		{"batch header inside a batch", 2, 1, concat(batchHdr(2), hexFrame("a"), batchHdr(1)),
+			[]error{frame.ErrNegativeLength}},
+		{"close mid-header", 0, 2, []byte{0, 0},
+			[]error{frame.ErrTruncated, io.ErrUnexpectedEOF}},
+		{"close mid-frame", 0, 2, []byte{0, 0, 0, 16, 'a', 'b', 'c'},
+			[]error{frame.ErrTruncated, io.ErrUnexpectedEOF}},
+		{"close mid-batch", 2, 1, concat(batchHdr(2), hexFrame("a")),
+			[]error{frame.ErrTruncated}},
+		{"close without answering", 0, 2, nil,
+			[]error{io.EOF}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := rawServer(t, answerWith(tc.calls, tc.reply))
+			c := newClient(t, []string{addr})
+			var wg sync.WaitGroup
+			for range tc.calls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := misbehaveCall(ctxFor(t), c, tc.batch)
+					checkConnError(t, err, addr, tc.want...)
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func misbehaveCall(ctx context.Context, c *client.Client, batch int) error {
+	if batch == 0 {
+		ans, err := c.SendRecv(ctx, []byte("req"))
+		if err == nil {
+			return errors.New("got answer " + string(ans))
+		}
+		return err
+	}
+	p := c.Pipeline()
+	for range batch {
+		p.Send([]byte("req"))
+	}
+	_, err := p.Flush(ctx)
+	return err
+}
+
+// checkConnError checks that err is a *ConnError for addr that matches
+// ErrConnLost and every one of want; protocol violations must also match
+// frame.ErrProtocol.
+func checkConnError(t *testing.T, err error, addr string, want ...error) {
+	t.Helper()
+	var ce *client.ConnError
+	if !errors.As(err, &ce) || ce.Addr != addr || !errors.Is(err, client.ErrConnLost) {
+		t.Errorf("got %v, want a *ConnError for %s", err, addr)
+		return
+	}
+	for _, w := range want {
+		if !errors.Is(err, w) {
+			t.Errorf("got %v, want it to match %v", err, w)
+		}
+	}
+	protocol := !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, frame.ErrTruncated)
+	if protocol && !errors.Is(err, frame.ErrProtocol) {
+		t.Errorf("got %v, want it to match frame.ErrProtocol", err)
+	}
+}
+
+func TestAnswerOverLimit(t *testing.T) {
+	srv := newServer(t, nil)
+	c := newClient(t, []string{srv.addr}, client.WithLimits(frame.Limits{MaxFrameSize: 10}))
+	_, err := c.SendRecv(ctxFor(t), make([]byte, 11))
+	var se *frame.SizeError
+	if !errors.As(err, &se) || se.Limit != 10 || se.Size != 11 || !errors.Is(err, frame.ErrFrameTooLarge) {
+		t.Fatalf("got %v, want a *frame.SizeError for 11 bytes over 10", err)
+	}
+	checkConnError(t, err, srv.addr, frame.ErrProtocol)
+	// The connection is replaced; answers within the limit still work.
+	ans, err := c.SendRecv(ctxFor(t), []byte("small"))
+	if err != nil || string(ans) != "small" {
+		t.Fatalf("after the oversized answer: %q, %v", ans, err)
+	}
+}
+
+func TestUnsolicitedAnswer(t *testing.T) {
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		_, _ = nc.Write(hexFrame("nobody asked"))
+		<-stop
+	})
+	ev := newEvents()
+	newClient(t, []string{addr}, fast(), client.WithOnStateChange(ev.hook))
+	got, _ := ev.waitFor(t, client.Disconnected, 0)
+	if !errors.Is(got.Err, client.ErrUnexpectedAnswer) || !errors.Is(got.Err, frame.ErrProtocol) {
+		t.Fatalf("Disconnected with %v, want ErrUnexpectedAnswer", got.Err)
+	}
+}
+
+// TestServerNeverAnswers: the context is the only way out, and it works.
+func TestServerNeverAnswers(t *testing.T) {
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		go func() { _, _ = io.Copy(io.Discard, nc) }()
+		<-stop
+	})
+	c := newClient(t, []string{addr})
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = c.SendRecv(ctx, []byte("hello?"))
+			case 1:
+				_, err = c.Go(ctx, []byte("hello?")).Wait()
+			default:
+				err = misbehaveCall(ctx, c, 2)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got %v, want DeadlineExceeded", err)
+			}
+		}()
+	}
+	wg.Wait()
+}

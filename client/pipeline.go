@@ -1,0 +1,104 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+// Pipeline collects requests and sends them as one batch: a single write,
+// and a single answer batch read in order. It is not safe for concurrent
+// use; make one per goroutine. It can be reused after Flush.
+type Pipeline struct {
+	c     *Client
+	buf   []byte // the batch's frames, header excluded
+	n     int
+	bytes int // payload bytes, for the observer
+	err   error
+}
+
+// Pipeline returns an empty pipeline on c.
+func (c *Client) Pipeline() *Pipeline { return &Pipeline{c: c} }
+
+// Send adds req to the batch. req is copied, so it may be reused at once.
+func (p *Pipeline) Send(req []byte) {
+	if p.err != nil {
+		return
+	}
+	if p.err = checkRequest(req); p.err != nil {
+		return
+	}
+	p.buf = frame.AppendFrame(p.buf, req)
+	p.n++
+	p.bytes += len(req)
+}
+
+// Len is the number of requests waiting for Flush.
+func (p *Pipeline) Len() int { return p.n }
+
+// Flush sends the requests as one batch and returns their answers in
+// order. The batch succeeds or fails as a whole. Flush empties the
+// pipeline either way. With no requests it returns nil, nil and sends
+// nothing: the wire has no empty batch.
+func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
+	defer p.reset()
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.n == 0 {
+		return nil, nil
+	}
+	c := p.c
+	var start time.Time
+	if c.timed {
+		start = time.Now()
+	}
+	var (
+		o       outcome
+		answers [][]byte
+		err     = p.checkCount()
+	)
+	if err == nil {
+		cl := c.getCall(modeBatch, nil)
+		cl.n = p.n
+		if err = c.roundTrip(ctx, cl, p.buf, &o); err == nil {
+			answers = cl.answers
+		}
+		if !o.abandoned {
+			cl.recycle()
+		}
+	}
+	if c.timed {
+		c.record(OpPipeline, start, &o, p.bytes, answersLen(answers), err)
+	}
+	return answers, err
+}
+
+// checkCount refuses a batch whose answer the client would itself reject
+// as over Limits.MaxBatchCount.
+func (p *Pipeline) checkCount() error {
+	limit := p.c.cfg.Limits.MaxBatchCount
+	if limit == 0 {
+		limit = frame.DefaultMaxBatchCount
+	}
+	if p.n > limit {
+		return &frame.SizeError{Batch: true, Limit: limit, Size: int64(p.n)}
+	}
+	return nil
+}
+
+func (p *Pipeline) reset() {
+	if cap(p.buf) > maxKeptBuffer {
+		p.buf = nil
+	}
+	p.buf, p.n, p.bytes, p.err = p.buf[:0], 0, 0, nil
+}
+
+func answersLen(answers [][]byte) int {
+	n := 0
+	for _, a := range answers {
+		n += len(a)
+	}
+	return n
+}
