@@ -25,6 +25,7 @@ type command struct {
 var commands = []command{
 	{"serve", "run an echo server", runServe},
 	{"call", "send frames to a server and print the answers", runCall},
+	{"bench", "load a server (or an embedded one) and report its speed", runBench},
 }
 
 func main() {
