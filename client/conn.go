@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,18 @@ func (cn *conn) flush(ctx context.Context) {
 			// up; a background writer takes the rest.
 			cn.handOff(nil, 0, 0)
 			return
+		}
+		if round == 0 && cn.load() > 1 {
+			// Other calls are in flight, and their callers, woken by
+			// their answers, are about to send again: yielding once lets
+			// them append, so that one write carries many frames. A lone
+			// caller does not wait.
+			cn.mu.Unlock()
+			runtime.Gosched()
+			cn.mu.Lock()
+			if cn.err != nil || len(cn.wbuf) == 0 {
+				continue
+			}
 		}
 		buf := cn.wbuf
 		cn.wbuf, cn.spare = cn.spare[:0], nil
