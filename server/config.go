@@ -21,7 +21,7 @@ const (
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute // as in the original tcpez server
 	DefaultWriteTimeout    = 30 * time.Second
-	DefaultBufferSize      = 8 << 10
+	DefaultBufferSize      = 4 << 10
 	DefaultSlowRequest     = time.Second
 	DefaultStatsInterval   = 10 * time.Second
 	DefaultRequestLogLevel = logrus.DebugLevel
