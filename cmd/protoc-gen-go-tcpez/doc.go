@@ -1,0 +1,25 @@
+// Command protoc-gen-go-tcpez is a protoc plugin that generates tcpez
+// service-mode clients and servers for the services of .proto files.
+//
+// For each file with services it writes <name>_tcpez.pb.go next to the
+// <name>.pb.go that protoc-gen-go writes, in the same Go package:
+//
+//	protoc -I . --go_out=. --go_opt=paths=source_relative \
+//	  --go-tcpez_out=. --go-tcpez_opt=paths=source_relative kv.proto
+//
+// For a service KV with a method Get the file holds:
+//
+//   - KV_ServiceName and KV_Get_FullMethodName, the method's name on the
+//     wire, in the gRPC form "/package.KV/Get";
+//   - KVClient, an interface with Get (a plain call), GoGet (a future) and
+//     Pipeline (a *KVPipeline, whose Get queues a call for one batch), and
+//     NewKVClient, which makes one over a *protoserver.Client;
+//   - KVServer, the interface an implementation satisfies, with
+//     UnimplementedKVServer to embed, and RegisterKV, which adds an
+//     implementation's methods to a *protoserver.Service.
+//
+// Streaming methods are refused: tcpez is request/response.
+//
+// The plugin accepts protogen's standard parameters (paths, module, M…).
+// The output is deterministic and records no protoc version.
+package main

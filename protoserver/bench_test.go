@@ -1,0 +1,133 @@
+package protoserver_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tcpez/tcpez/internal/israce"
+	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/protoserver/internal/testpb"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// The protobuf layer's cost over the byte layer: the same echo, over
+// loopback, with the same server and client settings, at 16 B and 4 KiB
+// payloads, from one goroutine and from 64 sharing one client.
+//
+//	go test -run '^$' -bench Overhead -benchmem ./protoserver/
+//
+// "bytes" is client.SendRecv against a server.HandlerFunc that returns the
+// request; "service" is the generated client's Echo, an EchoRequest whose
+// bytes field the service copies into its EchoResponse; "service-reuse" the
+// same with WithRequestReuse; "compatible" is the same messages in
+// compatible mode. ns/op is wall time per call.
+func BenchmarkOverhead(b *testing.B) {
+	for _, mode := range []string{"bytes", "service", "service-reuse", "compatible"} {
+		for _, size := range []int{16, 4 << 10} {
+			for _, conc := range []int{1, 64} {
+				b.Run(fmt.Sprintf("%s/%s/conc=%d", mode, sizeName(size), conc), func(b *testing.B) {
+					call := benchCall(b, mode, size)
+					b.ReportAllocs()
+					b.SetBytes(int64(size))
+					runConcurrent(b, conc, call)
+				})
+			}
+		}
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1<<10 {
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func echoBytes(_ context.Context, req []byte, _ *span.Span) ([]byte, error) { return req, nil }
+
+// benchCall starts a server for mode and returns one echo call of size
+// bytes.
+func benchCall(b *testing.B, mode string, size int) func() {
+	payload := make([]byte, size)
+	ctx := context.Background()
+	switch mode {
+	case "bytes":
+		_, addr := serve(b, server.HandlerFunc(echoBytes), server.Config{})
+		c := newClient(b, addr)
+		return func() {
+			ans, err := c.SendRecv(ctx, payload)
+			if err != nil || len(ans) != size {
+				b.Error(len(ans), err)
+			}
+		}
+	case "service", "service-reuse":
+		var opts []protoserver.ServiceOption
+		if mode == "service-reuse" {
+			opts = append(opts, protoserver.WithRequestReuse())
+		}
+		c, _, _ := startService(b, echo, opts...)
+		req := &testpb.EchoRequest{Data: payload}
+		return func() {
+			resp, err := c.Echo(ctx, req)
+			if err != nil || len(resp.Data) != size {
+				b.Error(resp, err)
+			}
+		}
+	case "compatible":
+		_, addr := serve(b, protoserver.Compatible(echo), server.Config{})
+		c := protoserver.NewCompatibleClient[testpb.EchoRequest, testpb.EchoResponse](newClient(b, addr))
+		req := &testpb.EchoRequest{Data: payload}
+		return func() {
+			resp, err := c.Call(ctx, req)
+			if err != nil || len(resp.Data) != size {
+				b.Error(resp, err)
+			}
+		}
+	}
+	panic(mode)
+}
+
+// runConcurrent splits b.N calls among g goroutines.
+func runConcurrent(b *testing.B, g int, call func()) {
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := range g {
+		n := b.N / g
+		if i < b.N%g {
+			n++
+		}
+		wg.Go(func() {
+			for range n {
+				call()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestServiceAllocs bounds what a steady-state service-mode call
+// allocates, client and server together: the request message and its
+// bytes field (server), the answer frame (server), the client's response
+// message and its bytes field, and the byte layer's own.
+func TestServiceAllocs(t *testing.T) {
+	if israce.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	c, _, _ := startService(t, echo)
+	req := &testpb.EchoRequest{Data: make([]byte, 16)}
+	ctx := context.Background()
+	call := func() {
+		if _, err := c.Echo(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		call()
+	}
+	if n := testing.AllocsPerRun(1000, call); n > 8 {
+		t.Fatalf("%v allocations per call, want at most 8", n)
+	}
+}

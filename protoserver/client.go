@@ -1,0 +1,221 @@
+package protoserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+)
+
+// Invoker makes a service-mode call: it sends req to method and decodes the
+// answer into resp.
+type Invoker func(ctx context.Context, method string, req, resp proto.Message) error
+
+// ClientInterceptor runs around every call of a Client — plain, future or
+// pipelined: it may change the context (see WithOutgoingMetadata), the
+// request or the response, fail the call without calling next, or time
+// it.
+type ClientInterceptor func(ctx context.Context, method string, req, resp proto.Message, next Invoker) error
+
+// ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// WithClientInterceptors adds interceptors that run around every call, the
+// first outermost.
+func WithClientInterceptors(ics ...ClientInterceptor) ClientOption {
+	return func(c *Client) { c.interceptors = append(c.interceptors, ics...) }
+}
+
+// Client makes service-mode calls over a client.Client: each request and
+// answer travels in an envelope (proto/tcpez/v1/envelope.proto). Generated
+// clients (New<Service>Client) call through one; Invoke, Go and Pipeline
+// serve services registered without generated code.
+//
+// Every error a call returns is a *Status, unless an interceptor returns
+// another: the server's answer, or one the client made for a call that got
+// none — DeadlineExceeded or Canceled for the context, Unavailable for a
+// lost or missing connection, ResourceExhausted for a frame over the
+// limits, Internal for a request that cannot be encoded or an answer that
+// cannot be decoded — which wraps its cause.
+//
+// A call carries the context's deadline, the metadata of
+// WithOutgoingMetadata and the span id of WithSpanID.
+type Client struct {
+	c            *client.Client
+	interceptors []ClientInterceptor
+	chain        Invoker // the interceptors around roundTrip; nil without
+}
+
+// NewClient returns a Client that calls through c. Several Clients may
+// share one client.Client.
+func NewClient(c *client.Client, opts ...ClientOption) *Client {
+	cc := &Client{c: c}
+	for _, o := range opts {
+		o(cc)
+	}
+	if len(cc.interceptors) > 0 {
+		cc.chain = chain(cc.interceptors, cc.roundTrip)
+	}
+	return cc
+}
+
+// chain returns last with ics around it, the first outermost.
+func chain(ics []ClientInterceptor, last Invoker) Invoker {
+	next := last
+	for i := len(ics) - 1; i >= 0; i-- {
+		ic, inner := ics[i], next
+		next = func(ctx context.Context, method string, req, resp proto.Message) error {
+			return ic(ctx, method, req, resp, inner)
+		}
+	}
+	return next
+}
+
+// Invoke calls method with req and decodes its answer into resp, which it
+// resets first.
+func (c *Client) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
+	if c.chain != nil {
+		return c.chain(ctx, method, req, resp)
+	}
+	return c.roundTrip(ctx, method, req, resp)
+}
+
+// Call calls method with req and returns its answer, a new T. Generated
+// clients make their plain calls with it.
+func Call[T any, PT interface {
+	*T
+	proto.Message
+}](ctx context.Context, c *Client, method string, req proto.Message) (*T, error) {
+	resp := new(T)
+	var err error
+	if c.chain != nil {
+		err = c.chain(ctx, method, req, PT(resp))
+	} else {
+		err = c.exchange(ctx, method, req, PT(resp), true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Go starts a call of method with req and returns its future. Without
+// interceptors the call costs no goroutine; with them, the interceptors
+// run on a goroutine of their own. req must not be modified until the
+// call completes.
+func Go[T any, PT interface {
+	*T
+	proto.Message
+}](ctx context.Context, c *Client, method string, req proto.Message) *Future[T] {
+	f := newFuture[T, PT](true)
+	if c.chain != nil {
+		f.start()
+		go func() { f.resolve(c.chain(ctx, method, req, f.msg)) }()
+		return f
+	}
+	bufs := getBuffers()
+	b, err := encodeCall(bufs.req[:0], ctx, method, req)
+	bufs.req = b
+	if err != nil {
+		putBuffers(bufs)
+		f.fail(err)
+		return f
+	}
+	f.bufs = bufs
+	f.call = c.c.Go(ctx, b)
+	return f
+}
+
+// roundTrip is the end of the interceptor chain, and Invoke without one.
+func (c *Client) roundTrip(ctx context.Context, method string, req, resp proto.Message) error {
+	return c.exchange(ctx, method, req, resp, false)
+}
+
+// exchange makes one call. fresh says that resp is a new message, into
+// which the answer can be decoded without a reset.
+func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Message, fresh bool) error {
+	bufs := getBuffers()
+	defer putBuffers(bufs)
+	b, err := encodeCall(bufs.req[:0], ctx, method, req)
+	bufs.req = b
+	if err != nil {
+		return err
+	}
+	ans, err := c.c.SendRecvAppend(ctx, bufs.ans[:0], b)
+	bufs.ans = ans
+	if err != nil {
+		return transportError(err)
+	}
+	return decodeAnswer(ans, resp, fresh)
+}
+
+// encodeCall appends the request envelope of a call made with ctx.
+func encodeCall(b []byte, ctx context.Context, method string, req proto.Message) ([]byte, error) {
+	var (
+		spanID  uint64
+		md      Metadata
+		timeout int64
+	)
+	if o := outgoingFrom(ctx); o != nil {
+		spanID, md = uint64(o.spanID), o.md
+	}
+	if d, ok := ctx.Deadline(); ok {
+		t := time.Until(d)
+		if t <= 0 {
+			return b, transportError(context.DeadlineExceeded)
+		}
+		timeout = int64(t)
+	}
+	b, err := appendRequest(b, method, req, spanID, timeout, md)
+	if err != nil {
+		return b, &Status{Code: Internal, Message: fmt.Sprintf("cannot encode the %s request: %v", method, err), cause: err}
+	}
+	return b, nil
+}
+
+// decodeAnswer decodes a response envelope: its Status, or its payload
+// into resp, which is reset first unless it is fresh.
+func decodeAnswer(ans []byte, resp proto.Message, fresh bool) error {
+	payload, st, err := decodeResponse(ans)
+	switch {
+	case err != nil:
+		return &Status{Code: Internal, Message: "malformed response envelope: " + err.Error(), cause: err}
+	case st != nil:
+		return st
+	}
+	opts := unmarshalOpts
+	if fresh {
+		opts = mergeOpts
+	}
+	if err := opts.Unmarshal(payload, resp); err != nil {
+		return &Status{Code: Internal, Message: fmt.Sprintf("cannot decode the %s response: %v", resp.ProtoReflect().Descriptor().FullName(), err), cause: err}
+	}
+	return nil
+}
+
+// transportError is the Status of a call that got no answer.
+func transportError(err error) error {
+	if _, ok := errors.AsType[*Status](err); ok {
+		return err
+	}
+	code := Unknown
+	_, tooBig := errors.AsType[*frame.SizeError](err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = Canceled
+	case tooBig:
+		code = ResourceExhausted
+	case errors.Is(err, frame.ErrProtocol):
+		code = Internal
+	case errors.Is(err, client.ErrConnLost), errors.Is(err, client.ErrNoConnection), errors.Is(err, client.ErrClosed):
+		code = Unavailable
+	}
+	return &Status{Code: code, Message: err.Error(), cause: err}
+}

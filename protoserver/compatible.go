@@ -1,0 +1,96 @@
+package protoserver
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// CompatibleOption configures Compatible.
+type CompatibleOption func(*compatibleConfig)
+
+type compatibleConfig struct {
+	timings bool
+}
+
+// WithSpanTimings makes Compatible time each request's steps on its span,
+// as the original tcpez ProtoServer did: "pb.parse" (decoding the request),
+// "pb.response" (the handler) and "pb.encode" (encoding the answer). They
+// reach the server's stats and request logs. Off by default: an untouched
+// span costs nothing.
+func WithSpanTimings() CompatibleOption {
+	return func(c *compatibleConfig) { c.timings = true }
+}
+
+// Compatible returns a server.Handler for compatible mode, which is the
+// original tcpez ProtoServer: every request frame is one encoded Req
+// message and every answer frame one encoded Resp, with no envelope, so
+// existing ProtoServer clients keep working.
+//
+// fn gets the decoded request. A request that does not decode is not given
+// to fn; like an error from fn (or a panic), it is answered as the server
+// answers handler errors: by default by closing the connection after the
+// answers before it, which is what the original clients expect. A nil
+// answer is sent as an empty message.
+func Compatible[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}, PResp interface {
+	*Resp
+	proto.Message
+}](fn func(ctx context.Context, req PReq, sp *span.Span) (PResp, error), opts ...CompatibleOption) server.Handler {
+	h := &compatible[Req, Resp, PReq, PResp]{fn: fn}
+	for _, o := range opts {
+		o(&h.cfg)
+	}
+	return h
+}
+
+type compatible[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}, PResp interface {
+	*Resp
+	proto.Message
+}] struct {
+	fn  func(context.Context, PReq, *span.Span) (PResp, error)
+	cfg compatibleConfig
+}
+
+func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte, error) {
+	timed := h.cfg.timings
+	if timed {
+		sp.Start("pb.parse")
+	}
+	req := PReq(new(Req))
+	if err := mergeOpts.Unmarshal(b, req); err != nil {
+		return nil, fmt.Errorf("protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
+	}
+	if timed {
+		sp.Finish("pb.parse")
+		sp.Start("pb.response")
+	}
+	resp, err := h.fn(ctx, req, sp)
+	if timed {
+		sp.Finish("pb.response")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, nil
+	}
+	if timed {
+		sp.Start("pb.encode")
+		defer sp.Finish("pb.encode")
+	}
+	out, err := marshalOpts.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return out, nil
+}

@@ -1,0 +1,41 @@
+// Package protoserver is the protobuf layer of tcpez, in two modes.
+//
+// # Compatible mode
+//
+// Compatible is the original tcpez ProtoServer: one request message type and
+// one response message type, each frame a bare encoded message. Existing
+// ProtoServer clients, in any language, keep working. A request that does not
+// decode, or a handler error, closes the connection after the answers before
+// it, as the byte server does. CompatibleClient is its typed client.
+//
+// # Service mode
+//
+// A Service serves many methods on one server. Each request frame holds a
+// tcpez.v1.Request envelope — the method name, the encoded request, the
+// caller's span id, its timeout and metadata — and each answer a
+// tcpez.v1.Response: a Status or the encoded response
+// (proto/tcpez/v1/envelope.proto). Methods are registered by name with
+// Handle and Method, or by the Register functions that protoc-gen-go-tcpez
+// generates; the generated clients call them through a Client.
+//
+// Every failure is an answer, never a closed connection, and reaches the
+// caller as a *Status with a gRPC-numbered Code: the handler's own Status
+// (see Errorf), Unknown for its other errors, Internal for a panic,
+// Unimplemented for an unknown method, InvalidArgument for an undecodable
+// request, DeadlineExceeded when the caller's deadline passed,
+// ResourceExhausted over WithMaxConcurrency, Unavailable once Drain was
+// called. The client adds DeadlineExceeded, Canceled and Unavailable for
+// calls that got no answer; use errors.As, StatusOf or CodeOf.
+//
+// The caller's deadline travels as a timeout and becomes the handler's
+// context deadline; the caller's span id (WithSpanID) becomes the parent id
+// of the server's span; metadata (WithOutgoingMetadata) is read with
+// IncomingMetadata. Interceptors run around methods on the server
+// (WithInterceptors) and around calls on the client (WithClientInterceptors);
+// the middleware package has logging, authentication and metrics ones.
+//
+// # Typed calls
+//
+// Both modes have plain calls, futures (Future) and pipelines, which send
+// many calls as one protocol batch.
+package protoserver

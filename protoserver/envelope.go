@@ -1,0 +1,236 @@
+package protoserver
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	tcpezv1 "github.com/tcpez/tcpez/proto/tcpez/v1"
+)
+
+// The envelope (proto/tcpez/v1/envelope.proto) is encoded and decoded here
+// by hand, on the wire format, rather than through the generated tcpezv1
+// types: that way a call allocates no envelope, copies no payload, and
+// decodes no field it does not need. envelope_test.go checks that both
+// agree. The Status message, which only failed calls carry, goes through
+// the generated type.
+
+// Field numbers of tcpez.v1.Request and tcpez.v1.Response.
+const (
+	reqMethod   protowire.Number = 1
+	reqPayload  protowire.Number = 2
+	reqSpanID   protowire.Number = 3
+	reqTimeout  protowire.Number = 4
+	reqMetadata protowire.Number = 5
+
+	respStatus  protowire.Number = 1
+	respPayload protowire.Number = 2
+
+	mapKey   protowire.Number = 1
+	mapValue protowire.Number = 2
+)
+
+var (
+	errBadUTF8    = errors.New("string field is not valid UTF-8")
+	marshalOpts   = proto.MarshalOptions{}
+	marshalCached = proto.MarshalOptions{UseCachedSize: true}
+	unmarshalOpts = proto.UnmarshalOptions{}
+	// mergeOpts decodes into a new message, which needs no reset first.
+	mergeOpts = proto.UnmarshalOptions{Merge: true}
+)
+
+// request is a decoded tcpez.v1.Request. Its slices alias the frame it was
+// decoded from.
+type request struct {
+	method  []byte
+	payload []byte
+	spanID  uint64
+	timeout int64
+	md      Metadata // nil when the request has none
+}
+
+// decode parses b as proto.Unmarshal would: later fields win, unknown
+// fields and fields of an unexpected wire type are skipped, strings must be
+// UTF-8 (the method is checked by its lookup instead).
+func (r *request) decode(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == reqMethod && typ == protowire.BytesType:
+			r.method, n = protowire.ConsumeBytes(b)
+		case num == reqPayload && typ == protowire.BytesType:
+			r.payload, n = protowire.ConsumeBytes(b)
+		case num == reqSpanID && typ == protowire.Fixed64Type:
+			r.spanID, n = protowire.ConsumeFixed64(b)
+		case num == reqTimeout && typ == protowire.VarintType:
+			var v uint64
+			v, n = protowire.ConsumeVarint(b)
+			r.timeout = int64(v)
+		case num == reqMetadata && typ == protowire.BytesType:
+			var entry []byte
+			if entry, n = protowire.ConsumeBytes(b); n >= 0 {
+				if err := r.decodeEntry(entry); err != nil {
+					return err
+				}
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decodeEntry adds one metadata map entry.
+func (r *request) decodeEntry(b []byte) error {
+	var k, v []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == mapKey && typ == protowire.BytesType:
+			k, n = protowire.ConsumeBytes(b)
+		case num == mapValue && typ == protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	if !utf8.Valid(k) || !utf8.Valid(v) {
+		return errBadUTF8
+	}
+	if r.md == nil {
+		r.md = make(Metadata, 4)
+	}
+	r.md[string(k)] = string(v)
+	return nil
+}
+
+// appendRequest appends a tcpez.v1.Request to b. The payload is msg,
+// encoded in place.
+func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, timeout int64, md Metadata) ([]byte, error) {
+	b = protowire.AppendTag(b, reqMethod, protowire.BytesType)
+	b = protowire.AppendString(b, method)
+	var err error
+	if b, err = appendMessage(b, reqPayload, msg); err != nil {
+		return b, err
+	}
+	if spanID != 0 {
+		b = protowire.AppendTag(b, reqSpanID, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, spanID)
+	}
+	if timeout != 0 {
+		b = protowire.AppendTag(b, reqTimeout, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(timeout))
+	}
+	for k, v := range md {
+		n := 2 + protowire.SizeBytes(len(k)) + protowire.SizeBytes(len(v))
+		b = protowire.AppendTag(b, reqMetadata, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendTag(b, mapKey, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, mapValue, protowire.BytesType)
+		b = protowire.AppendString(b, v)
+	}
+	return b, nil
+}
+
+// appendMessage appends msg as the bytes field num, leaving out an empty
+// one as proto3 does. It sizes msg once and encodes it straight into b.
+func appendMessage(b []byte, num protowire.Number, msg proto.Message) ([]byte, error) {
+	if msg == nil {
+		return b, nil
+	}
+	return appendSized(b, num, msg, marshalOpts.Size(msg))
+}
+
+// appendSized is appendMessage for a msg whose Size was just taken.
+func appendSized(b []byte, num protowire.Number, msg proto.Message, n int) ([]byte, error) {
+	if n == 0 {
+		// Size does not check required fields; Marshal does.
+		_, err := marshalCached.MarshalAppend(nil, msg)
+		return b, err
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	start := len(b)
+	b, err := marshalCached.MarshalAppend(b, msg)
+	if err == nil && len(b)-start != n {
+		err = errors.New("tcpez: message changed while it was encoded")
+	}
+	return b, err
+}
+
+// sizeResponse is an upper bound on the encoded size of a response with a
+// payload of n bytes.
+func sizeResponse(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
+
+// appendStatus appends a failed call's tcpez.v1.Response to b.
+func appendStatus(b []byte, st *tcpezv1.Status) []byte {
+	enc, err := marshalOpts.Marshal(st)
+	if err != nil {
+		// Only a message that is not UTF-8 can fail: keep the code.
+		enc, _ = marshalOpts.Marshal(&tcpezv1.Status{Code: st.GetCode(), Message: "(message not valid UTF-8)"})
+	}
+	b = protowire.AppendTag(b, respStatus, protowire.BytesType)
+	return protowire.AppendBytes(b, enc)
+}
+
+// decodeResponse parses a tcpez.v1.Response. payload aliases b; st is the
+// Status, nil when the call succeeded.
+func decodeResponse(b []byte) (payload []byte, st *Status, err error) {
+	var stBytes []byte
+	hasStatus := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == respStatus && typ == protowire.BytesType:
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
+			// A message field that occurs twice is merged, as
+			// concatenating its encodings does.
+			if hasStatus {
+				stBytes = append(stBytes[:len(stBytes):len(stBytes)], v...)
+			} else {
+				stBytes = v
+			}
+			hasStatus = true
+		case num == respPayload && typ == protowire.BytesType:
+			payload, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return nil, nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	if hasStatus {
+		var p tcpezv1.Status
+		if err := unmarshalOpts.Unmarshal(stBytes, &p); err != nil {
+			return nil, nil, err
+		}
+		st = FromProto(&p)
+	}
+	return payload, st, nil
+}

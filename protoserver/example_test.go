@@ -1,0 +1,109 @@
+package protoserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// run serves h on loopback and returns a client for it and a function that
+// stops both.
+func run(h server.Handler) (*client.Client, func()) {
+	srv := server.New(h, server.Config{Logger: quietLogger()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.Serve(l)
+	c, err := client.New([]string{l.Addr().String()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return c, func() {
+		c.Close()
+		srv.Shutdown(context.Background())
+	}
+}
+
+// A compatible-mode server has one request and one response type, bare on
+// the wire, as the original tcpez ProtoServer had.
+func ExampleCompatible() {
+	upper := func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
+		return wrapperspb.String(strings.ToUpper(req.GetValue())), nil
+	}
+	c, stop := run(protoserver.Compatible(upper))
+	defer stop()
+
+	cc := protoserver.NewCompatibleClient[wrapperspb.StringValue, wrapperspb.StringValue](c)
+	resp, err := cc.Call(context.Background(), wrapperspb.String("hello"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.GetValue())
+	// Output: HELLO
+}
+
+// A service serves many methods, registered here by hand; generated code
+// does the same with Register<Service>.
+func ExampleNewService() {
+	svc := protoserver.NewService().
+		Handle("Upper", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
+			return wrapperspb.String(strings.ToUpper(req.GetValue())), nil
+		})).
+		Handle("Len", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.Int64Value, error) {
+			return wrapperspb.Int64(int64(len(req.GetValue()))), nil
+		}))
+	c, stop := run(svc)
+	defer stop()
+
+	pc := protoserver.NewClient(c)
+	ctx := context.Background()
+	var upper wrapperspb.StringValue
+	if err := pc.Invoke(ctx, "Upper", wrapperspb.String("hello"), &upper); err != nil {
+		log.Fatal(err)
+	}
+	n, err := protoserver.Go[wrapperspb.Int64Value](ctx, pc, "Len", wrapperspb.String("hello")).Wait()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(upper.GetValue(), n.GetValue())
+	// Output: HELLO 5
+}
+
+// A handler's error reaches the caller as a *Status, with its code.
+func ExampleErrorf() {
+	svc := protoserver.NewService(protoserver.WithLogger(quietLogger())).
+		Handle("Get", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
+			return nil, protoserver.Errorf(protoserver.NotFound, "no key %q", req.GetValue())
+		})).
+		Handle("Crash", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
+			panic("out of coffee")
+		}))
+	c, stop := run(svc)
+	defer stop()
+
+	pc := protoserver.NewClient(c)
+	var resp wrapperspb.StringValue
+	err := pc.Invoke(context.Background(), "Get", wrapperspb.String("k"), &resp)
+	if st, ok := errors.AsType[*protoserver.Status](err); ok {
+		fmt.Println(st.Code, st.Message)
+	}
+	err = pc.Invoke(context.Background(), "Crash", wrapperspb.String("k"), &resp)
+	fmt.Println(err)
+	err = pc.Invoke(context.Background(), "Put", wrapperspb.String("k"), &resp)
+	fmt.Println(protoserver.CodeOf(err))
+	// Output:
+	// NotFound no key "k"
+	// tcpez: Internal: panic: out of coffee
+	// Unimplemented
+}

@@ -1,0 +1,7 @@
+package protoserver
+
+// Hooks for the external tests' benchmarks.
+var (
+	AppendRequestForTest = encodeCall
+	DecodeAnswerForTest  = decodeAnswer
+)

@@ -1,0 +1,107 @@
+package protoserver
+
+import (
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tcpez/tcpez/client"
+)
+
+// Future is a typed call in flight: from Go, from a generated client's
+// Go… method, from a CompatibleClient, or queued in a pipeline. Wait
+// returns its response or error; a pipelined call completes when the
+// pipeline's Flush returns.
+type Future[T any] struct {
+	future
+	resp *T
+}
+
+// Wait waits for the call to complete and returns its response, or nil and
+// its error. It may be called any number of times, from any goroutine.
+func (f *Future[T]) Wait() (*T, error) {
+	if err := f.wait(); err != nil {
+		return nil, err
+	}
+	return f.resp, nil
+}
+
+// Done is closed when the call has completed.
+func (f *Future[T]) Done() <-chan struct{} {
+	if f.call != nil {
+		return f.call.Done()
+	}
+	return f.done
+}
+
+// future is the untyped part of a Future. A call sent with client.Go
+// completes through call, whose answer is decoded on the first wait;
+// every other call closes done when its result is set.
+type future struct {
+	msg     proto.Message // the response, decoded in place
+	service bool          // whether answers are envelopes
+
+	call *client.Call
+	bufs *buffers // the request bytes call sends; returned on completion
+	once sync.Once
+
+	done chan struct{}
+	err  error
+}
+
+func newFuture[T any, PT interface {
+	*T
+	proto.Message
+}](service bool) *Future[T] {
+	f := &Future[T]{resp: new(T)}
+	f.msg = PT(f.resp)
+	f.service = service
+	return f
+}
+
+// start makes f wait for a result from resolve.
+func (f *future) start() { f.done = make(chan struct{}) }
+
+// resolve sets the result of a call that started.
+func (f *future) resolve(err error) {
+	f.err = err
+	close(f.done)
+}
+
+// fail completes f with err at once.
+func (f *future) fail(err error) {
+	f.start()
+	f.resolve(err)
+}
+
+func (f *future) wait() error {
+	if f.call == nil {
+		<-f.done
+		return f.err
+	}
+	f.once.Do(func() {
+		ans, err := f.call.Wait()
+		if err != nil {
+			f.err = f.transportError(err)
+		} else {
+			f.err = f.decode(ans)
+		}
+		putBuffers(f.bufs)
+		f.bufs = nil
+	})
+	return f.err
+}
+
+func (f *future) transportError(err error) error {
+	if f.service {
+		return transportError(err)
+	}
+	return err
+}
+
+func (f *future) decode(ans []byte) error {
+	if f.service {
+		return decodeAnswer(ans, f.msg, true)
+	}
+	return decodeCompatible(ans, f.msg)
+}

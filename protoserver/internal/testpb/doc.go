@@ -1,0 +1,3 @@
+// Package testpb holds the messages and the generated Test service of the
+// protoserver tests and benchmarks. Regenerate with proto/generate.sh.
+package testpb

@@ -1,0 +1,51 @@
+package protoserver_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/protoserver/internal/testpb"
+	"github.com/tcpez/tcpez/span"
+)
+
+// BenchmarkLayer is the protobuf layer's own work for one 16-byte echo,
+// with no network: the client's encoding, the service's Respond and the
+// client's decoding, through a client.Client stand-in. It is steadier
+// than BenchmarkOverhead on a busy machine.
+func BenchmarkLayer(b *testing.B) {
+	svc := protoserver.NewService(protoserver.WithLogger(quietLogger()))
+	testpb.RegisterTest(svc, testServer{echo: echo})
+	sp := span.New()
+	ctx := context.Background()
+	req := &testpb.EchoRequest{Data: make([]byte, 16)}
+	env, err := protoserver.AppendRequestForTest(nil, ctx, testpb.Test_Echo_FullMethodName, req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 64)
+		for b.Loop() {
+			buf, _ = protoserver.AppendRequestForTest(buf[:0], ctx, testpb.Test_Echo_FullMethodName, req)
+		}
+	})
+	ans, _ := svc.Respond(ctx, env, sp)
+	b.Run("respond", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sp.Reset(1)
+			if _, err := svc.Respond(ctx, env, sp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := protoserver.DecodeAnswerForTest(ans, new(testpb.EchoResponse), true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
