@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"strings"
+)
+
+// batchSize is the number of requests in one batch of the batching systems.
+const batchSize = 64
+
+// A system is one RPC stack under test: a server and one client of it, both
+// in this process, on loopback. Start brings both up; NewCaller gives each
+// load goroutine what it calls through (sharing the one client, or, for the
+// raw loops, a connection of its own); Close tears everything down.
+type system interface {
+	Start() error
+	NewCaller() (caller, error)
+	Close()
+}
+
+// A caller makes calls for one goroutine.
+type caller interface {
+	// Call sends req — once, or batchSize times as one batch — checks that
+	// every answer equals it, and returns the number of requests made.
+	// req is the caller's own and may be reused when Call returns.
+	Call(ctx context.Context, req []byte) (int, error)
+	Close()
+}
+
+// An entry describes a system for the registry, the table and the chart.
+type entry struct {
+	name  string // as --only selects it
+	title string // as the table shows it
+	batch int    // requests per Call
+	// perGoroutineConn: each goroutine has its own connection instead of
+	// sharing one client.
+	perGoroutineConn bool
+	note             string
+	new              func() system
+}
+
+// Names of the systems the ratio columns divide by.
+const (
+	rawName  = "raw"
+	grpcName = "grpc-unary"
+)
+
+// registry lists every system, in the order of the table.
+var registry = []entry{
+	{name: "tcpez", title: "tcpez SendRecv", batch: 1,
+		note: "byte layer, auto-pipelined `SendRecvAppend`, one client with 1 connection",
+		new:  func() system { return &tcpezSystem{} }},
+	{name: "tcpez-pipeline64", title: "tcpez Pipeline×64", batch: batchSize,
+		note: "byte layer, explicit `Pipeline` of 64 requests per `Flush` (one protocol batch), same client",
+		new:  func() system { return &tcpezSystem{pipeline: true} }},
+	{name: "tcpez-service", title: "tcpez service", batch: 1,
+		note: "protobuf service mode (`protoserver`, code from protoc-gen-go-tcpez), one client with 1 connection",
+		new:  func() system { return &tcpezServiceSystem{} }},
+	{name: grpcName, title: "gRPC unary", batch: 1,
+		note: "grpc-go unary call, one `ClientConn`",
+		new:  func() system { return &grpcSystem{} }},
+	{name: "grpc-stream", title: "gRPC bidi stream", batch: 1,
+		note: "grpc-go bidirectional stream, one per goroutine on one `ClientConn`, ping-pong",
+		new:  func() system { return &grpcSystem{stream: true} }},
+	{name: "netrpc", title: "net/rpc (gob)", batch: 1,
+		note: "standard library net/rpc with gob, one `rpc.Client` (1 connection)",
+		new:  func() system { return &netrpcSystem{} }},
+	{name: "drpc", title: "DRPC unary", batch: 1,
+		note: "storj.io/drpc unary call, one `drpcconn.Conn` (which runs one RPC at a time)",
+		new:  func() system { return &drpcSystem{} }},
+	{name: rawName, title: "raw loop", batch: 1, perGoroutineConn: true,
+		note: "hand-written length-prefix loop, one request in flight per connection, a connection per goroutine",
+		new:  func() system { return &rawSystem{} }},
+	{name: "raw-batch64", title: "raw loop batch×64", batch: batchSize, perGoroutineConn: true,
+		note: "the raw loop sending batches of 64 frames with one write (and answered with one write)",
+		new:  func() system { return &rawSystem{batch: true} }},
+}
+
+// selectSystems returns the entries whose names match one of the
+// comma-separated glob patterns of only (all of them when only is empty).
+func selectSystems(only string) ([]entry, error) {
+	if strings.TrimSpace(only) == "" {
+		return registry, nil
+	}
+	var pats []string
+	for _, p := range strings.Split(only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("--only: bad pattern %q: %w", p, err)
+			}
+			pats = append(pats, p)
+		}
+	}
+	var out []entry
+	used := make(map[string]bool)
+	for _, e := range registry {
+		for _, p := range pats {
+			if ok, _ := path.Match(p, e.name); ok {
+				out = append(out, e)
+				used[p] = true
+				break
+			}
+		}
+	}
+	for _, p := range pats {
+		if !used[p] {
+			return nil, fmt.Errorf("--only: %q matches no system (have %s)", p, strings.Join(systemNames(), ", "))
+		}
+	}
+	return out, nil
+}
+
+func systemNames() []string {
+	names := make([]string, len(registry))
+	for i, e := range registry {
+		names[i] = e.name
+	}
+	return names
+}
+
+// errMismatch reports an answer that is not the request echoed.
+var errMismatch = errors.New("answer differs from request")
+
+func checkEcho(req, ans []byte) error {
+	if !bytes.Equal(req, ans) {
+		return fmt.Errorf("%w: sent %d bytes, got %d", errMismatch, len(req), len(ans))
+	}
+	return nil
+}
+
+// listen opens a loopback listener on a free port: every load of the
+// benchmark stays on 127.0.0.1.
+func listen() (net.Listener, error) {
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// maxPayload bounds the frames the hand-written servers accept.
+const maxPayload = 16 << 20
