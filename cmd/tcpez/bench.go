@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/server"
 )
 
@@ -65,7 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	addr, stopServer, err := benchTarget(o.addr)
+	addr, stopServer, err := benchTarget(o.addr, o.mode)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "time each call (or batch) has for its answer")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "load this long before measuring")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object, and no progress")
-	fs.StringVar(&o.mode, "mode", "bytes", `what to send: "bytes", raw frames ("service" awaits the protobuf layer)`)
+	fs.StringVar(&o.mode, "mode", "bytes", `what to send: "bytes", raw frames to an echo server, or "service", protobuf calls of method "`+echoMethod+`" (a BytesValue echo)`)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
@@ -132,11 +132,9 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 // away with an error of its own, the rest as usage errors.
 func (o *benchOptions) check(fs *flag.FlagSet) error {
 	switch o.mode {
-	case "bytes":
-	case "service":
-		return errors.New("service mode needs the protobuf layer (issue 4)")
+	case "bytes", "service":
 	default:
-		return badFlag(fs, `invalid --mode %q: want "bytes"`, o.mode)
+		return badFlag(fs, `invalid --mode %q: want "bytes" or "service"`, o.mode)
 	}
 	switch {
 	case o.conns < 1:
@@ -169,7 +167,7 @@ func badFlag(fs *flag.FlagSet, format string, args ...any) error {
 
 // benchTarget returns the address to load: addr, or with none that of an
 // echo server started here, which stop shuts down.
-func benchTarget(addr string) (target string, stop func(), err error) {
+func benchTarget(addr, mode string) (target string, stop func(), err error) {
 	if addr != "" {
 		return addr, func() {}, nil
 	}
@@ -178,7 +176,11 @@ func benchTarget(addr string) (target string, stop func(), err error) {
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
 	logger.SetLevel(logrus.PanicLevel)
-	srv := server.New(echoHandler(0), server.Config{Logger: logger})
+	var h server.Handler = echoHandler(0)
+	if mode == "service" {
+		h = echoService()
+	}
+	srv := server.New(h, server.Config{Logger: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -198,7 +200,11 @@ func benchTarget(addr string) (target string, stop func(), err error) {
 
 // benchmark warms up, measures until the run ends, and reports.
 func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr string, stdout io.Writer) benchReport {
-	l := startLoad(ctx, c, o.loadConfig())
+	cfg := o.loadConfig()
+	if o.mode == "service" {
+		cfg.svc = protoserver.NewClient(c)
+	}
+	l := startLoad(ctx, c, cfg)
 	interrupted := o.warmup > 0 && !await(ctx, o.warmup, nil)
 
 	// Allocations are counted for the whole process, which is only

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/protoserver"
 )
 
 // Latency is recorded in microseconds, from 1 µs to 60 s, to 3 significant
@@ -76,6 +77,7 @@ func classify(err error) errKind {
 var errMismatch = errors.New("an answer differs from its request")
 
 type loadConfig struct {
+	svc         *protoserver.Client // service mode; nil for raw frames
 	concurrency int
 	size        int
 	batch       int   // 0: single calls
@@ -224,9 +226,14 @@ func (l *load) run(w *worker) {
 		w.started.Store(start)
 		var bad int
 		var err error
-		if p == nil {
+		switch {
+		case l.cfg.svc != nil && l.cfg.batch > 0:
+			bad, err = w.pipelineService(l.cfg.svc.Pipeline(), n)
+		case l.cfg.svc != nil:
+			bad, err = w.singleService(l.cfg.svc)
+		case p == nil:
 			bad, err = w.single(l.c)
-		} else {
+		default:
 			bad, err = w.pipeline(p, n)
 		}
 		took := time.Duration(l.now() - start)

@@ -286,10 +286,20 @@ func TestBenchHumanSummaryShowsErrors(t *testing.T) {
 	}
 }
 
+// TestBenchServiceMode loads an embedded protobuf service, single calls
+// and batches, and checks every answer.
 func TestBenchServiceMode(t *testing.T) {
-	out, errOut, code := bench(t, context.Background(), "--mode", "service")
-	if code != 1 || out != "" || errOut != "tcpez bench: service mode needs the protobuf layer (issue 4)\n" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	for _, extra := range [][]string{nil, {"--batch", "8"}} {
+		args := append([]string{"--mode", "service", "--requests", "400", "--concurrency", "4", "--json"}, extra...)
+		out, errOut, code := bench(t, context.Background(), args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d, stderr %q", args, code, errOut)
+		}
+		r := decodeBench(t, out)
+		checkSane(t, r)
+		if r.Requests != 400 || r.Errors != 0 {
+			t.Fatalf("%q: %d requests, %d errors", args, r.Requests, r.Errors)
+		}
 	}
 }
 
