@@ -9,6 +9,12 @@ import (
 // change so that picking a connection takes no lock.
 type snapshot struct {
 	conns []*conn
+	// ejected holds the connections of ejected addresses (see health.go),
+	// used only when no other connection is: a client that ejected every
+	// address would fail every call on a guess.
+	ejected []*conn
+	// byAddr groups conns by address, for the Rendezvous balancer.
+	byAddr []addrConns
 	// changed is closed when this snapshot is replaced: calls waiting for
 	// a connection or a slot wake and look again.
 	changed chan struct{}
@@ -31,6 +37,12 @@ func (c *Client) rebuild() {
 	for _, e := range c.order {
 		e.collect(s)
 	}
+	if len(s.conns) == 0 {
+		s.conns = s.ejected
+	}
+	if c.cfg.Balancer == Rendezvous {
+		s.groupByAddr()
+	}
 	close(c.snap.Swap(s).changed)
 	c.cfg.Stats.Gauge(StatConns, int64(len(s.conns)))
 }
@@ -49,7 +61,7 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 			return nil, ErrClosed
 		}
 		if len(s.conns) > 0 {
-			cn, alive := c.choose(s.conns)
+			cn, alive := c.choose(ctx, s)
 			if cn != nil {
 				return cn, nil
 			}
@@ -85,8 +97,14 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 // choose takes a slot on a connection as the balancer says. When all are
 // full it returns nil and a connection that is at least not broken, if
 // any, to wait on.
-func (c *Client) choose(conns []*conn) (cn, alive *conn) {
+func (c *Client) choose(ctx context.Context, s *snapshot) (cn, alive *conn) {
+	conns := s.conns
 	n := len(conns)
+	if c.cfg.Balancer == Rendezvous {
+		if key, ok := keyOf(ctx); ok {
+			return c.chooseByKey(s, key)
+		}
+	}
 	switch {
 	case n == 1:
 		return acquireFrom(conns, 0)

@@ -79,8 +79,12 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	c.timed = !nop || c.cfg.Observer != nil
 	c.calls.New = func() any { return &call{done: make(chan struct{}, 1), pool: &c.calls} }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.ctx = context.WithValue(c.ctx, clientKey{}, c) // for resolvers' reports
 	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
 
+	if c.cfg.HealthCheck.Interval > 0 {
+		c.spawn(c.checkHealth)
+	}
 	if cfg.Resolver != nil {
 		c.spawn(c.watch)
 		return c, nil
@@ -243,6 +247,7 @@ func checkRequest(req []byte) error {
 // outcome is what the attempts of one call did, for retries and hooks.
 type outcome struct {
 	addr      string
+	ep        *endpoint // where the last attempt went, for outlier ejection
 	attempts  int
 	abandoned bool // the caller gave up; the call is the reader's now
 }
@@ -256,8 +261,10 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte, o *out
 		}
 		if !cl.wait(ctx) {
 			o.abandoned = true
+			c.noteOutcome(o.ep, ctx.Err())
 			return ctxError(ctx)
 		}
+		c.noteOutcome(o.ep, cl.err)
 		if cl.err == nil {
 			return nil
 		}
@@ -279,7 +286,7 @@ func (c *Client) submit(ctx context.Context, cl *call, payload []byte, o *outcom
 		o.attempts++
 		cn, err := c.pick(ctx)
 		if err == nil {
-			o.addr = cn.addr
+			o.addr, o.ep = cn.addr, cn.ep
 			if err = cn.enqueue(ctx, cl, payload); err == nil {
 				return nil
 			}

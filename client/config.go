@@ -37,6 +37,14 @@ const (
 	RoundRobin
 	// Random picks a connection uniformly at random.
 	Random
+	// Rendezvous sends the calls whose context carries a key (WithKey) to
+	// the address that key hashes to, by rendezvous hashing, so that a
+	// cache behind each address sees its keys and no other's. While the
+	// address set is stable a key always goes to the same address; when
+	// it changes only the keys of the addresses that came or went move.
+	// A key whose address has no usable connection goes to the address
+	// with the next-highest score. Calls without a key use PowerOfTwo.
+	Rendezvous
 )
 
 func (b Balancer) String() string {
@@ -47,6 +55,8 @@ func (b Balancer) String() string {
 		return "round-robin"
 	case Random:
 		return "random"
+	case Rendezvous:
+		return "rendezvous"
 	}
 	return fmt.Sprintf("Balancer(%d)", int(b))
 }
@@ -110,9 +120,9 @@ type Config struct {
 	DrainTimeout time.Duration
 
 	// OnStateChange, when set, is told when an address connects, loses
-	// its last connection, or connects again. It is called from the
-	// address's own goroutine, one event at a time per address, and
-	// should return quickly.
+	// its last connection, connects again, is ejected from balancing or
+	// is restored to it. It is called from the address's own goroutine,
+	// one event at a time per address, and should return quickly.
 	OnStateChange func(StateEvent)
 	// Stats receives the client's metrics; see the Stat constants.
 	// Default stats.Nop.
@@ -120,6 +130,23 @@ type Config struct {
 	// Observer, when set, is called once per completed call with its
 	// outcome, for end-to-end timing or tracing.
 	Observer func(CallInfo)
+
+	// HealthCheck, when its Interval is set, probes every address over
+	// one of its connections and takes an address whose probe fails out
+	// of balancing until a later probe succeeds.
+	HealthCheck HealthCheck
+	// OutlierFailures is how many calls in a row may fail on an address
+	// (its connection broke under them, or their deadline passed while it
+	// held them) before the address is ejected: taken out of balancing
+	// for a wait drawn from OutlierBackoff that grows with each ejection
+	// in a row. SendRecv, SendRecvAppend and Pipeline.Flush count; a Go
+	// call counts only its retries, and Notify, which does not wait for
+	// answers, not at all. Default DefaultOutlierFailures; negative: never
+	// eject.
+	OutlierFailures int
+	// OutlierBackoff spaces an ejected address's returns to service.
+	// Default DefaultOutlierBackoffBase and DefaultOutlierBackoffMax.
+	OutlierBackoff Backoff
 }
 
 // Validate reports settings out of range, wrapping ErrInvalidConfig.
@@ -136,10 +163,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: DialTimeout %v is negative", ErrInvalidConfig, c.DialTimeout)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
-	case c.Balancer < PowerOfTwo || c.Balancer > Random:
+	case c.Balancer < PowerOfTwo || c.Balancer > Rendezvous:
 		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Balancer)
 	}
+	if err := c.HealthCheck.validate(); err != nil {
+		return err
+	}
 	if err := c.RetryBackoff.validate("RetryBackoff"); err != nil {
+		return err
+	}
+	if err := c.OutlierBackoff.validate("OutlierBackoff"); err != nil {
 		return err
 	}
 	return c.ReconnectBackoff.validate("ReconnectBackoff")
@@ -167,6 +200,9 @@ func (c Config) withDefaults() Config {
 	}
 	c.RetryBackoff = c.RetryBackoff.withDefaults(DefaultRetryBackoffBase, DefaultRetryBackoffMax)
 	c.ReconnectBackoff = c.ReconnectBackoff.withDefaults(DefaultReconnectBackoffBase, DefaultReconnectBackoffMax)
+	c.OutlierFailures = orDefault(c.OutlierFailures, DefaultOutlierFailures)
+	c.OutlierBackoff = c.OutlierBackoff.withDefaults(DefaultOutlierBackoffBase, DefaultOutlierBackoffMax)
+	c.HealthCheck = c.HealthCheck.withDefaults()
 	if c.Stats == nil {
 		c.Stats = stats.Nop{}
 	}

@@ -55,4 +55,17 @@
 // New takes a fixed address list; a Resolver lets the set change while the
 // client runs. Removed addresses are drained: calls already on them get
 // their answers, then the connections close.
+//
+// # Scaling out
+//
+// DNSResolver follows a service in DNS, by its A and AAAA records or its
+// SRV records, as servers come and go. An address can also be ejected:
+// taken out of balancing while it is up. Config.HealthCheck probes each
+// address in band and ejects it while its probes fail; passive outlier
+// ejection (Config.OutlierFailures) ejects an address on which several
+// calls in a row failed, for a backoff. Ejected addresses are used only
+// when no other is usable, and Config.OnStateChange hears Ejected and
+// Restored. For caches, the Rendezvous balancer sends every call with a
+// given key (WithKey) to the same address, and moves as few keys as
+// possible when the set changes. docs/SCALING.md shows deployments.
 package client

@@ -19,6 +19,13 @@ const (
 	Disconnected
 	// Reconnected: the address is usable again after Disconnected.
 	Reconnected
+	// Ejected: the address failed its health check, or too many calls
+	// in a row (see Config.HealthCheck and Config.OutlierFailures).
+	// Calls avoid it, unless no other address is usable, until it is
+	// Restored. Err says why.
+	Ejected
+	// Restored: an Ejected address is back in use.
+	Restored
 )
 
 func (s State) String() string {
@@ -29,6 +36,10 @@ func (s State) String() string {
 		return "disconnected"
 	case Reconnected:
 		return "reconnected"
+	case Ejected:
+		return "ejected"
+	case Restored:
+		return "restored"
 	}
 	return "unknown"
 }
@@ -68,6 +79,8 @@ type endpoint struct {
 	// ReconnectBackoff.Max of being dialled: a server that accepts and
 	// then drops connections is backed off like one that refuses them.
 	quick int
+
+	health health // standing with the health checks; see health.go
 }
 
 func newEndpoint(c *Client, addr string, started bool) *endpoint {
@@ -116,6 +129,7 @@ func (e *endpoint) run() {
 	for {
 		live, lastErr, quick := e.status()
 		e.report(&st, live, lastErr)
+		e.reportHealth(&st)
 		var derr error
 		if want := e.c.cfg.ConnsPerAddr; live < want {
 			if !firstRound && !sleep(e.ctx, nil, e.c.cfg.ReconnectBackoff.wait(failures+quick)) {
@@ -154,6 +168,7 @@ type upState struct {
 	// down: Disconnected was reported and nothing since, so that a
 	// string of failed probes makes one event, not one each.
 	down bool
+	out  bool // Ejected was reported and Restored not since
 }
 
 // report emits the event, if any, that live connections and err make.
@@ -278,6 +293,7 @@ func (e *endpoint) connDown(cn *conn, cause error) {
 // was removed: calls on them finish) or failed with ErrClosed.
 func (e *endpoint) shutdown(drain bool) {
 	e.cancel()
+	e.health.stop()
 	e.mu.Lock()
 	e.removed = true
 	conns := e.conns
@@ -296,8 +312,13 @@ func (e *endpoint) shutdown(drain bool) {
 func (e *endpoint) collect(s *snapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	out := e.health.isOut.Load()
 	for _, cn := range e.conns {
-		if !cn.broken.Load() {
+		switch {
+		case cn.broken.Load():
+		case out:
+			s.ejected = append(s.ejected, cn)
+		default:
 			s.conns = append(s.conns, cn)
 		}
 	}
@@ -320,6 +341,10 @@ func (e *endpoint) emit(st State, err error) {
 		e.c.cfg.Stats.Count(StatDisconnected, 1)
 	case Reconnected:
 		e.c.cfg.Stats.Count(StatReconnected, 1)
+	case Ejected:
+		e.c.cfg.Stats.Count(StatEjected, 1)
+	case Restored:
+		e.c.cfg.Stats.Count(StatRestored, 1)
 	}
 	if f := e.c.cfg.OnStateChange; f != nil {
 		f(StateEvent{Addr: e.addr, State: st, Err: err})

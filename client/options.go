@@ -61,3 +61,11 @@ func WithStats(r stats.Recorder) Option { return func(c *Config) { c.Stats = r }
 
 // WithObserver sets Config.Observer.
 func WithObserver(f func(CallInfo)) Option { return func(c *Config) { c.Observer = f } }
+
+// WithHealthCheck sets Config.HealthCheck.
+func WithHealthCheck(h HealthCheck) Option { return func(c *Config) { c.HealthCheck = h } }
+
+// WithOutlierEjection sets Config.OutlierFailures and Config.OutlierBackoff.
+func WithOutlierEjection(failures int, b Backoff) Option {
+	return func(c *Config) { c.OutlierFailures, c.OutlierBackoff = failures, b }
+}
