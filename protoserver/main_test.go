@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/protoserver/internal/testpb"
 	"github.com/tcpez/tcpez/server"
@@ -42,27 +42,7 @@ func ctxFor(t testing.TB) context.Context {
 // ends, and returns the server and its address.
 func serve(t testing.TB, h server.Handler, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	srv := server.New(h, cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), safety)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return srv, l.Addr().String()
+	return testserver.Start(t, h, cfg)
 }
 
 // newClient returns a byte client for addr, closed when the test ends.

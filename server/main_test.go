@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 )
@@ -26,37 +27,12 @@ const safety = 10 * time.Second
 func echo(_ context.Context, req []byte, _ *span.Span) ([]byte, error) { return req, nil }
 
 // quietLogger keeps test output readable; tests that check logs use a hook.
-func quietLogger() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
+func quietLogger() *logrus.Logger { return testserver.QuietLogger() }
 
-// startServer serves h on a fresh loopback port and shuts it down, checking
-// that Serve returns ErrServerClosed, when the test ends.
+// startServer serves h on a fresh loopback port until the test ends.
 func startServer(t testing.TB, h server.HandlerFunc, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	srv := server.New(h, cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), safety)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return srv, l.Addr().String()
+	return testserver.Start(t, h, cfg)
 }
 
 func dial(t testing.TB, addr string) *net.TCPConn {
