@@ -1,11 +1,18 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,38 +22,169 @@ import (
 	"github.com/tcpez/tcpez/stats"
 )
 
-// TestMalformedInput sends each malformed example of the spec, and more,
-// after a valid request: the valid one is answered, the connection is
-// closed, the fault is counted, and a fresh connection is served.
-func TestMalformedInput(t *testing.T) {
-	cases := map[string][]byte{
-		"2 GiB header":             {0x7f, 0xff, 0xff, 0xff},
-		"nested batch":             frame.AppendHeader(frame.AppendHeader(nil, -2), -1),
-		"HTTP request line":        []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-		"batch of 50 million":      frame.AppendHeader(nil, frame.BatchHeader(50_000_000)),
-		"frame then garbage":       append(frame.AppendFrame(nil, []byte("ok")), 0x80, 0, 0, 0, 1, 2, 3),
-		"over a lowered max frame": frame.AppendHeader(nil, 1025),
+// malformedCase is one input of TestMalformedInput, sent after a valid
+// request on a fresh connection.
+type malformedCase struct {
+	name string
+	bad  []byte
+	// eof: the client shuts down its write side after bad, so that the
+	// input is cut short by the end of the stream.
+	eof bool
+	// legal: bad is valid input after all (the header 0 is an empty frame,
+	// not an empty batch); it is all answered and the connection stays.
+	legal bool
+}
+
+func malformedCases(t *testing.T) []malformedCase {
+	batch := func(n int) []byte { return frame.AppendHeader(nil, frame.BatchHeader(n)) }
+	hdr := func(h int32) []byte { return frame.AppendHeader(nil, frame.Header(h)) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	fr := func(p string) []byte { return frame.AppendFrame(nil, []byte(p)) }
+	limit := fuzzLimits.MaxFrameSize
+	cases := []malformedCase{
+		// Headers a server must refuse before taking memory for them.
+		{name: "2 GiB header", bad: hdr(math.MaxInt32)},
+		{name: "header one over the max frame", bad: hdr(int32(limit + 1))},
+		{name: "header -2^31", bad: hdr(math.MinInt32)},
+		{name: "batch of 50 million", bad: batch(50_000_000)},
+		{name: "batch count one over the limit", bad: batch(fuzzLimits.MaxBatchCount + 1)},
+		{name: "batch count 2^31-1", bad: batch(math.MaxInt32)},
+		// Inside a batch, every header must be a length within the limit.
+		{name: "nested batch", bad: cat(batch(2), batch(1))},
+		{name: "length -1 inside a batch", bad: cat(batch(2), hdr(-1))},
+		{name: "length -2^31 inside a batch", bad: cat(batch(2), fr("a"), hdr(math.MinInt32))},
+		{name: "oversized length inside a batch", bad: cat(batch(3), fr("a"), fr("b"), hdr(int32(limit+1)))},
+		// Streams that end inside a header or a payload.
+		{name: "1 header byte then EOF", bad: []byte{0}, eof: true},
+		{name: "2 header bytes then EOF", bad: []byte{0, 0}, eof: true},
+		{name: "3 header bytes then EOF", bad: []byte{0, 0, 0}, eof: true},
+		{name: "truncated body", bad: cat(hdr(100), []byte("only a few bytes")), eof: true},
+		{name: "body of a frame at the limit, truncated", bad: cat(hdr(int32(limit)), make([]byte, limit/2)), eof: true},
+		{name: "EOF right after a batch header", bad: batch(2), eof: true},
+		{name: "batch truncated after one frame", bad: cat(batch(2), fr("one")), eof: true},
+		{name: "batch truncated inside a header", bad: cat(batch(2), fr("one"), []byte{0, 0}), eof: true},
+		// Other protocols and desynchronised streams.
+		{name: "HTTP request line", bad: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{name: "TLS ClientHello", bad: []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}},
+		{name: "frame then garbage", bad: cat(fr("ok"), []byte{0x80, 0, 0, 0, 1, 2, 3})},
+		{name: "zero bytes, then a malformed header", bad: cat(make([]byte, 400), hdr(math.MinInt32))},
+		{name: "random garbage", bad: []byte{0xde, 0xad, 0xbe, 0xef, 0xca, 0xfe}},
+		// Legal input that looks odd: assert it is answered.
+		{name: "header 0 is an empty frame, not an empty batch", bad: hdr(0), legal: true},
+		{name: "4000 zero bytes are 1000 empty frames", bad: make([]byte, 4000), legal: true},
+		{name: "batch of empty frames", bad: cat(batch(3), hdr(0), hdr(0), hdr(0)), legal: true},
 	}
 	for _, ex := range specExamples(t) {
-		// Truncations are an end of stream, tested in TestTruncatedFrames.
-		if ex.Malformed != nil && ex.Error != "ErrTruncated" {
-			cases["spec: "+ex.Name] = ex.Malformed
+		if ex.Malformed != nil {
+			cases = append(cases, malformedCase{name: "spec: " + ex.Name, bad: ex.Malformed, eof: ex.Error == "ErrTruncated"})
 		}
 	}
+	return cases
+}
+
+// TestMalformedInput sends each malformed input, after a valid request, on
+// a connection of its own, over real TCP. The server answers exactly the
+// whole messages before the fault (so the valid request, at least), then
+// closes that connection alone, within a second: a bystander connection
+// opened before the table is served after every case, and so is a fresh
+// one. Each fault is counted as errors.protocol, and the server's heap
+// does not grow across the table. Legal inputs that look odd (the header
+// 0, a run of zero bytes) are answered and the connection stays open.
+func TestMalformedInput(t *testing.T) {
 	rec := stats.NewMemory()
-	_, addr := startServer(t, echo, server.Config{Stats: rec, Limits: frame.Limits{MaxFrameSize: 1024}})
-	for name, bad := range cases {
-		t.Run(name, func(t *testing.T) {
-			before := rec.Counter("errors.protocol")
+	_, addr := startServer(t, echo, server.Config{Stats: rec, Limits: fuzzLimits})
+	bystander := dial(t, addr)
+	first := frame.AppendFrame(nil, []byte("first"))
+	cases := malformedCases(t)
+	if len(cases) < 16 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var latencies []time.Duration
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			faults := rec.Counter("errors.protocol")
+			in := append(slices.Clip(first), tc.bad...)
+			want := in[:answeredPrefix(in)]
 			c := dial(t, addr)
-			write(t, c, append(frame.AppendFrame(nil, []byte("first")), bad...))
-			if got := readN(t, c, 9); string(got[4:]) != "first" {
-				t.Fatalf("answer before the fault: %q", got)
+			write(t, c, in)
+			if tc.eof {
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			expectClosed(t, c)
-			roundTrip(t, addr, "still serving")
-			waitFor(t, func() bool { return rec.Counter("errors.protocol") > before }, "errors.protocol to rise")
+			if tc.legal {
+				if len(want) != len(in) {
+					t.Fatalf("test bug: the legal input is not all answerable")
+				}
+				if got := readN(t, c, len(want)); !bytes.Equal(got, want) {
+					t.Fatalf("answers % x\nwant    % x", got, want)
+				}
+				oneRoundTrip(t, c, "the connection stays open")
+				c.Close()
+				if n := rec.Counter("errors.protocol"); n != faults {
+					t.Fatalf("errors.protocol rose from %d to %d for legal input", faults, n)
+				}
+				return
+			}
+			start := time.Now()
+			got, err := readUntilClosed(c, time.Second)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("after %v: %v (answers so far % x)", took, err, got)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("answers % x\nwant    % x", got, want)
+			}
+			t.Logf("closed %v after the input was sent", took)
+			latencies = append(latencies, took)
+			c.Close()
+			waitFor(t, func() bool { return rec.Counter("errors.protocol") > faults }, "errors.protocol to rise")
+			oneRoundTrip(t, bystander, "the bystander connection")
+			roundTrip(t, addr, "a fresh connection")
 		})
+	}
+	waitFor(t, func() bool { v, _ := rec.GaugeValue("conns.open"); return v == 1 }, "only the bystander to stay open")
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
+	if grown > 4<<20 {
+		t.Errorf("heap in use grew by %.1f MiB across the table", float64(grown)/(1<<20))
+	}
+	slices.Sort(latencies)
+	if n := len(latencies); n > 0 {
+		t.Logf("%d malformed inputs: close latency min %v, median %v, max %v; heap in use %+d KiB across the table",
+			n, latencies[0], latencies[n/2], latencies[n-1], grown>>10)
+	}
+}
+
+// readUntilClosed reads everything until the server closes c, within
+// limit: a clean end of stream, or a reset, is a close; the deadline is
+// an error.
+func readUntilClosed(c net.Conn, limit time.Duration) ([]byte, error) {
+	_ = c.SetReadDeadline(time.Now().Add(limit))
+	got, err := io.ReadAll(c)
+	switch {
+	case err == nil, errors.Is(err, syscall.ECONNRESET):
+		return got, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return got, fmt.Errorf("connection not closed within %v", limit)
+	}
+	return got, err
+}
+
+// oneRoundTrip sends payload on c and requires its echo.
+func oneRoundTrip(t testing.TB, c net.Conn, payload string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(safety))
+	want := frame.AppendFrame(nil, []byte(payload))
+	write(t, c, want)
+	if got := readN(t, c, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("%s: echo of %q: got % x", payload, payload, got)
 	}
 }
 
