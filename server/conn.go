@@ -508,7 +508,10 @@ func (c *conn) close() error {
 	err := c.endErr
 	c.mu.Unlock()
 	clean := err == io.EOF || err == errStopping
-	if !clean && err != ErrServerClosed && err != ErrIdleTimeout {
+	// A peer that has closed or sent nothing has nothing unread; any other
+	// may have sent more, even during Shutdown, and closing on unread
+	// bytes would reset the connection and destroy the answers in flight.
+	if err != io.EOF && err != ErrServerClosed && err != ErrIdleTimeout {
 		c.linger()
 	}
 	_ = c.nc.Close()
