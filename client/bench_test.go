@@ -197,3 +197,21 @@ func TestSendRecvAppendAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per call, want 0", n)
 	}
 }
+
+// BenchmarkSendRecvAppend1MiB is the bandwidth case: 1 MiB requests from
+// 4 goroutines over one connection.
+func BenchmarkSendRecvAppend1MiB(b *testing.B) {
+	const size = 1 << 20
+	c := newClient(b, []string{tcpezServer(b)})
+	req := make([]byte, size)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(size)
+	runConcurrent(b, 4, func(buf []byte) []byte {
+		ans, err := c.SendRecvAppend(ctx, buf, req)
+		if err != nil || len(ans) != size {
+			b.Error(len(ans), err)
+		}
+		return ans
+	})
+}
