@@ -10,6 +10,10 @@ import (
 // Pipeline collects requests and sends them as one batch: a single write,
 // and a single answer batch read in order. It is not safe for concurrent
 // use; make one per goroutine. It can be reused after Flush.
+//
+// A server may run the requests of a batch concurrently (the tcpez server
+// does, as the original did); only the answers are in order. Requests that
+// depend on each other belong in successive batches.
 type Pipeline struct {
 	c     *Client
 	buf   []byte // the batch's frames, header excluded

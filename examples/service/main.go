@@ -111,15 +111,16 @@ func main() {
 		fmt.Printf("get nothing: %v: %s\n", st.Code, st.Message)
 	}
 
-	// A pipeline sends its calls as one batch.
+	// A pipeline sends its calls as one batch. The server runs a batch's
+	// calls concurrently and answers them in order, so calls that depend
+	// on each other go in separate batches: the List follows the Puts.
 	p := kv.Pipeline()
 	p.Put(&kvpb.PutRequest{Key: "fruit/apple", Value: []byte("red")})
 	p.Put(&kvpb.PutRequest{Key: "fruit/kiwi", Value: []byte("green")})
-	list := p.List(&kvpb.ListRequest{Prefix: "fruit/"})
 	if err := p.Flush(ctx); err != nil {
 		log.Fatal(err)
 	}
-	keys, err := list.Wait()
+	keys, err := kv.List(ctx, &kvpb.ListRequest{Prefix: "fruit/"})
 	if err != nil {
 		log.Fatal(err)
 	}
