@@ -1,0 +1,408 @@
+// Kvcache is a tcpez example: an in-memory cache service in the manner of
+// memcached — Get, Set with TTLs, Delete, Incr — that also carries messages
+// between processes: Publish appends to a channel, which retains its last
+// messages, and Listen long-polls a channel from a cursor, so that a
+// listener that comes back with its last cursor misses nothing the channel
+// still retains. The service is kvcachepb/kvcache.proto.
+//
+// A client shards keys and channels over several servers by consistent
+// hashing: client.Rendezvous, with client.WithKey on every call. A server
+// can keep its store in a snapshot file across restarts.
+//
+//	go run ./examples/kvcache        # the demo: three servers and a client in one process
+//	go run ./examples/kvcache --serve 127.0.0.1:7100 --snapshot cache.snap
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/examples/kvcache/kvcachepb"
+	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/server"
+)
+
+func main() {
+	serve := flag.String("serve", "", "run one cache server on `addr` (host:port or unix:/path) until SIGINT or SIGTERM, instead of the demo")
+	id := flag.String("id", "", "the server's name in its responses (default: the --serve address)")
+	snapshot := flag.String("snapshot", "", "with --serve: load the store from `file` at start if it exists, and write it there on shutdown")
+	retain := flag.Int("retain", DefaultRetain, "how many messages each channel keeps")
+	flag.Parse()
+	if *serve == "" {
+		if err := demo(os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *id == "" {
+		*id = *serve
+	}
+	if err := serveOne(*serve, *id, *snapshot, *retain); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// node is one cache server.
+type node struct {
+	id, addr, snapshot string
+	store              *Store
+	svc                *protoserver.Service
+	srv                *server.Server
+	served             chan error // Serve's result
+}
+
+// startNode starts a cache server on addr, with the store of the snapshot
+// file if there is one.
+func startNode(id, addr, snapshot string, retain int, logger logrus.FieldLogger) (*node, error) {
+	store := NewStore(StoreConfig{Retain: retain, SweepEvery: time.Second})
+	if snapshot != "" {
+		if _, err := store.LoadFile(snapshot); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	svc := protoserver.NewService(protoserver.WithLogger(logger))
+	kvcachepb.RegisterCache(svc, &cache{id: id, store: store})
+	srv := server.New(svc, server.Config{Logger: logger})
+	l, err := srv.Listen(addr)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n := &node{id: id, addr: l.Addr().String(), snapshot: snapshot, store: store, svc: svc, srv: srv, served: make(chan error, 1)}
+	go func() { n.served <- srv.Serve(l) }()
+	return n, nil
+}
+
+// stop shuts the server down gracefully: new calls are answered
+// Unavailable, waiting Listens answer at once, the calls in hand finish,
+// and then the store is written to the snapshot file, if there is one.
+func (n *node) stop(ctx context.Context) error {
+	n.svc.Drain()
+	n.store.Close()
+	err := n.srv.Shutdown(ctx)
+	if n.snapshot != "" {
+		err = errors.Join(err, n.store.SaveFile(n.snapshot))
+	}
+	return err
+}
+
+// serveOne runs one server until a signal stops it.
+func serveOne(addr, id, snapshot string, retain int) error {
+	logger := logrus.StandardLogger()
+	n, err := startNode(id, addr, snapshot, retain, logger)
+	if err != nil {
+		return err
+	}
+	logger.WithFields(logrus.Fields{"addr": addr, "id": id, "keys": n.store.Len(), "snapshot": snapshot}).Info("kvcache: serving")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		logger.WithField("signal", s.String()).Info("kvcache: shutting down")
+	case err := <-n.served:
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return n.stop(ctx)
+}
+
+// demo runs three servers and a client in this process and prints what
+// they do; the output is the same on every run.
+func demo(out io.Writer) error {
+	logger := logrus.New()
+	logger.SetOutput(os.Stderr)
+	logger.SetLevel(logrus.WarnLevel)
+
+	dir, err := os.MkdirTemp("", "kvcache")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		snap := ""
+		if i == 2 {
+			snap = filepath.Join(dir, "cache-3.snap")
+		}
+		if nodes[i], err = startNode(fmt.Sprintf("cache-%d", i+1), "127.0.0.1:0", snap, DefaultRetain, logger); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.stop(context.Background())
+			}
+		}
+	}()
+	addrs := []string{nodes[0].addr, nodes[1].addr, nodes[2].addr}
+	fmt.Fprintln(out, "3 servers: cache-1 cache-2 cache-3 (cache-3 keeps a snapshot file)")
+
+	// The client hashes every call's key to a server. Its state changes
+	// tell the demo when cache-3 goes and comes back.
+	events := make(chan client.StateEvent, 100)
+	c, err := client.New(addrs,
+		client.WithBalancer(client.Rendezvous),
+		client.WithReconnectBackoff(client.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond}),
+		client.WithOnStateChange(func(ev client.StateEvent) {
+			select {
+			case events <- ev:
+			default:
+			}
+		}))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	kv := kvcachepb.NewCacheClient(protoserver.NewClient(c))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// on gives a call its sharding key: the cache key or the channel name.
+	on := func(key string) context.Context { return client.WithKey(ctx, key) }
+
+	// Set, Get and TTLs.
+	set, err := kv.Set(on("greeting"), &kvcachepb.SetRequest{Key: "greeting", Value: []byte("hello")})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "set greeting: replaced", set.Replaced)
+	got, err := kv.Get(on("greeting"), &kvcachepb.GetRequest{Key: "greeting"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "get greeting: %s (ttl_ms %d: no expiry), from the server it was set on: %t\n", got.Value, got.TtlMs, got.Server == set.Server)
+
+	const ttl = 500 * time.Millisecond
+	if _, err := kv.Set(on("session:42"), &kvcachepb.SetRequest{Key: "session:42", Value: []byte("alice"), TtlMs: ttl.Milliseconds()}); err != nil {
+		return err
+	}
+	got, err = kv.Get(on("session:42"), &kvcachepb.GetRequest{Key: "session:42"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "set session:42 with a %v ttl; get at once: %s, expiring within %v: %t\n", ttl, got.Value, ttl, got.TtlMs > 0 && got.TtlMs <= ttl.Milliseconds())
+	time.Sleep(ttl + 100*time.Millisecond)
+	_, err = kv.Get(on("session:42"), &kvcachepb.GetRequest{Key: "session:42"})
+	fmt.Fprintf(out, "get session:42 %v later: %v\n", ttl+100*time.Millisecond, protoserver.CodeOf(err))
+
+	// Counters.
+	for _, delta := range []int64{1, 41} {
+		n, err := kv.Incr(on("hits"), &kvcachepb.IncrRequest{Key: "hits", Delta: delta})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "incr hits by %d: %d\n", delta, n.Value)
+	}
+	if got, err = kv.Get(on("hits"), &kvcachepb.GetRequest{Key: "hits"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "get hits: %q\n", got.Value)
+	n, err := kv.Incr(on("stock"), &kvcachepb.IncrRequest{Key: "stock", Delta: -3})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "incr stock (missing, starts at 0) by -3: %d\n", n.Value)
+	_, err = kv.Incr(on("greeting"), &kvcachepb.IncrRequest{Key: "greeting", Delta: 1})
+	fmt.Fprintln(out, "incr greeting (not a number):", protoserver.CodeOf(err))
+
+	// Delete.
+	for range 2 {
+		del, err := kv.Delete(on("greeting"), &kvcachepb.DeleteRequest{Key: "greeting"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "delete greeting: existed", del.Existed)
+	}
+	_, err = kv.Get(on("greeting"), &kvcachepb.GetRequest{Key: "greeting"})
+	fmt.Fprintln(out, "get greeting:", protoserver.CodeOf(err))
+
+	// Sharding: every response names its server. Which server a key hashes
+	// to depends on the addresses, which change from run to run, so the
+	// demo prints what holds on every run.
+	const nkeys = 60
+	placed := make(map[string]string) // key → server
+	perServer := make(map[string]int)
+	stable := true
+	for i := 1; i <= nkeys; i++ {
+		key := fmt.Sprintf("user:%d", i)
+		set, err := kv.Set(on(key), &kvcachepb.SetRequest{Key: key, Value: []byte(fmt.Sprintf("profile %d", i))})
+		if err != nil {
+			return err
+		}
+		placed[key] = set.Server
+		perServer[set.Server]++
+		for range 3 {
+			got, err := kv.Get(on(key), &kvcachepb.GetRequest{Key: key})
+			if err != nil {
+				return err
+			}
+			stable = stable && got.Server == set.Server
+		}
+	}
+	fmt.Fprintf(out, "%d keys user:1..user:%d over 3 servers: every server holds some: %t\n", nkeys, nkeys, len(perServer) == 3)
+	fmt.Fprintln(out, "each key read 3 times, always from the server it was set on:", stable)
+
+	if err := demoChannels(ctx, out, kv, addrs, nodes); err != nil {
+		return err
+	}
+
+	// A graceful restart of cache-3, which keeps a snapshot.
+	n3 := nodes[2]
+	var on3 []string
+	for key, srv := range placed {
+		if srv == "cache-3" {
+			on3 = append(on3, key)
+		}
+	}
+	if err := n3.stop(ctx); err != nil {
+		return err
+	}
+	_, err = os.Stat(n3.snapshot)
+	fmt.Fprintln(out, "cache-3 shut down gracefully; snapshot written:", err == nil)
+	if err := waitFor(ctx, events, n3.addr, client.Disconnected); err != nil {
+		return err
+	}
+	_, err = kv.Get(on(on3[0]), &kvcachepb.GetRequest{Key: on3[0]})
+	fmt.Fprintln(out, "while cache-3 is down its keys hash to another server: get:", protoserver.CodeOf(err))
+	if nodes[2], err = startNode("cache-3", n3.addr, n3.snapshot, DefaultRetain, logger); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, events, n3.addr, client.Reconnected); err != nil {
+		return err
+	}
+	back := true
+	for _, key := range on3 {
+		got, err := kv.Get(on(key), &kvcachepb.GetRequest{Key: key})
+		back = back && err == nil && got.Server == "cache-3" && strings.HasPrefix(string(got.Value), "profile ")
+	}
+	fmt.Fprintln(out, "cache-3 restarted on its address from the snapshot; every key it held is back:", back)
+	return nil
+}
+
+// demoChannels shows Publish and Listen: a long-polling listener, its
+// reconnection from its cursor, and a cursor older than the retained
+// window.
+func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, addrs []string, nodes []*node) error {
+	on := func(key string) context.Context { return client.WithKey(ctx, key) }
+	// A Listen holds its connection's later answers back while it waits,
+	// since answers leave a connection in order: a listener gets a client,
+	// and so connections, of its own.
+	listener := func(cursor uint64, until uint64, got chan<- string) (uint64, error) {
+		lc, err := client.New(addrs, client.WithBalancer(client.Rendezvous))
+		if err != nil {
+			return cursor, err
+		}
+		defer lc.Close()
+		l := kvcachepb.NewCacheClient(protoserver.NewClient(lc))
+		for cursor < until {
+			lctx, cancel := context.WithTimeout(on("deploys"), 5*time.Second)
+			resp, err := l.Listen(lctx, &kvcachepb.ListenRequest{Channel: "deploys", Cursor: cursor, MaxWaitMs: 10_000})
+			cancel()
+			if err != nil {
+				return cursor, err
+			}
+			for _, m := range resp.Messages {
+				got <- fmt.Sprintf("#%d %s", m.Seq, m.Payload)
+			}
+			cursor = resp.Cursor
+		}
+		return cursor, nil
+	}
+	publish := func(payloads ...string) error {
+		for _, p := range payloads {
+			if _, err := kv.Publish(on("deploys"), &kvcachepb.PublishRequest{Channel: "deploys", Payload: []byte(p)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	waiting := func() int {
+		w := 0
+		for _, n := range nodes {
+			w += n.store.Waiting()
+		}
+		return w
+	}
+
+	got := make(chan string, 10)
+	done := make(chan error, 1)
+	var cursor uint64
+	go func() {
+		var err error
+		cursor, err = listener(0, 3, got)
+		done <- err
+	}()
+	// Publish once the listener is parked in its long poll, to show it wake.
+	for i := 0; i < 500 && waiting() == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintln(out, `listener long-polls channel "deploys" from cursor 0; waiting:`, waiting() == 1)
+	if err := publish("build started", "tests passed", "deployed"); err != nil {
+		return err
+	}
+	for range 3 {
+		fmt.Fprintln(out, "listener got", <-got)
+	}
+	if err := <-done; err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "listener disconnects at cursor", cursor)
+	if err := publish("rollback started", "rollback done"); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "published #4 and #5 while it was away")
+	go func() {
+		var err error
+		cursor, err = listener(cursor, 5, got)
+		done <- err
+	}()
+	for range 2 {
+		fmt.Fprintln(out, "listener, reconnected from cursor 3, got", <-got)
+	}
+	if err := <-done; err != nil {
+		return err
+	}
+
+	// A cursor that fell out of the retained window.
+	for i := 1; i <= DefaultRetain+5; i++ {
+		if _, err := kv.Publish(on("metrics"), &kvcachepb.PublishRequest{Channel: "metrics", Payload: fmt.Appendf(nil, "sample %d", i)}); err != nil {
+			return err
+		}
+	}
+	resp, err := kv.Listen(on("metrics"), &kvcachepb.ListenRequest{Channel: "metrics", Cursor: 0})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "published %d messages on \"metrics\", which keeps %d; listen from cursor 0: missed %d, first_available %d, got %d (#%d..#%d), next cursor %d\n",
+		DefaultRetain+5, DefaultRetain, resp.Missed, resp.FirstAvailable, len(resp.Messages), resp.Messages[0].Seq, resp.Messages[len(resp.Messages)-1].Seq, resp.Cursor)
+	return nil
+}
+
+// waitFor waits for the client to report state for addr.
+func waitFor(ctx context.Context, events <-chan client.StateEvent, addr string, state client.State) error {
+	for {
+		select {
+		case ev := <-events:
+			if ev.Addr == addr && ev.State == state {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to be %v: %w", addr, state, ctx.Err())
+		}
+	}
+}
