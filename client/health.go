@@ -38,8 +38,8 @@ type HealthCheck struct {
 	Timeout time.Duration
 	// Probe checks one address. Default FrameProbe(nil): an empty frame,
 	// which a byte server's echo-like handler answers. Servers whose
-	// handler refuses an empty request need a Probe of their own; a
-	// service-mode server plugs its standard health method in here.
+	// handler refuses an empty request need a Probe of their own; for
+	// service mode, protoserver.HealthProbe calls its health method.
 	Probe Probe
 }
 

@@ -145,7 +145,7 @@ func (s *Service) newRequest(m *method) (proto.Message, bool) {
 	return m.h.newReq(), true
 }
 
-// NewService returns a Service with no methods.
+// NewService returns a Service whose only method is HealthMethod.
 func NewService(opts ...ServiceOption) *Service {
 	s := &Service{methods: make(map[string]*method)}
 	for _, o := range opts {
@@ -154,12 +154,19 @@ func NewService(opts ...ServiceOption) *Service {
 	if s.cfg.logger == nil {
 		s.cfg.logger = logrus.StandardLogger()
 	}
-	return s
+	return s.handle(HealthMethod, healthHandler, false)
 }
 
 // Handle adds the method name, served by h, and returns s. It panics if
 // name is empty or taken, or if s is already serving.
 func (s *Service) Handle(name string, h *MethodHandler) *Service {
+	return s.handle(name, h, true)
+}
+
+// handle adds a method, wrapped in the interceptors when intercepted: the
+// health method is not, so that an auth interceptor does not turn probes
+// away.
+func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Service {
 	if name == "" || h == nil {
 		panic("protoserver: Handle needs a name and a MethodHandler")
 	}
@@ -173,7 +180,7 @@ func (s *Service) Handle(name string, h *MethodHandler) *Service {
 	}
 	m := &method{info: MethodInfo{Name: name}, h: h}
 	next := m.recovering(s)
-	for i := len(s.cfg.interceptors) - 1; i >= 0; i-- {
+	for i := len(s.cfg.interceptors) - 1; intercepted && i >= 0; i-- {
 		ic, inner, info := s.cfg.interceptors[i], next, &m.info
 		next = func(ctx context.Context, req proto.Message, sp *span.Span) (proto.Message, error) {
 			return ic(ctx, info, req, sp, inner)

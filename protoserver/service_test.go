@@ -93,7 +93,7 @@ func TestServiceWithoutCodegen(t *testing.T) {
 	svc := protoserver.NewService().
 		Handle("Upper", protoserver.Method(upper)).
 		Handle("Double", protoserver.Method(double))
-	if got := svc.Methods(); len(got) != 2 || got[0] != "Double" || got[1] != "Upper" {
+	if got := svc.Methods(); len(got) != 3 || got[0] != protoserver.HealthMethod || got[1] != "Double" || got[2] != "Upper" {
 		t.Fatalf("Methods: %q", got)
 	}
 	_, addr := serve(t, svc, server.Config{})
