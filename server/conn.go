@@ -170,7 +170,9 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	s.inBatch = inBatch
 	s.sp.Reset(span.NewID())
 	s.start = c.clock.recent()
-	c.srv.inflight.Add(1)
+	if c.srv.gauges {
+		c.srv.inflight.Add(1)
+	}
 	c.publish()
 	// Run the request here unless handlers are slow and more requests are
 	// already at hand: then they run concurrently and reading goes on.

@@ -46,7 +46,9 @@ func (s *Server) count(name string) { s.cfg.Stats.Count(name, 1) }
 // finishRequest records a request's stats and, as RequestLog says, logs it
 // with its span.
 func (s *Server) finishRequest(c *conn, sl *slot, d time.Duration) {
-	s.inflight.Add(-1)
+	if s.gauges {
+		s.inflight.Add(-1)
+	}
 	rec := s.cfg.Stats
 	rec.Count("requests", 1)
 	rec.Timing("request", d)

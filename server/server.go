@@ -25,8 +25,12 @@ type Server struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	sampled   atomic.Uint64 // routine requests seen, for log sampling
-	inflight  atomic.Int64  // requests read and not yet handled
-	reporter  sync.WaitGroup
+	// gauges is set when a Recorder receives the periodic gauges; only then
+	// is inflight kept, so that the default path does not update a
+	// counter every connection shares on every request.
+	gauges   bool
+	inflight atomic.Int64 // requests read and not yet handled
+	reporter sync.WaitGroup
 
 	mu        sync.Mutex
 	closing   bool
@@ -55,6 +59,7 @@ func (s *Server) start() error {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		if _, nop := s.cfg.Stats.(stats.Nop); !nop {
+			s.gauges = true
 			s.reporter.Go(s.reportGauges)
 		}
 	})
