@@ -289,3 +289,41 @@ func TestInflightGauge(t *testing.T) {
 	readN(t, c, 8)
 	waitFor(t, func() bool { v, _ := rec.GaugeValue("requests.inflight"); return v == 0 }, "requests.inflight = 0")
 }
+
+// TestRequestLogSampling: with SampleEvery 5, one routine request in five
+// is logged.
+func TestRequestLogSampling(t *testing.T) {
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.DebugLevel)
+	_, addr := startServer(t, echo, server.Config{Logger: logger, RequestLog: server.RequestLog{SampleEvery: 5}})
+	c := dial(t, addr)
+	r := frame.NewReader(c, frame.Limits{})
+	for i := range 20 {
+		write(t, c, frame.AppendFrame(nil, []byte{byte(i)}))
+		readFrames(t, r, 1)
+	}
+	requests := 0
+	for _, e := range hook.AllEntries() {
+		if e.Message == "tcpez: request" {
+			requests++
+		}
+	}
+	if requests != 4 {
+		t.Fatalf("%d of 20 requests logged with SampleEvery 5, want 4", requests)
+	}
+}
+
+// TestTLSHandshakeTimeout: a client that connects to a TLS server and
+// never says hello is cut off by ReadTimeout, and counted.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	cert, _ := selfSigned(t, "server")
+	rec := stats.NewMemory()
+	_, addr := startServer(t, echo, server.Config{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		ReadTimeout: 50 * time.Millisecond,
+		Stats:       rec,
+	})
+	c := dial(t, addr)
+	expectClosed(t, c)
+	waitFor(t, func() bool { return rec.Counter("errors.tls") == 1 }, "errors.tls")
+}

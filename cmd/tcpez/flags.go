@@ -26,11 +26,10 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parse parses args; the flag package has already printed why it failed
+// (or the help that -h asked for), so either ends as a usage error.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
+	if fs.Parse(args) != nil {
 		return errUsage
 	}
 	return nil
