@@ -112,11 +112,25 @@ const (
 	loadMargin      = 500 * time.Millisecond
 )
 
-// runLoad makes calls from workers goroutines until stop is closed (or a
-// bound), each with a unique payload and a deadline, checking that every
-// call ends by its deadline with its own echo or a typed error.
-func runLoad(c *client.Client, workers int, stop <-chan struct{}, s *loadStats) *sync.WaitGroup {
+// runLoad makes calls from workers goroutines until the returned stop is
+// called (or a bound), each with a unique payload and a deadline, checking
+// that every call ends by its deadline with its own echo or a typed error.
+// stop waits for the workers; it may be called again, and runs when the
+// test ends in any case.
+func runLoad(t *testing.T, c *client.Client, workers int, s *loadStats) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
 	var wg sync.WaitGroup
+	stop = func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
+	t.Cleanup(stop)
+	loadWorkers(c, workers, done, s, &wg)
+	return stop
+}
+
+func loadWorkers(c *client.Client, workers int, stop <-chan struct{}, s *loadStats, wg *sync.WaitGroup) {
 	for g := range workers {
 		wg.Go(func() {
 			for i := range 1_000_000 {
@@ -156,7 +170,6 @@ func runLoad(c *client.Client, workers int, stop <-chan struct{}, s *loadStats) 
 			}
 		})
 	}
-	return &wg
 }
 
 func waitAtLeast(t *testing.T, n *atomic.Int64, want int64, what string) {
@@ -216,16 +229,7 @@ func TestKillAndRestartUnderLoad(t *testing.T) {
 	}
 
 	s := newLoadStats()
-	stop := make(chan struct{})
-	wg := runLoad(c, 16, stop, s)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	stop := runLoad(t, c, 16, s)
 
 	waitAtLeast(t, &s.ok, 500, "successes before the kill")
 	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
@@ -250,8 +254,7 @@ func TestKillAndRestartUnderLoad(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	close(s.errs)
 	for err := range s.errs {
 		t.Error(err)
@@ -271,16 +274,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	cmd := serveAt(t, addr, "--delay", "200ms")
 	c := fastClient(t, []string{addr}, client.WithConnsPerAddr(2))
 	s := newLoadStats()
-	stop := make(chan struct{})
-	wg := runLoad(c, 16, stop, s)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	stop := runLoad(t, c, 16, s)
 	waitAtLeast(t, &s.ok, 50, "successes before the signal")
 	s.mark.Store(time.Now().UnixNano())
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -293,8 +287,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	exited := time.Since(signalled)
 	// The server is gone: give the callers a moment to see it, then stop.
 	waitAtLeast(t, &s.noConn, 1, "calls to find no server")
-	close(stop)
-	wg.Wait()
+	stop()
 	close(s.errs)
 	for err := range s.errs {
 		t.Error(err)
