@@ -278,13 +278,17 @@ func TestMaxInFlightBoundsReadAhead(t *testing.T) {
 		req = frame.AppendFrame(req, []byte{byte(i)})
 	}
 	write(t, c, req)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return started
+	}
+	waitFor(t, func() bool { return count() >= 4 }, "4 handlers to start")
 	// Give the server every chance to over-read, then check it did not.
 	time.Sleep(50 * time.Millisecond)
-	mu.Lock()
-	n := started
-	mu.Unlock()
+	n := count()
 	releaseOnce.Do(func() { close(release) })
-	if n == 0 || n > 4 {
+	if n != 4 {
 		t.Fatalf("%d handlers started with MaxInFlight 4", n)
 	}
 	if got := readN(t, c, len(req)); !bytes.Equal(got, req) {
