@@ -63,9 +63,10 @@ func TestShutdownAnswersWhatWasRead(t *testing.T) {
 }
 
 func TestShutdownGivesUpAtDeadline(t *testing.T) {
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
 	defer close(release)
 	h := func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		entered <- struct{}{}
 		select {
 		case <-release:
 		case <-ctx.Done(): // Close cancels the connection's context
@@ -75,7 +76,7 @@ func TestShutdownGivesUpAtDeadline(t *testing.T) {
 	srv, addr := startServerNoCleanup(t, h)
 	c := dial(t, addr)
 	write(t, c, frame.AppendFrame(nil, []byte("stuck")))
-	time.Sleep(10 * time.Millisecond)
+	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -248,11 +249,11 @@ func TestRequestLogPolicy(t *testing.T) {
 	h := func(_ context.Context, req []byte, sp *span.Span) ([]byte, error) {
 		sp.Attr("command", string(req))
 		if string(req) == "slow" {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 		}
 		return req, nil
 	}
-	_, addr := startServer(t, h, server.Config{Logger: logger, RequestLog: server.RequestLog{Slow: 10 * time.Millisecond}})
+	_, addr := startServer(t, h, server.Config{Logger: logger, RequestLog: server.RequestLog{Slow: 150 * time.Millisecond}})
 	roundTrip(t, addr, "fast")
 	roundTrip(t, addr, "slow")
 	var warned []*logrus.Entry
