@@ -22,7 +22,6 @@ import (
 // restarted on the same address.
 type testServer struct {
 	t        testing.TB
-	network  string
 	addr     string // as the client spells it
 	listen   func() (net.Listener, error)
 	handle   func(req []byte) []byte
