@@ -48,6 +48,10 @@ type call struct {
 	gen uint64
 	off int
 
+	// direct is the connection whose reading the caller took with this
+	// call: it reads its own answer there (see readRole).
+	direct *conn
+
 	fut  *Call      // non-nil for Go's calls
 	pool *sync.Pool // nil for calls that are not pooled
 }
@@ -71,6 +75,16 @@ func (cl *call) signal() {
 		return
 	}
 	cl.done <- struct{}{}
+}
+
+// await is wait for a call that was just queued: when its caller took the
+// connection's reading, it reads its own answer first.
+func (cl *call) await(ctx context.Context) bool {
+	if cn := cl.direct; cn != nil {
+		cl.direct = nil
+		cn.readOwn(ctx, cl)
+	}
+	return cl.wait(ctx)
 }
 
 // wait blocks until the call completes or ctx ends. It returns false when

@@ -259,7 +259,7 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte, o *out
 		if err := c.submit(ctx, cl, payload, o); err != nil {
 			return err
 		}
-		if !cl.wait(ctx) {
+		if !cl.await(ctx) {
 			o.abandoned = true
 			c.noteOutcome(o.ep, ctx.Err())
 			return ctxError(ctx)

@@ -69,12 +69,24 @@ type conn struct {
 	// wdl is the write deadline set on nc; owned by whoever is writing.
 	wdl time.Time
 
-	// Owned by the reader goroutine.
+	// role says who reads answers; see direct.go. wake hands the reading
+	// to the reader goroutine, which waits on it while it does not read.
+	role  readRole
+	wake  chan struct{}
+	takes uint64 // times a call took the reading of an idle connection
+	// idle is set for connections whose callers may read their own answers
+	// (plain sockets): it checks that the peer has not closed or sent
+	// anything unasked while nobody was reading.
+	idle *idleCheck
+	// rdl is the read deadline set on nc; owned by whoever reads.
+	rdl time.Time
+
+	// Owned by whoever reads.
 	scratch []byte
 }
 
 func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
-	return &conn{
+	cn := &conn{
 		c:    c,
 		ep:   ep,
 		addr: ep.addr,
@@ -85,7 +97,15 @@ func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 		// TLS state is lost when a write times out, so only a deadline
 		// the caller set may cut a TLS write short.
 		fragile: isTLS(nc),
+		wake:    make(chan struct{}, 1),
+		idle:    newIdleCheck(nc),
 	}
+	if cn.idle == nil {
+		// Nobody can tell a closed idle connection without reading it,
+		// so the reader goroutine always reads.
+		cn.role = roleReader
+	}
+	return cn
 }
 
 func isTLS(nc net.Conn) bool {
@@ -120,6 +140,15 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 		cn.mu.Unlock()
 		cn.release()
 		return err
+	}
+	if cn.role == roleFree {
+		if err := cn.idle.check(cn.r); err != nil {
+			cn.mu.Unlock()
+			cn.release()
+			cn.fail(err, writeProgress{})
+			return cn.failure()
+		}
+		cn.takeRead(cl)
 	}
 	cl.gen, cl.off = cn.gen, len(cn.wbuf)
 	if cl.mode == modeBatch {
@@ -290,6 +319,7 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	cn.wbuf, cn.spare = nil, nil
 	timer, draining := cn.drainTimer, cn.draining
 	cn.mu.Unlock()
+	cn.wakeReader() // to see the failure and exit
 
 	if timer != nil {
 		timer.Stop()

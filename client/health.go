@@ -326,7 +326,7 @@ func (c *Client) callOn(ctx context.Context, cn *conn, req []byte) ([]byte, erro
 		cl.recycle() // never queued, so still ours
 		return nil, err
 	}
-	if !cl.wait(ctx) {
+	if !cl.await(ctx) {
 		return nil, ctxError(ctx) // the reader drops the answer and the call
 	}
 	ans, err := cl.ans, cl.err

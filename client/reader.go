@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tcpez/tcpez/frame"
 )
@@ -14,9 +15,12 @@ import (
 const growStep = 64 << 10
 
 // readLoop is the connection's reader goroutine: it reads answers and
-// completes the queued calls in FIFO order until the connection breaks.
+// completes the queued calls in FIFO order until the connection breaks,
+// whenever it holds the reading (see readRole).
 func (cn *conn) readLoop() {
-	for {
+	watch := time.NewTimer(idleWatch)
+	defer watch.Stop()
+	for cn.awaitRead(watch) {
 		h, err := cn.r.ReadHeader()
 		if err != nil {
 			cn.fail(err, writeProgress{})
@@ -27,20 +31,31 @@ func (cn *conn) readLoop() {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
-		if err := cn.answer(cl, h); err != nil {
-			// cl left the queue, so fail will not see it: fail it here,
-			// with the error every other call on the connection gets.
-			cn.fail(err, writeProgress{})
-			cl.complete(nil, nil, cn.failure(), false)
-			cn.release()
+		if !cn.deliver(cl, h) {
 			return
 		}
-		cn.release()
-		if cn.drained() {
-			cn.fail(errDraining, writeProgress{})
-			return
-		}
+		cn.readDone()
 	}
+}
+
+// deliver reads the answer that starts with h (its header consumed) into
+// cl, just popped from the queue, and frees cl's slot. It returns false
+// when the connection has ended.
+func (cn *conn) deliver(cl *call, h frame.Header) bool {
+	if err := cn.answer(cl, h); err != nil {
+		// cl left the queue, so fail will not see it: fail it here,
+		// with the error every other call on the connection gets.
+		cn.fail(err, writeProgress{})
+		cl.complete(nil, nil, cn.failure(), false)
+		cn.release()
+		return false
+	}
+	cn.release()
+	if cn.drained() {
+		cn.fail(errDraining, writeProgress{})
+		return false
+	}
+	return true
 }
 
 func (cn *conn) pop() *call {
