@@ -71,7 +71,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
-	c.ring = newRing(cfg.MaxInFlight)
+	c.ring = newRing(cfg.MaxInFlight, &s.large)
 	c.cond.L = &c.mu
 	return c
 }
@@ -160,6 +160,11 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 		return err
 	}
 	if n >= 0 {
+		if n > cap(s.req) && n > maxRetainedBuffer {
+			if b := c.srv.large.get(n); b != nil {
+				s.req = b
+			}
+		}
 		s.req, err = c.r.ReadPayload(s.req, n)
 	} else {
 		s.req, err = c.r.ReadFrame(s.req)

@@ -67,29 +67,36 @@ func TestBatchesMixedWithFrames(t *testing.T) {
 	}
 }
 
+// TestLargeFrames sends large frames of changing sizes and contents down
+// one connection: buffers the server reuses among large frames must never
+// show through in an answer.
 func TestLargeFrames(t *testing.T) {
 	_, addr := startServer(t, echo, server.Config{})
 	c := dial(t, addr)
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = byte(i * 7)
+	sizes := []int{1 << 20, 700 << 10, 1<<20 + 1, 200 << 10, 1 << 20, 3 << 20}
+	frames := make([][]byte, len(sizes))
+	for k, n := range sizes {
+		frames[k] = make([]byte, n)
+		for i := range frames[k] {
+			frames[k][i] = byte(i*7 + k)
+		}
 	}
 	r := frame.NewReader(c, frame.Limits{})
 	go func() {
 		w := frame.NewWriter(c)
-		for range 3 {
-			_ = w.WriteFrame(big)
+		for _, f := range frames {
+			_ = w.WriteFrame(f)
 			_ = w.WriteFrame(nil)
 		}
 		_ = w.Flush()
 	}()
-	for i := range 3 {
+	for k, want := range frames {
 		got, err := r.ReadFrame(nil)
-		if err != nil || !bytes.Equal(got, big) {
-			t.Fatalf("1 MiB answer %d: %v (equal %v)", i, err, bytes.Equal(got, big))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("answer %d (%d bytes): %d bytes, %v (equal %v)", k, len(want), len(got), err, bytes.Equal(got, want))
 		}
 		if got, err := r.ReadFrame(nil); err != nil || len(got) != 0 {
-			t.Fatalf("empty answer %d: %q, %v", i, got, err)
+			t.Fatalf("empty answer %d: %q, %v", k, got, err)
 		}
 	}
 }

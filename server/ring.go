@@ -7,8 +7,8 @@ import (
 )
 
 // maxRetainedBuffer is the largest request buffer a slot keeps for reuse;
-// a larger one, left by an occasional large frame, is dropped after use so
-// that idle connections do not pin it.
+// a larger one, left by an occasional large frame, goes back to the
+// server's largeBuffers after use so that idle connections do not pin it.
 const maxRetainedBuffer = 64 << 10
 
 // slot is one request of a connection on its way from being read to its
@@ -28,8 +28,9 @@ type slot struct {
 	start time.Time
 }
 
-func (s *slot) release() {
+func (s *slot) release(large *largeBuffers) {
 	if cap(s.req) > maxRetainedBuffer {
+		large.put(s.req)
 		s.req = nil
 	}
 	s.resp, s.err, s.done, s.batch, s.inBatch = nil, nil, false, 0, false
@@ -41,12 +42,15 @@ func (s *slot) release() {
 // allocated as the ring first reaches them, so a connection that is never
 // pipelined deeply stays small.
 type ring struct {
+	large *largeBuffers // where released slots leave large buffers
 	slots []*slot
 	head  int // index of the oldest slot
 	n     int // slots in use
 }
 
-func newRing(size int) ring { return ring{slots: make([]*slot, size)} }
+func newRing(size int, large *largeBuffers) ring {
+	return ring{large: large, slots: make([]*slot, size)}
+}
 
 func (r *ring) full() bool { return r.n == len(r.slots) }
 
@@ -76,7 +80,7 @@ func (r *ring) at(k int) *slot { return r.slots[(r.head+k)%len(r.slots)] }
 
 func (r *ring) pop(k int) {
 	for i := range k {
-		r.at(i).release()
+		r.at(i).release(r.large)
 	}
 	r.head = (r.head + k) % len(r.slots)
 	r.n -= k

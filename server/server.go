@@ -31,6 +31,7 @@ type Server struct {
 	gauges   bool
 	inflight atomic.Int64 // requests read and not yet handled
 	reporter sync.WaitGroup
+	large    largeBuffers
 
 	mu        sync.Mutex
 	closing   bool
