@@ -30,6 +30,9 @@ const (
 	// writeGrace is how long a caller may stay blocked in a write on a
 	// plain socket before the write passes to a background goroutine.
 	writeGrace = 10 * time.Millisecond
+	// writevMin is the smallest payload a writing caller sends from its
+	// own slice rather than copied into the write buffer.
+	writevMin = 64 << 10
 )
 
 // conn is one connection: a write side that callers share and a reader
@@ -151,11 +154,17 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 		cn.takeRead(cl)
 	}
 	cl.gen, cl.off = cn.gen, len(cn.wbuf)
+	h := frame.Header(len(payload))
 	if cl.mode == modeBatch {
-		cn.wbuf = frame.AppendHeader(cn.wbuf, frame.BatchHeader(cl.n))
-		cn.wbuf = append(cn.wbuf, payload...)
+		h = frame.BatchHeader(cl.n)
+	}
+	cn.wbuf = frame.AppendHeader(cn.wbuf, h)
+	var tail []byte
+	if len(payload) >= writevMin && !cn.writing {
+		// Written from the caller's slice; see flush.
+		tail = payload
 	} else {
-		cn.wbuf = frame.AppendFrame(cn.wbuf, payload)
+		cn.wbuf = append(cn.wbuf, payload...)
 	}
 	cn.q.push(cl)
 	if cn.writing {
@@ -163,14 +172,20 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 		return nil
 	}
 	cn.writing = true
-	cn.flush(ctx)
+	cn.flush(ctx, tail)
 	return nil
 }
 
 // flush writes wbuf until it is empty. It is entered with mu held and
 // writing set, and returns with mu released. ctx is the writing caller's;
 // nil for the background writer.
-func (cn *conn) flush(ctx context.Context) {
+//
+// tail, when set, is the writing caller's large payload, whose header ends
+// wbuf: the first write sends both with one writev rather than copying the
+// payload. The caller is in the write, so its slice stays valid; should
+// the write pass to a background writer, which may outlive the call, the
+// payload is copied first.
+func (cn *conn) flush(ctx context.Context, tail []byte) {
 	for round := 0; ; round++ {
 		if cn.err != nil || len(cn.wbuf) == 0 {
 			cn.writing = false
@@ -178,12 +193,15 @@ func (cn *conn) flush(ctx context.Context) {
 			return
 		}
 		if ctx != nil && (round == maxFlushRounds || ctx.Err() != nil) {
+			// mu has been held since the header went in, so the payload
+			// still belongs right after it.
+			cn.wbuf = append(cn.wbuf, tail...)
 			// The caller has written for others long enough, or has given
 			// up; a background writer takes the rest.
 			cn.handOff(nil, 0, 0)
 			return
 		}
-		if round == 0 && cn.load() > 1 {
+		if round == 0 && tail == nil && cn.load() > 1 {
 			// Other calls are in flight, and their callers, woken by
 			// their answers, are about to send again: yielding once lets
 			// them append, so that one write carries many frames. A lone
@@ -201,7 +219,7 @@ func (cn *conn) flush(ctx context.Context) {
 		cn.gen++
 		cn.mu.Unlock()
 
-		n, err := cn.write(ctx, buf)
+		n, err := cn.write(ctx, buf, tail)
 		cn.mu.Lock()
 		switch {
 		case err == nil:
@@ -209,13 +227,14 @@ func (cn *conn) flush(ctx context.Context) {
 		case ctx != nil && cn.err == nil && errors.Is(err, os.ErrDeadlineExceeded):
 			// The caller's deadline or grace ran out mid-write. The bytes
 			// left still belong on the stream, or it would lose sync.
-			cn.handOff(buf, n, gen)
+			cn.handOff(append(buf, tail...), n, gen)
 			return
 		default:
 			cn.mu.Unlock()
 			cn.fail(err, writeProgress{gen: gen, n: n, ok: true})
 			cn.mu.Lock()
 		}
+		tail = nil
 	}
 }
 
@@ -231,13 +250,13 @@ func (cn *conn) handOff(buf []byte, from int, gen uint64) {
 
 func (cn *conn) writeRest(buf []byte, from int, gen uint64) {
 	if from < len(buf) {
-		n, err := cn.write(nil, buf[from:])
+		n, err := cn.write(nil, buf[from:], nil)
 		if err != nil {
 			cn.fail(err, writeProgress{gen: gen, n: from + n, ok: true})
 		}
 	}
 	cn.mu.Lock()
-	cn.flush(nil)
+	cn.flush(nil, nil)
 }
 
 // recycle keeps a written buffer for reuse. Called with mu held.
@@ -253,11 +272,16 @@ func (cn *conn) recycle(buf []byte) {
 // caller hands the rest to a background writer. So a caller that cancels
 // returns within writeGrace without a goroutine or allocation per call
 // to watch its context. The background writer (ctx nil) has no deadline.
-func (cn *conn) write(ctx context.Context, buf []byte) (int, error) {
+func (cn *conn) write(ctx context.Context, buf, tail []byte) (int, error) {
 	if err := cn.armWrite(ctx); err != nil {
 		return 0, err
 	}
-	return cn.nc.Write(buf)
+	if tail == nil {
+		return cn.nc.Write(buf)
+	}
+	bufs := net.Buffers{buf, tail}
+	n, err := bufs.WriteTo(cn.nc)
+	return int(n), err
 }
 
 // armWrite sets the write deadline for a write by ctx's caller, keeping

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ type fakeConn struct {
 	mu       sync.Mutex
 	budget   int
 	onWrite  func()
+	written  []byte
 	closed   chan struct{}
 	once     sync.Once
 }
@@ -28,13 +31,13 @@ func (f *fakeConn) Write(b []byte) (int, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(b) <= f.budget {
-		f.budget -= len(b)
-		return len(b), nil
+	n := min(len(b), f.budget)
+	f.budget -= n
+	f.written = append(f.written, b[:n]...)
+	if n < len(b) {
+		return n, errBroken
 	}
-	n := f.budget
-	f.budget = 0
-	return n, errBroken
+	return n, nil
 }
 
 func (f *fakeConn) Read([]byte) (int, error) {
@@ -113,12 +116,60 @@ func TestFailAfterPartialWrite(t *testing.T) {
 		calls = append(calls, queue3(t, cn)[0]) // lands in wbuf while writing
 	}
 	cn.mu.Lock()
-	cn.flush(context.Background())
+	cn.flush(context.Background(), nil)
 	got := outcome3(t, calls[:4])
 	want := []bool{false, false, true, true}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("call %d: unsent %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// A large payload, written from the caller's slice, goes out right after its header
+// and the frames queued before it; a write that fails inside it leaves the
+// call maybe sent and a call queued meanwhile unsent.
+func TestLargePayloadWrittenInPlace(t *testing.T) {
+	big := make([]byte, writevMin+10)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	for _, cut := range []int{-1, 3*8 + 4 + 1000} {
+		fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{})}
+		if cut > 0 {
+			fc.budget = cut
+		}
+		cn := testConn(fc)
+		cn.writing = true
+		small := queue3(t, cn)
+		cn.writing = false
+		var later []*call
+		fc.onWrite = func() {
+			fc.onWrite = nil
+			later = queue3(t, cn) // the large call is writing: they append
+		}
+		cl := &call{done: make(chan struct{}, 1)}
+		if !cn.tryAcquire() {
+			t.Fatal("no slot")
+		}
+		if err := cn.enqueue(context.Background(), cl, big); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Repeat([]byte{0, 0, 0, 4, 'a', 'a', 'a', 'a'}, 3)
+		want = append(want, 0, 1, 0, 10)
+		want = append(want, big...)
+		if cut < 0 {
+			if !bytes.Equal(fc.written[:len(want)], want) {
+				t.Fatalf("written % x…, want % x…", fc.written[:16], want[:16])
+			}
+			continue
+		}
+		if !bytes.Equal(fc.written, want[:cut]) {
+			t.Fatalf("wrote %d bytes, not the first %d of the frames", len(fc.written), cut)
+		}
+		got := outcome3(t, append(append(small, cl), later...))
+		if want := []bool{false, false, false, false, true, true, true}; !slices.Equal(got, want) {
+			t.Errorf("unsent %v, want %v (3 small, the large, 3 queued during the write)", got, want)
 		}
 	}
 }
