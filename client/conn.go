@@ -387,10 +387,3 @@ func (cn *conn) drain(timeout time.Duration) {
 		cn.fail(errDraining, writeProgress{})
 	}
 }
-
-// drained reports a draining connection with nothing left to answer.
-func (cn *conn) drained() bool {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return cn.draining && cn.q.len() == 0 && cn.err == nil
-}

@@ -91,32 +91,13 @@ func (cn *conn) awaitRead(watch *time.Timer) bool {
 	return ok
 }
 
-// readDone is called by the reader after each answer: with nothing left in
-// flight on a connection where callers may read, reading stops until the
-// next call.
-func (cn *conn) readDone() {
-	if cn.idle == nil {
-		return
-	}
-	cn.mu.Lock()
-	if cn.q.len() == 0 && cn.err == nil {
-		cn.role = roleFree
-	}
-	cn.mu.Unlock()
-}
-
-// passRead ends a caller's reading: the reader goroutine takes over when
-// other calls are in flight, or when handoff is set because the caller's
-// own answer is still to come.
-func (cn *conn) passRead(handoff bool) {
+// passRead hands a caller's reading to the reader goroutine before the
+// caller's own answer has come.
+func (cn *conn) passRead() {
 	cn.mu.Lock()
 	if cn.err == nil {
-		if handoff || cn.q.len() > 0 {
-			cn.role = roleReader
-			cn.wakeReader()
-		} else {
-			cn.role = roleFree
-		}
+		cn.role = roleReader
+		cn.wakeReader()
 	}
 	cn.mu.Unlock()
 }
@@ -131,10 +112,10 @@ func (cn *conn) readOwn(ctx context.Context, cl *call) {
 	h, err := cn.peekAnswer(ctx)
 	switch {
 	case err == errNotOwn:
-		cn.passRead(true)
+		cn.passRead()
 		return
 	case err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded):
-		cn.passRead(true)
+		cn.passRead()
 		return
 	case err == io.EOF && cn.r.Buffered() == 0:
 		cn.fail(err, writeProgress{}) // closed between answers
@@ -149,9 +130,7 @@ func (cn *conn) readOwn(ctx context.Context, cl *call) {
 	if cn.pop() == nil {
 		return
 	}
-	if cn.deliver(cl, h) {
-		cn.passRead(false)
-	}
+	cn.deliver(cl, h, true)
 }
 
 var errNotOwn = errors.New("tcpez: answer for the reader goroutine")

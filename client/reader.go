@@ -31,17 +31,17 @@ func (cn *conn) readLoop() {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
-		if !cn.deliver(cl, h) {
+		if !cn.deliver(cl, h, false) {
 			return
 		}
-		cn.readDone()
 	}
 }
 
 // deliver reads the answer that starts with h (its header consumed) into
-// cl, just popped from the queue, and frees cl's slot. It returns false
-// when the connection has ended.
-func (cn *conn) deliver(cl *call, h frame.Header) bool {
+// cl, just popped from the queue, frees cl's slot and settles who reads
+// next (see readRole): byCaller says a caller read its own answer. It
+// returns false when the connection has ended.
+func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) bool {
 	if err := cn.answer(cl, h); err != nil {
 		// cl left the queue, so fail will not see it: fail it here,
 		// with the error every other call on the connection gets.
@@ -51,7 +51,20 @@ func (cn *conn) deliver(cl *call, h frame.Header) bool {
 		return false
 	}
 	cn.release()
-	if cn.drained() {
+	cn.mu.Lock()
+	empty := cn.q.len() == 0
+	// A draining connection with nothing left to answer closes.
+	drained := cn.draining && empty && cn.err == nil
+	switch {
+	case cn.err != nil || drained:
+	case byCaller && !empty:
+		cn.role = roleReader
+		cn.wakeReader()
+	case empty && cn.idle != nil:
+		cn.role = roleFree
+	}
+	cn.mu.Unlock()
+	if drained {
 		cn.fail(errDraining, writeProgress{})
 		return false
 	}
