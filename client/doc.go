@@ -18,10 +18,23 @@
 // buffer itself, again and again until it is empty; callers that arrive
 // meanwhile only append. A lone caller therefore writes its own request
 // with no goroutine hand-off, while many callers have their frames
-// coalesced into a few writes. One reader goroutine per connection reads
-// the answers and completes the queued calls in FIFO order.
+// coalesced into a few writes. A request of 64 KiB or more is written
+// from the caller's slice (writev), not copied.
 //
-// A caller whose context ends returns at once. Its call stays queued and
+// Answers complete the queued calls in FIFO order. While several calls are
+// in flight one reader goroutine per connection reads them. A SendRecv or
+// SendRecvAppend that finds nothing in flight reads its own answer on its
+// own goroutine, as a hand-written loop would, sparing the wake-up of a
+// second goroutine (at one call in flight, 40% off the round trip on 2
+// cores); it gives the reading back to the reader goroutine when others
+// queue behind it, when the answer is over 32 KiB, or after 10ms of
+// waiting. Before such a call writes to a connection nobody was reading,
+// it peeks at the socket, so that a connection the server closed while
+// idle fails the call before anything is sent, and the call is retried.
+//
+// A caller whose context ends returns at once (within 10ms when it was
+// reading its own answer and the context had no deadline). Its call stays
+// queued and
 // the reader consumes its answer and drops it, so the connection stays in
 // sync; the call's memory goes back to the pool only then. A caller that
 // is writing for others hands the rest of the write to a background
