@@ -34,9 +34,9 @@
 //
 // A caller whose context ends returns at once (within 10ms when it was
 // reading its own answer and the context had no deadline). Its call stays
-// queued and
-// the reader consumes its answer and drops it, so the connection stays in
-// sync; the call's memory goes back to the pool only then. A caller that
+// queued and the reader consumes its answer and drops it, so the
+// connection stays in sync; the call's memory goes back to the pool only
+// then. A caller that
 // is writing for others hands the rest of the write to a background
 // goroutine when the write blocks past its deadline or, on a plain socket,
 // past a 10ms grace, so that the stream is never cut mid-frame and a
