@@ -132,7 +132,7 @@ func (c *conn) readMessage() error {
 	if !h.IsBatch() {
 		return c.readRequest(h.Len(), false)
 	}
-	marker, err := c.reserve()
+	marker, _, err := c.reserve()
 	if err != nil {
 		return err
 	}
@@ -155,10 +155,16 @@ func (c *conn) readMessage() error {
 // readRequest reads a payload of n bytes (n < 0: a whole frame, header
 // included, as inside a batch) into a slot and starts its handler.
 func (c *conn) readRequest(n int, inBatch bool) error {
-	s, err := c.reserve()
+	s, waited, err := c.reserve()
 	if err != nil {
 		return err
 	}
+	// A request that was at hand starts at the clock's last reading, taken
+	// no earlier than the previous request's end. One whose reading may
+	// have waited, for a slot or for its bytes, reads the clock afresh:
+	// else the wait would count as its handler's time and could make fast
+	// handlers look slow (see inlineBudget).
+	fresh := waited || !c.frameBuffered(n)
 	if n >= 0 {
 		if n > cap(s.req) && n > maxRetainedBuffer {
 			if b := c.srv.large.get(n); b != nil {
@@ -174,7 +180,11 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	}
 	s.inBatch = inBatch
 	s.sp.Reset(span.NewID())
-	s.start = c.clock.recent()
+	if fresh {
+		s.start = c.clock.now()
+	} else {
+		s.start = c.clock.recent()
+	}
 	if c.srv.gauges {
 		c.srv.inflight.Add(1)
 	}
@@ -187,6 +197,22 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	}
 	c.run(s, true)
 	return nil
+}
+
+// frameBuffered reports whether the next n payload bytes (n < 0: the next
+// whole frame, header included) have arrived, so that reading them will
+// not block.
+func (c *conn) frameBuffered(n int) bool {
+	b := c.r.Buffered()
+	if n >= 0 {
+		return n <= b
+	}
+	if b < frame.HeaderSize {
+		return false
+	}
+	hdr, _ := c.r.Peek(frame.HeaderSize)
+	h := int32(binary.BigEndian.Uint32(hdr))
+	return h < 0 || int(h) <= b-frame.HeaderSize
 }
 
 // awaitMessage waits for the first byte of the next message, flushing any
@@ -224,12 +250,8 @@ func (c *conn) armRead() error {
 	if c.cfg.ReadTimeout <= 0 {
 		return nil
 	}
-	if b := c.r.Buffered(); b >= frame.HeaderSize {
-		hdr, _ := c.r.Peek(frame.HeaderSize)
-		h := int32(binary.BigEndian.Uint32(hdr))
-		if h < 0 || int(h) <= b-frame.HeaderSize {
-			return nil
-		}
+	if c.frameBuffered(-1) {
+		return nil
 	}
 	c.idle.disarm()
 	return c.setReadDeadline(c.clock.now().Add(c.cfg.ReadTimeout))
@@ -290,16 +312,18 @@ func isTimeout(err error) bool {
 
 // reserve waits for a free slot: when MaxInFlight requests are unanswered
 // the connection is not read, which is what pushes back on the peer.
-func (c *conn) reserve() (*slot, error) {
+// waited says whether it had to.
+func (c *conn) reserve() (s *slot, waited bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.ring.full() && !c.broken {
+		waited = true
 		c.cond.Wait()
 	}
 	if c.broken {
-		return nil, c.endErr
+		return nil, waited, c.endErr
 	}
-	return c.ring.tail(), nil
+	return c.ring.tail(), waited, nil
 }
 
 // publish makes a filled slot part of the ring. Only the reader publishes,
@@ -314,12 +338,18 @@ func (c *conn) publish() {
 // reader's goroutine, which may then hold answers back while more requests
 // are buffered, to write them together.
 func (c *conn) run(s *slot, inline bool) {
+	began := s.start
+	if !inline {
+		// A goroutine may wait its turn to run; only the handler's own
+		// time says whether handlers are slow.
+		began = c.clock.now()
+	}
 	s.resp, s.err = c.call(s)
-	d := c.clock.now().Sub(s.start)
-	if slow := d > inlineBudget; slow != c.slow.Load() {
+	end := c.clock.now()
+	if slow := end.Sub(began) > inlineBudget; slow != c.slow.Load() {
 		c.slow.Store(slow)
 	}
-	c.srv.finishRequest(c, s, d)
+	c.srv.finishRequest(c, s, end.Sub(s.start))
 	c.finish(s, inline)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tcpez/tcpez/internal/spec"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
 )
 
 func specExamples(t *testing.T) []spec.Example {
@@ -300,5 +301,29 @@ func TestMaxInFlightBoundsReadAhead(t *testing.T) {
 	}
 	if got := readN(t, c, len(req)); !bytes.Equal(got, req) {
 		t.Fatal("wrong answers after release")
+	}
+}
+
+// TestRequestTimeExcludesItsArrival: a request whose bytes arrive in two
+// parts, a pause apart, is timed from when it has arrived whole. Timed from
+// its first bytes, the pause would count as handler time: a fast handler
+// would be logged and counted as slow, and would make the connection hand
+// its requests to goroutines as if handlers were slow.
+func TestRequestTimeExcludesItsArrival(t *testing.T) {
+	const pause = 100 * time.Millisecond
+	rec := stats.NewMemory()
+	_, addr := startServer(t, echo, server.Config{Stats: rec})
+	c := dial(t, addr)
+	req := frame.AppendFrame(nil, []byte("split in two"))
+	write(t, c, req[:6])
+	time.Sleep(pause) // the scenario: the rest comes later
+	write(t, c, req[6:])
+	if got := readN(t, c, len(req)); !bytes.Equal(got, req) {
+		t.Fatalf("got %q", got)
+	}
+	c.Close()
+	timings := rec.Timings("request")
+	if len(timings) != 1 || timings[0] >= pause {
+		t.Fatalf("request timings %v, want one well under the %v pause", timings, pause)
 	}
 }
