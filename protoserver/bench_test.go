@@ -15,7 +15,7 @@ import (
 
 // The protobuf layer's cost over the byte layer: the same echo, over
 // loopback, with the same server and client settings, at 16 B and 4 KiB
-// payloads, from one goroutine and from 64 sharing one client.
+// payloads, from one goroutine and from 64 and 256 sharing one client.
 //
 //	go test -run '^$' -bench Overhead -benchmem ./protoserver/
 //
@@ -27,7 +27,7 @@ import (
 func BenchmarkOverhead(b *testing.B) {
 	for _, mode := range []string{"bytes", "service", "service-reuse", "compatible"} {
 		for _, size := range []int{16, 4 << 10} {
-			for _, conc := range []int{1, 64} {
+			for _, conc := range []int{1, 64, 256} {
 				b.Run(fmt.Sprintf("%s/%s/conc=%d", mode, sizeName(size), conc), func(b *testing.B) {
 					call := benchCall(b, mode, size)
 					b.ReportAllocs()
