@@ -67,7 +67,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	cfg := &s.cfg
-	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc)}
+	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc), clock: newClock()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
@@ -225,7 +225,7 @@ func (c *conn) awaitMessage() error {
 	for {
 		if c.cfg.IdleTimeout > 0 && c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
 			now := c.clock.now()
-			if err := c.setReadDeadline(now.Add(c.cfg.IdleTimeout)); err != nil {
+			if err := c.setReadDeadline(c.clock.at(now, c.cfg.IdleTimeout)); err != nil {
 				return err
 			}
 			c.idle.arm(now)
@@ -254,7 +254,7 @@ func (c *conn) armRead() error {
 		return nil
 	}
 	c.idle.disarm()
-	return c.setReadDeadline(c.clock.now().Add(c.cfg.ReadTimeout))
+	return c.setReadDeadline(c.clock.at(c.clock.now(), c.cfg.ReadTimeout))
 }
 
 func (c *conn) setReadDeadline(t time.Time) error {
@@ -346,10 +346,10 @@ func (c *conn) run(s *slot, inline bool) {
 	}
 	s.resp, s.err = c.call(s)
 	end := c.clock.now()
-	if slow := end.Sub(began) > inlineBudget; slow != c.slow.Load() {
+	if slow := end-began > inlineBudget; slow != c.slow.Load() {
 		c.slow.Store(slow)
 	}
-	c.srv.finishRequest(c, s, end.Sub(s.start))
+	c.srv.finishRequest(c, s, end-s.start)
 	c.finish(s, inline)
 }
 
@@ -476,7 +476,7 @@ func (c *conn) armWrite() {
 		return
 	}
 	now := c.clock.now()
-	_ = c.nc.SetWriteDeadline(now.Add(c.cfg.WriteTimeout))
+	_ = c.nc.SetWriteDeadline(c.clock.at(now, c.cfg.WriteTimeout))
 	c.write.arm(now)
 }
 

@@ -25,7 +25,7 @@ type slot struct {
 	inBatch bool
 
 	sp    *span.Span
-	start time.Time
+	start time.Duration // a clock reading
 }
 
 func (s *slot) release(large *largeBuffers) {
