@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -273,3 +274,85 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.writes++
 	return c.Buffer.Write(p)
 }
+
+// vectorWriter records each call: a gathering write is one call.
+type vectorWriter struct {
+	countingWriter
+	vectors int
+}
+
+func (v *vectorWriter) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	v.vectors++
+	var n int64
+	for _, b := range *bufs {
+		m, _ := v.Buffer.Write(b)
+		n += int64(m)
+	}
+	*bufs = nil
+	return n, nil
+}
+
+// TestWriterOverflow: a frame that does not fit in the room left goes out
+// at once with what is buffered, in one gathering write when the stream
+// offers one (payloads up to 64 KiB), and in order either way; sizes
+// around the buffer's edge.
+func TestWriterOverflow(t *testing.T) {
+	const size = 64
+	for _, vector := range []bool{true, false} {
+		for _, n := range []int{size - 4 - 10, size - 4 - 9, size - 4, size - 3, size, 3 * size, 64<<10 + 1} {
+			var v vectorWriter
+			var dst io.Writer = &v.countingWriter
+			if vector {
+				dst = &v
+			}
+			w := frame.NewWriterSize(dst, size)
+			small := []byte("0123456789"[:6]) // a 10-byte frame
+			big := bytes.Repeat([]byte{'x'}, n)
+			for _, p := range [][]byte{small, big, small} {
+				if err := w.WriteFrame(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			want := frame.AppendFrame(frame.AppendFrame(frame.AppendFrame(nil, small), big), small)
+			if !bytes.Equal(v.Bytes(), want) {
+				t.Fatalf("vector %v, %d-byte frame: stream differs", vector, n)
+			}
+			fits := len(want) <= size
+			switch {
+			case fits && (v.vectors != 0 || v.writes != 1):
+				t.Errorf("%d bytes fit: %d gathering writes and %d writes, want 0 and 1", len(want), v.vectors, v.writes)
+			case n > 64<<10 && v.vectors != 0:
+				t.Errorf("a %d-byte payload went out in a gathering write: it is sent as bufio sends it", n)
+			case !fits && n <= 64<<10 && vector && (v.vectors != 1 || v.writes > 1):
+				t.Errorf("%d bytes overflow: %d gathering writes and %d writes, want 1 and at most 1", len(want), v.vectors, v.writes)
+			}
+		}
+	}
+}
+
+// A failed write is returned from then on, as bufio.Writer does.
+func TestWriterErrorSticks(t *testing.T) {
+	w := frame.NewWriterSize(failingWriter{}, 16)
+	if err := w.WriteFrame(make([]byte, 100)); !errors.Is(err, errWrite) {
+		t.Fatalf("WriteFrame = %v, want the stream's error", err)
+	}
+	if err := w.WriteFrame(nil); !errors.Is(err, errWrite) {
+		t.Fatalf("WriteFrame after = %v, want the stream's error", err)
+	}
+	if err := w.Flush(); !errors.Is(err, errWrite) {
+		t.Fatalf("Flush after = %v, want the stream's error", err)
+	}
+	w.Reset(io.Discard)
+	if err := w.WriteFrame(make([]byte, 100)); err != nil {
+		t.Fatalf("after Reset: %v", err)
+	}
+}
+
+var errWrite = errors.New("write failed")
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }

@@ -41,6 +41,15 @@ func (s statsWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteBuffers keeps frame.Writer's gathering writes (writev) on a socket.
+func (s statsWriter) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	n, err := bufs.WriteTo(s.w)
+	if n > 0 {
+		s.rec.Count("bytes.out", n)
+	}
+	return n, err
+}
+
 func (s *Server) count(name string) { s.cfg.Stats.Count(name, 1) }
 
 // finishRequest records a request's stats and, as RequestLog says, logs it
