@@ -19,7 +19,8 @@
 // meanwhile only append. A lone caller therefore writes its own request
 // with no goroutine hand-off, while many callers have their frames
 // coalesced into a few writes. A request of 64 KiB or more is written
-// from the caller's slice (writev), not copied.
+// from the caller's slice (writev), not copied: its caller waits for its
+// turn to write instead of appending.
 //
 // Answers complete the queued calls in FIFO order. While several calls are
 // in flight one reader goroutine per connection reads them. A SendRecv or

@@ -1,0 +1,65 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestConcurrentLargeRequests: callers with large payloads take turns to
+// write them from their own slices; every answer must be its own request,
+// byte for byte, with small calls mixed in.
+func TestConcurrentLargeRequests(t *testing.T) {
+	srv := newServer(t, nil)
+	c := newClient(t, []string{srv.addr})
+	ctx := ctxFor(t)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 3 {
+				size := 200<<10 + g*1000 + i
+				if g%4 == 0 {
+					size = 100 // small calls among the large
+				}
+				tag := fmt.Appendf(nil, "g%d-%d|", g, i)
+				req := bytes.Repeat(tag, size/len(tag)+1)[:size]
+				ans, err := c.SendRecv(ctx, req)
+				if err != nil || !bytes.Equal(ans, req) {
+					t.Errorf("g%d call %d (%d bytes): %d bytes back, %v", g, i, size, len(ans), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestLargeRequestWaitingToWrite: while a write is stuck on a server that
+// does not read, a caller with a large payload waits for its turn to write
+// (or is writing itself); either way its context still ends the call.
+func TestLargeRequestWaitingToWrite(t *testing.T) {
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) { <-stop })
+	c := newClient(t, []string{addr})
+	stuck, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.SendRecv(stuck, make([]byte, 32<<20)) // more than the sockets hold
+		first <- err
+	}()
+	ctx, cancel2 := context.WithTimeout(ctxFor(t), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := c.SendRecv(ctx, make([]byte, 1<<20)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("large call behind a stuck write: %v, want DeadlineExceeded", err)
+	}
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stuck call: %v, want Canceled", err)
+	}
+	c.Close()
+}
