@@ -39,6 +39,22 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
+// BenchmarkOverhead1MiB is BenchmarkOverhead's large case: 1 MiB echoes,
+// where buffer reuse and copies matter more than the layer's own work.
+func BenchmarkOverhead1MiB(b *testing.B) {
+	const size = 1 << 20
+	for _, mode := range []string{"bytes", "service"} {
+		for _, conc := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/conc=%d", mode, conc), func(b *testing.B) {
+				call := benchCall(b, mode, size)
+				b.ReportAllocs()
+				b.SetBytes(size)
+				runConcurrent(b, conc, call)
+			})
+		}
+	}
+}
+
 func sizeName(n int) string {
 	if n >= 1<<10 {
 		return fmt.Sprintf("%dKiB", n>>10)
