@@ -61,8 +61,8 @@ type conn struct {
 	spare   []byte // the other buffer, reused while wbuf is being written
 	gen     uint64 // generation of wbuf; bumped each time it is handed off
 	writing bool   // someone owns the write side
-	// writerFree, when set, is closed as writing ends: callers with large
-	// payloads wait on it (see awaitWriter).
+	// writerFree, when set, is closed as each write ends: callers with
+	// large payloads wait on it for their turn to write (awaitWriter).
 	writerFree chan struct{}
 	err        error // set once when the connection breaks; final
 	// draining: the address was removed; no new calls, close once idle.
@@ -190,9 +190,11 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 // awaitWriter waits, for a caller with a large payload, until nobody is
 // writing: the caller then writes the payload from its own slice rather
 // than copying it into wbuf, where concurrent large requests would pile
-// up (at 64 callers of 1 MiB, 7 MB allocated per call). Called with mu
-// held; it returns with mu held, and ctx's error if ctx ended first, the
-// call then not queued.
+// up (at 64 callers of 1 MiB, 7 MB allocated per call). A writer that sees
+// such a caller waiting stops after its current write and leaves the rest
+// of wbuf to it (see flush), so a stream of small calls cannot starve it.
+// Called with mu held; it returns with mu held, and ctx's error if ctx
+// ended first, the call then not queued.
 func (cn *conn) awaitWriter(ctx context.Context) error {
 	for cn.writing && cn.err == nil {
 		if cn.writerFree == nil {
@@ -202,13 +204,28 @@ func (cn *conn) awaitWriter(ctx context.Context) error {
 		cn.mu.Unlock()
 		select {
 		case <-free:
+			cn.mu.Lock()
 		case <-ctx.Done():
 			cn.mu.Lock()
+			if !cn.writing && len(cn.wbuf) > 0 && cn.err == nil {
+				// A writer stopped for this caller: the bytes it left
+				// need another.
+				cn.writing = true
+				cn.handOff(nil, 0, 0)
+				cn.mu.Lock()
+			}
 			return ctxError(ctx)
 		}
-		cn.mu.Lock()
 	}
 	return nil
+}
+
+// writeEnded wakes the callers waiting in awaitWriter. Called with mu held.
+func (cn *conn) writeEnded() {
+	if cn.writerFree != nil {
+		close(cn.writerFree)
+		cn.writerFree = nil
+	}
 }
 
 // flush writes wbuf until it is empty. It is entered with mu held and
@@ -224,10 +241,7 @@ func (cn *conn) flush(ctx context.Context, tail []byte) {
 	for round := 0; ; round++ {
 		if cn.err != nil || len(cn.wbuf) == 0 {
 			cn.writing = false
-			if cn.writerFree != nil {
-				close(cn.writerFree)
-				cn.writerFree = nil
-			}
+			cn.writeEnded()
 			cn.mu.Unlock()
 			return
 		}
@@ -238,6 +252,14 @@ func (cn *conn) flush(ctx context.Context, tail []byte) {
 			// The caller has written for others long enough, or has given
 			// up; a background writer takes the rest.
 			cn.handOff(nil, 0, 0)
+			return
+		}
+		if cn.writerFree != nil && tail == nil {
+			// A caller with a large payload waits for its turn: it
+			// writes what is left, with its payload, from its own slice.
+			cn.writing = false
+			cn.writeEnded()
+			cn.mu.Unlock()
 			return
 		}
 		if round == 0 && tail == nil && cn.load() > 1 {
@@ -260,6 +282,7 @@ func (cn *conn) flush(ctx context.Context, tail []byte) {
 
 		n, err := cn.write(ctx, buf, tail)
 		cn.mu.Lock()
+		cn.writeEnded()
 		switch {
 		case err == nil:
 			cn.recycle(buf)

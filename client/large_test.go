@@ -63,3 +63,38 @@ func TestLargeRequestWaitingToWrite(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestLargeRequestAmongManySmall: a stream of small calls keeps a writer
+// busy; a large request must still get out (waiting out a few writes for
+// its turn, then riding along with them).
+func TestLargeRequestAmongManySmall(t *testing.T) {
+	srv := newServer(t, nil)
+	c := newClient(t, []string{srv.addr})
+	ctx := ctxFor(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			req := fmt.Appendf(nil, "small-%d", g)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+					t.Errorf("small call: %q, %v", ans, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		req := bytes.Repeat([]byte{byte('A' + i)}, 300<<10)
+		if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+			t.Fatalf("large call %d: %d bytes, %v", i, len(ans), err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
