@@ -364,11 +364,18 @@ func (cn *conn) armWrite(ctx context.Context) error {
 	switch {
 	case want.Equal(cn.wdl):
 		return nil
-	case !now.IsZero() && !cn.wdl.IsZero() && !cn.wdl.After(want) && cn.wdl.Sub(now) > writeGrace/4:
+	case !now.IsZero() && keepDeadline(cn.wdl, want, now, writeGrace):
 		return nil
 	}
 	cn.wdl = want
 	return cn.nc.SetWriteDeadline(want)
+}
+
+// keepDeadline reports whether a deadline already set may stay for a wait
+// that wants one at want, the clock reading now: it comes no later than
+// wanted, and not so soon (grace/4) as to cut the wait short for nothing.
+func keepDeadline(set, want, now time.Time, grace time.Duration) bool {
+	return !set.IsZero() && !set.After(want) && set.Sub(now) > grace/4
 }
 
 // writeProgress says how far a failed write got: n bytes of the buffer of

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -141,13 +140,12 @@ func (cn *conn) peekAnswer(ctx context.Context) (frame.Header, error) {
 	if err := cn.armRead(ctx); err != nil {
 		return 0, err
 	}
-	hdr, err := cn.r.Peek(frame.HeaderSize)
+	h, err := cn.r.PeekHeader()
 	if err != nil {
 		return 0, err
 	}
 	// Anything but a frame that fits, batches and bad headers included,
 	// is the reader goroutine's to read, check and report.
-	h := frame.Header(int32(binary.BigEndian.Uint32(hdr)))
 	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil {
 		return 0, errNotOwn
 	}
@@ -166,7 +164,7 @@ func (cn *conn) armRead(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(want) {
 		want = d
 	}
-	if !cn.rdl.IsZero() && !cn.rdl.After(want) && cn.rdl.Sub(now) > readGrace/4 {
+	if keepDeadline(cn.rdl, want, now, readGrace) {
 		return nil
 	}
 	cn.rdl = want

@@ -356,3 +356,38 @@ var errWrite = errors.New("write failed")
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }
+
+// PeekHeader looks without consuming; NextBuffered tells a message that
+// can be read without blocking from one still arriving.
+func TestPeekHeaderAndNextBuffered(t *testing.T) {
+	in := frame.AppendFrame(nil, []byte("abc"))
+	in = frame.AppendHeader(in, frame.BatchHeader(2))
+	in = append(frame.AppendHeader(in, 9), 'x') // 1 of 9 payload bytes
+	r := frame.NewReader(bytes.NewReader(in), frame.Limits{})
+	if r.NextBuffered() {
+		t.Fatal("NextBuffered before anything was read")
+	}
+	for _, want := range []struct {
+		h     frame.Header
+		whole bool
+	}{{3, true}, {frame.BatchHeader(2), true}, {9, false}} {
+		h, err := r.PeekHeader()
+		if err != nil || h != want.h {
+			t.Fatalf("PeekHeader = %d, %v; want %d", h, err, want.h)
+		}
+		if got := r.NextBuffered(); got != want.whole {
+			t.Fatalf("header %d: NextBuffered = %v, want %v", h, got, want.whole)
+		}
+		if again, _ := r.PeekHeader(); again != h {
+			t.Fatalf("PeekHeader consumed: %d then %d", h, again)
+		}
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		if !h.IsBatch() && want.whole {
+			if _, err := r.ReadPayload(nil, h.Len()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -44,6 +44,30 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // Peek returns the next n bytes without consuming them, reading if needed.
 func (r *Reader) Peek(n int) ([]byte, error) { return r.br.Peek(n) }
 
+// PeekHeader returns the next header without consuming it, reading until
+// its bytes have arrived, and without checking it against the limits. Its
+// errors are Peek's, untranslated: a caller that gives up on a deadline
+// can read on later as if nothing happened.
+func (r *Reader) PeekHeader() (Header, error) {
+	b, err := r.br.Peek(HeaderSize)
+	if err != nil {
+		return 0, err
+	}
+	return Header(binary.BigEndian.Uint32(b)), nil
+}
+
+// NextBuffered reports whether the next message has arrived far enough
+// that reading it will not block: its header and, for a single frame, its
+// payload (a batch's frames each come with their own header).
+func (r *Reader) NextBuffered() bool {
+	b := r.br.Buffered()
+	if b < HeaderSize {
+		return false
+	}
+	h, _ := r.PeekHeader()
+	return h.IsBatch() || h.Len() <= b-HeaderSize
+}
+
 // ReadHeader reads the header that starts a request or an answer and checks
 // it against the limits. At a clean end of stream it returns io.EOF; a
 // stream that ends inside the header is ErrTruncated.

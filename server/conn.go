@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -203,16 +202,10 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 // whole frame, header included) have arrived, so that reading them will
 // not block.
 func (c *conn) frameBuffered(n int) bool {
-	b := c.r.Buffered()
 	if n >= 0 {
-		return n <= b
+		return n <= c.r.Buffered()
 	}
-	if b < frame.HeaderSize {
-		return false
-	}
-	hdr, _ := c.r.Peek(frame.HeaderSize)
-	h := int32(binary.BigEndian.Uint32(hdr))
-	return h < 0 || int(h) <= b-frame.HeaderSize
+	return c.r.NextBuffered()
 }
 
 // awaitMessage waits for the first byte of the next message, flushing any
@@ -250,7 +243,7 @@ func (c *conn) armRead() error {
 	if c.cfg.ReadTimeout <= 0 {
 		return nil
 	}
-	if c.frameBuffered(-1) {
+	if c.r.NextBuffered() {
 		return nil
 	}
 	c.idle.disarm()
