@@ -20,7 +20,12 @@ const growStep = 64 << 10
 func (cn *conn) readLoop() {
 	watch := time.NewTimer(idleWatch)
 	defer watch.Stop()
-	for cn.awaitRead(watch) {
+	// The reader goroutine keeps the reading until it gives it up itself
+	// (deliver) or the connection fails, so it asks for it again only then.
+	for reading := false; ; {
+		if !reading && !cn.awaitRead(watch) {
+			return
+		}
 		h, err := cn.r.ReadHeader()
 		if err != nil {
 			cn.fail(err, writeProgress{})
@@ -31,7 +36,8 @@ func (cn *conn) readLoop() {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
-		if !cn.deliver(cl, h, false) {
+		var alive bool
+		if alive, reading = cn.deliver(cl, h, false); !alive {
 			return
 		}
 	}
@@ -39,16 +45,17 @@ func (cn *conn) readLoop() {
 
 // deliver reads the answer that starts with h (its header consumed) into
 // cl, just popped from the queue, frees cl's slot and settles who reads
-// next (see readRole): byCaller says a caller read its own answer. It
-// returns false when the connection has ended.
-func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) bool {
+// next (see readRole): byCaller says a caller read its own answer. alive
+// is false when the connection has ended; keep, for the reader goroutine,
+// that it still holds the reading.
+func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bool) {
 	if err := cn.answer(cl, h); err != nil {
 		// cl left the queue, so fail will not see it: fail it here,
 		// with the error every other call on the connection gets.
 		cn.fail(err, writeProgress{})
 		cl.complete(nil, nil, cn.failure(), false)
 		cn.release()
-		return false
+		return false, false
 	}
 	cn.release()
 	cn.mu.Lock()
@@ -63,12 +70,13 @@ func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) bool {
 	case empty && cn.idle != nil:
 		cn.role = roleFree
 	}
+	keep = cn.role == roleReader
 	cn.mu.Unlock()
 	if drained {
 		cn.fail(errDraining, writeProgress{})
-		return false
+		return false, false
 	}
-	return true
+	return true, keep
 }
 
 func (cn *conn) pop() *call {
