@@ -64,7 +64,10 @@ type conn struct {
 	// writerFree, when set, is closed as each write ends: callers with
 	// large payloads wait on it for their turn to write (awaitWriter).
 	writerFree chan struct{}
-	err        error // set once when the connection breaks; final
+	// writeWaiters counts those callers; a writer stops for them only
+	// while there are any (one that gave up leaves writerFree set).
+	writeWaiters int
+	err          error // set once when the connection breaks; final
 	// draining: the address was removed; no new calls, close once idle.
 	draining   bool
 	drainTimer *time.Timer
@@ -201,12 +204,15 @@ func (cn *conn) awaitWriter(ctx context.Context) error {
 			cn.writerFree = make(chan struct{})
 		}
 		free := cn.writerFree
+		cn.writeWaiters++
 		cn.mu.Unlock()
 		select {
 		case <-free:
 			cn.mu.Lock()
+			cn.writeWaiters--
 		case <-ctx.Done():
 			cn.mu.Lock()
+			cn.writeWaiters--
 			if !cn.writing && len(cn.wbuf) > 0 && cn.err == nil {
 				// A writer stopped for this caller: the bytes it left
 				// need another.
@@ -254,7 +260,7 @@ func (cn *conn) flush(ctx context.Context, tail []byte) {
 			cn.handOff(nil, 0, 0)
 			return
 		}
-		if cn.writerFree != nil && tail == nil {
+		if cn.writeWaiters > 0 && tail == nil {
 			// A caller with a large payload waits for its turn: it
 			// writes what is left, with its payload, from its own slice.
 			cn.writing = false

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpez/tcpez/frame"
 )
 
 // fakeConn is a net.Conn whose writes stop after a budget of bytes with
@@ -19,6 +22,7 @@ type fakeConn struct {
 	budget   int
 	onWrite  func()
 	written  []byte
+	wrote    chan struct{} // if set, told after each write
 	closed   chan struct{}
 	once     sync.Once
 }
@@ -34,6 +38,12 @@ func (f *fakeConn) Write(b []byte) (int, error) {
 	n := min(len(b), f.budget)
 	f.budget -= n
 	f.written = append(f.written, b[:n]...)
+	if f.wrote != nil {
+		select {
+		case f.wrote <- struct{}{}:
+		default:
+		}
+	}
 	if n < len(b) {
 		return n, errBroken
 	}
@@ -171,5 +181,50 @@ func TestLargePayloadWrittenInPlace(t *testing.T) {
 		if want := []bool{false, false, false, false, true, true, true}; !slices.Equal(got, want) {
 			t.Errorf("unsent %v, want %v (3 small, the large, 3 queued during the write)", got, want)
 		}
+	}
+}
+
+// A writer that stopped for a caller waiting to write a large payload
+// leaves the rest of the buffer to it; if that caller gives up instead,
+// the bytes left must still be written, by a background writer.
+func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
+	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{}), wrote: make(chan struct{}, 1)}
+	cn := testConn(fc)
+	cn.writing = true // somebody is writing
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		if !cn.tryAcquire() {
+			gaveUp <- errors.New("no slot")
+			return
+		}
+		gaveUp <- cn.enqueue(ctx, &call{done: make(chan struct{}, 1)}, make([]byte, writevMin))
+	}()
+	for waiting := false; !waiting; runtime.Gosched() {
+		cn.mu.Lock()
+		waiting = cn.writerFree != nil
+		cn.mu.Unlock()
+	}
+	// The writer stops for the waiting caller, a small frame left behind,
+	// and the caller's context ends before it takes over.
+	cn.mu.Lock()
+	cn.writing = false
+	small := &call{done: make(chan struct{}, 1)}
+	cn.q.push(small)
+	cn.wbuf = frame.AppendFrame(cn.wbuf, []byte("left"))
+	cn.mu.Unlock()
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("large caller: %v, want context.Canceled", err)
+	}
+	select {
+	case <-fc.wrote:
+	case <-time.After(10 * time.Second): // a safety net, not a timing
+		t.Fatal("the frame left behind was never written")
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if want := frame.AppendFrame(nil, []byte("left")); !bytes.Equal(fc.written, want) {
+		t.Fatalf("written % x, want the frame left behind, % x", fc.written, want)
 	}
 }
