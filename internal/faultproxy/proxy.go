@@ -233,6 +233,7 @@ type pconn struct {
 	mu      sync.Mutex
 	server  *net.TCPConn // nil until dialled
 	closed  bool
+	rst     bool          // closed by reset: a target dialled late is reset too
 	done    chan struct{} // closed by close
 	pumpsWG sync.WaitGroup
 }
@@ -256,6 +257,9 @@ func (c *pconn) run() {
 	}
 	c.mu.Lock()
 	if c.closed {
+		if c.rst {
+			_ = nc.(*net.TCPConn).SetLinger(0)
+		}
 		c.mu.Unlock()
 		_ = nc.Close()
 		return
@@ -294,6 +298,7 @@ func (c *pconn) close() {
 // reset closes both ends with SO_LINGER 0, which sends RST.
 func (c *pconn) reset() {
 	c.mu.Lock()
+	c.rst = true
 	_ = c.client.SetLinger(0)
 	if c.server != nil {
 		_ = c.server.SetLinger(0)
