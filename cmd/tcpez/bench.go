@@ -213,10 +213,15 @@ func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr strin
 	if o.embedded() {
 		runtime.ReadMemStats(&before)
 	}
-	start := l.measure()
-	stopProgress := showProgress(stdout, progressKindFor(stdout, o.jsonOut),
-		progressLimits{duration: o.duration, requests: o.requests}, l.count)
+	// Interrupted in the warm-up, the window never opens: a call that
+	// happened to finish while the load stopped would be reported as the
+	// whole measurement.
+	start := time.Now()
+	stopProgress := func() {}
 	if !interrupted {
+		start = l.measure()
+		stopProgress = showProgress(stdout, progressKindFor(stdout, o.jsonOut),
+			progressLimits{duration: o.duration, requests: o.requests}, l.count)
 		interrupted = !await(ctx, o.duration, l.finished)
 	}
 	l.stop()
