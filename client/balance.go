@@ -67,17 +67,20 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 			}
 			// Every connection is at MaxInFlight, or broken and about to
 			// leave the snapshot: wait for a slot or a new snapshot.
-			var slot chan struct{}
-			if alive != nil {
-				slot = alive.sem
+			if alive == nil {
+				select {
+				case <-s.changed:
+					continue
+				case <-ctx.Done():
+					return nil, ctxError(ctx)
+				}
 			}
-			select {
-			case slot <- struct{}{}:
+			ok, err := alive.slots.acquire(ctx, s.changed)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				return alive, nil
-			case <-s.changed:
-				continue
-			case <-ctx.Done():
-				return nil, ctxError(ctx)
 			}
 		}
 		if s.idle {

@@ -50,9 +50,9 @@ type conn struct {
 	nc   net.Conn
 	r    *frame.Reader
 	born time.Time
-	// sem holds one token per call queued or about to be: its length is the
-	// load the balancer compares, its capacity MaxInFlight.
-	sem    chan struct{}
+	// slots holds one slot per call queued or about to be, up to
+	// MaxInFlight.
+	slots  *slots
 	broken atomic.Bool
 
 	mu      sync.Mutex
@@ -96,13 +96,13 @@ type conn struct {
 
 func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 	cn := &conn{
-		c:    c,
-		ep:   ep,
-		addr: ep.addr,
-		nc:   nc,
-		r:    frame.NewReaderSize(nc, readBufferSize, c.cfg.Limits),
-		born: time.Now(),
-		sem:  make(chan struct{}, c.cfg.MaxInFlight),
+		c:     c,
+		ep:    ep,
+		addr:  ep.addr,
+		nc:    nc,
+		r:     frame.NewReaderSize(nc, readBufferSize, c.cfg.Limits),
+		born:  time.Now(),
+		slots: newSlots(c.cfg.MaxInFlight),
 		// TLS state is lost when a write times out, so only a deadline
 		// the caller set may cut a TLS write short.
 		fragile: isTLS(nc),
@@ -122,21 +122,14 @@ func isTLS(nc net.Conn) bool {
 	return ok
 }
 
-func (cn *conn) load() int { return len(cn.sem) }
+func (cn *conn) load() int { return cn.slots.load() }
 
-func (cn *conn) tryAcquire() bool {
-	select {
-	case cn.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
+func (cn *conn) tryAcquire() bool { return cn.slots.tryAcquire() }
 
-func (cn *conn) release() { <-cn.sem }
+func (cn *conn) release() { cn.slots.release() }
 
 // enqueue puts cl's request on the connection, writing it at once when no
-// write is in progress. The caller holds a slot (sem). An error means the
+// write is in progress. The caller holds a slot. An error means the
 // call was not queued, so its request provably never left; the slot is
 // released then. Once queued, the outcome arrives through cl.
 func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {

@@ -316,10 +316,8 @@ func (c *Client) callOn(ctx context.Context, cn *conn, req []byte) ([]byte, erro
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
-	select {
-	case cn.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctxError(ctx)
+	if _, err := cn.slots.acquire(ctx, nil); err != nil {
+		return nil, err
 	}
 	cl := c.getCall(modeOwned, nil)
 	if err := cn.enqueue(ctx, cl, req); err != nil {

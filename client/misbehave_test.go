@@ -127,6 +127,32 @@ func checkConnError(t *testing.T, err error, addr string, want ...error) {
 	}
 }
 
+// TestBadHeaderAmongAnswers: answers arriving together with a bad header
+// reach their callers, and the calls behind the bad header fail, including
+// the one whose call the reader took with the answer before it.
+func TestBadHeaderAmongAnswers(t *testing.T) {
+	reply := concat(hexFrame("a"), hexFrame("b"), []byte{0x80, 0, 0, 0})
+	addr := rawServer(t, answerWith(4, reply))
+	c := newClient(t, []string{addr})
+	ctx := ctxFor(t)
+	// Futures are answered by the reader goroutine, in order.
+	calls := make([]*client.Call, 4)
+	for i := range calls {
+		calls[i] = c.Go(ctx, []byte("req"))
+	}
+	for i, f := range calls {
+		ans, err := f.Wait()
+		switch {
+		case i < 2:
+			if err != nil || string(ans) != string(rune('a'+i)) {
+				t.Errorf("call %d: %q, %v; want %q", i, ans, err, string(rune('a'+i)))
+			}
+		default:
+			checkConnError(t, err, addr, frame.ErrMalformedHeader)
+		}
+	}
+}
+
 func TestAnswerOverLimit(t *testing.T) {
 	srv := newServer(t, nil)
 	c := newClient(t, []string{srv.addr}, client.WithLimits(frame.Limits{MaxFrameSize: 10}))

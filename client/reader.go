@@ -22,6 +22,7 @@ func (cn *conn) readLoop() {
 	defer watch.Stop()
 	// The reader goroutine keeps the reading until it gives it up itself
 	// (deliver) or the connection fails, so it asks for it again only then.
+	var next *call // popped by deliver: the next answer's header is at hand
 	for reading := false; ; {
 		if !reading && !cn.awaitRead(watch) {
 			return
@@ -29,15 +30,23 @@ func (cn *conn) readLoop() {
 		h, err := cn.r.ReadHeader()
 		if err != nil {
 			cn.fail(err, writeProgress{})
+			if next != nil {
+				// Out of the queue, so fail did not see it.
+				next.complete(nil, nil, cn.failure(), false)
+				cn.release()
+			}
 			return
 		}
-		cl := cn.pop()
+		cl := next
+		if cl == nil {
+			cl = cn.pop()
+		}
 		if cl == nil {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
 		var alive bool
-		if alive, reading = cn.deliver(cl, h, false); !alive {
+		if alive, reading, next = cn.deliver(cl, h, false); !alive {
 			return
 		}
 	}
@@ -47,15 +56,18 @@ func (cn *conn) readLoop() {
 // cl, just popped from the queue, frees cl's slot and settles who reads
 // next (see readRole): byCaller says a caller read its own answer. alive
 // is false when the connection has ended; keep, for the reader goroutine,
-// that it still holds the reading.
-func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bool) {
+// that it still holds the reading, and next, when keep, the call of the
+// next answer if its header is buffered already: taken under the lock
+// deliver holds anyway, which saves the reader one lock per answer when
+// answers arrive many to a read.
+func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bool, next *call) {
 	if err := cn.answer(cl, h); err != nil {
 		// cl left the queue, so fail will not see it: fail it here,
 		// with the error every other call on the connection gets.
 		cn.fail(err, writeProgress{})
 		cl.complete(nil, nil, cn.failure(), false)
 		cn.release()
-		return false, false
+		return false, false, nil
 	}
 	cn.release()
 	cn.mu.Lock()
@@ -70,13 +82,16 @@ func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bo
 	case empty && cn.idle != nil:
 		cn.role = roleFree
 	}
-	keep = cn.role == roleReader
+	keep = !byCaller && cn.role == roleReader
+	if keep && cn.r.Buffered() >= frame.HeaderSize {
+		next = cn.q.pop()
+	}
 	cn.mu.Unlock()
 	if drained {
 		cn.fail(errDraining, writeProgress{})
-		return false, false
+		return false, false, nil
 	}
-	return true, keep
+	return true, keep, next
 }
 
 func (cn *conn) pop() *call {
