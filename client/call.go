@@ -90,10 +90,17 @@ func (cl *call) await(ctx context.Context) bool {
 // wait blocks until the call completes or ctx ends. It returns false when
 // the caller abandoned the call, after which it must not touch it again.
 func (cl *call) wait(ctx context.Context) bool {
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends (Background): a receive is cheaper
+		// than a select.
+		<-cl.done
+		return true
+	}
 	select {
 	case <-cl.done:
 		return true
-	case <-ctx.Done():
+	case <-done:
 		if cl.state.CompareAndSwap(statePending, stateAbandoned) {
 			return false
 		}
