@@ -32,6 +32,26 @@ func (s *splitReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// chunkReader returns its data in reads of varying sizes, some filling the
+// reader's buffer and some not, so that a pooled Reader borrows and gives
+// back buffers as it goes.
+type chunkReader struct {
+	data []byte
+	seed int
+	i    int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	c.i++
+	size := 1 + (c.seed+c.i*7)%40
+	n := copy(p[:min(len(p), size)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
 // parseAll decodes data with the pure functions, the reference for Reader.
 func parseAll(data []byte, lim frame.Limits) ([]message, error) {
 	var out []message
@@ -82,7 +102,8 @@ func sameError(a, b error) bool {
 }
 
 // FuzzReader requires the Reader to agree with the pure parser on every
-// input, and to parse the same whatever point the stream is split at.
+// input, and to parse the same whatever point the stream is split at, and
+// whatever buffers it borrows on the way.
 func FuzzReader(f *testing.F) {
 	f.Add(frame.AppendFrame(nil, []byte("PING")), uint16(2))
 	f.Add(frame.AppendBatch(nil, []byte("a"), nil, []byte("bc")), uint16(5))
@@ -98,6 +119,10 @@ func FuzzReader(f *testing.F) {
 		parts, partsErr := decodeStream(&splitReader{parts: [][]byte{data[:cut], data[cut:]}}, fuzzLimits)
 		if !slices.EqualFunc(parts, want, equalMessage) || !sameError(partsErr, wantErr) {
 			t.Fatalf("split at %d: %+v, %v; whole: %+v, %v", cut, parts, partsErr, want, wantErr)
+		}
+		pooled, pooledErr := decodeStreamPooled(&chunkReader{data: data, seed: int(split)}, fuzzLimits, frame.NewBufferPool(64))
+		if !slices.EqualFunc(pooled, want, equalMessage) || !sameError(pooledErr, wantErr) {
+			t.Fatalf("pooled, chunks from %d: %+v, %v; whole: %+v, %v", split, pooled, pooledErr, want, wantErr)
 		}
 	})
 }

@@ -72,7 +72,14 @@ func decode(data []byte, lim frame.Limits) ([]message, error) {
 
 // decodeStream reads through a small buffer so that frames straddle refills.
 func decodeStream(rd io.Reader, lim frame.Limits) ([]message, error) {
+	return decodeStreamPooled(rd, lim, nil)
+}
+
+// decodeStreamPooled is decodeStream with a Reader that may borrow from
+// pool.
+func decodeStreamPooled(rd io.Reader, lim frame.Limits, pool *frame.BufferPool) ([]message, error) {
 	r := frame.NewReaderSize(rd, 16, lim)
+	r.SetPool(pool)
 	var out []message
 	for {
 		h, err := r.ReadHeader()

@@ -19,10 +19,26 @@ const growStep = 64 << 10
 
 // Reader reads frames from a buffered stream. Payloads are copied into
 // buffers the caller passes in and may keep reusing.
+//
+// It buffers as bufio.Reader does, with one addition that bufio cannot
+// make, as it cannot change buffers while bytes are buffered: given a
+// BufferPool (SetPool), a Reader whose reads keep filling its buffer
+// borrows a larger one, and gives it back once a read leaves it part empty
+// and its bytes are consumed.
 type Reader struct {
-	br  *bufio.Reader
-	lim Limits
+	rd   io.Reader
+	buf  []byte // the buffer in use: own, or borrowed
+	own  []byte
+	r, w int   // buf[r:w] is buffered
+	err  error // from the last read, returned once
+	full bool  // the last read filled buf
+	loan loan
+	lim  Limits
 }
+
+// maxEmptyReads is how many reads in a row may return nothing and no error
+// before the stream is reported as io.ErrNoProgress, as in bufio.
+const maxEmptyReads = 100
 
 // NewReader returns a Reader over r with DefaultBufferSize and limits lim.
 func NewReader(r io.Reader, lim Limits) *Reader {
@@ -31,25 +47,149 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 
 // NewReaderSize returns a Reader over r with a buffer of at least size bytes.
 func NewReaderSize(r io.Reader, size int, lim Limits) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, size), lim: lim}
+	own := make([]byte, max(size, minBufferSize))
+	return &Reader{rd: r, buf: own, own: own, lim: lim}
 }
 
-// Reset discards buffered data and reads from r next.
-func (r *Reader) Reset(rd io.Reader) { r.br.Reset(rd) }
+// SetPool lets r borrow larger buffers from pool during bursts. Call it
+// before the first read.
+func (r *Reader) SetPool(pool *BufferPool) {
+	if pool != nil && pool.size > len(r.own) {
+		r.loan.pool = pool
+	}
+}
+
+// Reset discards buffered data, gives back a borrowed buffer, and reads
+// from rd next.
+func (r *Reader) Reset(rd io.Reader) {
+	r.loan.give()
+	r.rd, r.buf, r.r, r.w, r.err, r.full = rd, r.own, 0, 0, nil, false
+}
 
 // Buffered is the number of bytes received but not yet consumed. A server
 // uses it to tell whether more pipelined requests are already at hand.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+func (r *Reader) Buffered() int { return r.w - r.r }
 
 // Peek returns the next n bytes without consuming them, reading if needed.
-func (r *Reader) Peek(n int) ([]byte, error) { return r.br.Peek(n) }
+// As bufio.Reader's: fewer than n bytes come with the error that cut them
+// short, and n over the buffer's size is bufio.ErrBufferFull.
+func (r *Reader) Peek(n int) ([]byte, error) {
+	if n <= r.w-r.r {
+		return r.buf[r.r : r.r+n], nil
+	}
+	return r.peekMore(n)
+}
+
+func (r *Reader) peekMore(n int) ([]byte, error) {
+	for r.w-r.r < n && r.w-r.r < len(r.buf) && r.err == nil {
+		r.fill()
+	}
+	if n > len(r.buf) {
+		return r.buf[r.r:r.w], bufio.ErrBufferFull
+	}
+	if avail := r.w - r.r; avail < n {
+		err := r.readErr()
+		if err == nil {
+			err = bufio.ErrBufferFull
+		}
+		return r.buf[r.r:r.w], err
+	}
+	return r.buf[r.r : r.r+n], nil
+}
+
+// Read reads into p as bufio.Reader does: from the buffer while it has
+// bytes, else with one read, straight into p when p is at least as large
+// as the buffer.
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		if r.Buffered() > 0 {
+			return 0, nil
+		}
+		return 0, r.readErr()
+	}
+	if r.r == r.w {
+		if r.err != nil {
+			return 0, r.readErr()
+		}
+		if len(p) >= len(r.buf) {
+			n, err := r.rd.Read(p)
+			if n < 0 {
+				panic(errNegativeRead)
+			}
+			return n, err
+		}
+		r.fill()
+		if r.r == r.w {
+			return 0, r.readErr()
+		}
+	}
+	n := copy(p, r.buf[r.r:r.w])
+	r.r += n
+	return n, nil
+}
+
+// fill reads once into the free end of the buffer, first moving what is
+// buffered to its start, and changing buffers when the traffic says so.
+func (r *Reader) fill() {
+	if r.r > 0 {
+		copy(r.buf, r.buf[r.r:r.w])
+		r.w -= r.r
+		r.r = 0
+	}
+	r.pickBuffer()
+	for range maxEmptyReads {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 {
+			panic(errNegativeRead)
+		}
+		r.w += n
+		if err != nil {
+			r.err = err
+			r.full = false
+			return
+		}
+		if n > 0 {
+			r.full = r.w == len(r.buf)
+			return
+		}
+	}
+	r.err = io.ErrNoProgress
+}
+
+// pickBuffer borrows a large buffer when the last read filled the own one,
+// so data is arriving faster than it takes; and gives it back once the
+// last read left it part empty and all it held is consumed, so a
+// connection that waits for data waits on its own small buffer. (Giving
+// it back as soon as the bytes left fit in the own buffer would alternate
+// large and small reads while frames larger than the own buffer stream in.)
+func (r *Reader) pickBuffer() {
+	switch {
+	case r.loan.pool == nil:
+	case !r.loan.active() && r.full:
+		if big, ok := r.loan.take(); ok {
+			copy(big, r.buf[:r.w])
+			r.buf = big
+		}
+	case r.loan.active() && !r.full && r.w == 0:
+		r.buf = r.own
+		r.loan.give()
+	}
+}
+
+func (r *Reader) readErr() error {
+	err := r.err
+	r.err = nil
+	return err
+}
+
+var errNegativeRead = errors.New("frame: reader returned negative count from Read")
 
 // PeekHeader returns the next header without consuming it, reading until
 // its bytes have arrived, and without checking it against the limits. Its
 // errors are Peek's, untranslated: a caller that gives up on a deadline
 // can read on later as if nothing happened.
 func (r *Reader) PeekHeader() (Header, error) {
-	b, err := r.br.Peek(HeaderSize)
+	b, err := r.Peek(HeaderSize)
 	if err != nil {
 		return 0, err
 	}
@@ -60,7 +200,7 @@ func (r *Reader) PeekHeader() (Header, error) {
 // that reading it will not block: its header and, for a single frame, its
 // payload (a batch's frames each come with their own header).
 func (r *Reader) NextBuffered() bool {
-	b := r.br.Buffered()
+	b := r.Buffered()
 	if b < HeaderSize {
 		return false
 	}
@@ -101,7 +241,12 @@ func (r *Reader) ReadFrame(dst []byte) ([]byte, error) {
 func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 	if n <= cap(dst) {
 		dst = dst[:n]
-		_, err := io.ReadFull(r.br, dst)
+		if n <= r.w-r.r {
+			// At hand: the common case for a burst of small frames.
+			r.r += copy(dst, r.buf[r.r:])
+			return dst, nil
+		}
+		_, err := io.ReadFull(r, dst)
 		return dst, truncated(err)
 	}
 	dst = dst[:0]
@@ -114,7 +259,7 @@ func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 			copy(grown, dst)
 			dst = grown
 		}
-		m, err := io.ReadFull(r.br, dst[len(dst):len(dst)+step])
+		m, err := io.ReadFull(r, dst[len(dst):len(dst)+step])
 		dst = dst[:len(dst)+m]
 		if err != nil {
 			return dst, truncated(err)
@@ -125,13 +270,24 @@ func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 
 // Discard skips n payload bytes without keeping them.
 func (r *Reader) Discard(n int) error {
-	_, err := r.br.Discard(n)
-	return truncated(err)
+	for n > 0 {
+		if r.r == r.w {
+			if r.err != nil {
+				return truncated(r.readErr())
+			}
+			r.fill()
+			continue
+		}
+		skip := min(n, r.w-r.r)
+		r.r += skip
+		n -= skip
+	}
+	return nil
 }
 
 func (r *Reader) readHeader() (Header, error) {
 	// Peek avoids copying through a temporary array that would escape.
-	b, err := r.br.Peek(HeaderSize)
+	b, err := r.Peek(HeaderSize)
 	if err != nil {
 		if len(b) == 0 && err == io.EOF {
 			return 0, io.EOF
@@ -139,7 +295,7 @@ func (r *Reader) readHeader() (Header, error) {
 		return 0, truncated(err)
 	}
 	h := Header(binary.BigEndian.Uint32(b))
-	_, _ = r.br.Discard(HeaderSize)
+	r.r += HeaderSize
 	return h, nil
 }
 

@@ -17,11 +17,17 @@ import (
 // and its last bytes waited for the next flush: a 4 KiB echo on 4 KiB
 // buffers took 26% longer.) Payloads over 64 KiB go out as bufio.Writer
 // sends them.
+//
+// Given a BufferPool (SetPool), a frame that does not fit is instead added
+// to a larger buffer borrowed for the burst, which Flush writes and gives
+// back.
 type Writer struct {
 	dst  io.Writer
 	buf  []byte      // buffered bytes; cap(buf) is the buffer size
+	own  []byte      // the Writer's own buffer; buf may be a borrowed one
 	bufs net.Buffers // reused for gathering writes
 	err  error       // the first write error, returned from then on
+	loan loan
 }
 
 // BuffersWriter is a stream that writes several buffers with one call, as a
@@ -41,12 +47,23 @@ func NewWriter(w io.Writer) *Writer { return NewWriterSize(w, DefaultBufferSize)
 
 // NewWriterSize returns a Writer over w with a buffer of at least size bytes.
 func NewWriterSize(w io.Writer, size int) *Writer {
-	return &Writer{dst: w, buf: make([]byte, 0, max(size, minBufferSize))}
+	own := make([]byte, 0, max(size, minBufferSize))
+	return &Writer{dst: w, buf: own, own: own}
 }
 
-// Reset discards unflushed data and any error, and writes to w next.
+// SetPool lets w borrow larger buffers from pool for bursts of frames. Call
+// it before the first write.
+func (w *Writer) SetPool(pool *BufferPool) {
+	if pool != nil && pool.size > cap(w.own) {
+		w.loan.pool = pool
+	}
+}
+
+// Reset discards unflushed data and any error, gives back a borrowed
+// buffer, and writes to w next.
 func (w *Writer) Reset(wr io.Writer) {
-	w.dst, w.buf, w.err = wr, w.buf[:0], nil
+	w.giveBack()
+	w.dst, w.buf, w.err = wr, w.own[:0], nil
 }
 
 // Buffered is the number of bytes written but not yet flushed.
@@ -66,7 +83,7 @@ func (w *Writer) WriteFrame(payload []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.Fits(len(payload)) {
+	if w.Fits(len(payload)) || w.borrow(HeaderSize+len(payload)) {
 		w.buf = AppendFrame(w.buf, payload)
 		return nil
 	}
@@ -111,6 +128,7 @@ func (w *Writer) WriteBatchHeader(n int) error {
 // Flush writes any buffered data to the stream.
 func (w *Writer) Flush() error {
 	if w.err != nil || len(w.buf) == 0 {
+		w.giveBack()
 		return w.err
 	}
 	n, err := w.dst.Write(w.buf)
@@ -118,8 +136,28 @@ func (w *Writer) Flush() error {
 		err = io.ErrShortWrite
 	}
 	w.buf = w.buf[:0]
+	w.giveBack()
 	w.err = err
 	return err
+}
+
+// borrow moves the buffered bytes to a borrowed buffer if it has room for
+// n more, and reports whether it did.
+func (w *Writer) borrow(n int) bool {
+	if w.loan.pool == nil || w.loan.active() || len(w.buf)+n > w.loan.pool.size {
+		return false
+	}
+	big, _ := w.loan.take()
+	w.buf = append(big[:0], w.buf...)
+	return true
+}
+
+// giveBack returns a borrowed buffer, whose bytes have been written.
+func (w *Writer) giveBack() {
+	if w.loan.active() {
+		w.loan.give()
+		w.buf = w.own[:0]
+	}
 }
 
 func (w *Writer) writeHeader(h Header) error {
