@@ -136,21 +136,25 @@ func BenchmarkSendRecv(b *testing.B) {
 // BenchmarkSendRecvAppend is the allocation-free path.
 func BenchmarkSendRecvAppend(b *testing.B) {
 	for _, g := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) {
-			c := newClient(b, []string{tcpezServer(b)})
-			req := make([]byte, benchPayload)
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.SetBytes(benchPayload)
-			runConcurrent(b, g, func(buf []byte) []byte {
-				ans, err := c.SendRecvAppend(ctx, buf, req)
-				if err != nil || len(ans) != benchPayload {
-					b.Error(len(ans), err)
-				}
-				return ans
-			})
-		})
+		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) { benchAppend(b, benchPayload, g) })
 	}
+}
+
+// benchAppend runs conc goroutines making SendRecvAppend calls of size
+// bytes over one connection to a tcpez echo server.
+func benchAppend(b *testing.B, size, conc int) {
+	c := newClient(b, []string{tcpezServer(b)})
+	req := make([]byte, size)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	runConcurrent(b, conc, func(buf []byte) []byte {
+		ans, err := c.SendRecvAppend(ctx, buf, req)
+		if err != nil || len(ans) != size {
+			b.Error(len(ans), err)
+		}
+		return ans
+	})
 }
 
 // BenchmarkPipeline64 sends batches of 64 requests; one op is one batch.
@@ -200,18 +204,12 @@ func TestSendRecvAppendAllocs(t *testing.T) {
 
 // BenchmarkSendRecvAppend1MiB is the bandwidth case: 1 MiB requests from
 // 4 goroutines over one connection.
-func BenchmarkSendRecvAppend1MiB(b *testing.B) {
-	const size = 1 << 20
-	c := newClient(b, []string{tcpezServer(b)})
-	req := make([]byte, size)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.SetBytes(size)
-	runConcurrent(b, 4, func(buf []byte) []byte {
-		ans, err := c.SendRecvAppend(ctx, buf, req)
-		if err != nil || len(ans) != size {
-			b.Error(len(ans), err)
-		}
-		return ans
-	})
+func BenchmarkSendRecvAppend1MiB(b *testing.B) { benchAppend(b, 1<<20, 4) }
+
+// BenchmarkSendRecvAppend4KiB: 4 KiB requests, which do not fit the
+// server's default 4 KiB buffers, from many goroutines over one connection.
+func BenchmarkSendRecvAppend4KiB(b *testing.B) {
+	for _, g := range []int{16, 256} {
+		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) { benchAppend(b, 4<<10, g) })
+	}
 }

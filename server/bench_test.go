@@ -55,8 +55,9 @@ func benchEcho(b *testing.B, size, burst int, batch bool) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/req")
 }
 
-func BenchmarkEcho16B(b *testing.B)             { benchEcho(b, 16, 1, false) }
-func BenchmarkEcho4KiB(b *testing.B)            { benchEcho(b, 4<<10, 1, false) }
-func BenchmarkEchoPipelined64x16B(b *testing.B) { benchEcho(b, 16, 64, false) }
-func BenchmarkEchoBatch64x16B(b *testing.B)     { benchEcho(b, 16, 64, true) }
-func BenchmarkEcho1MiB(b *testing.B)            { benchEcho(b, 1<<20, 1, false) }
+func BenchmarkEcho16B(b *testing.B)              { benchEcho(b, 16, 1, false) }
+func BenchmarkEcho4KiB(b *testing.B)             { benchEcho(b, 4<<10, 1, false) }
+func BenchmarkEchoPipelined64x16B(b *testing.B)  { benchEcho(b, 16, 64, false) }
+func BenchmarkEchoPipelined16x4KiB(b *testing.B) { benchEcho(b, 4<<10, 16, false) }
+func BenchmarkEchoBatch64x16B(b *testing.B)      { benchEcho(b, 16, 64, true) }
+func BenchmarkEcho1MiB(b *testing.B)             { benchEcho(b, 1<<20, 1, false) }

@@ -57,7 +57,10 @@ type Config struct {
 	WriteTimeout time.Duration
 
 	// ReadBufferSize and WriteBufferSize size each connection's buffers.
-	// Default DefaultBufferSize each.
+	// Default DefaultBufferSize each. A connection whose traffic outruns
+	// them borrows 64 KiB buffers, shared among the server's connections,
+	// for as long as the burst lasts: idle connections hold only their
+	// own.
 	ReadBufferSize, WriteBufferSize int
 
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client

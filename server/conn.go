@@ -21,6 +21,12 @@ import (
 // goroutines of their own. Below it, a hand-off costs more than it saves.
 const inlineBudget = 50 * time.Microsecond
 
+// burstBufferSize is the size of the buffers a connection borrows while
+// its traffic outruns its own (Config.ReadBufferSize, WriteBufferSize): a
+// 4 KiB frame does not fit a 4 KiB buffer, and under load each then took
+// a read of its own and a write of its own.
+const burstBufferSize = 64 << 10
+
 // lingerTime bounds how long a connection closed for a fault keeps reading
 // and discarding what its peer still sends, so that closing with unread
 // data does not reset the connection and destroy answers already sent.
@@ -70,6 +76,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
+	c.r.SetPool(s.burst)
+	c.w.SetPool(s.burst)
 	c.ring = newRing(cfg.MaxInFlight, &s.large)
 	c.cond.L = &c.mu
 	return c

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -32,6 +33,9 @@ type Server struct {
 	inflight atomic.Int64 // requests read and not yet handled
 	reporter sync.WaitGroup
 	large    largeBuffers
+	// burst lends connections larger read and write buffers while their
+	// traffic outruns the configured ones (see frame.BufferPool).
+	burst *frame.BufferPool
 
 	mu        sync.Mutex
 	closing   bool
@@ -59,6 +63,7 @@ func (s *Server) start() error {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.burst = frame.NewBufferPool(burstBufferSize)
 		if _, nop := s.cfg.Stats.(stats.Nop); !nop {
 			s.gauges = true
 			s.reporter.Go(s.reportGauges)
