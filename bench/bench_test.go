@@ -180,7 +180,7 @@ func TestSelectSystems(t *testing.T) {
 		"":                  strings.Join(systemNames(), ","),
 		"raw":               "raw",
 		"tcpez*":            "tcpez,tcpez-pipeline64,tcpez-service",
-		"grpc-unary, raw*,": "grpc-unary,raw,raw-batch64",
+		"grpc-unary, raw*,": "grpc-unary,raw,raw-batch64,raw-pipelined",
 	} {
 		es, err := selectSystems(only)
 		if err != nil {

@@ -20,11 +20,12 @@ import (
 // physical limit of the framing on this machine, not a usable client: no
 // pipelining across goroutines, no timeouts, no reconnection.
 type rawSystem struct {
-	batch bool
-	l     net.Listener
-	mu    sync.Mutex
-	open  map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	batch    bool
+	coalesce bool // the server answers all it has read with one write
+	l        net.Listener
+	mu       sync.Mutex
+	open     map[net.Conn]struct{}
+	wg       sync.WaitGroup
 }
 
 func (s *rawSystem) Start() error {
@@ -47,7 +48,7 @@ func (s *rawSystem) Start() error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				rawServe(c)
+				rawServe(c, s.coalesce)
 				s.mu.Lock()
 				delete(s.open, c)
 				s.mu.Unlock()
@@ -61,15 +62,18 @@ func (s *rawSystem) Start() error {
 // rawServe echoes every frame and batch of c. An echo's answer is
 // byte-for-byte its request, header included, so the server reads a whole
 // frame or batch into one buffer and writes that buffer back with one write.
-func rawServe(c net.Conn) {
+// With coalesce set, it first reads on while requests are at hand, up to
+// 64 KiB, and answers them all with one write.
+func rawServe(c net.Conn, coalesce bool) {
 	r := bufio.NewReaderSize(c, 64<<10)
 	buf := make([]byte, 0, 64<<10)
 	for {
-		buf = buf[:4]
-		if _, err := io.ReadFull(r, buf); err != nil {
+		start := len(buf)
+		buf = grow(buf, 4)
+		if _, err := io.ReadFull(r, buf[start:]); err != nil {
 			return
 		}
-		h := int32(binary.BigEndian.Uint32(buf))
+		h := int32(binary.BigEndian.Uint32(buf[start:]))
 		var err error
 		switch {
 		case h >= 0:
@@ -84,9 +88,13 @@ func rawServe(c net.Conn) {
 		if err != nil {
 			return
 		}
+		if coalesce && r.Buffered() > 0 && len(buf) < 64<<10 {
+			continue
+		}
 		if _, err := c.Write(buf); err != nil {
 			return
 		}
+		buf = buf[:0]
 	}
 }
 

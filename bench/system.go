@@ -79,6 +79,9 @@ var registry = []entry{
 	{name: "raw-batch64", title: "raw loop batch×64", batch: batchSize, perGoroutineConn: true,
 		note: "the raw loop sending batches of 64 frames with one write (and answered with one write)",
 		new:  func() system { return &rawSystem{batch: true} }},
+	{name: "raw-pipelined", title: "raw pipelined loop", batch: 1,
+		note: "hand-written auto-pipelining over one shared connection: whoever finds no write under way writes every queued frame, one reader goroutine hands answers back in order; no timeouts, limits or recovery. The floor of the design `tcpez SendRecv` uses",
+		new:  func() system { return &rawPipelinedSystem{} }},
 }
 
 // selectSystems returns the entries whose names match one of the
