@@ -40,8 +40,10 @@ type entry struct {
 	// perGoroutineConn: each goroutine has its own connection instead of
 	// sharing one client.
 	perGoroutineConn bool
-	note             string
-	new              func() system
+	// yardstick: hand-written, no library; drawn dashed.
+	yardstick bool
+	note      string
+	new       func() system
 }
 
 // Names of the systems the ratio columns divide by.
@@ -73,13 +75,13 @@ var registry = []entry{
 	{name: "drpc", title: "DRPC unary", batch: 1,
 		note: "storj.io/drpc unary call, one `drpcconn.Conn` (which runs one RPC at a time)",
 		new:  func() system { return &drpcSystem{} }},
-	{name: rawName, title: "raw loop", batch: 1, perGoroutineConn: true,
+	{name: rawName, title: "raw loop", batch: 1, perGoroutineConn: true, yardstick: true,
 		note: "hand-written length-prefix loop, one request in flight per connection, a connection per goroutine",
 		new:  func() system { return &rawSystem{} }},
-	{name: "raw-batch64", title: "raw loop batch×64", batch: batchSize, perGoroutineConn: true,
+	{name: "raw-batch64", title: "raw loop batch×64", batch: batchSize, perGoroutineConn: true, yardstick: true,
 		note: "the raw loop sending batches of 64 frames with one write (and answered with one write)",
 		new:  func() system { return &rawSystem{batch: true} }},
-	{name: "raw-pipelined", title: "raw pipelined loop", batch: 1,
+	{name: "raw-pipelined", title: "raw pipelined loop", batch: 1, yardstick: true,
 		note: "hand-written auto-pipelining over one shared connection: whoever finds no write under way writes every queued frame, one reader goroutine hands answers back in order; no timeouts, limits or recovery. The floor of the design `tcpez SendRecv` uses",
 		new:  func() system { return &rawPipelinedSystem{} }},
 }
