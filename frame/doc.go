@@ -9,7 +9,10 @@
 // ParseFrame, …) encode and decode whole frames held in memory. Reader and
 // Writer put a buffer under them so that a server or client can read many
 // frames from one syscall and coalesce many answers into one write, reusing
-// the caller's buffers so that the steady state does not allocate.
+// the caller's buffers so that the steady state does not allocate. A
+// BufferPool shared among connections lends them larger buffers during
+// bursts, so that small buffers per connection do not cost a syscall per
+// frame under load.
 //
 // Every length a peer announces is checked against Limits before any memory
 // is taken for it, and memory for a large frame grows only as its bytes
