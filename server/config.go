@@ -59,8 +59,8 @@ type Config struct {
 	// ReadBufferSize and WriteBufferSize size each connection's buffers.
 	// Default DefaultBufferSize each. A connection whose traffic outruns
 	// them borrows 64 KiB buffers, shared among the server's connections,
-	// for as long as the burst lasts: idle connections hold only their
-	// own.
+	// for as long as the burst lasts: a connection waiting for data holds
+	// only its own (see docs/SECURITY.md for the one exception).
 	ReadBufferSize, WriteBufferSize int
 
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client
