@@ -29,12 +29,7 @@ func (cn *conn) readLoop() {
 		}
 		h, err := cn.r.ReadHeader()
 		if err != nil {
-			cn.fail(err, writeProgress{})
-			if next != nil {
-				// Out of the queue, so fail did not see it.
-				next.complete(nil, nil, cn.failure(), false)
-				cn.release()
-			}
+			cn.failWith(next, err)
 			return
 		}
 		cl := next
@@ -62,11 +57,7 @@ func (cn *conn) readLoop() {
 // answers arrive many to a read.
 func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bool, next *call) {
 	if err := cn.answer(cl, h); err != nil {
-		// cl left the queue, so fail will not see it: fail it here,
-		// with the error every other call on the connection gets.
-		cn.fail(err, writeProgress{})
-		cl.complete(nil, nil, cn.failure(), false)
-		cn.release()
+		cn.failWith(cl, err)
 		return false, false, nil
 	}
 	cn.release()
@@ -92,6 +83,17 @@ func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bo
 		return false, false, nil
 	}
 	return true, keep, next
+}
+
+// failWith fails the connection for err, and cl (if any) with it: cl left
+// the queue, so fail does not see it, and gets the error every other call
+// on the connection gets.
+func (cn *conn) failWith(cl *call, err error) {
+	cn.fail(err, writeProgress{})
+	if cl != nil {
+		cl.complete(nil, nil, cn.failure(), false)
+		cn.release()
+	}
 }
 
 func (cn *conn) pop() *call {

@@ -13,13 +13,15 @@ type slots struct {
 	held    atomic.Int64
 	waiting atomic.Int64
 	max     int64
-	// freed holds a wake-up for the waiters once a slot frees while any
-	// wait; a waiter that takes a slot passes it on (see acquire).
+	// freed holds a wake-up per slot freed while anyone waited. Room for
+	// one per slot means a release drops its wake-up only when the channel
+	// is full, and then a waiter finds one there anyway; a wake-up left
+	// over costs a waiter one more try.
 	freed chan struct{}
 }
 
 func newSlots(limit int) *slots {
-	return &slots{max: int64(limit), freed: make(chan struct{}, 1)}
+	return &slots{max: int64(limit), freed: make(chan struct{}, limit)}
 }
 
 // load is the number of slots held: the load the balancer compares.
@@ -42,14 +44,10 @@ func (s *slots) tryAcquire() bool {
 func (s *slots) release() {
 	s.held.Add(-1)
 	if s.waiting.Load() > 0 {
-		s.wake()
-	}
-}
-
-func (s *slots) wake() {
-	select {
-	case s.freed <- struct{}{}:
-	default: // a wake-up is pending already
+		select {
+		case s.freed <- struct{}{}:
+		default: // full: a waiter finds a wake-up there anyway
+		}
 	}
 }
 
@@ -60,11 +58,6 @@ func (s *slots) acquire(ctx context.Context, changed <-chan struct{}) (bool, err
 	defer s.waiting.Add(-1)
 	for {
 		if s.tryAcquire() {
-			// Releases that found a wake-up pending sent none of their
-			// own: wake the next waiter for any slot still free.
-			if s.waiting.Load() > 1 && s.held.Load() < s.max {
-				s.wake()
-			}
 			return true, nil
 		}
 		select {

@@ -5,9 +5,9 @@ import "sync"
 // A BufferPool lends Readers and Writers a larger buffer while data comes
 // faster than their own buffers take it, and takes it back once the burst
 // is over. A server shares one among its connections: busy ones read and
-// write in large chunks (a 4 KiB echo under load takes one syscall per
-// sixteen frames rather than one or two per frame), while the many idle
-// ones hold only their own small buffers.
+// write in large chunks (a burst of 4 KiB frames is read with a syscall
+// per sixteen frames rather than one per frame), while the many idle ones
+// hold only their own small buffers.
 type BufferPool struct {
 	size int
 	p    sync.Pool // of *[]byte, so that Put allocates nothing
@@ -22,9 +22,6 @@ func NewBufferPool(size int) *BufferPool {
 	}
 	return bp
 }
-
-// Size is the size of the pool's buffers.
-func (bp *BufferPool) Size() int { return bp.size }
 
 func (bp *BufferPool) get() *[]byte { return bp.p.Get().(*[]byte) }
 

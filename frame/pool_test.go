@@ -70,6 +70,11 @@ func TestReaderBorrowsDuringBursts(t *testing.T) {
 	if reads[true]*4 > reads[false] {
 		t.Errorf("%d reads with a pool, %d without; want far fewer with one", reads[true], reads[false])
 	}
+	// A read per frame without; with, a read per 16 frames (64 KiB), and
+	// the reads around the burst.
+	if reads[false] < frames || reads[true] > frames/16+3 {
+		t.Errorf("%d reads without a pool, %d with, for %d frames; want at least one per frame without, one per 16 with", reads[false], reads[true], frames)
+	}
 }
 
 func slicesMax(s []int) int {

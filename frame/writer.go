@@ -144,10 +144,13 @@ func (w *Writer) Flush() error {
 // borrow moves the buffered bytes to a borrowed buffer if it has room for
 // n more, and reports whether it did.
 func (w *Writer) borrow(n int) bool {
-	if w.loan.pool == nil || w.loan.active() || len(w.buf)+n > w.loan.pool.size {
+	if w.loan.pool == nil || len(w.buf)+n > w.loan.pool.size {
 		return false
 	}
-	big, _ := w.loan.take()
+	big, ok := w.loan.take()
+	if !ok {
+		return false // borrowed already
+	}
 	w.buf = append(big[:0], w.buf...)
 	return true
 }
