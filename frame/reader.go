@@ -222,17 +222,28 @@ func (r *Reader) ReadHeader() (Header, error) {
 // ReadFrame reads a whole frame, as found inside a batch or where a single
 // answer is expected, into dst's storage, and returns the payload.
 func (r *Reader) ReadFrame(dst []byte) ([]byte, error) {
+	n, err := r.ReadLength()
+	if err != nil {
+		return dst[:0], err
+	}
+	return r.ReadPayload(dst, n)
+}
+
+// ReadLength reads the header of a frame where only a frame may start, as
+// ReadFrame does, and returns its payload's length for ReadPayload: a
+// server learns how much memory the frame needs before it takes any.
+func (r *Reader) ReadLength() (int, error) {
 	h, err := r.readHeader()
 	if err == io.EOF {
 		err = truncated(err)
 	}
 	if err != nil {
-		return dst[:0], err
+		return 0, err
 	}
 	if err := r.lim.CheckLength(h); err != nil {
-		return dst[:0], err
+		return 0, err
 	}
-	return r.ReadPayload(dst, h.Len())
+	return h.Len(), nil
 }
 
 // ReadPayload reads the n payload bytes that follow a frame header into dst's

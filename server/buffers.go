@@ -3,49 +3,185 @@ package server
 import (
 	"math/bits"
 	"sync"
+	"time"
+
+	"github.com/tcpez/tcpez/internal/budget"
 )
 
-// largeBuffers recycles request buffers too large for a slot to keep
-// (over maxRetainedBuffer) among a server's connections. Reading a large
-// frame otherwise allocates and zeroes its buffer step by step: reusing
-// them took BenchmarkEcho1MiB from 1144 to 468 µs. Buffers rest in sync.Pools,
-// which the garbage collector empties, so an idle server holds none.
+// poolIdle is how long a pooled large buffer may go unused before it is
+// unmapped: after a burst, the memory of large requests leaves the process
+// within twice this (see docs/SECURITY.md).
+const poolIdle = 2 * time.Second
+
+// maxPooled bounds the bytes of large buffers kept for reuse, whatever
+// the budget: enough for a few hundred pipelined 1 MiB frames.
+const maxPooled = 256 << 20
+
+// largeBuffers lends request buffers too large for a slot to keep (over
+// maxRetainedBuffer) and takes them back for reuse. Reusing them took
+// BenchmarkEcho1MiB from 1144 to 468 µs.
 //
-// A peer announcing a large frame gets a pooled buffer only when one is
-// free: memory the process already holds. Otherwise the frame's buffer
-// grows with the bytes that arrive, as frame.Reader does, so a peer that
-// announces much and sends little still holds only what it sent.
+// The buffers are mapped from the operating system, outside the Go heap,
+// so that the memory of a burst of large requests goes back to the system
+// as soon as the pool lets go of it, not after the next garbage collection
+// and the runtime's gradual scavenging. The pool lets go of buffers unused
+// for poolIdle, those over its cap, and those the budget reclaims: parked
+// in the pool they still count against it.
+//
+// A fresh mapping takes memory only as bytes are written to it, so a peer
+// that announces a large frame and sends little holds little memory, even
+// though the whole frame is charged to the budget.
 type largeBuffers struct {
-	// classes[k] holds buffers with a capacity of at least 1<<k bytes.
-	classes [32]sync.Pool
+	budget *budget.Budget
+	cap    int64 // most bytes kept
+
+	mu     sync.Mutex
+	free   map[int][]pooledBuffer // by capacity, most recently used last
+	kept   int64
+	timer  *time.Timer
+	closed bool
 }
 
-// get returns an empty buffer with room for n bytes, or nil when none is
-// free.
-func (p *largeBuffers) get(n int) []byte {
-	k := getClass(n)
-	if k >= len(p.classes) {
-		return nil
-	}
-	if b, ok := p.classes[k].Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return nil
+type pooledBuffer struct {
+	b    []byte
+	used time.Time // when it was put back
 }
 
-// put makes b available to get.
-func (p *largeBuffers) put(b []byte) {
-	k := putClass(cap(b))
-	if k < 0 || k >= len(p.classes) {
+// get returns an empty buffer of capacity size, one of largeSize's sizes,
+// whose bytes the caller has acquired from the budget.
+func (p *largeBuffers) get(size int) []byte {
+	p.mu.Lock()
+	list := p.free[size]
+	if len(list) == 0 {
+		p.mu.Unlock()
+		return mapBuffer(size)
+	}
+	b := list[len(list)-1].b
+	list[len(list)-1] = pooledBuffer{}
+	p.free[size] = list[:len(list)-1]
+	p.kept -= int64(size)
+	p.mu.Unlock()
+	// The caller acquired room for these bytes: they are no longer parked.
+	p.budget.Unpark(int64(size))
+	return b[:0]
+}
+
+// put takes back a buffer from get, whose bytes a held: they stay in the
+// budget, parked, while the buffer is kept.
+func (p *largeBuffers) put(a *budget.Account, b []byte) {
+	size := cap(b)
+	if !a.Park(int64(size)) {
+		unmapBuffer(b)
 		return
 	}
-	p.classes[k].Put(&b)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.release(b)
+		return
+	}
+	p.free[size] = append(p.free[size], pooledBuffer{b: b[:0], used: time.Now()})
+	p.kept += int64(size)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(poolIdle, p.trim)
+	}
+	over := p.kept - p.cap
+	p.mu.Unlock()
+	if over > 0 {
+		p.drop(over, time.Time{})
+	}
 }
 
-// getClass is the class to take a buffer for n bytes from: the smallest k
-// with 1<<k >= n.
-func getClass(n int) int { return bits.Len(uint(n - 1)) }
+// reclaim frees at least n parked bytes, or all there are: the budget
+// needs them for a request.
+func (p *largeBuffers) reclaim(n int64) { p.drop(n, time.Time{}) }
 
-// putClass is the class a buffer of capacity c serves: the largest k with
-// 1<<k <= c; -1 for none.
-func putClass(c int) int { return bits.Len(uint(c)) - 1 }
+// trim frees the buffers unused for poolIdle, and runs again while any are
+// left.
+func (p *largeBuffers) trim() {
+	p.drop(-1, time.Now().Add(-poolIdle))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.kept > 0 && !p.closed {
+		p.timer.Reset(poolIdle)
+		return
+	}
+	p.timer = nil
+}
+
+// drop frees pooled buffers, least recently used first: at least n bytes
+// (n < 0: no such bound) of those put back before idleSince (zero: any).
+func (p *largeBuffers) drop(n int64, idleSince time.Time) {
+	var out [][]byte
+	p.mu.Lock()
+	for n != 0 {
+		size, ok := p.oldestLocked(idleSince)
+		if !ok {
+			break
+		}
+		list := p.free[size]
+		out = append(out, list[0].b)
+		list[0] = pooledBuffer{}
+		if len(list) == 1 {
+			delete(p.free, size)
+		} else {
+			p.free[size] = list[1:]
+		}
+		p.kept -= int64(size)
+		if n > 0 {
+			n = max(n-int64(size), 0)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range out {
+		p.release(b)
+	}
+}
+
+// oldestLocked is the size class whose least recently used buffer is the
+// oldest, if it was put back before idleSince.
+func (p *largeBuffers) oldestLocked(idleSince time.Time) (int, bool) {
+	best, found := 0, false
+	var at time.Time
+	for size, list := range p.free {
+		if u := list[0].used; !found || u.Before(at) {
+			best, at, found = size, u, true
+		}
+	}
+	if !found || (!idleSince.IsZero() && !at.Before(idleSince)) {
+		return 0, false
+	}
+	return best, true
+}
+
+// release unmaps a parked buffer and takes its bytes out of the budget.
+func (p *largeBuffers) release(b []byte) {
+	size := cap(b)
+	unmapBuffer(b)
+	p.budget.Unpark(int64(size))
+}
+
+// close frees every pooled buffer; buffers put back later are freed at
+// once.
+func (p *largeBuffers) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	p.drop(-1, time.Time{})
+}
+
+// largeSize is the capacity of the buffer lent for a frame of n bytes: n
+// rounded up to a quarter of its power of two, so that at most a fifth of
+// a buffer goes unused and sizes repeat enough to be reused.
+func largeSize(n int) int {
+	if n <= 4 {
+		return max(n, 1)
+	}
+	k := bits.Len(uint(n-1)) - 1 // 1<<k < n <= 1<<(k+1)
+	step := 1 << (k - 2)
+	return (n + step - 1) / step * step
+}

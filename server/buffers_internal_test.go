@@ -1,32 +1,68 @@
 package server
 
-import "testing"
+import (
+	"testing"
+)
 
-// TestLargeBufferClasses: a buffer taken for n bytes always has room for
-// them. (The pool itself may drop buffers at any time, so only the
-// arithmetic is certain.)
-func TestLargeBufferClasses(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 64<<10 + 1, 1 << 20, 1<<20 + 1, 3 << 19, 16 << 20} {
-		for _, c := range []int{n - 1, n, n + 1, 2 * n, 3 << 19} {
-			if c < 1 {
-				continue
-			}
-			served := getClass(n) == putClass(c)
-			if served && c < n {
-				t.Errorf("a buffer of %d would serve a request for %d", c, n)
-			}
-			if c == n && n&(n-1) == 0 && !served {
-				t.Errorf("a buffer of %d would not serve a request for as many", c)
-			}
+// TestLargeSize: a buffer lent for n bytes has room for them, wastes at
+// most a quarter of n, and is a whole number of pages.
+func TestLargeSize(t *testing.T) {
+	for _, n := range []int{64<<10 + 1, 80 << 10, 1<<20 - 1, 1 << 20, 1<<20 + 1, 3 << 19, 16<<20 - 5, 16 << 20} {
+		s := largeSize(n)
+		if s < n || s > n+n/4 || s%4096 != 0 {
+			t.Errorf("largeSize(%d) = %d", n, s)
 		}
 	}
-	if putClass(0) != -1 {
-		t.Errorf("putClass(0) = %d, want -1", putClass(0))
+	for n := 1; n < 4096; n++ {
+		if s := largeSize(n); s < n || s > n+n/4+1 {
+			t.Fatalf("largeSize(%d) = %d", n, s)
+		}
 	}
-	var p largeBuffers
-	p.put(nil)             // ignored
-	p.put(make([]byte, 5)) // too small to matter, but harmless
-	if b := p.get(1 << 30); b != nil {
-		t.Fatalf("got a buffer of %d for 1 GiB", cap(b))
+}
+
+// TestLargeBuffersStayWithinTheBudget: pooled buffers count against the
+// budget, are reused, are freed when a request needs their room, and are
+// all freed by close.
+func TestLargeBuffersStayWithinTheBudget(t *testing.T) {
+	const size = 1 << 20
+	b, p := newMemory(16 * size) // the pool keeps up to an eighth
+	defer p.close()
+	a := b.NewAccount()
+	if !a.TryAcquire(size) {
+		t.Fatal("1 MiB of a 4 MiB budget refused")
+	}
+	buf := p.get(size)
+	if cap(buf) != size {
+		t.Fatalf("got a buffer of %d", cap(buf))
+	}
+	buf = append(buf, 1, 2, 3)
+	p.put(a, buf)
+	if a.Held() != 0 || b.Used() != size {
+		t.Fatalf("after put: account holds %d, budget used %d; want 0 and %d (parked)", a.Held(), b.Used(), size)
+	}
+	if !a.TryAcquire(size) {
+		t.Fatal("refused with room")
+	}
+	again := p.get(size)
+	if &again[:1][0] != &buf[0] {
+		t.Error("the pooled buffer was not reused")
+	}
+	if b.Used() != size {
+		t.Fatalf("budget used %d after reuse, want %d", b.Used(), size)
+	}
+	p.put(a, again)
+	// The whole budget: only freeing the parked buffer makes room.
+	if !a.TryAcquire(16 * size) {
+		t.Fatal("the parked buffer was not freed to make room")
+	}
+	if b.Used() != 16*size {
+		t.Fatalf("budget used %d, want %d", b.Used(), 16*size)
+	}
+	a.Release(16 * size)
+	a.TryAcquire(size)
+	p.put(a, p.get(size))
+	p.close()
+	if b.Used() != 0 {
+		t.Fatalf("budget used %d after close, want 0", b.Used())
 	}
 }

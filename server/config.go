@@ -25,6 +25,9 @@ const (
 	DefaultSlowRequest     = time.Second
 	DefaultStatsInterval   = 10 * time.Second
 	DefaultRequestLogLevel = logrus.DebugLevel
+	DefaultMemoryWait      = 10 * time.Second
+	DefaultMaxConnsPerPeer = 1024
+	DefaultMaxHandshakes   = 1024
 )
 
 // Config holds a server's limits, timeouts and hooks. The zero value of
@@ -43,6 +46,30 @@ type Config struct {
 	// connection. Default DefaultMaxInFlight; 1 makes a connection strictly
 	// one request at a time.
 	MaxInFlight int
+
+	// MemoryBudget bounds the bytes of requests and answers the server
+	// holds at once, over all connections: a frame that does not fit waits,
+	// its connection unread, for up to MemoryWait. Waiting connections are
+	// served those holding least first. Each connection may hold 16 KiB
+	// even when the budget is spent, so that small requests always
+	// progress. Default DefaultMemoryBudget(); negative: no budget. See
+	// docs/SECURITY.md.
+	MemoryBudget int64
+	// MemoryWait is how long a frame may wait for room in MemoryBudget
+	// before its connection is closed with ErrMemoryBudget. Default
+	// DefaultMemoryWait; negative: no limit.
+	MemoryWait time.Duration
+	// MaxConnsPerPeer is the most connections served at once from one
+	// remote IP address (one /64 for IPv6); more are accepted and closed
+	// at once. Unix sockets are not limited. Default
+	// DefaultMaxConnsPerPeer; negative: no limit.
+	MaxConnsPerPeer int
+	// MaxHandshakes is the most connections that may be in their TLS
+	// handshake or authentication at once; a new connection over it evicts
+	// the oldest of them, so that peers that start a handshake and stall
+	// cannot lock out the rest. Default DefaultMaxHandshakes; negative: no
+	// limit.
+	MaxHandshakes int
 
 	// ReadTimeout is how long a frame may take to arrive once its first
 	// byte has (slowloris). Default DefaultReadTimeout; negative: none.
@@ -135,6 +162,12 @@ func (c *Config) Validate() error {
 func (c Config) withDefaults() Config {
 	c.MaxConns = orDefault(c.MaxConns, DefaultMaxConns)
 	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget()
+	}
+	c.MemoryWait = orDefault(c.MemoryWait, DefaultMemoryWait)
+	c.MaxConnsPerPeer = orDefault(c.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
+	c.MaxHandshakes = orDefault(c.MaxHandshakes, DefaultMaxHandshakes)
 	c.ReadTimeout = orDefault(c.ReadTimeout, DefaultReadTimeout)
 	c.IdleTimeout = orDefault(c.IdleTimeout, DefaultIdleTimeout)
 	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/budget"
 	"github.com/tcpez/tcpez/span"
 )
 
@@ -47,6 +49,16 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	remote string
+	peer   peerKey // for the per-peer connection limit
+	// handshaking is c's place among the connections in their handshake
+	// or authentication (guarded by the server's mu).
+	handshaking *list.Element
+
+	// acct is the connection's share of the server's memory budget;
+	// waiting ends a wait for it when the connection stops reading.
+	acct    *budget.Account
+	waiting context.Context
+	unwait  context.CancelFunc
 
 	clock clock
 	// idle is the reader's idle deadline, write the writer's (guarded by
@@ -72,13 +84,15 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	cfg := &s.cfg
-	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc), clock: newClock()}
+	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc), peer: peerOf(nc.RemoteAddr()), clock: newClock()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.waiting, c.unwait = context.WithCancel(c.ctx)
+	c.acct = s.budget.NewAccount()
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
 	c.r.SetPool(s.burst)
 	c.w.SetPool(s.burst)
-	c.ring = newRing(cfg.MaxInFlight, &s.large)
+	c.ring = newRing(cfg.MaxInFlight, s.large, c.acct)
 	c.cond.L = &c.mu
 	return c
 }
@@ -98,6 +112,7 @@ func (c *conn) serve() error {
 	if err == nil {
 		err = c.authenticate()
 	}
+	c.srv.endHandshake(c)
 	for err == nil {
 		err = c.readMessage()
 	}
@@ -171,18 +186,16 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	// have waited, for a slot or for its bytes, reads the clock afresh:
 	// else the wait would count as its handler's time and could make fast
 	// handlers look slow (see inlineBudget).
-	fresh := waited || !c.frameBuffered(n)
-	if n >= 0 {
-		if n > cap(s.req) && n > maxRetainedBuffer {
-			if b := c.srv.large.get(n); b != nil {
-				s.req = b
-			}
+	if n < 0 {
+		if n, err = c.r.ReadLength(); err != nil {
+			return c.readError(err, false)
 		}
-		s.req, err = c.r.ReadPayload(s.req, n)
-	} else {
-		s.req, err = c.r.ReadFrame(s.req)
 	}
-	if err != nil {
+	fresh := waited || !c.frameBuffered(n)
+	if err := c.room(s, n); err != nil {
+		return err
+	}
+	if s.req, err = c.r.ReadPayload(s.req, n); err != nil {
 		return c.readError(err, false)
 	}
 	s.inBatch = inBatch
@@ -206,15 +219,9 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	return nil
 }
 
-// frameBuffered reports whether the next n payload bytes (n < 0: the next
-// whole frame, header included) have arrived, so that reading them will
-// not block.
-func (c *conn) frameBuffered(n int) bool {
-	if n >= 0 {
-		return n <= c.r.Buffered()
-	}
-	return c.r.NextBuffered()
-}
+// frameBuffered reports whether the next n payload bytes have arrived, so
+// that reading them will not block.
+func (c *conn) frameBuffered(n int) bool { return n <= c.r.Buffered() }
 
 // awaitMessage waits for the first byte of the next message, flushing any
 // answers held back while more requests were at hand.
@@ -277,6 +284,7 @@ func (c *conn) stop() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.stopping = true
+	c.unwait()
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
@@ -346,6 +354,7 @@ func (c *conn) run(s *slot, inline bool) {
 		began = c.clock.now()
 	}
 	s.resp, s.err = c.call(s)
+	c.chargeAnswer(s)
 	end := c.clock.now()
 	if slow := end-began > inlineBudget; slow != c.slow.Load() {
 		c.slow.Store(slow)
@@ -531,9 +540,12 @@ func (c *conn) drain() {
 }
 
 // closeHard breaks the connection at once, for Server.Close.
-func (c *conn) closeHard() {
+func (c *conn) closeHard() { c.evict(ErrServerClosed) }
+
+// evict breaks the connection at once for err.
+func (c *conn) evict(err error) {
 	c.mu.Lock()
-	c.failLocked(ErrServerClosed)
+	c.failLocked(err)
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }
@@ -553,6 +565,9 @@ func (c *conn) close() error {
 		c.linger()
 	}
 	_ = c.nc.Close()
+	c.mu.Lock()
+	c.ring.end()
+	c.mu.Unlock()
 	c.srv.connEnded(c, err)
 	if clean {
 		return nil

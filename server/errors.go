@@ -20,4 +20,11 @@ var (
 	ErrWriteTimeout = errors.New("tcpez: write timeout")
 	// ErrHandler wraps a handler's error when it ends the connection.
 	ErrHandler = errors.New("tcpez: handler error")
+	// ErrMemoryBudget ends a connection whose frame found no room in the
+	// server's memory budget within MemoryWait, or is larger than the
+	// whole budget.
+	ErrMemoryBudget = errors.New("tcpez: memory budget exhausted")
+	// ErrHandshakeEvicted ends a connection still in its TLS handshake or
+	// authentication when MaxHandshakes newer ones arrived.
+	ErrHandshakeEvicted = errors.New("tcpez: handshake evicted by newer connections")
 )

@@ -142,6 +142,12 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	case errors.Is(err, ErrWriteTimeout):
 		s.count("errors.write_timeout")
 		entry.WithError(err).Warn("tcpez: connection closed: peer not reading its answers")
+	case errors.Is(err, ErrMemoryBudget):
+		s.count(MetricMemoryClosed)
+		entry.WithError(err).Warn("tcpez: connection closed: server memory budget exhausted")
+	case errors.Is(err, ErrHandshakeEvicted):
+		s.count(MetricHandshakeEvicted)
+		entry.WithError(err).Info("tcpez: connection closed: handshake evicted")
 	case errors.Is(err, ErrHandler), errors.Is(err, ErrHandlerPanic):
 		entry.WithError(err).Info("tcpez: connection closed after a handler error")
 	case errors.As(err, &ne):

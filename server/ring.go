@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"github.com/tcpez/tcpez/internal/budget"
 	"github.com/tcpez/tcpez/span"
 )
 
@@ -19,6 +20,10 @@ type slot struct {
 	err  error
 	done bool
 
+	// reqHeld and respHeld are the bytes of the memory budget charged for
+	// req's buffer (kept while the slot keeps it) and for resp.
+	reqHeld, respHeld int64
+
 	// batch > 0 marks the header of a batch of that many frames: it has no
 	// handler and is written as the batch header in its place in the order.
 	batch   int
@@ -28,12 +33,19 @@ type slot struct {
 	start time.Duration // a clock reading
 }
 
-func (s *slot) release(large *largeBuffers) {
+// release readies s for the next request once its answer is written. A
+// large buffer goes back to the server's pool, and every buffer does once
+// the connection has ended, with its share of the budget.
+func (s *slot) release(r *ring) {
+	r.acct.Release(s.respHeld)
 	if cap(s.req) > maxRetainedBuffer {
-		large.put(s.req)
-		s.req = nil
+		r.large.put(r.acct, s.req)
+		s.req, s.reqHeld = nil, 0
+	} else if r.ended {
+		r.acct.Release(s.reqHeld)
+		s.req, s.reqHeld = nil, 0
 	}
-	s.resp, s.err, s.done, s.batch, s.inBatch = nil, nil, false, 0, false
+	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch = nil, 0, nil, false, 0, false
 }
 
 // ring holds a connection's slots in request order: the reader adds at the
@@ -42,14 +54,16 @@ func (s *slot) release(large *largeBuffers) {
 // allocated as the ring first reaches them, so a connection that is never
 // pipelined deeply stays small.
 type ring struct {
-	large *largeBuffers // where released slots leave large buffers
+	large *largeBuffers   // where released slots leave large buffers
+	acct  *budget.Account // the connection's share of the memory budget
+	ended bool            // the connection ended: slots keep no buffers
 	slots []*slot
 	head  int // index of the oldest slot
 	n     int // slots in use
 }
 
-func newRing(size int, large *largeBuffers) ring {
-	return ring{large: large, slots: make([]*slot, size)}
+func newRing(size int, large *largeBuffers, acct *budget.Account) ring {
+	return ring{large: large, acct: acct, slots: make([]*slot, size)}
 }
 
 func (r *ring) full() bool { return r.n == len(r.slots) }
@@ -78,9 +92,20 @@ func (r *ring) ready() int {
 
 func (r *ring) at(k int) *slot { return r.slots[(r.head+k)%len(r.slots)] }
 
+// end releases the buffers of the slots not in use, once the connection
+// has ended; those in use release theirs when popped.
+func (r *ring) end() {
+	r.ended = true
+	for i := r.n; i < len(r.slots); i++ {
+		if s := r.at(i); s != nil {
+			s.release(r)
+		}
+	}
+}
+
 func (r *ring) pop(k int) {
 	for i := range k {
-		r.at(i).release(r.large)
+		r.at(i).release(r)
 	}
 	r.head = (r.head + k) % len(r.slots)
 	r.n -= k

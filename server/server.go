@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/budget"
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -32,7 +34,10 @@ type Server struct {
 	gauges   bool
 	inflight atomic.Int64 // requests read and not yet handled
 	reporter sync.WaitGroup
-	large    largeBuffers
+	// budget bounds the memory of requests and answers; large lends the
+	// buffers of large requests within it.
+	budget *budget.Budget
+	large  *largeBuffers
 	// burst lends connections larger read and write buffers while their
 	// traffic outruns the configured ones (see frame.BufferPool).
 	burst *frame.BufferPool
@@ -41,7 +46,11 @@ type Server struct {
 	closing   bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	connWG    sync.WaitGroup
+	peers     map[peerKey]*peerConns
+	// handshakes holds the connections in their handshake or
+	// authentication, oldest first.
+	handshakes list.List
+	connWG     sync.WaitGroup
 }
 
 // New returns a Server for h with cfg.
@@ -63,6 +72,8 @@ func (s *Server) start() error {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.peers = make(map[peerKey]*peerConns)
+		s.budget, s.large = newMemory(s.cfg.MemoryBudget)
 		s.burst = frame.NewBufferPool(burstBufferSize)
 		if _, nop := s.cfg.Stats.(stats.Nop); !nop {
 			s.gauges = true
@@ -171,6 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.cancel()
 		s.reporter.Wait()
+		s.large.close()
 		return nil
 	case <-ctx.Done():
 		// Handlers that ignore their context may never return; like
@@ -190,6 +202,7 @@ func (s *Server) Close() error {
 	s.stopAccepting((*conn).closeHard)
 	s.cancel()
 	s.reporter.Wait()
+	s.large.close()
 	return nil
 }
 
@@ -243,6 +256,13 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 		return nil, false
 	}
 	c := newConn(s, nc)
+	if limited && !s.admitPeerLocked(c) {
+		return nil, false
+	}
+	if !limited {
+		c.peer = peerKey{}
+	}
+	s.startHandshakeLocked(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.cfg.Stats.Gauge("conns.open", int64(len(s.conns)))
@@ -252,6 +272,8 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 func (s *Server) connEnded(c *conn, err error) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.leavePeerLocked(c)
+	s.endHandshakeLocked(c)
 	open := len(s.conns)
 	s.mu.Unlock()
 	s.cfg.Stats.Gauge("conns.open", int64(open))
@@ -275,5 +297,6 @@ func (s *Server) reportGauges() {
 		s.mu.Unlock()
 		s.cfg.Stats.Gauge("conns.open", int64(open))
 		s.cfg.Stats.Gauge("requests.inflight", s.inflight.Load())
+		s.cfg.Stats.Gauge(MetricMemoryHeld, s.budget.Used())
 	}
 }
