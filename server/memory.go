@@ -20,6 +20,10 @@ const memoryFloor = 16 << 10
 // small ones would cost every request a lock that all connections share.
 const answerFree = 4 << 10
 
+// minSlotBuffer is the smallest request buffer: a connection may have
+// MaxInFlight (128) of them within memoryFloor.
+const minSlotBuffer = 128
+
 // minMemoryBudget is the smallest default budget, for small machines.
 const minMemoryBudget = 64 << 20
 
@@ -57,7 +61,7 @@ func (c *conn) room(s *slot, n int) error {
 		return nil
 	}
 	large := n > maxRetainedBuffer
-	size := max(512, 1<<bits.Len(uint(n-1)))
+	size := max(minSlotBuffer, 1<<bits.Len(uint(n-1)))
 	if large {
 		size = largeSize(n)
 	}

@@ -71,7 +71,14 @@ func (r *ring) full() bool { return r.n == len(r.slots) }
 // tail is the slot the next request will use. Only the reader adds, and the
 // writer's removals do not move the tail's index, so the reader may fill it
 // outside the lock before publishing it with push.
+//
+// An empty ring starts over at its first slot, so that a connection that
+// sends one request at a time uses one slot and one buffer, not all of
+// them in turn: each holds its share of the memory budget.
 func (r *ring) tail() *slot {
+	if r.n == 0 {
+		r.head = 0
+	}
 	i := (r.head + r.n) % len(r.slots)
 	if r.slots[i] == nil {
 		r.slots[i] = &slot{sp: span.New()}
