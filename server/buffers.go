@@ -58,7 +58,11 @@ func (p *largeBuffers) get(size int) []byte {
 	}
 	b := list[len(list)-1].b
 	list[len(list)-1] = pooledBuffer{}
-	p.free[size] = list[:len(list)-1]
+	if len(list) == 1 {
+		delete(p.free, size) // oldestLocked looks at every list's first
+	} else {
+		p.free[size] = list[:len(list)-1]
+	}
 	p.kept -= int64(size)
 	p.mu.Unlock()
 	// The caller acquired room for these bytes: they are no longer parked.

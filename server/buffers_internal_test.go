@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 )
 
 // TestLargeSize: a buffer lent for n bytes has room for them, wastes at
@@ -64,5 +65,29 @@ func TestLargeBuffersStayWithinTheBudget(t *testing.T) {
 	p.close()
 	if b.Used() != 0 {
 		t.Fatalf("budget used %d after close, want 0", b.Used())
+	}
+}
+
+// TestPoolTrimsAfterReuse: a size class emptied by get leaves nothing for
+// the trimmer to trip on, and trimming frees only what is idle.
+func TestPoolTrimsAfterReuse(t *testing.T) {
+	const size = 1 << 20
+	b, p := newMemory(64 * size)
+	defer p.close()
+	a := b.NewAccount()
+	for _, n := range []int{size, 2 * size} {
+		a.TryAcquire(int64(n))
+		p.put(a, p.get(n))
+	}
+	a.TryAcquire(size)
+	buf := p.get(size) // empties its class
+	p.drop(-1, time.Now().Add(time.Hour))
+	if b.Used() != size {
+		t.Fatalf("used %d, want %d: only the buffer in use", b.Used(), size)
+	}
+	p.put(a, buf)
+	p.drop(-1, time.Now().Add(-time.Hour))
+	if b.Used() != size {
+		t.Fatalf("used %d, want %d: a fresh buffer was trimmed", b.Used(), size)
 	}
 }

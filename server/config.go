@@ -106,8 +106,9 @@ type Config struct {
 	// Stats receives the server's metrics (see the README for the names).
 	// Default: stats.Nop.
 	Stats stats.Recorder
-	// StatsInterval is how often the gauges conns.open and
-	// requests.inflight are sent to Stats. Default DefaultStatsInterval.
+	// StatsInterval is how often the gauges conns.open,
+	// requests.inflight and memory.held are sent to Stats. Default
+	// DefaultStatsInterval.
 	StatsInterval time.Duration
 	// RequestLog says which requests are logged with their spans.
 	RequestLog RequestLog

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func soak(t *testing.T, cfg server.Config, h server.HandlerFunc, attack func(t *
 	var res attackResult
 	var wg sync.WaitGroup
 	wg.Go(func() { res = attack(t, addr) })
-	go func() { pings <- pingLoop(t, ctx, addr) }()
+	go func() { pings <- pingLoop(t, ctx, addr, started) }()
 	wg.Wait()
 	stopPinging()
 	lat := <-pings
@@ -250,6 +251,7 @@ func isClosedByServer(err error) bool {
 func checkEchoes(c net.Conn, tag byte, size, n int) error {
 	r := frame.NewReader(c, frame.Limits{})
 	buf := make([]byte, 64<<10)
+	want := bytes.Repeat([]byte{tag}, len(buf))
 	for i := range n {
 		h, err := r.ReadHeader()
 		if err != nil {
@@ -263,7 +265,7 @@ func checkEchoes(c net.Conn, tag byte, size, n int) error {
 			if err != nil {
 				return err
 			}
-			if bytes.IndexFunc(buf[:k], func(r rune) bool { return r != rune(tag) }) >= 0 {
+			if !bytes.Equal(buf[:k], want[:k]) {
 				return fmt.Errorf("answer %d: a byte not %q", i, tag)
 			}
 			left -= k
@@ -275,7 +277,7 @@ func checkEchoes(c net.Conn, tag byte, size, n int) error {
 // pingLoop PINGs on a connection of its own, opened during the attack,
 // until ctx ends, and returns each round trip's time; every PING must be
 // answered.
-func pingLoop(t *testing.T, ctx context.Context, addr string) []time.Duration {
+func pingLoop(t *testing.T, ctx context.Context, addr string, started time.Time) []time.Duration {
 	c, err := net.DialTimeout("tcp", addr, safety)
 	if err != nil {
 		t.Error(err)
@@ -285,6 +287,11 @@ func pingLoop(t *testing.T, ctx context.Context, addr string) []time.Duration {
 	ping := frame.AppendFrame(nil, []byte("PING"))
 	got := make([]byte, len(ping))
 	var lat []time.Duration
+	var worst time.Duration
+	var worstAt time.Time
+	defer func() {
+		t.Logf("slowest PING began %v into the attack", worstAt.Sub(started).Round(time.Millisecond))
+	}()
 	for ctx.Err() == nil {
 		_ = c.SetDeadline(time.Now().Add(safety))
 		began := time.Now()
@@ -296,7 +303,11 @@ func pingLoop(t *testing.T, ctx context.Context, addr string) []time.Duration {
 			t.Errorf("honest PING %d: %q, %v", len(lat)+1, got, err)
 			return lat
 		}
-		lat = append(lat, time.Since(began))
+		d := time.Since(began)
+		if d > worst {
+			worst, worstAt = d, began
+		}
+		lat = append(lat, d)
 		time.Sleep(time.Millisecond)
 	}
 	return lat
@@ -309,7 +320,9 @@ func logPings(t *testing.T, lat []time.Duration) {
 	}
 	slices.Sort(lat)
 	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
-	t.Logf("honest PINGs: %d, all answered; p50 %v, p99 %v, max %v", len(lat), q(0.5), q(0.99), lat[len(lat)-1])
+	over := len(lat) - sort.Search(len(lat), func(i int) bool { return lat[i] > 50*time.Millisecond })
+	t.Logf("honest PINGs: %d, all answered; p50 %v, p99 %v, max %v; %d over 50 ms",
+		len(lat), q(0.5), q(0.99), lat[len(lat)-1], over)
 }
 
 // watchPeak samples VmRSS until the test ends (the kernel's own high-water

@@ -24,6 +24,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxFrame := fs.Int("max-frame", frame.DefaultMaxFrameSize, "largest frame accepted, in bytes")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most connections served at once")
 	maxInFlight := fs.Int("max-inflight", server.DefaultMaxInFlight, "requests read ahead per connection")
+	memBudget := fs.Int64("memory-budget", 0, "bytes of requests and answers held at once (0: a sixteenth of the memory available, -1: none)")
+	memWait := fs.Duration("memory-wait", server.DefaultMemoryWait, "time a frame may wait for room in the memory budget")
+	perPeer := fs.Int("max-conns-per-peer", server.DefaultMaxConnsPerPeer, "most connections from one IP address (/64 for IPv6), -1: no limit")
+	handshakes := fs.Int("max-handshakes", server.DefaultMaxHandshakes, "most connections in their TLS handshake at once; more evict the oldest")
 	delay := fs.Duration("delay", 0, "wait this long before each answer (demos, tests)")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
@@ -58,15 +62,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	srv := server.New(echoHandler(*delay), server.Config{
-		Limits:       frame.Limits{MaxFrameSize: *maxFrame},
-		MaxConns:     *maxConns,
-		MaxInFlight:  *maxInFlight,
-		IdleTimeout:  *idle,
-		ReadTimeout:  *read,
-		WriteTimeout: *write,
-		TLS:          tlsCfg,
-		Logger:       logger,
-		Stats:        rec,
+		Limits:          frame.Limits{MaxFrameSize: *maxFrame},
+		MaxConns:        *maxConns,
+		MaxInFlight:     *maxInFlight,
+		MemoryBudget:    *memBudget,
+		MemoryWait:      *memWait,
+		MaxConnsPerPeer: *perPeer,
+		MaxHandshakes:   *handshakes,
+		IdleTimeout:     *idle,
+		ReadTimeout:     *read,
+		WriteTimeout:    *write,
+		TLS:             tlsCfg,
+		Logger:          logger,
+		Stats:           rec,
 	})
 	l, err := srv.Listen(*addr)
 	if err != nil {
