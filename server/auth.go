@@ -104,6 +104,14 @@ func (c *conn) readToken(deadline time.Time) ([]byte, error) {
 	}
 	var token []byte
 	if err == nil {
+		// A credential takes its share of the memory budget while it is
+		// read. It does not wait for one: a credential that does not fit
+		// the 16 KiB every connection may hold is refused when the budget
+		// is spent.
+		if !c.acct.TryAcquire(int64(h.Len())) {
+			return nil, fmt.Errorf("%w: no room for a %d-byte credential", ErrMemoryBudget, h.Len())
+		}
+		defer c.acct.Release(int64(h.Len()))
 		token, err = c.r.ReadPayload(nil, h.Len())
 	}
 	if err != nil {

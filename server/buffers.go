@@ -13,6 +13,14 @@ import (
 // within twice this (see docs/SECURITY.md).
 const poolIdle = 2 * time.Second
 
+// mapThreshold is the size over which lent buffers are mapped from the
+// system rather than taken from the Go heap: mappings cost a system call
+// each and count against the system's limit on mappings, so they are for
+// buffers large enough that returning them at once matters.
+const mapThreshold = 64 << 10
+
+const pageSize = 4 << 10
+
 // maxPooled bounds the bytes of large buffers kept for reuse, whatever
 // the budget: enough for a few hundred pipelined 1 MiB frames.
 const maxPooled = 256 << 20
@@ -21,8 +29,8 @@ const maxPooled = 256 << 20
 // maxRetainedBuffer) and takes them back for reuse. Reusing them took
 // BenchmarkEcho1MiB from 1144 to 468 µs.
 //
-// The buffers are mapped from the operating system, outside the Go heap,
-// so that the memory of a burst of large requests goes back to the system
+// The buffers over mapThreshold are mapped from the operating system,
+// outside the Go heap, so that the memory of a burst of large requests goes back to the system
 // as soon as the pool lets go of it, not after the next garbage collection
 // and the runtime's gradual scavenging. The pool lets go of buffers unused
 // for poolIdle, those over its cap, and those the budget reclaims: parked
@@ -54,6 +62,9 @@ func (p *largeBuffers) get(size int) []byte {
 	list := p.free[size]
 	if len(list) == 0 {
 		p.mu.Unlock()
+		if size <= mapThreshold {
+			return make([]byte, 0, size)
+		}
 		return mapBuffer(size)
 	}
 	b := list[len(list)-1].b
@@ -178,12 +189,13 @@ func (p *largeBuffers) close() {
 	p.drop(-1, time.Time{})
 }
 
-// largeSize is the capacity of the buffer lent for a frame of n bytes: n
-// rounded up to a quarter of its power of two, so that at most a fifth of
-// a buffer goes unused and sizes repeat enough to be reused.
+// largeSize is the capacity of the buffer lent for a frame of n bytes: up
+// to 64 KiB, n rounded up to a whole number of 4 KiB pages; above, to a
+// quarter of its power of two, so that at most a fifth of a buffer goes
+// unused and sizes repeat enough to be reused.
 func largeSize(n int) int {
-	if n <= 4 {
-		return max(n, 1)
+	if n <= mapThreshold {
+		return (max(n, 1) + pageSize - 1) / pageSize * pageSize
 	}
 	k := bits.Len(uint(n-1)) - 1 // 1<<k < n <= 1<<(k+1)
 	step := 1 << (k - 2)

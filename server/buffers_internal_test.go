@@ -14,8 +14,8 @@ func TestLargeSize(t *testing.T) {
 			t.Errorf("largeSize(%d) = %d", n, s)
 		}
 	}
-	for n := 1; n < 4096; n++ {
-		if s := largeSize(n); s < n || s > n+n/4+1 {
+	for n := 1; n <= 64<<10; n++ {
+		if s := largeSize(n); s < n || s >= n+4096 || s%4096 != 0 {
 			t.Fatalf("largeSize(%d) = %d", n, s)
 		}
 	}

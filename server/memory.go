@@ -12,7 +12,8 @@ import (
 
 // memoryFloor is what each connection may hold of the memory budget even
 // when it is spent, so that small requests always progress: a spent budget
-// is exceeded by at most this much per connection.
+// is exceeded by at most this much per connection. It holds one request
+// buffer of each size up to maxRetainedBuffer.
 const memoryFloor = 16 << 10
 
 // answerFree is the largest answer not charged to the memory budget. The
@@ -55,26 +56,27 @@ func newMemory(limit int64) (*budget.Budget, *largeBuffers) {
 
 // room makes s's request buffer large enough for n bytes, taking them from
 // the memory budget first: while the budget is spent the connection waits,
-// unread, which pushes back on its peer.
+// unread, which pushes back on its peer. A small request grows the slot's
+// own buffer; a larger one borrows one from the server's pool.
 func (c *conn) room(s *slot, n int) error {
 	if n <= cap(s.req) {
 		return nil
 	}
-	large := n > maxRetainedBuffer
-	size := max(minSlotBuffer, 1<<bits.Len(uint(n-1)))
-	if large {
-		size = largeSize(n)
+	if n > maxRetainedBuffer {
+		size := largeSize(n)
+		if err := c.acquire(int64(size)); err != nil {
+			return err
+		}
+		s.req = c.srv.large.get(size)
+		return nil
 	}
+	size := max(minSlotBuffer, 1<<bits.Len(uint(n-1)))
 	if err := c.acquire(int64(size)); err != nil {
 		return err
 	}
-	c.acct.Release(s.reqHeld)
-	if large {
-		s.req = c.srv.large.get(size)
-	} else {
-		s.req = make([]byte, 0, size)
-	}
-	s.reqHeld = int64(size)
+	c.acct.Release(s.ownHeld)
+	s.own, s.ownHeld = make([]byte, 0, size), int64(size)
+	s.req = s.own
 	return nil
 }
 

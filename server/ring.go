@@ -7,22 +7,26 @@ import (
 	"github.com/tcpez/tcpez/span"
 )
 
-// maxRetainedBuffer is the largest request buffer a slot keeps for reuse;
-// a larger one, left by an occasional large frame, goes back to the
-// server's largeBuffers after use so that idle connections do not pin it.
-const maxRetainedBuffer = 64 << 10
+// maxRetainedBuffer is the largest request buffer a slot keeps for reuse.
+// A larger frame is read into a buffer lent by the server's largeBuffers,
+// which takes it back once the answer is written, so that an idle
+// connection holds at most MaxInFlight buffers this large: memory each
+// holds of the budget for as long as the connection lives.
+const maxRetainedBuffer = 4 << 10
 
 // slot is one request of a connection on its way from being read to its
 // answer being written. Slots are reused, with their buffers and spans.
 type slot struct {
-	req  []byte
+	req  []byte // own, or lent by largeBuffers when larger
 	resp []byte
 	err  error
 	done bool
 
-	// reqHeld and respHeld are the bytes of the memory budget charged for
-	// req's buffer (kept while the slot keeps it) and for resp.
-	reqHeld, respHeld int64
+	// own is the slot's buffer for small requests. ownHeld and respHeld
+	// are the bytes of the memory budget charged for own's capacity (for
+	// as long as the slot keeps it) and for resp.
+	own               []byte
+	ownHeld, respHeld int64
 
 	// batch > 0 marks the header of a batch of that many frames: it has no
 	// handler and is written as the batch header in its place in the order.
@@ -40,11 +44,12 @@ func (s *slot) release(r *ring) {
 	r.acct.Release(s.respHeld)
 	if cap(s.req) > maxRetainedBuffer {
 		r.large.put(r.acct, s.req)
-		s.req, s.reqHeld = nil, 0
-	} else if r.ended {
-		r.acct.Release(s.reqHeld)
-		s.req, s.reqHeld = nil, 0
 	}
+	if r.ended {
+		r.acct.Release(s.ownHeld)
+		s.own, s.ownHeld = nil, 0
+	}
+	s.req = s.own
 	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch = nil, 0, nil, false, 0, false
 }
 

@@ -50,7 +50,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Run("SlowLargeFrames", func(t *testing.T) {
 		at := slowAttack{conns: 24, size: 4 << 20, chunk: 64 << 10, every: 10 * time.Millisecond,
-			budget: 32 << 20, wait: time.Second}
+			budget: 32 << 20, wait: 2 * time.Second}
 		if *soakFull {
 			at = slowAttack{conns: 200, size: 16 << 20, chunk: 64 << 10, every: 100 * time.Millisecond}
 		}
@@ -61,6 +61,17 @@ func TestSoak(t *testing.T) {
 			budget: 16 << 20, wait: 5 * time.Second}
 		if *soakFull {
 			at = pipelinedAttack{conns: 20, depth: 128, size: 1 << 20, handler: 2 * time.Second}
+		}
+		soak(t, at.cfg(), slowLarge(at.handler), at.run)
+	})
+	t.Run("PipelinedMediumFrames", func(t *testing.T) {
+		// Frames under 64 KiB arrive several per read, so they are read
+		// ahead of a slow handler up to MaxInFlight: the budget, not the
+		// handler, is what bounds them.
+		at := pipelinedAttack{conns: 8, depth: 128, size: 60 << 10, handler: 20 * time.Millisecond,
+			budget: 4 << 20, wait: 5 * time.Second}
+		if *soakFull {
+			at = pipelinedAttack{conns: 20, depth: 128, size: 60 << 10, handler: time.Second}
 		}
 		soak(t, at.cfg(), slowLarge(at.handler), at.run)
 	})
@@ -198,10 +209,10 @@ func (a pipelinedAttack) run(t *testing.T, addr string) attackResult {
 	})
 }
 
-// slowLarge echoes, taking d over each request larger than 64 KiB.
+// slowLarge echoes, taking d over each request larger than 4 KiB.
 func slowLarge(d time.Duration) server.HandlerFunc {
 	return func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
-		if len(req) > 64<<10 {
+		if len(req) > 4<<10 {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
