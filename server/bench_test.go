@@ -61,3 +61,4 @@ func BenchmarkEchoPipelined64x16B(b *testing.B)  { benchEcho(b, 16, 64, false) }
 func BenchmarkEchoPipelined16x4KiB(b *testing.B) { benchEcho(b, 4<<10, 16, false) }
 func BenchmarkEchoBatch64x16B(b *testing.B)      { benchEcho(b, 16, 64, true) }
 func BenchmarkEcho1MiB(b *testing.B)             { benchEcho(b, 1<<20, 1, false) }
+func BenchmarkEcho32KiB(b *testing.B)            { benchEcho(b, 32<<10, 1, false) }

@@ -69,11 +69,7 @@ func (p *largeBuffers) get(size int) []byte {
 	}
 	b := list[len(list)-1].b
 	list[len(list)-1] = pooledBuffer{}
-	if len(list) == 1 {
-		delete(p.free, size) // oldestLocked looks at every list's first
-	} else {
-		p.free[size] = list[:len(list)-1]
-	}
+	p.free[size] = list[:len(list)-1] // keeps its array for the next put
 	p.kept -= int64(size)
 	p.mu.Unlock()
 	// The caller acquired room for these bytes: they are no longer parked.
@@ -159,6 +155,9 @@ func (p *largeBuffers) oldestLocked(idleSince time.Time) (int, bool) {
 	best, found := 0, false
 	var at time.Time
 	for size, list := range p.free {
+		if len(list) == 0 {
+			continue
+		}
 		if u := list[0].used; !found || u.Before(at) {
 			best, at, found = size, u, true
 		}
