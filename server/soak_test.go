@@ -50,7 +50,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Run("SlowLargeFrames", func(t *testing.T) {
 		at := slowAttack{conns: 24, size: 4 << 20, chunk: 64 << 10, every: 10 * time.Millisecond,
-			budget: 32 << 20, wait: 2 * time.Second}
+			limits: limits{budget: 32 << 20, wait: 2 * time.Second}}
 		if *soakFull {
 			at = slowAttack{conns: 200, size: 16 << 20, chunk: 64 << 10, every: 100 * time.Millisecond}
 		}
@@ -58,9 +58,12 @@ func TestSoak(t *testing.T) {
 	})
 	t.Run("PipelinedLargeFrames", func(t *testing.T) {
 		at := pipelinedAttack{conns: 4, depth: 32, size: 1 << 20, handler: 100 * time.Millisecond,
-			budget: 16 << 20, wait: 5 * time.Second}
+			limits: limits{budget: 16 << 20, wait: 5 * time.Second}}
 		if *soakFull {
-			at = pipelinedAttack{conns: 20, depth: 128, size: 1 << 20, handler: 2 * time.Second}
+			// The handler took 10 s; a connection whose frames each
+			// arrive just as it reads them runs them one at a time, so that
+			// would take 21 minutes.
+			at = pipelinedAttack{conns: 20, depth: 128, size: 1 << 20, handler: 200 * time.Millisecond}
 		}
 		soak(t, at.cfg(), slowLarge(at.handler), at.run)
 	})
@@ -69,7 +72,7 @@ func TestSoak(t *testing.T) {
 		// ahead of a slow handler up to MaxInFlight: the budget, not the
 		// handler, is what bounds them.
 		at := pipelinedAttack{conns: 8, depth: 128, size: 60 << 10, handler: 20 * time.Millisecond,
-			budget: 4 << 20, wait: 5 * time.Second}
+			limits: limits{budget: 4 << 20, wait: 5 * time.Second}}
 		if *soakFull {
 			at = pipelinedAttack{conns: 20, depth: 128, size: 60 << 10, handler: time.Second}
 		}
@@ -148,12 +151,18 @@ func soak(t *testing.T, cfg server.Config, h server.HandlerFunc, attack func(t *
 type slowAttack struct {
 	conns, size, chunk int
 	every              time.Duration
-	budget             int64
-	wait               time.Duration
+	limits
 }
 
-func (a slowAttack) cfg() server.Config {
-	return server.Config{MemoryBudget: a.budget, MemoryWait: a.wait}
+// limits are the server's memory settings for an attack: zero for the
+// defaults.
+type limits struct {
+	budget int64
+	wait   time.Duration
+}
+
+func (l limits) cfg() server.Config {
+	return server.Config{MemoryBudget: l.budget, MemoryWait: l.wait}
 }
 
 func (a slowAttack) run(t *testing.T, addr string) attackResult {
@@ -180,12 +189,7 @@ func (a slowAttack) run(t *testing.T, addr string) attackResult {
 type pipelinedAttack struct {
 	conns, depth, size int
 	handler            time.Duration
-	budget             int64
-	wait               time.Duration
-}
-
-func (a pipelinedAttack) cfg() server.Config {
-	return server.Config{MemoryBudget: a.budget, MemoryWait: a.wait}
+	limits
 }
 
 func (a pipelinedAttack) run(t *testing.T, addr string) attackResult {
