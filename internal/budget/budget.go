@@ -14,7 +14,7 @@
 // Fairness: waiters are served in order of the bytes their account holds,
 // least first (the largest connections give way first), and in arrival
 // order among equals; a later request is granted ahead of waiters only if
-// it would come first among them. Each account may hold Floor bytes even
+// it would come first among them. Each account may hold floor bytes even
 // when the budget is exhausted, so that small requests always progress.
 package budget
 
@@ -34,8 +34,8 @@ var ErrExhausted = errors.New("budget: memory budget exhausted")
 // Budget is a byte budget shared by accounts.
 type Budget struct {
 	limit, floor int64
-	// reclaim frees up to n parked bytes (by calling Unpark), without b's
-	// lock held. Nil when nothing is ever parked.
+	// reclaim frees at least n parked bytes, or all there are (calling
+	// Unpark), without b's lock held. Nil when nothing is ever parked.
 	reclaim func(n int64)
 
 	mu      sync.Mutex
