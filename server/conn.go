@@ -588,10 +588,8 @@ func (c *conn) linger() {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
-	var buf [512]byte
-	for {
-		if _, err := c.nc.Read(buf[:]); err != nil {
-			return
-		}
-	}
+	// io.Discard reads with pooled 8 KiB buffers: a peer whose frame
+	// waited for the memory budget has megabytes queued, and hundreds of
+	// them may be closed at once.
+	_, _ = io.Copy(io.Discard, c.nc)
 }
