@@ -15,6 +15,13 @@
 // the connection's own goroutine, so a plain request/response exchange pays
 // for no goroutine hand-off.
 //
+// What all connections together may hold is bounded too: request and answer
+// bytes share one memory budget (Config.MemoryBudget, sized from the
+// machine), which a frame takes its share of before any memory is allocated
+// for it, waiting unread while the budget is spent; connections per peer
+// address and connections still in their handshake are limited. See
+// docs/SECURITY.md.
+//
 // Rules a connection breaks — a malformed frame, a frame over the limits, a
 // stalled frame, a peer that does not read its answers — close that
 // connection, after the answers to the requests before the fault, with a

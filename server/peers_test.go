@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -118,4 +119,32 @@ func TestServeConnIsNotLimitedPerPeer(t *testing.T) {
 			t.Fatalf("ServeConn: %v", err)
 		}
 	}
+}
+
+// TestHandshakeLimitEvictsStalledTLS: half-sent ClientHellos cannot lock
+// out TLS clients: over MaxHandshakes, the oldest is closed and a real
+// client's handshake and request go through.
+func TestHandshakeLimitEvictsStalledTLS(t *testing.T) {
+	serverCert, serverPool := selfSigned(t, "server")
+	rec := stats.NewMemory()
+	_, addr := startServer(t, echo, server.Config{
+		TLS:           &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS13},
+		MaxHandshakes: 2,
+		Stats:         rec,
+	})
+	var stalled []net.Conn
+	for range 2 {
+		c := dial(t, addr)
+		write(t, c, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}) // a record header and one byte of a ClientHello
+		stalled = append(stalled, c)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: safety}, "tcp", addr, &tls.Config{RootCAs: serverPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(safety))
+	oneRoundTrip(t, c, "through")
+	expectClosed(t, stalled[0])
+	waitFor(t, func() bool { return rec.Counter(server.MetricHandshakeEvicted) == 1 }, server.MetricHandshakeEvicted)
 }
