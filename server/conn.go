@@ -54,11 +54,8 @@ type conn struct {
 	// or authentication (guarded by the server's mu).
 	handshaking *list.Element
 
-	// acct is the connection's share of the server's memory budget;
-	// waiting ends a wait for it when the connection stops reading.
-	acct    *budget.Account
-	waiting context.Context
-	unwait  context.CancelFunc
+	// acct is the connection's share of the server's memory budget.
+	acct *budget.Account
 
 	clock clock
 	// idle is the reader's idle deadline, write the writer's (guarded by
@@ -73,6 +70,7 @@ type conn struct {
 	// cannot re-arm a deadline that Shutdown has just cut short.
 	dlMu     sync.Mutex
 	stopping bool
+	unwait   context.CancelFunc // ends a wait for the memory budget
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when the ring frees slots or the writer stops
@@ -86,7 +84,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	cfg := &s.cfg
 	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc), peer: peerOf(nc.RemoteAddr()), clock: newClock()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	c.waiting, c.unwait = context.WithCancel(c.ctx)
 	c.acct = s.budget.NewAccount()
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
@@ -284,7 +281,9 @@ func (c *conn) stop() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.stopping = true
-	c.unwait()
+	if c.unwait != nil {
+		c.unwait()
+	}
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 

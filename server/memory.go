@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -86,7 +87,7 @@ func (c *conn) acquire(n int64) error {
 	if c.acct.TryAcquire(n) {
 		return nil
 	}
-	err := c.acct.Acquire(c.waiting, n, c.cfg.MemoryWait)
+	err := c.waitFor(n)
 	switch {
 	case err == nil:
 		// The wait was the server's, not the peer's: the rest of the frame
@@ -104,6 +105,27 @@ func (c *conn) acquire(n int64) error {
 		return c.endErr
 	}
 	return err
+}
+
+// waitFor waits for n bytes of the memory budget, until MemoryWait, the
+// connection's end, or Shutdown's stop. The context stop cancels is made
+// only here, so that connections that never wait do not pay for it.
+func (c *conn) waitFor(n int64) error {
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	c.dlMu.Lock()
+	if c.stopping {
+		c.dlMu.Unlock()
+		return context.Canceled
+	}
+	c.unwait = cancel
+	c.dlMu.Unlock()
+	defer func() {
+		c.dlMu.Lock()
+		c.unwait = nil
+		c.dlMu.Unlock()
+	}()
+	return c.acct.Acquire(ctx, n, c.cfg.MemoryWait)
 }
 
 func (c *conn) rearmRead() error {
