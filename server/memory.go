@@ -55,30 +55,59 @@ func newMemory(limit int64) (*budget.Budget, *largeBuffers) {
 	return p.budget, p
 }
 
-// room makes s's request buffer large enough for n bytes, taking them from
-// the memory budget first: while the budget is spent the connection waits,
-// unread, which pushes back on its peer. A small request grows the slot's
-// own buffer; a larger one borrows one from the server's pool.
-func (c *conn) room(s *slot, n int) error {
-	if n <= cap(s.req) {
+// reqBuffer holds one request's payload, within a connection's share of
+// the memory budget: in a small buffer of its own, kept for the next
+// request, or in a larger one lent by the server's pool while the request
+// is in flight. A connection engine keeps one per request it may hold
+// (conn's slots; any other engine's calls) and calls room before reading a
+// payload into req, release once the answer is written.
+type reqBuffer struct {
+	req     []byte // own, or lent
+	own     []byte
+	ownHeld int64 // bytes of the budget charged for own's capacity
+}
+
+// room makes req large enough for n bytes, taking them from acct first
+// with acquire, which may wait: while the budget is spent the connection
+// is not read, which pushes back on its peer.
+func (b *reqBuffer) room(n int, large *largeBuffers, acct *budget.Account, acquire func(int64) error) error {
+	if n <= cap(b.req) {
 		return nil
 	}
 	if n > maxRetainedBuffer {
 		size := largeSize(n)
-		if err := c.acquire(int64(size)); err != nil {
+		if err := acquire(int64(size)); err != nil {
 			return err
 		}
-		s.req = c.srv.large.get(size)
+		b.req = large.get(size)
 		return nil
 	}
 	size := max(minSlotBuffer, 1<<bits.Len(uint(n-1)))
-	if err := c.acquire(int64(size)); err != nil {
+	if err := acquire(int64(size)); err != nil {
 		return err
 	}
-	c.acct.Release(s.ownHeld)
-	s.own, s.ownHeld = make([]byte, 0, size), int64(size)
-	s.req = s.own
+	acct.Release(b.ownHeld)
+	b.own, b.ownHeld = make([]byte, 0, size), int64(size)
+	b.req = b.own
 	return nil
+}
+
+// release gives a lent buffer back to the pool, and the own one too unless
+// keep (the connection has ended).
+func (b *reqBuffer) release(large *largeBuffers, acct *budget.Account, keep bool) {
+	if cap(b.req) > maxRetainedBuffer {
+		large.put(acct, b.req)
+	}
+	if !keep {
+		acct.Release(b.ownHeld)
+		b.own, b.ownHeld = nil, 0
+	}
+	b.req = b.own
+}
+
+// room readies s for a request of n bytes.
+func (c *conn) room(s *slot, n int) error {
+	return s.room(n, c.srv.large, c.acct, c.acquire)
 }
 
 // acquire takes n bytes of the memory budget for the connection, waiting

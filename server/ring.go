@@ -17,16 +17,13 @@ const maxRetainedBuffer = 4 << 10
 // slot is one request of a connection on its way from being read to its
 // answer being written. Slots are reused, with their buffers and spans.
 type slot struct {
-	req  []byte // own, or lent by largeBuffers when larger
-	resp []byte
-	err  error
-	done bool
+	reqBuffer // req, the request's payload
+	resp      []byte
+	err       error
+	done      bool
 
-	// own is the slot's buffer for small requests. ownHeld and respHeld
-	// are the bytes of the memory budget charged for own's capacity (for
-	// as long as the slot keeps it) and for resp.
-	own               []byte
-	ownHeld, respHeld int64
+	// respHeld is the bytes of the memory budget charged for resp.
+	respHeld int64
 
 	// batch > 0 marks the header of a batch of that many frames: it has no
 	// handler and is written as the batch header in its place in the order.
@@ -42,14 +39,7 @@ type slot struct {
 // the connection has ended, with its share of the budget.
 func (s *slot) release(r *ring) {
 	r.acct.Release(s.respHeld)
-	if cap(s.req) > maxRetainedBuffer {
-		r.large.put(r.acct, s.req)
-	}
-	if r.ended {
-		r.acct.Release(s.ownHeld)
-		s.own, s.ownHeld = nil, 0
-	}
-	s.req = s.own
+	s.reqBuffer.release(r.large, r.acct, !r.ended)
 	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch = nil, 0, nil, false, 0, false
 }
 
