@@ -391,3 +391,32 @@ func TestPeekHeaderAndNextBuffered(t *testing.T) {
 		}
 	}
 }
+
+// TestReadLength: the length of a frame is known, and checked, before its
+// payload is read, so that a server can take memory for it first.
+func TestReadLength(t *testing.T) {
+	lim := frame.Limits{MaxFrameSize: 8}
+	r := frame.NewReader(bytes.NewReader(frame.AppendFrame(nil, []byte("abc"))), lim)
+	n, err := r.ReadLength()
+	if err != nil || n != 3 {
+		t.Fatalf("ReadLength = %d, %v", n, err)
+	}
+	if p, err := r.ReadPayload(nil, n); err != nil || string(p) != "abc" {
+		t.Fatalf("ReadPayload = %q, %v", p, err)
+	}
+	for name, tc := range map[string]struct {
+		in   []byte
+		want error
+	}{
+		"end of stream":    {nil, frame.ErrTruncated},
+		"half a header":    {[]byte{0, 0}, frame.ErrTruncated},
+		"negative":         {frame.AppendHeader(nil, -1), frame.ErrNegativeLength},
+		"over the limit":   {frame.AppendHeader(nil, 9), frame.ErrProtocol},
+		"malformed header": {[]byte{0x80, 0, 0, 0}, frame.ErrMalformedHeader},
+	} {
+		r := frame.NewReader(bytes.NewReader(tc.in), lim)
+		if _, err := r.ReadLength(); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
