@@ -30,9 +30,9 @@ const maxPooled = 256 << 20
 // BenchmarkEcho1MiB from 1144 to 468 µs.
 //
 // The buffers over mapThreshold are mapped from the operating system,
-// outside the Go heap, so that the memory of a burst of large requests goes back to the system
-// as soon as the pool lets go of it, not after the next garbage collection
-// and the runtime's gradual scavenging. The pool lets go of buffers unused
+// outside the Go heap, so that the memory of a burst of large requests
+// goes back to the system as soon as the pool lets go of it, not after the
+// next garbage collection and the runtime's gradual scavenging. The pool lets go of buffers unused
 // for poolIdle, those over its cap, and those the budget reclaims: parked
 // in the pool they still count against it.
 //
@@ -77,8 +77,8 @@ func (p *largeBuffers) get(size int) []byte {
 	return b[:0]
 }
 
-// put takes back a buffer from get, whose bytes a held: they stay in the
-// budget, parked, while the buffer is kept.
+// put takes back a buffer from get, whose bytes account a held: they stay
+// in the budget, parked, while the buffer is kept.
 func (p *largeBuffers) put(a *budget.Account, b []byte) {
 	size := cap(b)
 	if !a.Park(int64(size)) {

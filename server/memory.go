@@ -122,6 +122,8 @@ func (c *conn) acquire(n int64) error {
 		// The wait was the server's, not the peer's: the rest of the frame
 		// has a whole ReadTimeout.
 		return c.rearmRead()
+	case errors.Is(err, budget.ErrExhausted) && n > c.srv.budget.Limit():
+		return fmt.Errorf("%w: a %d-byte buffer is larger than the whole budget (%d bytes)", ErrMemoryBudget, n, c.srv.budget.Limit())
 	case errors.Is(err, budget.ErrExhausted):
 		return fmt.Errorf("%w: no room for a %d-byte buffer within %v (budget %d bytes, %d held by this connection)",
 			ErrMemoryBudget, n, c.cfg.MemoryWait, c.srv.budget.Limit(), c.acct.Held())
