@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tcpez/tcpez/internal/budget"
 )
@@ -32,9 +33,17 @@ const maxPooled = 256 << 20
 // The buffers over mapThreshold are mapped from the operating system,
 // outside the Go heap, so that the memory of a burst of large requests
 // goes back to the system as soon as the pool lets go of it, not after the
-// next garbage collection and the runtime's gradual scavenging. The pool lets go of buffers unused
-// for poolIdle, those over its cap, and those the budget reclaims: parked
-// in the pool they still count against it.
+// next garbage collection and the runtime's gradual scavenging. The pool
+// lets go of buffers unused for poolIdle, those over its cap, and those
+// the budget reclaims: parked in the pool they still count against it.
+//
+// Letting go of a mapping gives its memory back (madvise) but keeps its
+// addresses until the server closes: a handler that kept a request past
+// Respond, against the Handler contract, then reads zeros or a later
+// request's bytes instead of faulting, which would end the process. Such
+// "cold" mappings hold no memory and no budget, and are reused before a
+// new mapping is made; at most as many bytes of them exist as the budget
+// ever lent at once per size.
 //
 // A fresh mapping takes memory only as bytes are written to it, so a peer
 // that announces a large frame and sends little holds little memory, even
@@ -46,6 +55,8 @@ type largeBuffers struct {
 	mu     sync.Mutex
 	free   map[int][]pooledBuffer // by capacity, most recently used last
 	kept   int64
+	cold   map[int][][]byte     // discarded mappings by capacity
+	mapped map[uintptr]struct{} // first byte of every mapping
 	timer  *time.Timer
 	closed bool
 }
@@ -61,11 +72,8 @@ func (p *largeBuffers) get(size int) []byte {
 	p.mu.Lock()
 	list := p.free[size]
 	if len(list) == 0 {
-		p.mu.Unlock()
-		if size <= mapThreshold {
-			return make([]byte, 0, size)
-		}
-		return mapBuffer(size)
+		defer p.mu.Unlock()
+		return p.newLocked(size)
 	}
 	b := list[len(list)-1].b
 	list[len(list)-1] = pooledBuffer{}
@@ -82,7 +90,9 @@ func (p *largeBuffers) get(size int) []byte {
 func (p *largeBuffers) put(a *budget.Account, b []byte) {
 	size := cap(b)
 	if !a.Park(int64(size)) {
-		unmapBuffer(b)
+		p.mu.Lock()
+		p.discardLocked(b)
+		p.mu.Unlock()
 		return
 	}
 	p.mu.Lock()
@@ -168,21 +178,75 @@ func (p *largeBuffers) oldestLocked(idleSince time.Time) (int, bool) {
 	return best, true
 }
 
-// release unmaps a parked buffer and takes its bytes out of the budget.
+// release gives a parked buffer's memory back and takes its bytes out of
+// the budget.
 func (p *largeBuffers) release(b []byte) {
-	size := cap(b)
-	unmapBuffer(b)
-	p.budget.Unpark(int64(size))
+	p.mu.Lock()
+	p.discardLocked(b)
+	p.mu.Unlock()
+	p.budget.Unpark(int64(cap(b)))
 }
 
-// close frees every pooled buffer; buffers put back later are freed at
-// once.
+// newLocked returns an empty buffer of capacity size: a cold mapping
+// if there is one, else a new buffer, mapped when it is large.
+func (p *largeBuffers) newLocked(size int) []byte {
+	if list := p.cold[size]; len(list) > 0 {
+		b := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.cold[size] = list[:len(list)-1]
+		return b[:0]
+	}
+	if size <= mapThreshold {
+		return make([]byte, 0, size)
+	}
+	b, ok := mapBuffer(size)
+	if ok {
+		if p.mapped == nil {
+			p.mapped = make(map[uintptr]struct{})
+		}
+		p.mapped[firstByte(b)] = struct{}{}
+	}
+	return b
+}
+
+// discardLocked lets go of a buffer: a mapping's memory goes back to the
+// system and its addresses wait, cold, for reuse (unmapped once the
+// server has closed); a buffer of the Go heap is left to the collector.
+func (p *largeBuffers) discardLocked(b []byte) {
+	addr := firstByte(b)
+	if _, ok := p.mapped[addr]; !ok {
+		return
+	}
+	if p.closed {
+		delete(p.mapped, addr)
+		unmapBuffer(b)
+		return
+	}
+	discardBuffer(b)
+	if p.cold == nil {
+		p.cold = make(map[int][][]byte)
+	}
+	p.cold[cap(b)] = append(p.cold[cap(b)], b[:0])
+}
+
+func firstByte(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// close unmaps every pooled and cold buffer; buffers put back later are
+// unmapped at once. A handler still running after Close may then fault if
+// it reads its request past returning, which the Handler contract forbids.
 func (p *largeBuffers) close() {
 	p.mu.Lock()
 	p.closed = true
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
+	}
+	for size, list := range p.cold {
+		for _, b := range list {
+			delete(p.mapped, firstByte(b))
+			unmapBuffer(b)
+		}
+		delete(p.cold, size)
 	}
 	p.mu.Unlock()
 	p.drop(-1, time.Time{})

@@ -91,3 +91,33 @@ func TestPoolTrimsAfterReuse(t *testing.T) {
 		t.Fatalf("used %d, want %d: a fresh buffer was trimmed", b.Used(), size)
 	}
 }
+
+// TestDroppedMappingStaysReadable: a handler that keeps a large request
+// past Respond, against the Handler contract, reads zeros once the pool
+// has given the memory back, rather than faulting the whole process; and
+// the discarded mapping is what the next request of its size gets.
+func TestDroppedMappingStaysReadable(t *testing.T) {
+	const size = 1 << 20
+	b, p := newMemory(64 * size)
+	defer p.close()
+	a := b.NewAccount()
+	a.TryAcquire(size)
+	kept := p.get(size)[:size]
+	for i := range kept {
+		kept[i] = 0xAB
+	}
+	p.put(a, kept)
+	p.drop(-1, time.Time{}) // as the trimmer does once it is idle
+	if b.Used() != 0 {
+		t.Fatalf("budget used %d after the drop, want 0", b.Used())
+	}
+	for i := 0; i < size; i += 4096 {
+		if kept[i] == 0xAB {
+			t.Fatalf("byte %d still holds the old request: the memory was not given back", i)
+		}
+	}
+	a.TryAcquire(size)
+	if again := p.get(size); &again[:1][0] != &kept[0] {
+		t.Error("a new mapping was made while a discarded one of the size waited")
+	}
+}

@@ -12,8 +12,8 @@ import (
 // req is valid only until Respond returns, and the answer must not be
 // changed after Respond returns; an answer may be req itself. (The buffer
 // of a request over 64 KiB is mapped memory that the server reuses and
-// later returns to the system: a goroutine that reads it after Respond
-// returned may read another request's bytes, or fault.) ctx is the
+// whose pages it later gives back to the system: a goroutine that reads it
+// after Respond returned reads another request's bytes or zeros.) ctx is the
 // connection's: it ends when the connection closes or the server stops.
 // sp belongs to this request and is reused after Respond returns, so
 // goroutines the handler starts must finish with it before then.

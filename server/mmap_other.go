@@ -4,7 +4,10 @@ package server
 
 // mapBuffer allocates from the Go heap where anonymous mappings are not
 // available.
-func mapBuffer(size int) []byte { return make([]byte, 0, size) }
+func mapBuffer(size int) ([]byte, bool) { return make([]byte, 0, size), false }
 
-// unmapBuffer leaves b to the garbage collector.
+// discardBuffer is never called: no buffer is a mapping.
+func discardBuffer([]byte) {}
+
+// unmapBuffer is never called: no buffer is a mapping.
 func unmapBuffer([]byte) {}
