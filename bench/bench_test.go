@@ -94,7 +94,7 @@ func TestQuickRun(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"## 16 B, concurrency 1\n", "## 16 B, concurrency 16\n",
-		"| tcpez SendRecv | ", "| gRPC unary | ", "| raw loop | ",
+		"| tcpez Call | ", "| gRPC unary | ", "| raw loop | ",
 		"| nproc | ", "| Go | go", "--quick",
 	} {
 		if !strings.Contains(out, want) {
@@ -120,7 +120,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	// Every measured cell made requests.
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "| tcpez SendRecv | ") || strings.HasPrefix(line, "| raw loop | ") {
+		if strings.HasPrefix(line, "| tcpez Call | ") || strings.HasPrefix(line, "| raw loop | ") {
 			if f := strings.Split(line, "|"); strings.TrimSpace(f[2]) == "0.00" {
 				t.Errorf("no requests: %s", line)
 			}

@@ -109,7 +109,7 @@ func (r *report) writeMarkdown(out io.Writer, chart string) error {
 	w.printf("- **× raw** and **× gRPC**: that req/s over the raw loop's and over gRPC unary's, on the same workload.\n")
 	w.printf("- **p50** and **p99**: each round's latency percentiles of a call (HDR histogram, ~1%% resolution), median over the rounds. For a batching system (†) a call is a whole batch of %d.\n", batchSize)
 	w.printf("- **allocs/req**: heap allocations of the whole process — client and server — during the window (`runtime.MemStats.Mallocs`) per request; median over the rounds.\n")
-	w.printf("- \"one client\" is one connection: the tcpez client, the gRPC `ClientConn`, the net/rpc client and the DRPC conn are each one connection shared by every goroutine. The raw loop and its batches are the exception: a connection per goroutine, one request (or batch) in flight on each. The raw pipelined loop shares one connection, as tcpez SendRecv does, with none of its checks: the floor of that design.\n\n")
+	w.printf("- \"one client\" is one connection: the tcpez client, the gRPC `ClientConn`, the net/rpc client and the DRPC conn are each one connection shared by every goroutine. The raw loop and its batches are the exception: a connection per goroutine, one request (or batch) in flight on each. The raw pipelined loop shares one connection, as tcpez Call does, with none of its checks: the floor of that design.\n\n")
 
 	if len(r.cfg.workloads) > 1 {
 		w.printf("## req/s overview (median)\n\n| system |")

@@ -11,7 +11,7 @@ import (
 )
 
 // rawPipelinedSystem is the yardstick for auto-pipelining: the least code
-// that lets many goroutines share one connection the way tcpez SendRecv
+// that lets many goroutines share one connection the way tcpez Call
 // does. A caller appends its frame to a shared buffer and joins a FIFO of
 // waiters; if no write is under way it writes the buffer, again and again
 // until nothing is left; one reader goroutine reads the answers and hands

@@ -12,7 +12,7 @@ import (
 
 // tcpezSystem is the tcpez byte layer: an echo handler on server.New with
 // the default config, and one client.Client with its default single
-// connection. Goroutines share the client: their SendRecvAppend calls are
+// connection. Goroutines share the client: their CallAppend calls are
 // pipelined on the connection, or, with pipeline set, each sends explicit
 // batches of batchSize with a Pipeline.
 type tcpezSystem struct {
@@ -55,7 +55,7 @@ func (s *tcpezSystem) Start() error {
 	if s.srv, addr, s.done, err = startTCPEZServer(echo); err != nil {
 		return err
 	}
-	s.cl, err = client.New([]string{addr})
+	s.cl, err = client.New([]string{addr}, client.Config{})
 	return err
 }
 
@@ -75,11 +75,11 @@ func (s *tcpezSystem) Close() {
 
 type tcpezCaller struct {
 	cl  *client.Client
-	dst []byte // reused answer buffer: SendRecvAppend allocates nothing
+	dst []byte // reused answer buffer: CallAppend allocates nothing
 }
 
 func (c *tcpezCaller) Call(ctx context.Context, req []byte) (int, error) {
-	ans, err := c.cl.SendRecvAppend(ctx, c.dst[:0], req)
+	ans, err := c.cl.CallAppend(ctx, c.dst[:0], req)
 	if err != nil {
 		return 0, err
 	}
@@ -95,7 +95,7 @@ type tcpezPipelineCaller struct {
 
 func (c *tcpezPipelineCaller) Call(ctx context.Context, req []byte) (int, error) {
 	for range batchSize {
-		c.p.Send(req)
+		c.p.Enqueue(req)
 	}
 	answers, err := c.p.Flush(ctx)
 	if err != nil {

@@ -30,17 +30,17 @@ func (tcpezEchoServer) Unary(_ context.Context, req *echopb.EchoRequest, _ *span
 }
 
 func (s *tcpezServiceSystem) Start() error {
-	svc := protoserver.NewService()
+	svc := protoserver.NewService(protoserver.ServiceConfig{})
 	tcpezpb.RegisterEcho(svc, tcpezEchoServer{})
 	var addr string
 	var err error
 	if s.srv, addr, s.done, err = startTCPEZServer(svc); err != nil {
 		return err
 	}
-	if s.cl, err = client.New([]string{addr}); err != nil {
+	if s.cl, err = client.New([]string{addr}, client.Config{}); err != nil {
 		return err
 	}
-	s.echo = tcpezpb.NewEchoClient(protoserver.NewClient(s.cl))
+	s.echo = tcpezpb.NewEchoClient(protoserver.NewClient(s.cl, protoserver.ClientConfig{}))
 	return nil
 }
 

@@ -54,8 +54,8 @@ const (
 
 // registry lists every system, in the order of the table.
 var registry = []entry{
-	{name: "tcpez", title: "tcpez SendRecv", batch: 1,
-		note: "byte layer, auto-pipelined `SendRecvAppend`, one client with 1 connection",
+	{name: "tcpez", title: "tcpez Call", batch: 1,
+		note: "byte layer, auto-pipelined `CallAppend`, one client with 1 connection",
 		new:  func() system { return &tcpezSystem{} }},
 	{name: "tcpez-pipeline64", title: "tcpez Pipeline×64", batch: batchSize,
 		note: "byte layer, explicit `Pipeline` of 64 requests per `Flush` (one protocol batch), same client",
@@ -82,7 +82,7 @@ var registry = []entry{
 		note: "the raw loop sending batches of 64 frames with one write (and answered with one write)",
 		new:  func() system { return &rawSystem{batch: true} }},
 	{name: "raw-pipelined", title: "raw pipelined loop", batch: 1, yardstick: true,
-		note: "hand-written auto-pipelining over one shared connection: whoever finds no write under way writes every queued frame, one reader goroutine hands answers back in order; no timeouts, limits or recovery. The floor of the design `tcpez SendRecv` uses",
+		note: "hand-written auto-pipelining over one shared connection: whoever finds no write under way writes every queued frame, one reader goroutine hands answers back in order; no timeouts, limits or recovery. The floor of the design `tcpez Call` uses",
 		new:  func() system { return &rawPipelinedSystem{} }},
 }
 

@@ -44,7 +44,7 @@ func tcpezServer(tb testing.TB) string {
 // byte server.
 func TestAgainstTcpezServer(t *testing.T) {
 	addr := tcpezServer(t)
-	c := newClient(t, []string{addr}, client.WithConnsPerAddr(2))
+	c := newClient(t, []string{addr}, client.Config{ConnsPerAddr: 2})
 	ctx := ctxFor(t)
 	var wg sync.WaitGroup
 	for g := range 100 {
@@ -63,7 +63,7 @@ func TestAgainstTcpezServer(t *testing.T) {
 func echoCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 	for r := range rounds {
 		req := fmt.Appendf(nil, "g%d-r%d", g, r)
-		ans, err := c.SendRecv(ctx, req)
+		ans, err := c.Call(ctx, req)
 		if err != nil || string(ans) != string(req) {
 			return fmt.Errorf("%s: %q, %v", req, ans, err)
 		}
@@ -72,8 +72,8 @@ func echoCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 			return fmt.Errorf("%s: future: %q, %v", req, ans, err)
 		}
 		p := c.Pipeline()
-		p.Send(req)
-		p.Send(nil)
+		p.Enqueue(req)
+		p.Enqueue(nil)
 		answers, err := p.Flush(ctx)
 		if err != nil || len(answers) != 2 || string(answers[0]) != string(req) || len(answers[1]) != 0 {
 			return fmt.Errorf("%s: pipeline: %q, %v", req, answers, err)
@@ -105,24 +105,24 @@ func runConcurrent(b *testing.B, g int, call func(buf []byte) []byte) {
 	wg.Wait()
 }
 
-// BenchmarkSendRecv: "pipelined" shares one connection among all the
+// BenchmarkCall: "pipelined" shares one connection among all the
 // goroutines; "one-at-a-time" gives each goroutine its own connection
 // with MaxInFlight 1, as a client without pipelining would need.
-func BenchmarkSendRecv(b *testing.B) {
+func BenchmarkCall(b *testing.B) {
 	for _, mode := range []string{"pipelined", "one-at-a-time"} {
 		for _, g := range []int{1, 16, 256} {
 			b.Run(fmt.Sprintf("%s/conc=%d", mode, g), func(b *testing.B) {
-				opts := []client.Option{}
+				var cfg client.Config
 				if mode == "one-at-a-time" {
-					opts = append(opts, client.WithConnsPerAddr(g), client.WithMaxInFlight(1))
+					cfg.ConnsPerAddr, cfg.MaxInFlight = g, 1
 				}
-				c := newClient(b, []string{tcpezServer(b)}, opts...)
+				c := newClient(b, []string{tcpezServer(b)}, cfg)
 				req := make([]byte, benchPayload)
 				ctx := context.Background()
 				b.ReportAllocs()
 				b.SetBytes(benchPayload)
 				runConcurrent(b, g, func(buf []byte) []byte {
-					ans, err := c.SendRecv(ctx, req)
+					ans, err := c.Call(ctx, req)
 					if err != nil || len(ans) != benchPayload {
 						b.Error(len(ans), err)
 					}
@@ -133,23 +133,23 @@ func BenchmarkSendRecv(b *testing.B) {
 	}
 }
 
-// BenchmarkSendRecvAppend is the allocation-free path.
-func BenchmarkSendRecvAppend(b *testing.B) {
+// BenchmarkCallAppend is the allocation-free path.
+func BenchmarkCallAppend(b *testing.B) {
 	for _, g := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) { benchAppend(b, benchPayload, g) })
 	}
 }
 
-// benchAppend runs conc goroutines making SendRecvAppend calls of size
+// benchAppend runs conc goroutines making CallAppend calls of size
 // bytes over one connection to a tcpez echo server.
 func benchAppend(b *testing.B, size, conc int) {
-	c := newClient(b, []string{tcpezServer(b)})
+	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
 	req := make([]byte, size)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	runConcurrent(b, conc, func(buf []byte) []byte {
-		ans, err := c.SendRecvAppend(ctx, buf, req)
+		ans, err := c.CallAppend(ctx, buf, req)
 		if err != nil || len(ans) != size {
 			b.Error(len(ans), err)
 		}
@@ -159,7 +159,7 @@ func benchAppend(b *testing.B, size, conc int) {
 
 // BenchmarkPipeline64 sends batches of 64 requests; one op is one batch.
 func BenchmarkPipeline64(b *testing.B) {
-	c := newClient(b, []string{tcpezServer(b)})
+	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
 	req := make([]byte, benchPayload)
 	ctx := context.Background()
 	p := c.Pipeline()
@@ -167,7 +167,7 @@ func BenchmarkPipeline64(b *testing.B) {
 	b.SetBytes(64 * benchPayload)
 	for b.Loop() {
 		for range 64 {
-			p.Send(req)
+			p.Enqueue(req)
 		}
 		answers, err := p.Flush(ctx)
 		if err != nil || len(answers) != 64 {
@@ -177,19 +177,19 @@ func BenchmarkPipeline64(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
 }
 
-// TestSendRecvAppendAllocs: once warm, SendRecvAppend into a buffer with
+// TestCallAppendAllocs: once warm, CallAppend into a buffer with
 // room allocates nothing, client and (test) server together.
-func TestSendRecvAppendAllocs(t *testing.T) {
+func TestCallAppendAllocs(t *testing.T) {
 	if israce.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	req := make([]byte, benchPayload)
 	buf := make([]byte, 0, benchPayload)
 	ctx := context.Background()
 	call := func() {
-		ans, err := c.SendRecvAppend(ctx, buf[:0], req)
+		ans, err := c.CallAppend(ctx, buf[:0], req)
 		if err != nil || len(ans) != benchPayload {
 			t.Fatal(len(ans), err)
 		}
@@ -202,13 +202,13 @@ func TestSendRecvAppendAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkSendRecvAppend1MiB is the bandwidth case: 1 MiB requests from
+// BenchmarkCallAppend1MiB is the bandwidth case: 1 MiB requests from
 // 4 goroutines over one connection.
-func BenchmarkSendRecvAppend1MiB(b *testing.B) { benchAppend(b, 1<<20, 4) }
+func BenchmarkCallAppend1MiB(b *testing.B) { benchAppend(b, 1<<20, 4) }
 
-// BenchmarkSendRecvAppend4KiB: 4 KiB requests, which do not fit the
+// BenchmarkCallAppend4KiB: 4 KiB requests, which do not fit the
 // server's default 4 KiB buffers, from many goroutines over one connection.
-func BenchmarkSendRecvAppend4KiB(b *testing.B) {
+func BenchmarkCallAppend4KiB(b *testing.B) {
 	for _, g := range []int{16, 256} {
 		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) { benchAppend(b, 4<<10, g) })
 	}

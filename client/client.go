@@ -17,8 +17,8 @@ import (
 // connections. It is safe for concurrent use; share one per process and
 // server set.
 type Client struct {
-	cfg   Config
-	calls sync.Pool // *call, with their done channels
+	cfg      Config
+	requests sync.Pool // *request, with their done channels
 	// timed is set when someone consumes per-call timings, so that the
 	// common path does not read the clock for nobody.
 	timed bool
@@ -47,18 +47,15 @@ type Client struct {
 }
 
 // New returns a client for addrs ("host:port", or "unix:/path" for a Unix
-// socket), or for the addresses of the Resolver option when addrs is empty.
+// socket), or for the addresses of cfg.Resolver when addrs is empty. The
+// zero Config means every default (see Config).
 //
-// Unless LazyDial is set, New dials every address before it returns and
+// Unless cfg.LazyDial is set, New dials every address before it returns and
 // fails, wrapping ErrNoConnection and the last dial error, when none
 // answers. Addresses that fail while others answer are dialled again in the
 // background. With a Resolver, New does not wait for its first address set;
 // calls made before it arrives wait for it.
-func New(addrs []string, opts ...Option) (*Client, error) {
-	var cfg Config
-	for _, o := range opts {
-		o(&cfg)
-	}
+func New(addrs []string, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,7 +74,7 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	c := &Client{cfg: cfg.withDefaults(), eps: make(map[string]*endpoint), draining: make(map[*conn]bool)}
 	_, nop := c.cfg.Stats.(stats.Nop)
 	c.timed = !nop || c.cfg.Observer != nil
-	c.calls.New = func() any { return &call{done: make(chan struct{}, 1), pool: &c.calls} }
+	c.requests.New = func() any { return &request{done: make(chan struct{}, 1), pool: &c.requests} }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.ctx = context.WithValue(c.ctx, clientKey{}, c) // for resolvers' reports
 	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
@@ -182,23 +179,23 @@ func (c *Client) spawn(f func()) bool {
 	return true
 }
 
-// SendRecv sends req and returns its answer in a new slice. req may be
-// reused as soon as SendRecv returns.
+// Call sends req and returns its answer in a new slice. req may be
+// reused as soon as Call returns.
 //
-// When ctx ends first, SendRecv returns at once with an error matching
+// When ctx ends first, Call returns at once with an error matching
 // ctx.Err(); the answer, when it comes, is read and dropped, and the
 // connection stays usable. A request that provably never left the process
 // is tried again on another connection; one that may have reached a server
 // only when ctx is marked WithIdempotent.
-func (c *Client) SendRecv(ctx context.Context, req []byte) ([]byte, error) {
+func (c *Client) Call(ctx context.Context, req []byte) ([]byte, error) {
 	return c.exchange(ctx, modeOwned, nil, req)
 }
 
-// SendRecvAppend is SendRecv that appends the answer to dst and returns the
+// CallAppend is Call that appends the answer to dst and returns the
 // extended slice, or dst and the error. With a dst of enough capacity the
-// call allocates nothing. dst is not touched after SendRecvAppend returns,
+// call allocates nothing. dst is not touched after CallAppend returns,
 // even when it returns early because ctx ended.
-func (c *Client) SendRecvAppend(ctx context.Context, dst, req []byte) ([]byte, error) {
+func (c *Client) CallAppend(ctx context.Context, dst, req []byte) ([]byte, error) {
 	ans, err := c.exchange(ctx, modeAppend, dst, req)
 	if err != nil {
 		return dst, err
@@ -206,7 +203,7 @@ func (c *Client) SendRecvAppend(ctx context.Context, dst, req []byte) ([]byte, e
 	return ans, nil
 }
 
-func (c *Client) exchange(ctx context.Context, mode callMode, dst, req []byte) ([]byte, error) {
+func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte) ([]byte, error) {
 	var start time.Time
 	if c.timed {
 		start = time.Now()
@@ -217,24 +214,24 @@ func (c *Client) exchange(ctx context.Context, mode callMode, dst, req []byte) (
 		err = checkRequest(req)
 	)
 	if err == nil {
-		cl := c.getCall(mode, dst)
-		if err = c.roundTrip(ctx, cl, req, &o); err == nil {
-			ans = cl.ans
+		rq := c.getRequest(mode, dst)
+		if err = c.roundTrip(ctx, rq, req, &o); err == nil {
+			ans = rq.ans
 		}
 		if !o.abandoned {
-			cl.recycle()
+			rq.recycle()
 		}
 	}
 	if c.timed {
-		c.record(OpSendRecv, start, &o, len(req), len(ans)-len(dst), err)
+		c.record(OpCall, start, &o, len(req), len(ans)-len(dst), err)
 	}
 	return ans, err
 }
 
-func (c *Client) getCall(mode callMode, dst []byte) *call {
-	cl := c.calls.Get().(*call)
-	cl.mode, cl.dst = mode, dst
-	return cl
+func (c *Client) getRequest(mode answerMode, dst []byte) *request {
+	rq := c.requests.Get().(*request)
+	rq.mode, rq.dst = mode, dst
+	return rq
 }
 
 func checkRequest(req []byte) error {
@@ -252,32 +249,32 @@ type outcome struct {
 	abandoned bool // the caller gave up; the call is the reader's now
 }
 
-// roundTrip sends cl's request and waits for its answer, retrying as
+// roundTrip sends rq's request and waits for its answer, retrying as
 // Config.MaxRetries and WithIdempotent allow.
-func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte, o *outcome) error {
+func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *outcome) error {
 	for {
-		if err := c.submit(ctx, cl, payload, o); err != nil {
+		if err := c.submit(ctx, rq, payload, o); err != nil {
 			return err
 		}
-		if !cl.await(ctx) {
+		if !rq.await(ctx) {
 			o.abandoned = true
 			c.noteOutcome(o.ep, ctx.Err())
 			return ctxError(ctx)
 		}
-		c.noteOutcome(o.ep, cl.err)
-		if cl.err == nil {
+		c.noteOutcome(o.ep, rq.err)
+		if rq.err == nil {
 			return nil
 		}
-		if err := c.retryWait(ctx, cl.err, cl.unsent, o.attempts); err != nil {
+		if err := c.retryWait(ctx, rq.err, rq.unsent, o.attempts); err != nil {
 			return err
 		}
-		cl.reuse()
+		rq.reuse()
 	}
 }
 
-// submit queues cl on a connection, trying again while the failures prove
+// submit queues rq on a connection, trying again while the failures prove
 // that nothing was sent.
-func (c *Client) submit(ctx context.Context, cl *call, payload []byte, o *outcome) error {
+func (c *Client) submit(ctx context.Context, rq *request, payload []byte, o *outcome) error {
 	for {
 		if ctx.Err() != nil {
 			// Do not send what nobody will wait for.
@@ -287,7 +284,7 @@ func (c *Client) submit(ctx context.Context, cl *call, payload []byte, o *outcom
 		cn, err := c.pick(ctx)
 		if err == nil {
 			o.addr, o.ep = cn.addr, cn.ep
-			if err = cn.enqueue(ctx, cl, payload); err == nil {
+			if err = cn.enqueue(ctx, rq, payload); err == nil {
 				return nil
 			}
 		}

@@ -14,13 +14,13 @@ import (
 	"github.com/tcpez/tcpez/stats"
 )
 
-func TestSendRecvEcho(t *testing.T) {
+func TestCallEcho(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	for _, size := range []int{0, 1, 100, 40 << 10, 100 << 10, 1 << 20} {
 		req := bytes.Repeat([]byte{byte(size)}, size)
-		ans, err := c.SendRecv(ctx, req)
+		ans, err := c.Call(ctx, req)
 		if err != nil || !bytes.Equal(ans, req) {
 			t.Fatalf("size %d: got %d bytes, %v", size, len(ans), err)
 		}
@@ -28,7 +28,7 @@ func TestSendRecvEcho(t *testing.T) {
 			t.Fatalf("size %d: nil answer, want an empty slice", size)
 		}
 		dst := []byte("prefix")
-		ans, err = c.SendRecvAppend(ctx, dst, req)
+		ans, err = c.CallAppend(ctx, dst, req)
 		if err != nil || !bytes.Equal(ans, append([]byte("prefix"), req...)) {
 			t.Fatalf("append, size %d: got %d bytes, %v", size, len(ans), err)
 		}
@@ -37,9 +37,9 @@ func TestSendRecvEcho(t *testing.T) {
 
 func TestGoAndNotify(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
-	var calls []*client.Call
+	var calls []*client.Future
 	for i := range 50 {
 		calls = append(calls, c.Go(ctx, fmt.Appendf(nil, "go-%d", i)))
 		if err := c.Notify(ctx, fmt.Appendf(nil, "notify-%d", i)); err != nil {
@@ -54,7 +54,7 @@ func TestGoAndNotify(t *testing.T) {
 		}
 	}
 	// The notifies' answers were consumed: the next answer is our own.
-	if ans, err := c.SendRecv(ctx, []byte("last")); err != nil || string(ans) != "last" {
+	if ans, err := c.Call(ctx, []byte("last")); err != nil || string(ans) != "last" {
 		t.Fatalf("after notifies: %q, %v", ans, err)
 	}
 	if got := srv.requests.Load(); got != 101 {
@@ -70,7 +70,7 @@ func TestGoContextEnds(t *testing.T) {
 		}
 		return req
 	})
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	f := c.Go(ctx, []byte("hold"))
 	cancel()
@@ -78,14 +78,14 @@ func TestGoContextEnds(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	close(gate)
-	if ans, err := c.SendRecv(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
+	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
 		t.Fatalf("after a canceled future: %q, %v", ans, err)
 	}
 }
 
 func TestPipeline(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	p := c.Pipeline()
 
@@ -98,7 +98,7 @@ func TestPipeline(t *testing.T) {
 	for round := range 3 {
 		n := 10 + round
 		for i := range n {
-			p.Send(fmt.Appendf(nil, "r%d-%d", round, i))
+			p.Enqueue(fmt.Appendf(nil, "r%d-%d", round, i))
 		}
 		if p.Len() != n {
 			t.Fatalf("Len %d, want %d", p.Len(), n)
@@ -117,9 +117,9 @@ func TestPipeline(t *testing.T) {
 		}
 	}
 	// Empty and large members.
-	p.Send(nil)
-	p.Send(bytes.Repeat([]byte("x"), 200<<10))
-	p.Send([]byte("y"))
+	p.Enqueue(nil)
+	p.Enqueue(bytes.Repeat([]byte("x"), 200<<10))
+	p.Enqueue([]byte("y"))
 	answers, err := p.Flush(ctx)
 	if err != nil || len(answers) != 3 || len(answers[0]) != 0 || len(answers[1]) != 200<<10 || string(answers[2]) != "y" {
 		t.Fatalf("mixed batch: %d answers, %v", len(answers), err)
@@ -128,10 +128,10 @@ func TestPipeline(t *testing.T) {
 
 func TestPipelineOverBatchLimit(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr}, client.WithLimits(frame.Limits{MaxBatchCount: 4}))
+	c := newClient(t, []string{srv.addr}, client.Config{Limits: frame.Limits{MaxBatchCount: 4}})
 	p := c.Pipeline()
 	for range 5 {
-		p.Send([]byte("x"))
+		p.Enqueue([]byte("x"))
 	}
 	_, err := p.Flush(ctxFor(t))
 	if !errors.Is(err, frame.ErrBatchTooLarge) {
@@ -149,7 +149,7 @@ func TestClose(t *testing.T) {
 		return req
 	})
 	defer close(gate)
-	c, err := client.New([]string{srv.addr})
+	c, err := client.New([]string{srv.addr}, client.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestClose(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := c.SendRecv(ctx, []byte("stuck"))
+			_, err := c.Call(ctx, []byte("stuck"))
 			errs <- err
 		}()
 	}
@@ -175,7 +175,7 @@ func TestClose(t *testing.T) {
 			t.Fatalf("in-flight call: %v, want ErrClosed", err)
 		}
 	}
-	if _, err := c.SendRecv(ctx, []byte("late")); !errors.Is(err, client.ErrClosed) {
+	if _, err := c.Call(ctx, []byte("late")); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("call after Close: %v", err)
 	}
 	if err := c.Notify(ctx, []byte("late")); !errors.Is(err, client.ErrClosed) {
@@ -197,13 +197,13 @@ func TestMaxInFlight(t *testing.T) {
 		}
 		return req
 	})
-	c := newClient(t, []string{srv.addr}, client.WithMaxInFlight(1))
+	c := newClient(t, []string{srv.addr}, client.Config{MaxInFlight: 1})
 	held := c.Go(ctxFor(t), []byte("hold"))
 
 	// The only slot is taken: a second call waits for it, within its ctx.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := c.SendRecv(ctx, []byte("waits")); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.Call(ctx, []byte("waits")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want DeadlineExceeded while the slot is taken", err)
 	}
 	if n := srv.requests.Load(); n > 1 {
@@ -213,7 +213,7 @@ func TestMaxInFlight(t *testing.T) {
 	if ans, err := held.Wait(); err != nil || string(ans) != "hold" {
 		t.Fatalf("held call: %q, %v", ans, err)
 	}
-	if ans, err := c.SendRecv(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
+	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
 		t.Fatalf("after the slot freed: %q, %v", ans, err)
 	}
 }
@@ -222,11 +222,11 @@ func TestBalancers(t *testing.T) {
 	for _, b := range []client.Balancer{client.PowerOfTwo, client.RoundRobin, client.Random} {
 		t.Run(b.String(), func(t *testing.T) {
 			a, z := newServer(t, nil), newServer(t, nil)
-			c := newClient(t, []string{a.addr, z.addr}, client.WithBalancer(b), client.WithConnsPerAddr(2))
+			c := newClient(t, []string{a.addr, z.addr}, client.Config{Balancer: b, ConnsPerAddr: 2})
 			ctx := ctxFor(t)
 			for i := range 200 {
 				req := fmt.Appendf(nil, "%d", i)
-				if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+				if ans, err := c.Call(ctx, req); err != nil || !bytes.Equal(ans, req) {
 					t.Fatalf("%q: %q, %v", req, ans, err)
 				}
 			}
@@ -242,24 +242,27 @@ func TestStatsAndObserver(t *testing.T) {
 	mem := stats.NewMemory()
 	var mu sync.Mutex
 	var infos []client.CallInfo
-	c := newClient(t, []string{srv.addr}, client.WithStats(mem), client.WithObserver(func(ci client.CallInfo) {
-		mu.Lock()
-		infos = append(infos, ci)
-		mu.Unlock()
-	}))
+	c := newClient(t, []string{srv.addr}, client.Config{
+		Stats: mem,
+		Observer: func(ci client.CallInfo) {
+			mu.Lock()
+			infos = append(infos, ci)
+			mu.Unlock()
+		},
+	})
 	ctx := ctxFor(t)
-	if _, err := c.SendRecv(ctx, []byte("hello")); err != nil {
+	if _, err := c.Call(ctx, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	p := c.Pipeline()
-	p.Send([]byte("a"))
-	p.Send([]byte("bc"))
+	p.Enqueue([]byte("a"))
+	p.Enqueue([]byte("bc"))
 	if _, err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	expired, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := c.SendRecv(expired, []byte("x")); !errors.Is(err, context.Canceled) {
+	if _, err := c.Call(expired, []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want Canceled", err)
 	}
 
@@ -278,8 +281,8 @@ func TestStatsAndObserver(t *testing.T) {
 		t.Fatalf("%d observations, want 3", len(infos))
 	}
 	first, batch := infos[0], infos[1]
-	if first.Op != client.OpSendRecv || first.Addr != srv.addr || first.ReqBytes != 5 || first.AnsBytes != 5 || first.Attempts != 1 || first.Err != nil {
-		t.Errorf("SendRecv observed as %+v", first)
+	if first.Op != client.OpCall || first.Addr != srv.addr || first.ReqBytes != 5 || first.AnsBytes != 5 || first.Attempts != 1 || first.Err != nil {
+		t.Errorf("Call observed as %+v", first)
 	}
 	if batch.Op != client.OpPipeline || batch.ReqBytes != 3 || batch.AnsBytes != 3 {
 		t.Errorf("Flush observed as %+v", batch)
@@ -307,7 +310,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := cfg.Validate(); !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("%+v: Validate = %v", cfg, err)
 		}
-		if _, err := client.New([]string{"127.0.0.1:1"}, client.WithConfig(cfg)); !errors.Is(err, client.ErrInvalidConfig) {
+		if _, err := client.New([]string{"127.0.0.1:1"}, cfg); !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("%+v: New = %v", cfg, err)
 		}
 	}
@@ -316,11 +319,11 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("zero Config: %v", err)
 	}
 	for _, addrs := range [][]string{nil, {"no-port"}, {"unix:"}} {
-		if _, err := client.New(addrs); !errors.Is(err, client.ErrInvalidConfig) {
+		if _, err := client.New(addrs, client.Config{}); !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("New(%q) = %v", addrs, err)
 		}
 	}
-	if _, err := client.New([]string{"127.0.0.1:1"}, client.WithResolver(client.StaticResolver{"127.0.0.1:1"})); !errors.Is(err, client.ErrInvalidConfig) {
+	if _, err := client.New([]string{"127.0.0.1:1"}, client.Config{Resolver: client.StaticResolver{"127.0.0.1:1"}}); !errors.Is(err, client.ErrInvalidConfig) {
 		t.Errorf("addrs and Resolver: %v", err)
 	}
 }

@@ -22,7 +22,7 @@ func TestLegacyServer(t *testing.T) {
 	srv.Kill()
 	srv.legacy = true
 	srv.Restart() // so that every connection is served the legacy way
-	c := newClient(t, []string{srv.addr}, client.WithConnsPerAddr(2))
+	c := newClient(t, []string{srv.addr}, client.Config{ConnsPerAddr: 2})
 	ctx := ctxFor(t)
 	var wg sync.WaitGroup
 	for g := range 50 {
@@ -35,7 +35,7 @@ func TestLegacyServer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if ans, err := c.SendRecv(ctx, nil); err != nil || string(ans) != "ans:" {
+	if ans, err := c.Call(ctx, nil); err != nil || string(ans) != "ans:" {
 		t.Fatalf("empty request: %q, %v", ans, err)
 	}
 }
@@ -128,7 +128,7 @@ func TestSpecExamples(t *testing.T) {
 		ran++
 		t.Run(ex.Name, func(t *testing.T) {
 			rec := &recorder{}
-			c := newClient(t, []string{rawServer(t, rec.serve)})
+			c := newClient(t, []string{rawServer(t, rec.serve)}, client.Config{})
 			got := sendItems(t, c, parseItems(t, ex.Request))
 			if want := parseItems(t, ex.Answer); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("answers %v, want %v", got, want)
@@ -169,7 +169,7 @@ func sendItems(t *testing.T, c *client.Client, items []item) []item {
 		}
 		p := c.Pipeline()
 		for _, fr := range it.frames {
-			p.Send(fr)
+			p.Enqueue(fr)
 		}
 		answers, err := p.Flush(ctx)
 		if err != nil {
@@ -211,7 +211,7 @@ func TestSpecMalformed(t *testing.T) {
 				t.Fatalf("unknown error name %q", ex.Error)
 			}
 			addr := rawServer(t, answerWith(1, ex.Malformed))
-			c := newClient(t, []string{addr})
+			c := newClient(t, []string{addr}, client.Config{})
 			// A batch header the client would accept calls for a batch
 			// of that size, so that what follows is read as its frames.
 			batch := 0

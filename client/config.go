@@ -69,8 +69,8 @@ type Backoff struct {
 	Max  time.Duration
 }
 
-// Config holds a client's settings. The zero value of every field means its
-// default. Options set its fields; WithConfig sets all of them at once.
+// Config holds a client's settings, given to New. The zero value of every
+// field means its default, so Config{} is a client with every default.
 type Config struct {
 	// ConnsPerAddr is the number of connections kept to each address.
 	// Default DefaultConnsPerAddr.
@@ -139,7 +139,7 @@ type Config struct {
 	// (its connection broke under them, or their deadline passed while it
 	// held them) before the address is ejected: taken out of balancing
 	// for a wait drawn from OutlierBackoff that grows with each ejection
-	// in a row. SendRecv, SendRecvAppend and Pipeline.Flush count; a Go
+	// in a row. Call, CallAppend and Pipeline.Flush count; a Go
 	// call counts only its retries, and Notify, which does not wait for
 	// answers, not at all. Default DefaultOutlierFailures; negative: never
 	// eject.

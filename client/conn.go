@@ -128,11 +128,11 @@ func (cn *conn) tryAcquire() bool { return cn.slots.tryAcquire() }
 
 func (cn *conn) release() { cn.slots.release() }
 
-// enqueue puts cl's request on the connection, writing it at once when no
+// enqueue puts rq's request on the connection, writing it at once when no
 // write is in progress. The caller holds a slot. An error means the
 // call was not queued, so its request provably never left; the slot is
-// released then. Once queued, the outcome arrives through cl.
-func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
+// released then. Once queued, the outcome arrives through rq.
+func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error {
 	cn.mu.Lock()
 	if len(payload) >= writevMin {
 		if err := cn.awaitWriter(ctx); err != nil {
@@ -157,12 +157,12 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 			cn.fail(err, writeProgress{})
 			return cn.failure()
 		}
-		cn.takeRead(cl)
+		cn.takeRead(rq)
 	}
-	cl.gen, cl.off = cn.gen, len(cn.wbuf)
+	rq.gen, rq.off = cn.gen, len(cn.wbuf)
 	h := frame.Header(len(payload))
-	if cl.mode == modeBatch {
-		h = frame.BatchHeader(cl.n)
+	if rq.mode == modeBatch {
+		h = frame.BatchHeader(rq.n)
 	}
 	cn.wbuf = frame.AppendHeader(cn.wbuf, h)
 	var tail []byte
@@ -173,7 +173,7 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, payload []byte) error {
 	} else {
 		cn.wbuf = append(cn.wbuf, payload...)
 	}
-	cn.q.push(cl)
+	cn.q.push(rq)
 	if cn.writing {
 		cn.mu.Unlock()
 		return nil
@@ -405,8 +405,8 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	cn.broken.Store(true)
 	calls := cn.q.drain()
 	unsent := make([]bool, len(calls))
-	for i, cl := range calls {
-		unsent[i] = cl.gen == cn.gen || (wp.ok && cl.gen == wp.gen && cl.off >= wp.n)
+	for i, rq := range calls {
+		unsent[i] = rq.gen == cn.gen || (wp.ok && rq.gen == wp.gen && rq.off >= wp.n)
 	}
 	cn.wbuf, cn.spare = nil, nil
 	timer, draining := cn.drainTimer, cn.draining
@@ -423,8 +423,8 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	// Out of the balancer before the calls learn of it, so that their
 	// retries do not find it again.
 	cn.ep.connDown(cn, cause)
-	for i, cl := range calls {
-		cl.complete(nil, nil, err, unsent[i])
+	for i, rq := range calls {
+		rq.complete(nil, nil, err, unsent[i])
 		cn.release()
 	}
 }

@@ -67,34 +67,34 @@ func testConn(nc net.Conn) *conn {
 	return newConn(c, &endpoint{c: c, addr: "fake"}, nc)
 }
 
-func queue3(t *testing.T, cn *conn) []*call {
+func queue3(t *testing.T, cn *conn) []*request {
 	t.Helper()
-	var calls []*call
+	var calls []*request
 	for range 3 {
-		cl := &call{done: make(chan struct{}, 1)}
+		rq := &request{done: make(chan struct{}, 1)}
 		if !cn.tryAcquire() {
 			t.Fatal("no slot")
 		}
-		if err := cn.enqueue(context.Background(), cl, []byte("aaaa")); err != nil {
+		if err := cn.enqueue(context.Background(), rq, []byte("aaaa")); err != nil {
 			t.Fatal(err)
 		}
-		calls = append(calls, cl)
+		calls = append(calls, rq)
 	}
 	return calls
 }
 
-func outcome3(t *testing.T, calls []*call) []bool {
+func outcome3(t *testing.T, calls []*request) []bool {
 	t.Helper()
 	unsent := make([]bool, len(calls))
-	for i, cl := range calls {
-		if !cl.wait(context.Background()) {
+	for i, rq := range calls {
+		if !rq.wait(context.Background()) {
 			t.Fatal("abandoned")
 		}
 		var ce *ConnError
-		if !errors.As(cl.err, &ce) {
-			t.Fatalf("call %d: %v, want a *ConnError", i, cl.err)
+		if !errors.As(rq.err, &ce) {
+			t.Fatalf("call %d: %v, want a *ConnError", i, rq.err)
 		}
-		unsent[i] = cl.unsent
+		unsent[i] = rq.unsent
 	}
 	return unsent
 }
@@ -153,16 +153,16 @@ func TestLargePayloadWrittenInPlace(t *testing.T) {
 		cn.writing = true
 		small := queue3(t, cn)
 		cn.writing = false
-		var later []*call
+		var later []*request
 		fc.onWrite = func() {
 			fc.onWrite = nil
 			later = queue3(t, cn) // the large call is writing: they append
 		}
-		cl := &call{done: make(chan struct{}, 1)}
+		rq := &request{done: make(chan struct{}, 1)}
 		if !cn.tryAcquire() {
 			t.Fatal("no slot")
 		}
-		if err := cn.enqueue(context.Background(), cl, big); err != nil {
+		if err := cn.enqueue(context.Background(), rq, big); err != nil {
 			t.Fatal(err)
 		}
 		want := bytes.Repeat([]byte{0, 0, 0, 4, 'a', 'a', 'a', 'a'}, 3)
@@ -177,7 +177,7 @@ func TestLargePayloadWrittenInPlace(t *testing.T) {
 		if !bytes.Equal(fc.written, want[:cut]) {
 			t.Fatalf("wrote %d bytes, not the first %d of the frames", len(fc.written), cut)
 		}
-		got := outcome3(t, append(append(small, cl), later...))
+		got := outcome3(t, append(append(small, rq), later...))
 		if want := []bool{false, false, false, false, true, true, true}; !slices.Equal(got, want) {
 			t.Errorf("unsent %v, want %v (3 small, the large, 3 queued during the write)", got, want)
 		}
@@ -198,7 +198,7 @@ func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 			gaveUp <- errors.New("no slot")
 			return
 		}
-		gaveUp <- cn.enqueue(ctx, &call{done: make(chan struct{}, 1)}, make([]byte, writevMin))
+		gaveUp <- cn.enqueue(ctx, &request{done: make(chan struct{}, 1)}, make([]byte, writevMin))
 	}()
 	for waiting := false; !waiting; runtime.Gosched() {
 		cn.mu.Lock()
@@ -209,7 +209,7 @@ func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 	// and the caller's context ends before it takes over.
 	cn.mu.Lock()
 	cn.writing = false
-	small := &call{done: make(chan struct{}, 1)}
+	small := &request{done: make(chan struct{}, 1)}
 	cn.q.push(small)
 	cn.wbuf = frame.AppendFrame(cn.wbuf, []byte("left"))
 	cn.mu.Unlock()

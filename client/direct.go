@@ -35,11 +35,11 @@ const (
 // takeRead gives the reading of a connection nobody reads to the call
 // being queued: to its caller when it waits for a single answer, else to
 // the reader goroutine. Called with mu held and the queue empty.
-func (cn *conn) takeRead(cl *call) {
+func (cn *conn) takeRead(rq *request) {
 	cn.takes++
-	if cl.fut == nil && (cl.mode == modeOwned || cl.mode == modeAppend) {
+	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend) {
 		cn.role = roleCaller
-		cl.direct = cn
+		rq.direct = cn
 		return
 	}
 	cn.role = roleReader
@@ -101,13 +101,13 @@ func (cn *conn) passRead() {
 	cn.mu.Unlock()
 }
 
-// readOwn reads the answer of cl, the caller's own call at the head of the
+// readOwn reads the answer of rq, the caller's own call at the head of the
 // queue, on the caller's goroutine. It waits only for an answer that fits
 // in the read buffer to arrive whole, so that giving up (the deadline or
 // readGrace passes) consumes nothing and the reader goroutine can take
-// over where it stands. On return cl is completed, or the reader goroutine
+// over where it stands. On return rq is completed, or the reader goroutine
 // owns it and the caller waits as usual.
-func (cn *conn) readOwn(ctx context.Context, cl *call) {
+func (cn *conn) readOwn(ctx context.Context, rq *request) {
 	h, err := cn.peekAnswer(ctx)
 	switch {
 	case err == errNotOwn:
@@ -124,12 +124,12 @@ func (cn *conn) readOwn(ctx context.Context, cl *call) {
 		return
 	}
 	_, _ = cn.r.ReadHeader() // cannot fail: peekAnswer buffered it
-	// cl heads the queue: it took the reading when the queue was empty.
+	// rq heads the queue: it took the reading when the queue was empty.
 	// Only fail takes it out first, and completes it.
 	if cn.pop() == nil {
 		return
 	}
-	cn.deliver(cl, h, true)
+	cn.deliver(rq, h, true)
 }
 
 var errNotOwn = errors.New("tcpez: answer for the reader goroutine")

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
 )
 
@@ -24,16 +25,16 @@ func TestLoneCallerCancels(t *testing.T) {
 		}
 		return answerOf(req)
 	})
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	long := ctxFor(t)
-	if _, err := c.SendRecv(long, []byte("warm")); err != nil {
+	if _, err := c.Call(long, []byte("warm")); err != nil {
 		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithCancel(long)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.SendRecv(ctx, []byte("held"))
+		_, err := c.Call(ctx, []byte("held"))
 		done <- err
 	}()
 	cancel()
@@ -50,7 +51,7 @@ func TestLoneCallerCancels(t *testing.T) {
 			}
 			continue
 		}
-		if ans, err := c.SendRecv(long, req); err != nil || !bytes.Equal(ans, answerOf(req)) {
+		if ans, err := c.Call(long, req); err != nil || !bytes.Equal(ans, answerOf(req)) {
 			t.Fatalf("%s: got %q, %v", req, ans, err)
 		}
 	}
@@ -61,7 +62,7 @@ func TestLoneCallerCancels(t *testing.T) {
 // goroutine reads.
 func TestLoneCallerLargeAnswers(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	for i := range 20 {
 		size := 16
@@ -69,7 +70,7 @@ func TestLoneCallerLargeAnswers(t *testing.T) {
 			size = 100 << 10
 		}
 		req := bytes.Repeat([]byte{byte('a' + i)}, size)
-		if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+		if ans, err := c.Call(ctx, req); err != nil || !bytes.Equal(ans, req) {
 			t.Fatalf("call %d (%d bytes): %d bytes, %v", i, size, len(ans), err)
 		}
 	}
@@ -98,10 +99,10 @@ func TestCallAfterIdleClose(t *testing.T) {
 		}
 		<-stop
 	})
-	c := newClient(t, []string{addr}, fast())
+	c := newClient(t, []string{addr}, fast(client.Config{}))
 	ctx := ctxFor(t)
 	for i, req := range []string{"first", "second"} {
-		ans, err := c.SendRecv(ctx, []byte(req))
+		ans, err := c.Call(ctx, []byte(req))
 		if err != nil || string(ans) != string(answerOf([]byte(req))) {
 			t.Fatalf("call %d: %q, %v", i, ans, err)
 		}

@@ -4,9 +4,9 @@
 //
 // # Calls
 //
-// SendRecv sends one request frame and waits for its answer frame;
-// SendRecvAppend does the same into the caller's buffer and, in the steady
-// state, allocates nothing. Go starts a call and returns a *Call future;
+// Call sends one request frame and waits for its answer frame;
+// CallAppend does the same into the caller's buffer and, in the steady
+// state, allocates nothing. Go starts a call and returns a *Future;
 // Notify sends a request whose answer is read and dropped. A Pipeline sends
 // many requests as one protocol batch and returns their answers in order.
 //
@@ -23,8 +23,8 @@
 // turn to write instead of appending.
 //
 // Answers complete the queued calls in FIFO order. While several calls are
-// in flight one reader goroutine per connection reads them. A SendRecv or
-// SendRecvAppend that finds nothing in flight reads its own answer on its
+// in flight one reader goroutine per connection reads them. A Call or
+// CallAppend that finds nothing in flight reads its own answer on its
 // own goroutine, as a hand-written loop would, sparing the wake-up of a
 // second goroutine (at one call in flight, 40% off the round trip on 2
 // cores); it gives the reading back to the reader goroutine when others

@@ -41,14 +41,14 @@ func Example() {
 	addr, stop := startUpper()
 	defer stop()
 
-	c, err := client.New([]string{addr})
+	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer c.Close()
 
-	ans, err := c.SendRecv(context.Background(), []byte("hello"))
+	ans, err := c.Call(context.Background(), []byte("hello"))
 	fmt.Println(string(ans), err)
 	// Output: HELLO <nil>
 }
@@ -58,7 +58,7 @@ func Example() {
 func ExampleClient_Go() {
 	addr, stop := startUpper()
 	defer stop()
-	c, err := client.New([]string{addr})
+	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -66,7 +66,7 @@ func ExampleClient_Go() {
 	defer c.Close()
 
 	ctx := context.Background()
-	var calls []*client.Call
+	var calls []*client.Future
 	for _, word := range []string{"one", "two", "three"} {
 		calls = append(calls, c.Go(ctx, []byte(word)))
 	}
@@ -84,7 +84,7 @@ func ExampleClient_Go() {
 func ExampleClient_Pipeline() {
 	addr, stop := startUpper()
 	defer stop()
-	c, err := client.New([]string{addr})
+	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -92,19 +92,19 @@ func ExampleClient_Pipeline() {
 	defer c.Close()
 
 	p := c.Pipeline()
-	p.Send([]byte("a"))
-	p.Send([]byte("b"))
-	p.Send([]byte("c"))
+	p.Enqueue([]byte("a"))
+	p.Enqueue([]byte("b"))
+	p.Enqueue([]byte("c"))
 	answers, err := p.Flush(context.Background())
 	fmt.Printf("%q %v\n", answers, err)
 	// Output: ["A" "B" "C"] <nil>
 }
 
-// SendRecvAppend reuses the caller's buffer: no allocation per call.
-func ExampleClient_SendRecvAppend() {
+// CallAppend reuses the caller's buffer: no allocation per call.
+func ExampleClient_CallAppend() {
 	addr, stop := startUpper()
 	defer stop()
-	c, err := client.New([]string{addr})
+	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -113,7 +113,7 @@ func ExampleClient_SendRecvAppend() {
 
 	buf := make([]byte, 0, 64)
 	for _, word := range []string{"x", "yz"} {
-		ans, err := c.SendRecvAppend(context.Background(), buf[:0], []byte(word))
+		ans, err := c.CallAppend(context.Background(), buf[:0], []byte(word))
 		fmt.Println(string(ans), err)
 	}
 	// Output:
@@ -126,7 +126,7 @@ func ExampleClient_SendRecvAppend() {
 func ExampleWithIdempotent() {
 	addr, stop := startUpper()
 	defer stop()
-	c, err := client.New([]string{addr}, client.WithMaxRetries(3))
+	c, err := client.New([]string{addr}, client.Config{MaxRetries: 3})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -134,7 +134,7 @@ func ExampleWithIdempotent() {
 	defer c.Close()
 
 	ctx := client.WithIdempotent(context.Background())
-	ans, err := c.SendRecv(ctx, []byte("get balance"))
+	ans, err := c.Call(ctx, []byte("get balance"))
 	fmt.Println(string(ans), err)
 	// Output: GET BALANCE <nil>
 }

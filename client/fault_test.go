@@ -158,9 +158,9 @@ func loadCall(c *client.Client, g, i int, idem bool, o *outcomes) (callRecord, e
 		var ans []byte
 		switch i % 4 {
 		case 0:
-			ans, err = c.SendRecv(ctx, req)
+			ans, err = c.Call(ctx, req)
 		case 1:
-			ans, err = c.SendRecvAppend(ctx, make([]byte, 0, 64), req)
+			ans, err = c.CallAppend(ctx, make([]byte, 0, 64), req)
 		case 2:
 			ans, err = c.Go(ctx, req).Wait()
 		}
@@ -174,7 +174,7 @@ func loadCall(c *client.Client, g, i int, idem bool, o *outcomes) (callRecord, e
 			req := payload(g, i, m)
 			reqs = append(reqs, req)
 			rec.reqs = append(rec.reqs, string(req))
-			p.Send(req)
+			p.Enqueue(req)
 		}
 		var answers [][]byte
 		answers, err = p.Flush(ctx)
@@ -219,7 +219,7 @@ type faultCase struct {
 
 // TestFaultsUnderLoad runs the client against the tcpez server through a
 // fault-injecting proxy, with 32 workers making unique calls of every kind
-// (SendRecv, SendRecvAppend, Go, Pipeline of 3; a quarter of the workers
+// (Call, CallAppend, Go, Pipeline of 3; a quarter of the workers
 // mark theirs idempotent), and switches a fault on, then off. Throughout:
 //
 //   - every call ends within its deadline (plus a margin for the
@@ -250,7 +250,7 @@ func runFault(t *testing.T, fc faultCase) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	c := newClient(t, []string{proxy.Addr()}, fast(), client.WithConnsPerAddr(2))
+	c := newClient(t, []string{proxy.Addr()}, fast(client.Config{ConnsPerAddr: 2}))
 
 	var (
 		o       outcomes
@@ -321,7 +321,7 @@ func runFault(t *testing.T, fc faultCase) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		req := fmt.Appendf(nil, "probe-%d", i)
-		ans, err := c.SendRecv(ctx, req)
+		ans, err := c.Call(ctx, req)
 		cancel()
 		if err == nil {
 			if !bytes.Equal(ans, answerOf(req)) {

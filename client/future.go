@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// Call is a request in flight, returned by Go.
-type Call struct {
-	cl    call // the request on the wire; never pooled
+// Future is a request in flight, returned by Go.
+type Future struct {
+	rq    request // the request on the wire; never pooled
 	c     *Client
 	ctx   context.Context
 	req   []byte
@@ -25,15 +25,15 @@ type Call struct {
 }
 
 // Go sends req without waiting for the answer. It returns once the
-// request is queued on a connection (or has failed), like SendRecv waiting
+// request is queued on a connection (or has failed), like Call waiting
 // for a connection or a free slot if it must.
 //
-// req must not be modified until the Call is done: a retry sends it again.
-// When ctx ends before the answer, the Call completes with an error
+// req must not be modified until the Future is done: a retry sends it again.
+// When ctx ends before the answer, the Future completes with an error
 // matching ctx.Err() and the answer is dropped when it comes.
-func (c *Client) Go(ctx context.Context, req []byte) *Call {
-	f := &Call{c: c, ctx: ctx, req: req, done: make(chan struct{})}
-	f.cl.fut = f
+func (c *Client) Go(ctx context.Context, req []byte) *Future {
+	f := &Future{c: c, ctx: ctx, req: req, done: make(chan struct{})}
+	f.rq.fut = f
 	if c.timed {
 		f.start = time.Now()
 	}
@@ -41,7 +41,7 @@ func (c *Client) Go(ctx context.Context, req []byte) *Call {
 		f.resolve(nil, err)
 		return f
 	}
-	if err := c.submit(ctx, &f.cl, req, &f.o); err != nil {
+	if err := c.submit(ctx, &f.rq, req, &f.o); err != nil {
 		f.resolve(nil, err)
 		return f
 	}
@@ -50,10 +50,10 @@ func (c *Client) Go(ctx context.Context, req []byte) *Call {
 }
 
 // Done is closed when the call has completed.
-func (f *Call) Done() <-chan struct{} { return f.done }
+func (f *Future) Done() <-chan struct{} { return f.done }
 
 // Wait waits for the call to complete and returns its answer or error.
-func (f *Call) Wait() ([]byte, error) {
+func (f *Future) Wait() ([]byte, error) {
 	<-f.done
 	return f.ans, f.err
 }
@@ -61,7 +61,7 @@ func (f *Call) Wait() ([]byte, error) {
 // watch completes the call when its context ends first. A goroutine per
 // call would cost more than this registration, which Go makes only for
 // contexts that can end.
-func (f *Call) watch() {
+func (f *Future) watch() {
 	if f.ctx.Done() == nil {
 		return
 	}
@@ -75,8 +75,8 @@ func (f *Call) watch() {
 	f.stop = stop
 }
 
-func (f *Call) cancel() {
-	if f.cl.state.CompareAndSwap(statePending, stateAbandoned) {
+func (f *Future) cancel() {
+	if f.rq.state.CompareAndSwap(statePending, stateAbandoned) {
 		f.resolve(nil, ctxError(f.ctx))
 	}
 }
@@ -84,33 +84,33 @@ func (f *Call) cancel() {
 // completed runs when the connection delivers a result: an answer, or an
 // error that may deserve a retry, which then runs in its own goroutine,
 // the connection's reader being no place to wait out a backoff.
-func (f *Call) completed() {
-	cl := &f.cl
-	if cl.err != nil && f.c.mayRetry(f.ctx, cl.err, cl.unsent, f.o.attempts) && f.c.spawn(f.retry) {
+func (f *Future) completed() {
+	rq := &f.rq
+	if rq.err != nil && f.c.mayRetry(f.ctx, rq.err, rq.unsent, f.o.attempts) && f.c.spawn(f.retry) {
 		return
 	}
-	f.resolve(cl.ans, cl.err)
+	f.resolve(rq.ans, rq.err)
 }
 
-func (f *Call) retry() {
-	if err := f.c.retryWait(f.ctx, f.cl.err, f.cl.unsent, f.o.attempts); err != nil {
+func (f *Future) retry() {
+	if err := f.c.retryWait(f.ctx, f.rq.err, f.rq.unsent, f.o.attempts); err != nil {
 		f.resolve(nil, err)
 		return
 	}
-	cl := f.c.getCall(modeOwned, nil)
+	rq := f.c.getRequest(modeOwned, nil)
 	var ans []byte
-	err := f.c.roundTrip(f.ctx, cl, f.req, &f.o)
+	err := f.c.roundTrip(f.ctx, rq, f.req, &f.o)
 	if err == nil {
-		ans = cl.ans
+		ans = rq.ans
 	}
 	if !f.o.abandoned {
-		cl.recycle()
+		rq.recycle()
 	}
 	f.resolve(ans, err)
 }
 
-// resolve sets the result; it runs once per Call.
-func (f *Call) resolve(ans []byte, err error) {
+// resolve sets the result; it runs once per Future.
+func (f *Future) resolve(ans []byte, err error) {
 	f.mu.Lock()
 	f.resolved = true
 	stop := f.stop
@@ -137,12 +137,12 @@ func (c *Client) Notify(ctx context.Context, req []byte) error {
 	var o outcome
 	err := checkRequest(req)
 	if err == nil {
-		cl := c.getCall(modeDiscard, nil)
+		rq := c.getRequest(modeDiscard, nil)
 		// Abandoned from the start: the reader drops the answer and
 		// returns the call to the pool.
-		cl.state.Store(stateAbandoned)
-		if err = c.submit(ctx, cl, req, &o); err != nil {
-			cl.recycle() // never queued, so still ours
+		rq.state.Store(stateAbandoned)
+		if err = c.submit(ctx, rq, req, &o); err != nil {
+			rq.recycle() // never queued, so still ours
 		}
 	}
 	if c.timed {

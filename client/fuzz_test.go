@@ -120,7 +120,7 @@ func modelAnswers(data []byte, shapes []int, hold bool) []expectation {
 
 // FuzzClientAnswers drives the client's answer reading with arbitrary
 // bytes. A server reads four requests (three single frames sent with Go,
-// then a Pipeline or a SendRecvAppend, as shape says), writes data in two
+// then a Pipeline or a CallAppend, as shape says), writes data in two
 // pieces, and closes the connection or holds it open. Every call must end
 // as the protocol says: its own answer, a typed error (ErrConnLost, with
 // frame.ErrProtocol for a violation), or its deadline when the bytes stop
@@ -143,7 +143,7 @@ func FuzzClientAnswers(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"), false, uint8(0), uint16(7))
 	f.Add([]byte{}, false, uint8(0), uint16(0))
 	f.Fuzz(func(t *testing.T, data []byte, hold bool, shape uint8, split uint16) {
-		last := 0 // SendRecvAppend
+		last := 0 // CallAppend
 		if shape&1 == 0 {
 			last = 1 + int(shape>>1)%3 // a Pipeline of 1 to 3
 		}
@@ -169,7 +169,7 @@ func FuzzClientAnswers(f *testing.F) {
 				<-stop
 			}
 		})
-		c := newClient(t, []string{addr}, client.WithLimits(fuzzClientLimits), client.WithMaxRetries(-1))
+		c := newClient(t, []string{addr}, client.Config{Limits: fuzzClientLimits, MaxRetries: -1})
 		ctxFor := func(i int) (context.Context, context.CancelFunc) {
 			d := 10 * time.Second // never reached by a call that is to end otherwise
 			if want[i].kind == expectDeadline {
@@ -186,7 +186,7 @@ func FuzzClientAnswers(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			var futures []*client.Call
+			var futures []*client.Future
 			for i := range 3 {
 				ctx, cancel := ctxFor(i)
 				defer cancel()
@@ -196,10 +196,10 @@ func FuzzClientAnswers(f *testing.F) {
 			defer cancel()
 			if last == 0 {
 				prefix := []byte("prefix:")
-				ans, err := c.SendRecvAppend(ctx, prefix, []byte("q3"))
+				ans, err := c.CallAppend(ctx, prefix, []byte("q3"))
 				switch {
 				case err != nil && !bytes.Equal(ans, prefix):
-					err = fmt.Errorf("SendRecvAppend returned %q with the error %w, want the caller's buffer", ans, err)
+					err = fmt.Errorf("CallAppend returned %q with the error %w, want the caller's buffer", ans, err)
 				case err != nil:
 					ans = nil
 				case !bytes.HasPrefix(ans, prefix):
@@ -211,7 +211,7 @@ func FuzzClientAnswers(f *testing.F) {
 			} else {
 				p := c.Pipeline()
 				for k := range last {
-					p.Send(fmt.Appendf(nil, "q3.%d", k))
+					p.Enqueue(fmt.Appendf(nil, "q3.%d", k))
 				}
 				answers, err := p.Flush(ctx)
 				results[3] = result{answers, err}

@@ -25,7 +25,7 @@ func keyPass(t testing.TB, c *client.Client, nkeys int) []string {
 			defer wg.Done()
 			for i := w; i < nkeys; i += 8 {
 				key := fmt.Sprintf("key-%d", i)
-				ans, err := c.SendRecv(client.WithKey(ctx, key), []byte(key))
+				ans, err := c.Call(client.WithKey(ctx, key), []byte(key))
 				if err == nil {
 					out[i], err = serverOf(ans, []byte(key))
 				}
@@ -81,8 +81,11 @@ func TestRendezvous(t *testing.T) {
 	}
 	r := newChanResolver()
 	ev := newEvents()
-	c := newClient(t, nil, client.WithResolver(r), client.WithBalancer(client.Rendezvous), fast(),
-		client.WithOnStateChange(ev.hook))
+	c := newClient(t, nil, fast(client.Config{
+		Resolver:      r,
+		Balancer:      client.Rendezvous,
+		OnStateChange: ev.hook,
+	}))
 	r.set(addrsOf(servers)...)
 	for _, s := range servers {
 		waitEvent(t, ev, s.addr, client.Connected, 0)
@@ -105,7 +108,7 @@ func TestRendezvous(t *testing.T) {
 	seen := make(map[string]bool)
 	for i := range 200 {
 		req := fmt.Appendf(nil, "nokey-%d", i)
-		ans, err := c.SendRecv(context.Background(), req)
+		ans, err := c.Call(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}

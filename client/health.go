@@ -319,15 +319,15 @@ func (c *Client) callOn(ctx context.Context, cn *conn, req []byte) ([]byte, erro
 	if _, err := cn.slots.acquire(ctx, nil); err != nil {
 		return nil, err
 	}
-	cl := c.getCall(modeOwned, nil)
-	if err := cn.enqueue(ctx, cl, req); err != nil {
-		cl.recycle() // never queued, so still ours
+	rq := c.getRequest(modeOwned, nil)
+	if err := cn.enqueue(ctx, rq, req); err != nil {
+		rq.recycle() // never queued, so still ours
 		return nil, err
 	}
-	if !cl.await(ctx) {
+	if !rq.await(ctx) {
 		return nil, ctxError(ctx) // the reader drops the answer and the call
 	}
-	ans, err := cl.ans, cl.err
-	cl.recycle()
+	ans, err := rq.ans, rq.err
+	rq.recycle()
 	return ans, err
 }

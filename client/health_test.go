@@ -44,7 +44,7 @@ func tally(t testing.TB, c *client.Client, n int) map[string]int {
 	seen := make(map[string]int)
 	for i := range n {
 		req := fmt.Appendf(nil, "t%d", i)
-		ans, err := c.SendRecv(ctx, req)
+		ans, err := c.Call(ctx, req)
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -82,8 +82,11 @@ func TestHealthCheckFrameProbe(t *testing.T) {
 	sick := servers[1]
 	ev := newEvents()
 	mem := stats.NewMemory()
-	c := newClient(t, addrsOf(servers), fast(), client.WithOnStateChange(ev.hook), client.WithStats(mem),
-		client.WithHealthCheck(client.HealthCheck{Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond}))
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		OnStateChange: ev.hook,
+		Stats:         mem,
+		HealthCheck:   client.HealthCheck{Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond},
+	}))
 	tally(t, c, 30)
 
 	sick.setWedged(true)
@@ -121,8 +124,10 @@ func TestHealthCheckCustomProbe(t *testing.T) {
 		return nil
 	}
 	ev := newEvents()
-	c := newClient(t, addrsOf(servers), fast(), client.WithOnStateChange(ev.hook),
-		client.WithHealthCheck(client.HealthCheck{Interval: 10 * time.Millisecond, Timeout: time.Second, Probe: probe}))
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		OnStateChange: ev.hook,
+		HealthCheck:   client.HealthCheck{Interval: 10 * time.Millisecond, Timeout: time.Second, Probe: probe},
+	}))
 	sick.setSick(true)
 	next := waitEvent(t, ev, sick.addr, client.Ejected, 0)
 	ev.mu.Lock()
@@ -146,10 +151,12 @@ func TestHealthCheckCustomProbe(t *testing.T) {
 func TestHealthCheckAllEjected(t *testing.T) {
 	servers := threeServers(t)[:2]
 	ev := newEvents()
-	c := newClient(t, addrsOf(servers), fast(), client.WithOnStateChange(ev.hook),
-		client.WithHealthCheck(client.HealthCheck{Interval: 10 * time.Millisecond, Probe: func(context.Context, string, func(context.Context, []byte) ([]byte, error)) error {
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		OnStateChange: ev.hook,
+		HealthCheck: client.HealthCheck{Interval: 10 * time.Millisecond, Probe: func(context.Context, string, func(context.Context, []byte) ([]byte, error)) error {
 			return errors.New("always sick")
-		}}))
+		}},
+	}))
 	for _, s := range servers {
 		waitEvent(t, ev, s.addr, client.Ejected, 0)
 	}
@@ -169,9 +176,13 @@ func TestOutlierEjectionTimeouts(t *testing.T) {
 	var last lastCall
 	// Random spreads the calls whatever the load: PowerOfTwo would shun
 	// the silent server after its first unanswered call by itself.
-	c := newClient(t, addrsOf(servers), fast(), client.WithBalancer(client.Random), client.WithOnStateChange(ev.hook),
-		client.WithObserver(last.observe),
-		client.WithOutlierEjection(failures, client.Backoff{Base: time.Minute, Max: time.Minute}))
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		Balancer:        client.Random,
+		OnStateChange:   ev.hook,
+		Observer:        last.observe,
+		OutlierFailures: failures,
+		OutlierBackoff:  client.Backoff{Base: time.Minute, Max: time.Minute},
+	}))
 	tally(t, c, 30)
 
 	bad.setWedged(true)
@@ -195,9 +206,13 @@ func TestOutlierEjectionReturns(t *testing.T) {
 	bad := servers[0]
 	ev := newEvents()
 	var last lastCall
-	c := newClient(t, addrsOf(servers), fast(), client.WithBalancer(client.Random), client.WithOnStateChange(ev.hook),
-		client.WithObserver(last.observe),
-		client.WithOutlierEjection(failures, client.Backoff{Base: 50 * time.Millisecond, Max: time.Second}))
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		Balancer:        client.Random,
+		OnStateChange:   ev.hook,
+		Observer:        last.observe,
+		OutlierFailures: failures,
+		OutlierBackoff:  client.Backoff{Base: 50 * time.Millisecond, Max: time.Second},
+	}))
 	bad.setWedged(true)
 	timeoutsOn(t, c, &last, bad.addr, failures)
 	next := waitEvent(t, ev, bad.addr, client.Ejected, 0)
@@ -240,7 +255,7 @@ func timeoutsOn(t testing.TB, c *client.Client, last *lastCall, addr string, n i
 			t.Fatal("the silent server was never picked")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		_, err := c.SendRecv(ctx, []byte("x"))
+		_, err := c.Call(ctx, []byte("x"))
 		cancel()
 		switch {
 		case err == nil:
@@ -261,8 +276,12 @@ func TestOutlierEjectionConnErrors(t *testing.T) {
 	servers := threeServers(t)
 	bad := servers[2]
 	ev := newEvents()
-	c := newClient(t, addrsOf(servers), fast(), client.WithBalancer(client.RoundRobin), client.WithOnStateChange(ev.hook),
-		client.WithOutlierEjection(3, client.Backoff{Base: time.Minute, Max: time.Minute}))
+	c := newClient(t, addrsOf(servers), fast(client.Config{
+		Balancer:        client.RoundRobin,
+		OnStateChange:   ev.hook,
+		OutlierFailures: 3,
+		OutlierBackoff:  client.Backoff{Base: time.Minute, Max: time.Minute},
+	}))
 	bad.setFailing(true)
 	ctx := ctxFor(t)
 	lost := 0
@@ -270,7 +289,7 @@ func TestOutlierEjectionConnErrors(t *testing.T) {
 		if i > 10000 {
 			t.Fatal("the failing server was never picked")
 		}
-		_, err := c.SendRecv(ctx, []byte("x"))
+		_, err := c.Call(ctx, []byte("x"))
 		switch {
 		case errors.Is(err, client.ErrConnLost):
 			lost++

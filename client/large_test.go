@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcpez/tcpez/client"
 	"net"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // byte for byte, with small calls mixed in.
 func TestConcurrentLargeRequests(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	var wg sync.WaitGroup
 	for g := range 16 {
@@ -28,7 +29,7 @@ func TestConcurrentLargeRequests(t *testing.T) {
 				}
 				tag := fmt.Appendf(nil, "g%d-%d|", g, i)
 				req := bytes.Repeat(tag, size/len(tag)+1)[:size]
-				ans, err := c.SendRecv(ctx, req)
+				ans, err := c.Call(ctx, req)
 				if err != nil || !bytes.Equal(ans, req) {
 					t.Errorf("g%d call %d (%d bytes): %d bytes back, %v", g, i, size, len(ans), err)
 					return
@@ -44,17 +45,17 @@ func TestConcurrentLargeRequests(t *testing.T) {
 // (or is writing itself); either way its context still ends the call.
 func TestLargeRequestWaitingToWrite(t *testing.T) {
 	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) { <-stop })
-	c := newClient(t, []string{addr})
+	c := newClient(t, []string{addr}, client.Config{})
 	stuck, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	first := make(chan error, 1)
 	go func() {
-		_, err := c.SendRecv(stuck, make([]byte, 32<<20)) // more than the sockets hold
+		_, err := c.Call(stuck, make([]byte, 32<<20)) // more than the sockets hold
 		first <- err
 	}()
 	ctx, cancel2 := context.WithTimeout(ctxFor(t), 50*time.Millisecond)
 	defer cancel2()
-	if _, err := c.SendRecv(ctx, make([]byte, 1<<20)); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.Call(ctx, make([]byte, 1<<20)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("large call behind a stuck write: %v, want DeadlineExceeded", err)
 	}
 	cancel()
@@ -69,7 +70,7 @@ func TestLargeRequestWaitingToWrite(t *testing.T) {
 // its turn, then riding along with them).
 func TestLargeRequestAmongManySmall(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -82,7 +83,7 @@ func TestLargeRequestAmongManySmall(t *testing.T) {
 					return
 				default:
 				}
-				if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+				if ans, err := c.Call(ctx, req); err != nil || !bytes.Equal(ans, req) {
 					t.Errorf("small call: %q, %v", ans, err)
 					return
 				}
@@ -91,7 +92,7 @@ func TestLargeRequestAmongManySmall(t *testing.T) {
 	}
 	for i := range 10 {
 		req := bytes.Repeat([]byte{byte('A' + i)}, 300<<10)
-		if ans, err := c.SendRecv(ctx, req); err != nil || !bytes.Equal(ans, req) {
+		if ans, err := c.Call(ctx, req); err != nil || !bytes.Equal(ans, req) {
 			t.Fatalf("large call %d: %d bytes, %v", i, len(ans), err)
 		}
 	}

@@ -44,7 +44,7 @@ func TestMisbehavingServers(t *testing.T) {
 	batchHdr := func(n int) []byte { return frame.AppendHeader(nil, frame.BatchHeader(n)) }
 	cases := []struct {
 		name  string
-		batch int // 0: SendRecv; n: a Pipeline of n requests
+		batch int // 0: Call; n: a Pipeline of n requests
 		calls int // calls in flight when the server misbehaves
 		reply []byte
 		want  []error
@@ -75,7 +75,7 @@ func TestMisbehavingServers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := rawServer(t, answerWith(tc.calls, tc.reply))
-			c := newClient(t, []string{addr})
+			c := newClient(t, []string{addr}, client.Config{})
 			var wg sync.WaitGroup
 			for range tc.calls {
 				wg.Add(1)
@@ -92,7 +92,7 @@ func TestMisbehavingServers(t *testing.T) {
 
 func misbehaveCall(ctx context.Context, c *client.Client, batch int) error {
 	if batch == 0 {
-		ans, err := c.SendRecv(ctx, []byte("req"))
+		ans, err := c.Call(ctx, []byte("req"))
 		if err == nil {
 			return errors.New("got answer " + string(ans))
 		}
@@ -100,7 +100,7 @@ func misbehaveCall(ctx context.Context, c *client.Client, batch int) error {
 	}
 	p := c.Pipeline()
 	for range batch {
-		p.Send([]byte("req"))
+		p.Enqueue([]byte("req"))
 	}
 	_, err := p.Flush(ctx)
 	return err
@@ -133,10 +133,10 @@ func checkConnError(t *testing.T, err error, addr string, want ...error) {
 func TestBadHeaderAmongAnswers(t *testing.T) {
 	reply := concat(hexFrame("a"), hexFrame("b"), []byte{0x80, 0, 0, 0})
 	addr := rawServer(t, answerWith(4, reply))
-	c := newClient(t, []string{addr})
+	c := newClient(t, []string{addr}, client.Config{})
 	ctx := ctxFor(t)
 	// Futures are answered by the reader goroutine, in order.
-	calls := make([]*client.Call, 4)
+	calls := make([]*client.Future, 4)
 	for i := range calls {
 		calls[i] = c.Go(ctx, []byte("req"))
 	}
@@ -155,15 +155,15 @@ func TestBadHeaderAmongAnswers(t *testing.T) {
 
 func TestAnswerOverLimit(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr}, client.WithLimits(frame.Limits{MaxFrameSize: 10}))
-	_, err := c.SendRecv(ctxFor(t), make([]byte, 11))
+	c := newClient(t, []string{srv.addr}, client.Config{Limits: frame.Limits{MaxFrameSize: 10}})
+	_, err := c.Call(ctxFor(t), make([]byte, 11))
 	var se *frame.SizeError
 	if !errors.As(err, &se) || se.Limit != 10 || se.Size != 11 || !errors.Is(err, frame.ErrFrameTooLarge) {
 		t.Fatalf("got %v, want a *frame.SizeError for 11 bytes over 10", err)
 	}
 	checkConnError(t, err, srv.addr, frame.ErrProtocol)
 	// The connection is replaced; answers within the limit still work.
-	ans, err := c.SendRecv(ctxFor(t), []byte("small"))
+	ans, err := c.Call(ctxFor(t), []byte("small"))
 	if err != nil || string(ans) != "small" {
 		t.Fatalf("after the oversized answer: %q, %v", ans, err)
 	}
@@ -175,7 +175,7 @@ func TestUnsolicitedAnswer(t *testing.T) {
 		<-stop
 	})
 	ev := newEvents()
-	newClient(t, []string{addr}, fast(), client.WithOnStateChange(ev.hook))
+	newClient(t, []string{addr}, fast(client.Config{OnStateChange: ev.hook}))
 	got, _ := ev.waitFor(t, client.Disconnected, 0)
 	if !errors.Is(got.Err, client.ErrUnexpectedAnswer) || !errors.Is(got.Err, frame.ErrProtocol) {
 		t.Fatalf("Disconnected with %v, want ErrUnexpectedAnswer", got.Err)
@@ -188,7 +188,7 @@ func TestServerNeverAnswers(t *testing.T) {
 		go func() { _, _ = io.Copy(io.Discard, nc) }()
 		<-stop
 	})
-	c := newClient(t, []string{addr})
+	c := newClient(t, []string{addr}, client.Config{})
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Add(1)
@@ -199,7 +199,7 @@ func TestServerNeverAnswers(t *testing.T) {
 			var err error
 			switch i % 3 {
 			case 0:
-				_, err = c.SendRecv(ctx, []byte("hello?"))
+				_, err = c.Call(ctx, []byte("hello?"))
 			case 1:
 				_, err = c.Go(ctx, []byte("hello?")).Wait()
 			default:

@@ -35,7 +35,7 @@ const (
 type Op uint8
 
 const (
-	OpSendRecv Op = iota + 1 // SendRecv and SendRecvAppend
+	OpCall     Op = iota + 1 // Call and CallAppend
 	OpGo                     // a future from Go
 	OpNotify                 // Notify: done once sent
 	OpPipeline               // one Pipeline.Flush
@@ -43,8 +43,8 @@ const (
 
 func (o Op) String() string {
 	switch o {
-	case OpSendRecv:
-		return "sendrecv"
+	case OpCall:
+		return "call"
 	case OpGo:
 		return "go"
 	case OpNotify:

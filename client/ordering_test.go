@@ -20,7 +20,7 @@ func answerOf(req []byte) []byte { return append([]byte("ans:"), req...) }
 // unique and each answer must be exactly its own.
 func TestOrderingUnderConcurrency(t *testing.T) {
 	a, b := newServer(t, answerOf), newServer(t, answerOf)
-	c := newClient(t, []string{a.addr, b.addr}, client.WithConnsPerAddr(2))
+	c := newClient(t, []string{a.addr, b.addr}, client.Config{ConnsPerAddr: 2})
 	ctx := ctxFor(t)
 
 	const goroutines, rounds = 1000, 20
@@ -63,10 +63,10 @@ func mixedCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 		var err error
 		switch rand.IntN(5) {
 		case 0:
-			ans, e := c.SendRecv(ctx, req)
+			ans, e := c.Call(ctx, req)
 			err = check(req, ans, e)
 		case 1:
-			ans, e := c.SendRecvAppend(ctx, buf[:0], req)
+			ans, e := c.CallAppend(ctx, buf[:0], req)
 			err = check(req, ans, e)
 		case 2:
 			f := c.Go(ctx, req)
@@ -80,7 +80,7 @@ func mixedCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 			reqs := make([][]byte, n)
 			for i := range reqs {
 				reqs[i] = fmt.Appendf(nil, "%s-p%d", req, i)
-				p.Send(reqs[i])
+				p.Enqueue(reqs[i])
 			}
 			answers, e := p.Flush(ctx)
 			if e != nil {

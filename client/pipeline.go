@@ -25,8 +25,8 @@ type Pipeline struct {
 // Pipeline returns an empty pipeline on c.
 func (c *Client) Pipeline() *Pipeline { return &Pipeline{c: c} }
 
-// Send adds req to the batch. req is copied, so it may be reused at once.
-func (p *Pipeline) Send(req []byte) {
+// Enqueue adds req to the batch. req is copied, so it may be reused at once.
+func (p *Pipeline) Enqueue(req []byte) {
 	if p.err != nil {
 		return
 	}
@@ -64,13 +64,13 @@ func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
 		err     = p.checkCount()
 	)
 	if err == nil {
-		cl := c.getCall(modeBatch, nil)
-		cl.n = p.n
-		if err = c.roundTrip(ctx, cl, p.buf, &o); err == nil {
-			answers = cl.answers
+		rq := c.getRequest(modeBatch, nil)
+		rq.n = p.n
+		if err = c.roundTrip(ctx, rq, p.buf, &o); err == nil {
+			answers = rq.answers
 		}
 		if !o.abandoned {
-			cl.recycle()
+			rq.recycle()
 		}
 	}
 	if c.timed {

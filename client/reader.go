@@ -22,7 +22,7 @@ func (cn *conn) readLoop() {
 	defer watch.Stop()
 	// The reader goroutine keeps the reading until it gives it up itself
 	// (deliver) or the connection fails, so it asks for it again only then.
-	var next *call // popped by deliver: the next answer's header is at hand
+	var next *request // popped by deliver: the next answer's header is at hand
 	for reading := false; ; {
 		if !reading && !cn.awaitRead(watch) {
 			return
@@ -32,32 +32,32 @@ func (cn *conn) readLoop() {
 			cn.failWith(next, err)
 			return
 		}
-		cl := next
-		if cl == nil {
-			cl = cn.pop()
+		rq := next
+		if rq == nil {
+			rq = cn.pop()
 		}
-		if cl == nil {
+		if rq == nil {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
 		var alive bool
-		if alive, reading, next = cn.deliver(cl, h, false); !alive {
+		if alive, reading, next = cn.deliver(rq, h, false); !alive {
 			return
 		}
 	}
 }
 
 // deliver reads the answer that starts with h (its header consumed) into
-// cl, just popped from the queue, frees cl's slot and settles who reads
+// rq, just popped from the queue, frees rq's slot and settles who reads
 // next (see readRole): byCaller says a caller read its own answer. alive
 // is false when the connection has ended; keep, for the reader goroutine,
 // that it still holds the reading, and next, when keep, the call of the
 // next answer if its header is buffered already: taken under the lock
 // deliver holds anyway, which saves the reader one lock per answer when
 // answers arrive many to a read.
-func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bool, next *call) {
-	if err := cn.answer(cl, h); err != nil {
-		cn.failWith(cl, err)
+func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (alive, keep bool, next *request) {
+	if err := cn.answer(rq, h); err != nil {
+		cn.failWith(rq, err)
 		return false, false, nil
 	}
 	cn.release()
@@ -85,28 +85,28 @@ func (cn *conn) deliver(cl *call, h frame.Header, byCaller bool) (alive, keep bo
 	return true, keep, next
 }
 
-// failWith fails the connection for err, and cl (if any) with it: cl left
+// failWith fails the connection for err, and rq (if any) with it: rq left
 // the queue, so fail does not see it, and gets the error every other call
 // on the connection gets.
-func (cn *conn) failWith(cl *call, err error) {
+func (cn *conn) failWith(rq *request, err error) {
 	cn.fail(err, writeProgress{})
-	if cl != nil {
-		cl.complete(nil, nil, cn.failure(), false)
+	if rq != nil {
+		rq.complete(nil, nil, cn.failure(), false)
 		cn.release()
 	}
 }
 
-func (cn *conn) pop() *call {
+func (cn *conn) pop() *request {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	return cn.q.pop()
 }
 
-// answer reads the answer that starts with h and completes cl with it. On
-// error cl is left pending for the caller to fail.
-func (cn *conn) answer(cl *call, h frame.Header) error {
-	if cl.mode == modeBatch {
-		return cn.answerBatch(cl, h)
+// answer reads the answer that starts with h and completes rq with it. On
+// error rq is left pending for the caller to fail.
+func (cn *conn) answer(rq *request, h frame.Header) error {
+	if rq.mode == modeBatch {
+		return cn.answerBatch(rq, h)
 	}
 	if h.IsBatch() {
 		return fmt.Errorf("%w: a batch of %d where one frame was expected (%w)",
@@ -114,22 +114,22 @@ func (cn *conn) answer(cl *call, h frame.Header) error {
 	}
 	n := h.Len()
 	switch {
-	case cl.state.Load() == stateAbandoned:
+	case rq.state.Load() == stateAbandoned:
 		// Nobody waits for this answer (a Notify, or a caller that gave
 		// up): consume it to stay in sync, and keep nothing.
 		if err := cn.r.Discard(n); err != nil {
 			return err
 		}
-		cl.recycle()
+		rq.recycle()
 		return nil
-	case cl.mode == modeAppend:
-		return cn.answerAppend(cl, n)
+	case rq.mode == modeAppend:
+		return cn.answerAppend(rq, n)
 	default:
 		ans, err := cn.r.ReadPayload(make([]byte, 0, min(n, growStep)), n)
 		if err != nil {
 			return err
 		}
-		cl.complete(ans, nil, nil, false)
+		rq.complete(ans, nil, nil, false)
 		return nil
 	}
 }
@@ -138,20 +138,20 @@ func (cn *conn) answer(cl *call, h frame.Header) error {
 // payload is read first and the call claimed only then, so the caller, who
 // may abandon the call at any moment until the claim, never waits on the
 // network once it has given up, and never finds its buffer written after.
-func (cn *conn) answerAppend(cl *call, n int) error {
+func (cn *conn) answerAppend(rq *request, n int) error {
 	p, peeked, err := cn.payload(n)
 	if err != nil {
 		return err
 	}
-	if cl.state.CompareAndSwap(statePending, stateClaimed) {
-		cl.ans, cl.err = append(cl.dst, p...), nil
-		cl.state.Store(stateDone)
-		cl.signal()
+	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.ans, rq.err = append(rq.dst, p...), nil
+		rq.state.Store(stateDone)
+		rq.signal()
 	} else {
-		cl.recycle()
+		rq.recycle()
 	}
 	if peeked {
-		// Cannot fail: Peek buffered these bytes. cl is gone, so no error
+		// Cannot fail: Peek buffered these bytes. rq is gone, so no error
 		// may reach the caller's error path from here.
 		_ = cn.r.Discard(n)
 	}
@@ -172,18 +172,18 @@ func (cn *conn) payload(n int) (p []byte, peeked bool, err error) {
 	return p, false, err
 }
 
-// answerBatch reads a batch answer for cl. The answers share a few
+// answerBatch reads a batch answer for rq. The answers share a few
 // growing chunks rather than taking an allocation each.
-func (cn *conn) answerBatch(cl *call, h frame.Header) error {
+func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 	switch {
 	case !h.IsBatch():
-		return fmt.Errorf("%w: a single frame where a batch of %d was expected", ErrUnexpectedAnswer, cl.n)
-	case h.Count() != cl.n:
-		return fmt.Errorf("%w: a batch of %d where a batch of %d was expected", ErrUnexpectedAnswer, h.Count(), cl.n)
-	case cl.state.Load() == stateAbandoned:
-		return cn.discardBatch(cl)
+		return fmt.Errorf("%w: a single frame where a batch of %d was expected", ErrUnexpectedAnswer, rq.n)
+	case h.Count() != rq.n:
+		return fmt.Errorf("%w: a batch of %d where a batch of %d was expected", ErrUnexpectedAnswer, h.Count(), rq.n)
+	case rq.state.Load() == stateAbandoned:
+		return cn.discardBatch(rq)
 	}
-	answers := make([][]byte, cl.n)
+	answers := make([][]byte, rq.n)
 	var chunk []byte
 	for i := range answers {
 		n, err := cn.readLength()
@@ -199,7 +199,7 @@ func (cn *conn) answerBatch(cl *call, h frame.Header) error {
 		if cap(chunk)-len(chunk) < n {
 			// Guess that the answers left are the size of this one: right
 			// for the common batch of like requests, one allocation.
-			chunk = make([]byte, 0, max(min(n*(cl.n-i), growStep), n, 512))
+			chunk = make([]byte, 0, max(min(n*(rq.n-i), growStep), n, 512))
 		}
 		p, err := cn.r.ReadPayload(chunk[len(chunk):], n)
 		if err != nil {
@@ -208,12 +208,12 @@ func (cn *conn) answerBatch(cl *call, h frame.Header) error {
 		chunk = chunk[:len(chunk)+n]
 		answers[i] = p[:n:n]
 	}
-	cl.complete(nil, answers, nil, false)
+	rq.complete(nil, answers, nil, false)
 	return nil
 }
 
-func (cn *conn) discardBatch(cl *call) error {
-	for range cl.n {
+func (cn *conn) discardBatch(rq *request) error {
+	for range rq.n {
 		n, err := cn.readLength()
 		if err == nil {
 			err = cn.r.Discard(n)
@@ -222,7 +222,7 @@ func (cn *conn) discardBatch(cl *call) error {
 			return err
 		}
 	}
-	cl.recycle()
+	rq.recycle()
 	return nil
 }
 

@@ -53,13 +53,13 @@ func TestResolverChanges(t *testing.T) {
 	t.Cleanup(func() { openGate.Do(func() { close(gate) }) }) // before the server's
 	b := newServer(t, answerOf)
 	r := newChanResolver()
-	c := newClient(t, nil, client.WithResolver(r))
+	c := newClient(t, nil, client.Config{Resolver: r})
 	ctx := ctxFor(t)
 
 	// Calls made before the first address set wait for it.
 	early := make(chan error, 1)
 	go func() {
-		ans, err := c.SendRecv(ctx, []byte("early"))
+		ans, err := c.Call(ctx, []byte("early"))
 		if err == nil && string(ans) != "ans:early" {
 			err = errors.New("wrong answer " + string(ans))
 		}
@@ -74,7 +74,7 @@ func TestResolverChanges(t *testing.T) {
 	waitCount(t, &a.requests, 2)
 	r.set(b.addr)
 	for range 20 {
-		if ans, err := c.SendRecv(ctx, []byte("x")); err != nil || string(ans) != "ans:x" {
+		if ans, err := c.Call(ctx, []byte("x")); err != nil || string(ans) != "ans:x" {
 			t.Fatalf("after the change: %q, %v", ans, err)
 		}
 	}
@@ -110,8 +110,8 @@ func (r failingResolver) Watch(context.Context, func([]string)) error { return r
 
 func TestResolverFails(t *testing.T) {
 	boom := errors.New("no such service")
-	c := newClient(t, nil, client.WithResolver(failingResolver{boom}))
-	_, err := c.SendRecv(ctxFor(t), []byte("x"))
+	c := newClient(t, nil, client.Config{Resolver: failingResolver{boom}})
+	_, err := c.Call(ctxFor(t), []byte("x"))
 	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, boom) {
 		t.Fatalf("got %v, want ErrNoConnection wrapping the resolver's error", err)
 	}
@@ -119,8 +119,8 @@ func TestResolverFails(t *testing.T) {
 
 func TestStaticResolver(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, nil, client.WithResolver(client.StaticResolver{srv.addr}))
-	if ans, err := c.SendRecv(ctxFor(t), []byte("x")); err != nil || string(ans) != "x" {
+	c := newClient(t, nil, client.Config{Resolver: client.StaticResolver{srv.addr}})
+	if ans, err := c.Call(ctxFor(t), []byte("x")); err != nil || string(ans) != "x" {
 		t.Fatalf("%q, %v", ans, err)
 	}
 }
@@ -136,14 +136,14 @@ func TestCloseWhileDraining(t *testing.T) {
 	t.Cleanup(func() { close(gate) })
 	b := newServer(t, nil)
 	r := newChanResolver()
-	c, err := client.New(nil, client.WithResolver(r), client.WithDrainTimeout(time.Hour))
+	c, err := client.New(nil, client.Config{Resolver: r, DrainTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.set(a.addr)
 	held := make(chan error, 1)
 	go func() {
-		_, err := c.SendRecv(ctxFor(t), []byte("held"))
+		_, err := c.Call(ctxFor(t), []byte("held"))
 		held <- err
 	}()
 	waitCount(t, &a.requests, 1)

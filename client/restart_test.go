@@ -66,7 +66,7 @@ func (e *events) snapshot() []client.StateEvent {
 func TestServerRestart(t *testing.T) {
 	srv := newServer(t, answerOf)
 	ev := newEvents()
-	c := newClient(t, []string{srv.addr}, fast(), client.WithConnsPerAddr(2), client.WithOnStateChange(ev.hook))
+	c := newClient(t, []string{srv.addr}, fast(client.Config{ConnsPerAddr: 2, OnStateChange: ev.hook}))
 	ev.waitFor(t, client.Connected, 0)
 
 	var (
@@ -130,12 +130,12 @@ func restartCall(c *client.Client, g int, req []byte) ([]byte, error) {
 	defer cancel()
 	switch g % 4 {
 	case 0, 1:
-		return c.SendRecv(ctx, req)
+		return c.Call(ctx, req)
 	case 2:
 		return c.Go(ctx, req).Wait()
 	default:
 		p := c.Pipeline()
-		p.Send(req)
+		p.Enqueue(req)
 		answers, err := p.Flush(ctx)
 		if err != nil {
 			return nil, err

@@ -53,10 +53,10 @@ func (d *dropFirst) count(req string) int {
 func TestNoSilentDuplicates(t *testing.T) {
 	d := &dropFirst{seen: make(map[string]int)}
 	addr := rawServer(t, d.serve)
-	c := newClient(t, []string{addr}, fast(), client.WithMaxRetries(3))
+	c := newClient(t, []string{addr}, fast(client.Config{MaxRetries: 3}))
 	ctx := ctxFor(t)
 
-	_, err := c.SendRecv(ctx, []byte("drop-plain"))
+	_, err := c.Call(ctx, []byte("drop-plain"))
 	if !errors.Is(err, client.ErrConnLost) || !errors.Is(err, io.EOF) {
 		t.Fatalf("plain call: got %v, want ErrConnLost (EOF)", err)
 	}
@@ -69,7 +69,7 @@ func TestNoSilentDuplicates(t *testing.T) {
 	}
 
 	idem := client.WithIdempotent(ctx)
-	ans, err := c.SendRecv(idem, []byte("drop-idempotent"))
+	ans, err := c.Call(idem, []byte("drop-idempotent"))
 	if err != nil || string(ans) != "drop-idempotent" {
 		t.Fatalf("idempotent call: %q, %v", ans, err)
 	}
@@ -95,15 +95,18 @@ func deadAddr(t *testing.T) string {
 
 func TestNoConnection(t *testing.T) {
 	dead := deadAddr(t)
-	_, err := client.New([]string{dead}, fast())
+	_, err := client.New([]string{dead}, fast(client.Config{}))
 	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("eager New: got %v, want ErrNoConnection wrapping ECONNREFUSED", err)
 	}
 
 	var attempts int
-	c := newClient(t, []string{dead}, fast(), client.WithLazyDial(), client.WithMaxRetries(2),
-		client.WithObserver(func(ci client.CallInfo) { attempts = ci.Attempts }))
-	_, err = c.SendRecv(ctxFor(t), []byte("x"))
+	c := newClient(t, []string{dead}, fast(client.Config{
+		LazyDial:   true,
+		MaxRetries: 2,
+		Observer:   func(ci client.CallInfo) { attempts = ci.Attempts },
+	}))
+	_, err = c.Call(ctxFor(t), []byte("x"))
 	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("lazy call: got %v, want ErrNoConnection wrapping ECONNREFUSED", err)
 	}
@@ -120,10 +123,10 @@ func TestNoConnection(t *testing.T) {
 func TestDeadAddressEjected(t *testing.T) {
 	srv := newServer(t, nil)
 	ev := newEvents()
-	c := newClient(t, []string{deadAddr(t), srv.addr}, fast(), client.WithOnStateChange(ev.hook))
+	c := newClient(t, []string{deadAddr(t), srv.addr}, fast(client.Config{OnStateChange: ev.hook}))
 	ctx := ctxFor(t)
 	for range 100 {
-		if ans, err := c.SendRecv(ctx, []byte("x")); err != nil || string(ans) != "x" {
+		if ans, err := c.Call(ctx, []byte("x")); err != nil || string(ans) != "x" {
 			t.Fatalf("%q, %v", ans, err)
 		}
 	}
@@ -137,10 +140,10 @@ func TestDeadAddressEjected(t *testing.T) {
 // a server that starts after the call.
 func TestWaitForConnection(t *testing.T) {
 	addr := deadAddr(t)
-	c := newClient(t, []string{addr}, fast(), client.WithLazyDial(), client.WithWaitForConnection())
+	c := newClient(t, []string{addr}, fast(client.Config{LazyDial: true, WaitForConnection: true}))
 	done := make(chan error, 1)
 	go func() {
-		ans, err := c.SendRecv(ctxFor(t), []byte("late"))
+		ans, err := c.Call(ctxFor(t), []byte("late"))
 		if err == nil && string(ans) != "late" {
 			err = errors.New("wrong answer " + string(ans))
 		}
@@ -158,7 +161,7 @@ func TestWaitForConnection(t *testing.T) {
 
 func TestLazyDial(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr}, client.WithLazyDial())
+	c := newClient(t, []string{srv.addr}, client.Config{LazyDial: true})
 	srv.mu.Lock()
 	conns := len(srv.conns)
 	srv.mu.Unlock()
@@ -167,7 +170,7 @@ func TestLazyDial(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
-	if ans, err := c.SendRecv(ctx, []byte("first")); err != nil || string(ans) != "first" {
+	if ans, err := c.Call(ctx, []byte("first")); err != nil || string(ans) != "first" {
 		t.Fatalf("%q, %v", ans, err)
 	}
 }

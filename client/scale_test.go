@@ -427,7 +427,7 @@ func startLoad(t testing.TB, c *client.Client, workers, maxCalls int) *load {
 				}
 				req := fmt.Appendf(nil, "w%d-%d", w, i)
 				ctx, cancel := context.WithTimeout(base, 10*time.Second)
-				ans, err := c.SendRecv(ctx, req)
+				ans, err := c.Call(ctx, req)
 				cancel()
 				var id string
 				if err == nil {
@@ -544,7 +544,7 @@ func TestDNSSRVScaleOut(t *testing.T) {
 		OnError:     func(error) { dnsErrs.Add(1) },
 	}}
 	ev := newEvents()
-	c := newClient(t, nil, client.WithResolver(w), fast(), client.WithOnStateChange(ev.hook))
+	c := newClient(t, nil, fast(client.Config{Resolver: w, OnStateChange: ev.hook}))
 	w.waitSet(t, initial...)
 
 	l := startLoad(t, c, workers, callsPerWork)
@@ -650,7 +650,7 @@ func TestDNSAScaleOut(t *testing.T) {
 		Interval:    20 * time.Millisecond,
 		NetResolver: d.resolver(),
 	}}
-	c := newClient(t, nil, client.WithResolver(w), fast())
+	c := newClient(t, nil, fast(client.Config{Resolver: w}))
 	w.waitSet(t, set(0, 1)...)
 
 	l := startLoad(t, c, workers, callsPerWork)
@@ -689,7 +689,7 @@ func TestDNSFailureKeepsSet(t *testing.T) {
 		NetResolver: d.resolver(),
 		OnError:     func(error) { dnsErrs.Add(1) },
 	}}
-	c := newClient(t, nil, client.WithResolver(w), client.WithStats(mem))
+	c := newClient(t, nil, client.Config{Resolver: w, Stats: mem})
 	w.waitSet(t, s1.addr, s2.addr)
 
 	// Unchanged records: many lookups, no new set.
@@ -705,7 +705,7 @@ func TestDNSFailureKeepsSet(t *testing.T) {
 	seen := make(map[string]int)
 	for i := range 100 {
 		req := fmt.Appendf(nil, "%d", i)
-		ans, err := c.SendRecv(ctx, req)
+		ans, err := c.Call(ctx, req)
 		if err != nil {
 			t.Fatal("call during the DNS outage:", err)
 		}
@@ -737,15 +737,17 @@ func TestDNSFirstLookupFails(t *testing.T) {
 	d := newTestDNS(t)
 	s := startIDServer(t, "s1", "127.0.0.1:0")
 	const name = "late.tcpez.test."
-	c := newClient(t, nil, client.WithResolver(client.DNSResolver{
-		Name:        fmt.Sprint(name, ":", portOf(t, s.addr)),
-		Interval:    10 * time.Millisecond,
-		NetResolver: d.resolver(),
-	}), fast())
+	c := newClient(t, nil, fast(client.Config{
+		Resolver: client.DNSResolver{
+			Name:        fmt.Sprint(name, ":", portOf(t, s.addr)),
+			Interval:    10 * time.Millisecond,
+			NetResolver: d.resolver(),
+		},
+	}))
 	ctx := ctxFor(t)
 	var dnsErr *net.DNSError
 	waitUntil(t, "a DNS failure", func() bool {
-		_, err := c.SendRecv(ctx, []byte("x"))
+		_, err := c.Call(ctx, []byte("x"))
 		if err == nil {
 			t.Fatal("call succeeded with no server in DNS")
 		}
@@ -757,7 +759,7 @@ func TestDNSFirstLookupFails(t *testing.T) {
 
 	d.setA(name, "127.0.0.1")
 	waitUntil(t, "a call to succeed", func() bool {
-		ans, err := c.SendRecv(ctx, []byte("x"))
+		ans, err := c.Call(ctx, []byte("x"))
 		return err == nil && string(ans) == "s1:x"
 	})
 }

@@ -277,9 +277,9 @@ func readRequest(r *frame.Reader) (payloads [][]byte, batch bool, err error) {
 }
 
 // newClient returns a client closed at the end of the test.
-func newClient(t testing.TB, addrs []string, opts ...client.Option) *client.Client {
+func newClient(t testing.TB, addrs []string, cfg client.Config) *client.Client {
 	t.Helper()
-	c, err := client.New(addrs, opts...)
+	c, err := client.New(addrs, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,13 +287,12 @@ func newClient(t testing.TB, addrs []string, opts ...client.Option) *client.Clie
 	return c
 }
 
-// fast makes reconnects and retries quick enough for tests.
-func fast() client.Option {
-	return func(c *client.Config) {
-		c.ReconnectBackoff = client.Backoff{Base: 2 * time.Millisecond, Max: 50 * time.Millisecond}
-		c.RetryBackoff = client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
-		c.DialTimeout = 5 * time.Second
-	}
+// fast returns cfg with reconnects and retries quick enough for tests.
+func fast(cfg client.Config) client.Config {
+	cfg.ReconnectBackoff = client.Backoff{Base: 2 * time.Millisecond, Max: 50 * time.Millisecond}
+	cfg.RetryBackoff = client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	cfg.DialTimeout = 5 * time.Second
+	return cfg
 }
 
 // ctxFor is a safety-net deadline: long enough never to fire on a working

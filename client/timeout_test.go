@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcpez/tcpez/client"
 	"net"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ func TestTimeoutsKeepConnectionInSync(t *testing.T) {
 		}
 		return answerOf(req)
 	})
-	c := newClient(t, []string{srv.addr})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	long := ctxFor(t)
 
 	const n = 40
@@ -44,16 +45,16 @@ func TestTimeoutsKeepConnectionInSync(t *testing.T) {
 			var err error
 			switch i % 4 {
 			case 0:
-				_, err = c.SendRecv(ctx, req)
+				_, err = c.Call(ctx, req)
 			case 1:
 				bufs[i] = make([]byte, 0, 64)
-				_, err = c.SendRecvAppend(ctx, bufs[i], req)
+				_, err = c.CallAppend(ctx, bufs[i], req)
 			case 2:
 				_, err = c.Go(ctx, req).Wait()
 			case 3:
 				p := c.Pipeline()
-				p.Send(req)
-				p.Send(req)
+				p.Enqueue(req)
+				p.Enqueue(req)
 				_, err = p.Flush(ctx)
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -64,14 +65,14 @@ func TestTimeoutsKeepConnectionInSync(t *testing.T) {
 		go func() {
 			defer fast.Done()
 			req := fmt.Appendf(nil, "fast-%d", i)
-			ans, err := c.SendRecv(long, req)
+			ans, err := c.Call(long, req)
 			if err != nil || !bytes.Equal(ans, answerOf(req)) {
 				errs <- fmt.Errorf("%s: got %q, %v", req, ans, err)
 			}
 		}()
 	}
 	slow.Wait()
-	// The abandoned SendRecvAppend buffers must never be written again.
+	// The abandoned CallAppend buffers must never be written again.
 	for _, b := range bufs {
 		if b != nil {
 			b = b[:cap(b)]
@@ -85,7 +86,7 @@ func TestTimeoutsKeepConnectionInSync(t *testing.T) {
 
 	for i := range 200 {
 		req := fmt.Appendf(nil, "after-%d", i)
-		if ans, err := c.SendRecv(long, req); err != nil || !bytes.Equal(ans, answerOf(req)) {
+		if ans, err := c.Call(long, req); err != nil || !bytes.Equal(ans, answerOf(req)) {
 			t.Fatalf("%s: got %q, %v", req, ans, err)
 		}
 	}
@@ -110,19 +111,19 @@ func TestWriteBlockedOnStalledServer(t *testing.T) {
 
 	// Each case has its own client, so that its caller is the one writing.
 	t.Run("deadline", func(t *testing.T) {
-		c := newClient(t, []string{addr})
+		c := newClient(t, []string{addr}, client.Config{})
 		ctx, cancel := context.WithTimeout(ctxFor(t), 20*time.Millisecond)
 		defer cancel()
-		if _, err := c.SendRecv(ctx, big); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := c.Call(ctx, big); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want DeadlineExceeded", err)
 		}
 		c.Close()
 	})
 	t.Run("cancel", func(t *testing.T) {
-		c := newClient(t, []string{addr})
+		c := newClient(t, []string{addr}, client.Config{})
 		ctx, cancel := context.WithCancel(ctxFor(t))
 		time.AfterFunc(20*time.Millisecond, cancel)
-		if _, err := c.SendRecv(ctx, big); !errors.Is(err, context.Canceled) {
+		if _, err := c.Call(ctx, big); !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want Canceled", err)
 		}
 		c.Close()

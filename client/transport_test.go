@@ -33,7 +33,7 @@ func TestTLS(t *testing.T) {
 	}
 	srv := startServer(t, tls.NewListener(inner, serverCfg), addr, listen, answerOf)
 
-	c := newClient(t, []string{srv.addr}, client.WithTLS(&tls.Config{RootCAs: pool}))
+	c := newClient(t, []string{srv.addr}, client.Config{TLS: &tls.Config{RootCAs: pool}})
 	ctx := ctxFor(t)
 	for g := range 20 {
 		if err := mixedCalls(ctx, c, g, 5); err != nil {
@@ -42,7 +42,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// A client that does not trust the certificate never gets a connection.
-	_, err = client.New([]string{srv.addr}, client.WithTLS(&tls.Config{}))
+	_, err = client.New([]string{srv.addr}, client.Config{TLS: &tls.Config{}})
 	var verr *tls.CertificateVerificationError
 	if !errors.Is(err, client.ErrNoConnection) || !errors.As(err, &verr) {
 		t.Fatalf("untrusted certificate: got %v, want ErrNoConnection wrapping a verification error", err)
@@ -58,7 +58,7 @@ func TestUnixSocket(t *testing.T) {
 	listen := func() (net.Listener, error) { return net.Listen("unix", path) }
 	srv := startServer(t, ln, "unix:"+path, listen, answerOf)
 	ev := newEvents()
-	c := newClient(t, []string{srv.addr}, fast(), client.WithOnStateChange(ev.hook))
+	c := newClient(t, []string{srv.addr}, fast(client.Config{OnStateChange: ev.hook}))
 	ctx := ctxFor(t)
 	if err := mixedCalls(ctx, c, 0, 20); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/internal/israce"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/protoserver/internal/testpb"
@@ -19,10 +20,10 @@ import (
 //
 //	go test -run '^$' -bench Overhead -benchmem ./protoserver/
 //
-// "bytes" is client.SendRecv against a server.HandlerFunc that returns the
+// "bytes" is client.Call against a server.HandlerFunc that returns the
 // request; "service" is the generated client's Echo, an EchoRequest whose
 // bytes field the service copies into its EchoResponse; "service-reuse" the
-// same with WithRequestReuse; "compatible" is the same messages in
+// same with ServiceConfig.RequestReuse; "compatible" is the same messages in
 // compatible mode. ns/op is wall time per call.
 func BenchmarkOverhead(b *testing.B) {
 	for _, mode := range []string{"bytes", "service", "service-reuse", "compatible"} {
@@ -72,19 +73,16 @@ func benchCall(b *testing.B, mode string, size int) func() {
 	switch mode {
 	case "bytes":
 		_, addr := serve(b, server.HandlerFunc(echoBytes), server.Config{})
-		c := newClient(b, addr)
+		c := newClient(b, addr, client.Config{})
 		return func() {
-			ans, err := c.SendRecv(ctx, payload)
+			ans, err := c.Call(ctx, payload)
 			if err != nil || len(ans) != size {
 				b.Error(len(ans), err)
 			}
 		}
 	case "service", "service-reuse":
-		var opts []protoserver.ServiceOption
-		if mode == "service-reuse" {
-			opts = append(opts, protoserver.WithRequestReuse())
-		}
-		c, _, _ := startService(b, echo, opts...)
+		cfg := protoserver.ServiceConfig{RequestReuse: mode == "service-reuse"}
+		c, _, _ := startService(b, echo, cfg)
 		req := &testpb.EchoRequest{Data: payload}
 		return func() {
 			resp, err := c.Echo(ctx, req)
@@ -93,8 +91,8 @@ func benchCall(b *testing.B, mode string, size int) func() {
 			}
 		}
 	case "compatible":
-		_, addr := serve(b, protoserver.Compatible(echo), server.Config{})
-		c := protoserver.NewCompatibleClient[testpb.EchoRequest, testpb.EchoResponse](newClient(b, addr))
+		_, addr := serve(b, protoserver.Compatible(echo, protoserver.CompatibleConfig{}), server.Config{})
+		c := protoserver.NewCompatibleClient[testpb.EchoRequest, testpb.EchoResponse](newClient(b, addr, client.Config{}))
 		req := &testpb.EchoRequest{Data: payload}
 		return func() {
 			resp, err := c.Call(ctx, req)
@@ -132,7 +130,7 @@ func TestServiceAllocs(t *testing.T) {
 	if israce.Enabled {
 		t.Skip("the race detector allocates")
 	}
-	c, _, _ := startService(t, echo)
+	c, _, _ := startService(t, echo, protoserver.ServiceConfig{})
 	req := &testpb.EchoRequest{Data: make([]byte, 16)}
 	ctx := context.Background()
 	call := func() {

@@ -50,9 +50,9 @@ func partial(t testing.TB, m proto.Message) []byte {
 // TestCompatibleByteClient: an existing ProtoServer client — here a plain
 // byte client sending raw protobuf, no envelope — is served.
 func TestCompatibleByteClient(t *testing.T) {
-	_, addr := serve(t, protoserver.Compatible(legacy), server.Config{})
-	c := newClient(t, addr)
-	ans, err := c.SendRecv(ctxFor(t), marshal(t, legacyRequest("SUCCEED", "a")))
+	_, addr := serve(t, protoserver.Compatible(legacy, protoserver.CompatibleConfig{}), server.Config{})
+	c := newClient(t, addr, client.Config{})
+	ans, err := c.Call(ctxFor(t), marshal(t, legacyRequest("SUCCEED", "a")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +62,8 @@ func TestCompatibleByteClient(t *testing.T) {
 	}
 	// A pipeline of raw requests is a protocol batch.
 	p := c.Pipeline()
-	p.Send(marshal(t, legacyRequest("SUCCEED", "b")))
-	p.Send(marshal(t, legacyRequest("OTHER", "")))
+	p.Enqueue(marshal(t, legacyRequest("SUCCEED", "b")))
+	p.Enqueue(marshal(t, legacyRequest("OTHER", "")))
 	answers, err := p.Flush(ctxFor(t))
 	if err != nil || len(answers) != 2 {
 		t.Fatal(answers, err)
@@ -79,8 +79,8 @@ func TestCompatibleByteClient(t *testing.T) {
 // TestCompatibleClient: the typed client's plain calls, futures and
 // pipelines.
 func TestCompatibleClient(t *testing.T) {
-	_, addr := serve(t, protoserver.Compatible(legacy), server.Config{})
-	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr))
+	_, addr := serve(t, protoserver.Compatible(legacy, protoserver.CompatibleConfig{}), server.Config{})
+	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.Config{}))
 	ctx := ctxFor(t)
 
 	resp, err := c.Call(ctx, legacyRequest("SUCCEED", "x"))
@@ -98,10 +98,10 @@ func TestCompatibleClient(t *testing.T) {
 	}
 	p := c.Pipeline()
 	req := legacyRequest("SUCCEED", "1")
-	f1 := p.Send(req)
+	f1 := p.Enqueue(req)
 	req.Args = proto.String("2") // Send encoded it already
-	f2 := p.Send(req)
-	f3 := p.Send(legacyRequest("NIL", ""))
+	f2 := p.Enqueue(req)
+	f3 := p.Enqueue(legacyRequest("NIL", ""))
 	if p.Len() != 3 {
 		t.Fatal(p.Len())
 	}
@@ -134,7 +134,7 @@ func TestCompatibleFailures(t *testing.T) {
 			panic("boom")
 		}
 		return legacy(ctx, req, sp)
-	})
+	}, protoserver.CompatibleConfig{})
 	_, addr := serve(t, h, server.Config{})
 	good := marshal(t, legacyRequest("SUCCEED", "first"))
 	for _, tc := range []struct {
@@ -175,18 +175,18 @@ func TestCompatibleFailures(t *testing.T) {
 	}
 
 	// The typed client sees the closed connection as a lost one.
-	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.WithMaxRetries(-1)))
+	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.Config{MaxRetries: -1}))
 	if _, err := c.Call(ctxFor(t), legacyRequest("ERROR", "")); !errors.Is(err, client.ErrConnLost) {
 		t.Fatalf("got %v, want client.ErrConnLost", err)
 	}
 }
 
-// TestCompatibleSpanTimings: WithSpanTimings times the steps as the
+// TestCompatibleSpanTimings: CompatibleConfig.SpanTimings times the steps as the
 // original ProtoServer did, and they reach the server's stats.
 func TestCompatibleSpanTimings(t *testing.T) {
 	mem := stats.NewMemory()
-	_, addr := serve(t, protoserver.Compatible(legacy, protoserver.WithSpanTimings()), server.Config{Stats: mem})
-	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr))
+	_, addr := serve(t, protoserver.Compatible(legacy, protoserver.CompatibleConfig{SpanTimings: true}), server.Config{Stats: mem})
+	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.Config{}))
 	if _, err := c.Call(ctxFor(t), legacyRequest("SUCCEED", "")); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@
 // (see Errorf), Unknown for its other errors, Internal for a panic,
 // Unimplemented for an unknown method, InvalidArgument for an undecodable
 // request, DeadlineExceeded when the caller's deadline passed,
-// ResourceExhausted over WithMaxConcurrency, Unavailable once Drain was
+// ResourceExhausted over ServiceConfig.MaxConcurrency, Unavailable once Drain was
 // called. The client adds DeadlineExceeded, Canceled and Unavailable for
 // calls that got no answer; use errors.As, StatusOf or CodeOf.
 //
@@ -31,7 +31,8 @@
 // context deadline; the caller's span id (WithSpanID) becomes the parent id
 // of the server's span; metadata (WithOutgoingMetadata) is read with
 // IncomingMetadata. Interceptors run around methods on the server
-// (WithInterceptors) and around calls on the client (WithClientInterceptors);
+// (ServiceConfig.Interceptors) and around calls on the client
+// (ClientConfig.Interceptors);
 // the middleware package has logging, authentication and metrics ones.
 //
 // # Typed calls

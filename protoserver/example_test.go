@@ -25,7 +25,7 @@ func run(h server.Handler) (*client.Client, func()) {
 		log.Fatal(err)
 	}
 	go srv.Serve(l)
-	c, err := client.New([]string{l.Addr().String()})
+	c, err := client.New([]string{l.Addr().String()}, client.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func ExampleCompatible() {
 	upper := func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
 		return wrapperspb.String(strings.ToUpper(req.GetValue())), nil
 	}
-	c, stop := run(protoserver.Compatible(upper))
+	c, stop := run(protoserver.Compatible(upper, protoserver.CompatibleConfig{}))
 	defer stop()
 
 	cc := protoserver.NewCompatibleClient[wrapperspb.StringValue, wrapperspb.StringValue](c)
@@ -56,7 +56,7 @@ func ExampleCompatible() {
 // A service serves many methods, registered here by hand; generated code
 // does the same with Register<Service>.
 func ExampleNewService() {
-	svc := protoserver.NewService().
+	svc := protoserver.NewService(protoserver.ServiceConfig{}).
 		Handle("Upper", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
 			return wrapperspb.String(strings.ToUpper(req.GetValue())), nil
 		})).
@@ -66,10 +66,10 @@ func ExampleNewService() {
 	c, stop := run(svc)
 	defer stop()
 
-	pc := protoserver.NewClient(c)
+	pc := protoserver.NewClient(c, protoserver.ClientConfig{})
 	ctx := context.Background()
 	var upper wrapperspb.StringValue
-	if err := pc.Invoke(ctx, "Upper", wrapperspb.String("hello"), &upper); err != nil {
+	if err := pc.Call(ctx, "Upper", wrapperspb.String("hello"), &upper); err != nil {
 		log.Fatal(err)
 	}
 	n, err := protoserver.Go[wrapperspb.Int64Value](ctx, pc, "Len", wrapperspb.String("hello")).Wait()
@@ -82,7 +82,7 @@ func ExampleNewService() {
 
 // A handler's error reaches the caller as a *Status, with its code.
 func ExampleErrorf() {
-	svc := protoserver.NewService(protoserver.WithLogger(quietLogger())).
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()}).
 		Handle("Get", protoserver.Method(func(ctx context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
 			return nil, protoserver.Errorf(protoserver.NotFound, "no key %q", req.GetValue())
 		})).
@@ -92,15 +92,15 @@ func ExampleErrorf() {
 	c, stop := run(svc)
 	defer stop()
 
-	pc := protoserver.NewClient(c)
+	pc := protoserver.NewClient(c, protoserver.ClientConfig{})
 	var resp wrapperspb.StringValue
-	err := pc.Invoke(context.Background(), "Get", wrapperspb.String("k"), &resp)
+	err := pc.Call(context.Background(), "Get", wrapperspb.String("k"), &resp)
 	if st, ok := errors.AsType[*protoserver.Status](err); ok {
 		fmt.Println(st.Code, st.Message)
 	}
-	err = pc.Invoke(context.Background(), "Crash", wrapperspb.String("k"), &resp)
+	err = pc.Call(context.Background(), "Crash", wrapperspb.String("k"), &resp)
 	fmt.Println(err)
-	err = pc.Invoke(context.Background(), "Put", wrapperspb.String("k"), &resp)
+	err = pc.Call(context.Background(), "Put", wrapperspb.String("k"), &resp)
 	fmt.Println(protoserver.CodeOf(err))
 	// Output:
 	// NotFound no key "k"

@@ -18,9 +18,9 @@ import (
 // TestHealthMethod: every service answers the health method, past an auth
 // interceptor, until it drains.
 func TestHealthMethod(t *testing.T) {
-	svc := protoserver.NewService(protoserver.WithInterceptors(middleware.TokenAuth("secret")))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{middleware.TokenAuth("secret")}})
 	_, addr := serve(t, svc, server.Config{})
-	c := protoserver.NewClient(newClient(t, addr))
+	c := protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{})
 	if _, err := protoserver.Call[emptypb.Empty](ctxFor(t), c, protoserver.HealthMethod, &emptypb.Empty{}); err != nil {
 		t.Fatalf("serving: %v", err)
 	}
@@ -35,7 +35,7 @@ func TestHealthMethod(t *testing.T) {
 // services with HealthProbe stops sending calls to the one that drains.
 func TestHealthProbeEjectsDrainingServer(t *testing.T) {
 	who := func(id string) *protoserver.Service {
-		return protoserver.NewService().Handle("Who", protoserver.Method(
+		return protoserver.NewService(protoserver.ServiceConfig{}).Handle("Who", protoserver.Method(
 			func(context.Context, *emptypb.Empty, *span.Span) (*wrapperspb.StringValue, error) {
 				return wrapperspb.String(id), nil
 			}))
@@ -44,18 +44,19 @@ func TestHealthProbeEjectsDrainingServer(t *testing.T) {
 	_, addrA := serve(t, a, server.Config{})
 	_, addrB := serve(t, b, server.Config{})
 	ejected := make(chan string, 4)
-	bc, err := client.New([]string{addrA, addrB},
-		client.WithHealthCheck(client.HealthCheck{Interval: 10 * time.Millisecond, Timeout: time.Second, Probe: protoserver.HealthProbe()}),
-		client.WithOnStateChange(func(e client.StateEvent) {
+	bc, err := client.New([]string{addrA, addrB}, client.Config{
+		HealthCheck: client.HealthCheck{Interval: 10 * time.Millisecond, Timeout: time.Second, Probe: protoserver.HealthProbe()},
+		OnStateChange: func(e client.StateEvent) {
 			if e.State == client.Ejected {
 				ejected <- e.Addr
 			}
-		}))
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bc.Close()
-	c := protoserver.NewClient(bc)
+	c := protoserver.NewClient(bc, protoserver.ClientConfig{})
 
 	a.Drain()
 	select {

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/protoserver/internal/testpb"
 	"github.com/tcpez/tcpez/server"
@@ -71,7 +72,7 @@ func TestServerInterceptors(t *testing.T) {
 			panic("in the handler")
 		}
 		return echo(ctx, req, sp)
-	}, protoserver.WithInterceptors(named("outer"), named("inner")), protoserver.WithInterceptors(rewrite))
+	}, protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{named("outer"), named("inner"), rewrite}})
 	ctx := ctxFor(t)
 
 	resp, err := c.Echo(ctx, &testpb.EchoRequest{Text: "x"})
@@ -108,7 +109,7 @@ func TestServerInterceptors(t *testing.T) {
 
 func TestClientInterceptors(t *testing.T) {
 	var j journal
-	svc := protoserver.NewService(protoserver.WithLogger(quietLogger()))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
 	testpb.RegisterTest(svc, testServer{echo: func(ctx context.Context, req *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
 		return &testpb.EchoResponse{Text: req.Text + " as " + protoserver.IncomingMetadata(ctx)["who"]}, nil
 	}})
@@ -138,7 +139,7 @@ func TestClientInterceptors(t *testing.T) {
 		}
 		return next(ctx, method, req, resp)
 	}
-	cc := protoserver.NewClient(newClient(t, addr), protoserver.WithClientInterceptors(named("outer"), named("inner"), special))
+	cc := protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{Interceptors: []protoserver.ClientInterceptor{named("outer"), named("inner"), special}})
 	c := testpb.NewTestClient(cc)
 	ctx := ctxFor(t)
 
@@ -203,16 +204,16 @@ func TestClientInterceptors(t *testing.T) {
 // TestPipelineBatchError: a pipeline whose batch fails gives every
 // call that reached the batch the batch's error.
 func TestPipelineBatchError(t *testing.T) {
-	_, _, addr := startService(t, echo)
+	_, _, addr := startService(t, echo, protoserver.ServiceConfig{})
 	for _, intercepted := range []bool{false, true} {
-		var opts []protoserver.ClientOption
+		var cfg protoserver.ClientConfig
 		if intercepted {
-			opts = append(opts, protoserver.WithClientInterceptors(func(ctx context.Context, method string, req, resp proto.Message, next protoserver.Invoker) error {
+			cfg.Interceptors = []protoserver.ClientInterceptor{func(ctx context.Context, method string, req, resp proto.Message, next protoserver.Invoker) error {
 				return next(ctx, method, req, resp)
-			}))
+			}}
 		}
-		bc := newClient(t, addr)
-		c := testpb.NewTestClient(protoserver.NewClient(bc, opts...))
+		bc := newClient(t, addr, client.Config{})
+		c := testpb.NewTestClient(protoserver.NewClient(bc, cfg))
 		p := c.Pipeline()
 		f := p.Echo(&testpb.EchoRequest{})
 		bad := p.Echo(&testpb.EchoRequest{Text: "\xff"}) // cannot be encoded

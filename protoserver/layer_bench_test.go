@@ -14,7 +14,7 @@ import (
 // client's decoding, through a client.Client stand-in. It is steadier
 // than BenchmarkOverhead on a busy machine.
 func BenchmarkLayer(b *testing.B) {
-	svc := protoserver.NewService(protoserver.WithLogger(quietLogger()))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
 	testpb.RegisterTest(svc, testServer{echo: echo})
 	sp := span.New()
 	ctx := context.Background()

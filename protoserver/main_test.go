@@ -46,9 +46,9 @@ func serve(t testing.TB, h server.Handler, cfg server.Config) (*server.Server, s
 }
 
 // newClient returns a byte client for addr, closed when the test ends.
-func newClient(t testing.TB, addr string, opts ...client.Option) *client.Client {
+func newClient(t testing.TB, addr string, cfg client.Config) *client.Client {
 	t.Helper()
-	c, err := client.New([]string{addr}, opts...)
+	c, err := client.New([]string{addr}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,14 +75,16 @@ func echo(_ context.Context, req *testpb.EchoRequest, _ *span.Span) (*testpb.Ech
 }
 
 // startService serves the Test service with fn as Echo and returns a
-// generated client for it.
-func startService(t testing.TB, fn echoFunc, opts ...protoserver.ServiceOption) (testpb.TestClient, *protoserver.Service, string) {
+// generated client for it. cfg.Logger defaults to a quiet one.
+func startService(t testing.TB, fn echoFunc, cfg protoserver.ServiceConfig) (testpb.TestClient, *protoserver.Service, string) {
 	t.Helper()
-	opts = append([]protoserver.ServiceOption{protoserver.WithLogger(quietLogger())}, opts...)
-	svc := protoserver.NewService(opts...)
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	svc := protoserver.NewService(cfg)
 	testpb.RegisterTest(svc, testServer{echo: fn})
 	_, addr := serve(t, svc, server.Config{})
-	return testpb.NewTestClient(protoserver.NewClient(newClient(t, addr))), svc, addr
+	return testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{})), svc, addr
 }
 
 // wantCode fails unless err is a *Status with code.

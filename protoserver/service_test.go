@@ -31,7 +31,7 @@ import (
 // TestServiceCalls makes plain, future and pipelined calls through the
 // generated client, over a real server and client.
 func TestServiceCalls(t *testing.T) {
-	tc, _, _ := startService(t, echo)
+	tc, _, _ := startService(t, echo, protoserver.ServiceConfig{})
 	ctx := ctxFor(t)
 
 	for _, size := range []int{0, 1, 16, 4 << 10, 100 << 10} {
@@ -82,7 +82,7 @@ func TestServiceCalls(t *testing.T) {
 }
 
 // TestServiceWithoutCodegen registers methods with the builder and calls
-// them with Invoke, Go and Enqueue.
+// them with Client.Call, Go and Enqueue.
 func TestServiceWithoutCodegen(t *testing.T) {
 	upper := func(_ context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
 		return wrapperspb.String(strings.ToUpper(req.GetValue())), nil
@@ -90,18 +90,18 @@ func TestServiceWithoutCodegen(t *testing.T) {
 	double := func(_ context.Context, req *wrapperspb.Int64Value, _ *span.Span) (*wrapperspb.Int64Value, error) {
 		return wrapperspb.Int64(2 * req.GetValue()), nil
 	}
-	svc := protoserver.NewService().
+	svc := protoserver.NewService(protoserver.ServiceConfig{}).
 		Handle("Upper", protoserver.Method(upper)).
 		Handle("Double", protoserver.Method(double))
 	if got := svc.Methods(); len(got) != 3 || got[0] != protoserver.HealthMethod || got[1] != "Double" || got[2] != "Upper" {
 		t.Fatalf("Methods: %q", got)
 	}
 	_, addr := serve(t, svc, server.Config{})
-	c := protoserver.NewClient(newClient(t, addr))
+	c := protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{})
 	ctx := ctxFor(t)
 
 	var s wrapperspb.StringValue
-	if err := c.Invoke(ctx, "Upper", wrapperspb.String("abc"), &s); err != nil || s.GetValue() != "ABC" {
+	if err := c.Call(ctx, "Upper", wrapperspb.String("abc"), &s); err != nil || s.GetValue() != "ABC" {
 		t.Fatalf("Upper: %q, %v", s.GetValue(), err)
 	}
 	f := protoserver.Go[wrapperspb.Int64Value](ctx, c, "Double", wrapperspb.Int64(21))
@@ -121,24 +121,24 @@ func TestServiceWithoutCodegen(t *testing.T) {
 		t.Fatalf("pipelined Double: %v, %v", r, err)
 	}
 	// An unknown method.
-	err := c.Invoke(ctx, "Triple", wrapperspb.Int64(1), &s)
+	err := c.Call(ctx, "Triple", wrapperspb.Int64(1), &s)
 	wantCode(t, err, protoserver.Unimplemented)
 }
 
 // TestRequestReuse: with reused requests, answers that share the
 // requests' fields, or are the request, stay intact under concurrent calls.
 func TestRequestReuse(t *testing.T) {
-	svc := protoserver.NewService(protoserver.WithRequestReuse()).
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).
 		Handle("Same", protoserver.Method(func(_ context.Context, req *wrapperspb.BytesValue, _ *span.Span) (*wrapperspb.BytesValue, error) {
 			return req, nil
 		}))
 	_, addr := serve(t, svc, server.Config{})
 	var same wrapperspb.BytesValue
-	if err := protoserver.NewClient(newClient(t, addr)).Invoke(ctxFor(t), "Same", wrapperspb.Bytes([]byte("me")), &same); err != nil || string(same.Value) != "me" {
+	if err := protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{}).Call(ctxFor(t), "Same", wrapperspb.Bytes([]byte("me")), &same); err != nil || string(same.Value) != "me" {
 		t.Fatalf("%q, %v", same.Value, err)
 	}
 
-	c, _, _ := startService(t, echo, protoserver.WithRequestReuse())
+	c, _, _ := startService(t, echo, protoserver.ServiceConfig{RequestReuse: true})
 	ctx := ctxFor(t)
 	var wg sync.WaitGroup
 	for g := range 20 {
@@ -172,7 +172,7 @@ func TestHandlePanics(t *testing.T) {
 		}()
 		f()
 	}
-	svc := protoserver.NewService().Handle("Echo", m)
+	svc := protoserver.NewService(protoserver.ServiceConfig{}).Handle("Echo", m)
 	expectPanic("duplicate", func() { svc.Handle("Echo", m) })
 	expectPanic("empty name", func() { svc.Handle("", m) })
 	svc.Respond(context.Background(), nil, span.New())
@@ -217,7 +217,7 @@ func TestStatusCodes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, _ := startService(t, tc.handler)
+			c, _, _ := startService(t, tc.handler, protoserver.ServiceConfig{})
 			ctx := ctxFor(t)
 			_, err := c.Echo(ctx, &testpb.EchoRequest{})
 			st := wantCode(t, err, tc.code)
@@ -247,7 +247,7 @@ func TestPanicLogged(t *testing.T) {
 	logger, hook := logtest.NewNullLogger()
 	c, _, _ := startService(t, func(context.Context, *testpb.EchoRequest, *span.Span) (*testpb.EchoResponse, error) {
 		panic("logged panic")
-	}, protoserver.WithLogger(logger))
+	}, protoserver.ServiceConfig{Logger: logger})
 	_, err := c.Echo(protoserver.WithSpanID(ctxFor(t), 5), &testpb.EchoRequest{})
 	wantCode(t, err, protoserver.Internal)
 	e := hook.LastEntry()
@@ -262,9 +262,9 @@ func TestPanicLogged(t *testing.T) {
 // envelope.proto one.
 func rawCall(t *testing.T, c *client.Client, env []byte) *tcpezv1.Response {
 	t.Helper()
-	ans, err := c.SendRecv(ctxFor(t), env)
+	ans, err := c.Call(ctxFor(t), env)
 	if err != nil {
-		t.Fatalf("SendRecv: %v", err)
+		t.Fatalf("Call: %v", err)
 	}
 	var resp tcpezv1.Response
 	if err := proto.Unmarshal(ans, &resp); err != nil {
@@ -289,8 +289,8 @@ func TestEnvelopeOnTheWire(t *testing.T) {
 	_, _, addr := startService(t, func(ctx context.Context, req *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
 		calls.Add(1)
 		return echo(ctx, req, sp)
-	})
-	c := newClient(t, addr)
+	}, protoserver.ServiceConfig{})
+	c := newClient(t, addr, client.Config{})
 	payload := marshal(t, &testpb.EchoRequest{Text: "wire"})
 
 	resp := rawCall(t, c, marshal(t, &tcpezv1.Request{Method: testpb.Test_Echo_FullMethodName, Payload: payload}))
@@ -323,7 +323,7 @@ func TestEnvelopeOnTheWire(t *testing.T) {
 // TestErrorsKeepConnection sends a bad envelope and a good one on one raw
 // connection: both are answered, in order, and the connection stays open.
 func TestErrorsKeepConnection(t *testing.T) {
-	_, _, addr := startService(t, echo)
+	_, _, addr := startService(t, echo, protoserver.ServiceConfig{})
 	nc, err := net.DialTimeout("tcp", addr, safety)
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +378,7 @@ func TestDeadline(t *testing.T) {
 		}
 		observed <- ctx.Err()
 		return &testpb.EchoResponse{Text: "too late"}, nil
-	})
+	}, protoserver.ServiceConfig{})
 
 	// No deadline: none for the handler either.
 	if _, err := c.Echo(context.Background(), &testpb.EchoRequest{}); err != nil {
@@ -417,7 +417,7 @@ func TestDeadline(t *testing.T) {
 	}
 
 	// The server's own answer, read with a byte client that keeps waiting.
-	raw := newClient(t, addr)
+	raw := newClient(t, addr, client.Config{})
 	env := marshal(t, &tcpezv1.Request{
 		Method:       testpb.Test_Echo_FullMethodName,
 		Payload:      marshal(t, &testpb.EchoRequest{Text: "wait"}),
@@ -443,7 +443,7 @@ func TestCanceled(t *testing.T) {
 	c, _, _ := startService(t, func(ctx context.Context, req *testpb.EchoRequest, _ *span.Span) (*testpb.EchoResponse, error) {
 		<-release
 		return &testpb.EchoResponse{}, nil
-	})
+	}, protoserver.ServiceConfig{})
 	defer close(release)
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	f := c.GoEcho(ctx, &testpb.EchoRequest{})
@@ -455,7 +455,7 @@ func TestCanceled(t *testing.T) {
 	}
 }
 
-// TestOverload: calls over WithMaxConcurrency are answered
+// TestOverload: calls over ServiceConfig.MaxConcurrency are answered
 // ResourceExhausted without running.
 func TestOverload(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
@@ -467,12 +467,12 @@ func TestOverload(t *testing.T) {
 			<-release
 		}
 		return &testpb.EchoResponse{Text: req.Text}, nil
-	}, protoserver.WithMaxConcurrency(1))
+	}, protoserver.ServiceConfig{MaxConcurrency: 1})
 	ctx := ctxFor(t)
 	held := c1.GoEcho(ctx, &testpb.EchoRequest{Text: "hold"})
 	<-started
 	// A second connection, since the first is busy with the held call.
-	c2 := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr)))
+	c2 := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{}))
 	_, err := c2.Echo(ctx, &testpb.EchoRequest{Text: "more"})
 	wantCode(t, err, protoserver.ResourceExhausted)
 	close(release)
@@ -493,7 +493,7 @@ func TestDrain(t *testing.T) {
 	c, svc, _ := startService(t, func(ctx context.Context, req *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
 		ran.Add(1)
 		return echo(ctx, req, sp)
-	})
+	}, protoserver.ServiceConfig{})
 	ctx := ctxFor(t)
 	if _, err := c.Echo(ctx, &testpb.EchoRequest{}); err != nil {
 		t.Fatal(err)
@@ -512,14 +512,14 @@ func TestDrain(t *testing.T) {
 // server, are Unavailable on the client and match the client's errors.
 func TestServerClosing(t *testing.T) {
 	started := make(chan struct{})
-	svc := protoserver.NewService(protoserver.WithLogger(quietLogger()))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
 	testpb.RegisterTest(svc, testServer{echo: func(ctx context.Context, _ *testpb.EchoRequest, _ *span.Span) (*testpb.EchoResponse, error) {
 		close(started)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}})
 	srv, addr := serve(t, svc, server.Config{})
-	c := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.WithMaxRetries(-1))))
+	c := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{MaxRetries: -1}), protoserver.ClientConfig{}))
 	f := c.GoEcho(ctxFor(t), &testpb.EchoRequest{})
 	<-started
 	srv.Close()
@@ -539,7 +539,7 @@ func TestSpanParent(t *testing.T) {
 	c, _, _ := startService(t, func(_ context.Context, _ *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
 		got <- ids{sp.ParentID(), sp.ID()}
 		return &testpb.EchoResponse{}, nil
-	})
+	}, protoserver.ServiceConfig{})
 	caller := span.New()
 	ctx := protoserver.WithSpanID(ctxFor(t), caller.ID())
 	if protoserver.OutgoingSpanID(ctx) != caller.ID() {
@@ -577,7 +577,7 @@ func TestMetadata(t *testing.T) {
 	c, _, _ := startService(t, func(ctx context.Context, _ *testpb.EchoRequest, _ *span.Span) (*testpb.EchoResponse, error) {
 		got <- protoserver.IncomingMetadata(ctx)
 		return &testpb.EchoResponse{}, nil
-	})
+	}, protoserver.ServiceConfig{})
 	ctx := protoserver.WithOutgoingMetadata(ctxFor(t), "user", "ada", "trace", "on")
 	ctx = protoserver.WithOutgoingMetadata(ctx, "trace", "off", "empty", "")
 	ctx = protoserver.WithSpanID(ctx, 7) // keeps the metadata
@@ -604,7 +604,7 @@ func TestEmptyMessages(t *testing.T) {
 			return nil, nil
 		}
 		return &testpb.EchoResponse{}, nil
-	})
+	}, protoserver.ServiceConfig{})
 	for _, text := range []string{"", "nil"} {
 		resp, err := c.Echo(ctxFor(t), &testpb.EchoRequest{Text: text})
 		if err != nil || resp == nil || proto.Size(resp) != 0 {

@@ -23,7 +23,7 @@ type benchOptions struct {
 	conns       int
 	concurrency int
 	size        int
-	batch       int   // 0: one SendRecv per request; K: Pipelines of K
+	batch       int   // 0: one Call per request; K: Pipelines of K
 	requests    int64 // 0: no limit
 	duration    time.Duration
 	timeout     time.Duration
@@ -70,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stopServer()
-	c, err := client.New([]string{addr}, client.WithConnsPerAddr(o.conns))
+	c, err := client.New([]string{addr}, client.Config{ConnsPerAddr: o.conns})
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func benchTarget(addr, mode string) (target string, stop func(), err error) {
 func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr string, stdout io.Writer) benchReport {
 	cfg := o.loadConfig()
 	if o.mode == "service" {
-		cfg.svc = protoserver.NewClient(c)
+		cfg.svc = protoserver.NewClient(c, protoserver.ClientConfig{})
 	}
 	l := startLoad(ctx, c, cfg)
 	interrupted := o.warmup > 0 && !await(ctx, o.warmup, nil)

@@ -257,7 +257,7 @@ func (w *worker) single(c *client.Client) (bad int, err error) {
 	w.seq++
 	// Into a reused buffer: the client then allocates nothing, and the
 	// allocation count shows the server and the client, not the bench.
-	w.ans, err = c.SendRecvAppend(w.ctx, w.ans[:0], w.req)
+	w.ans, err = c.CallAppend(w.ctx, w.ans[:0], w.req)
 	if err != nil {
 		return 0, err
 	}
@@ -272,7 +272,7 @@ func (w *worker) pipeline(p *client.Pipeline, n int) (bad int, err error) {
 	first := w.seq
 	for i := range n {
 		w.fill(w.req, first+uint64(i))
-		p.Send(w.req)
+		p.Enqueue(w.req)
 	}
 	w.seq += uint64(n)
 	answers, err := p.Flush(w.ctx)

@@ -18,7 +18,7 @@ const echoMethod = "tcpez.bench/Echo"
 
 // echoService is the embedded server's handler in service mode.
 func echoService() server.Handler {
-	return protoserver.NewService().Handle(echoMethod, protoserver.Method(
+	return protoserver.NewService(protoserver.ServiceConfig{}).Handle(echoMethod, protoserver.Method(
 		func(_ context.Context, req *wrapperspb.BytesValue, _ *span.Span) (*wrapperspb.BytesValue, error) {
 			return req, nil
 		}))

@@ -143,7 +143,7 @@ func loadWorkers(c *client.Client, workers int, stop <-chan struct{}, s *loadSta
 				req := fmt.Appendf(nil, "w%d-%d", g, i)
 				ctx, cancel := context.WithTimeout(context.Background(), loadCallTimeout)
 				start := time.Now()
-				ans, err := c.SendRecv(ctx, req)
+				ans, err := c.Call(ctx, req)
 				took := time.Since(start)
 				cancel()
 				if took > loadCallTimeout+loadMargin {
@@ -183,13 +183,13 @@ func waitAtLeast(t *testing.T, n *atomic.Int64, want int64, what string) {
 	}
 }
 
-func fastClient(t *testing.T, addrs []string, opts ...client.Option) *client.Client {
+// fastClient returns a client with cfg's settings and quick reconnects and
+// retries, closed when the test ends.
+func fastClient(t *testing.T, addrs []string, cfg client.Config) *client.Client {
 	t.Helper()
-	opts = append([]client.Option{
-		client.WithReconnectBackoff(client.Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond}),
-		client.WithRetryBackoff(client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}),
-	}, opts...)
-	c, err := client.New(addrs, opts...)
+	cfg.ReconnectBackoff = client.Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	cfg.RetryBackoff = client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	c, err := client.New(addrs, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestKillAndRestartUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	okAfterRestart := map[string]int{}
 	var firstOnA atomic.Int64 // UnixNano of the first success on A after the restart
-	c := fastClient(t, []string{addrA, addrB}, client.WithObserver(func(ci client.CallInfo) {
+	c := fastClient(t, []string{addrA, addrB}, client.Config{Observer: func(ci client.CallInfo) {
 		if ci.Err != nil || !restarted.Load() {
 			return
 		}
@@ -221,7 +221,7 @@ func TestKillAndRestartUnderLoad(t *testing.T) {
 		if ci.Addr == addrA {
 			firstOnA.CompareAndSwap(0, time.Now().UnixNano())
 		}
-	}))
+	}})
 	onBoth := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -272,7 +272,7 @@ func TestKillAndRestartUnderLoad(t *testing.T) {
 func TestSIGTERMUnderLoad(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := serveAt(t, addr, "--delay", "200ms")
-	c := fastClient(t, []string{addr}, client.WithConnsPerAddr(2))
+	c := fastClient(t, []string{addr}, client.Config{ConnsPerAddr: 2})
 	s := newLoadStats()
 	stop := runLoad(t, c, 16, s)
 	waitAtLeast(t, &s.ok, 50, "successes before the signal")

@@ -31,7 +31,7 @@ func main() {
 	go srv.Serve(l)
 	defer srv.Shutdown(context.Background())
 
-	c, err := client.New([]string{l.Addr().String()})
+	c, err := client.New([]string{l.Addr().String()}, client.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	answer, err := c.SendRecv(ctx, []byte("PING"))
+	answer, err := c.Call(ctx, []byte("PING"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,8 +47,8 @@ func main() {
 
 	// A pipeline sends its requests as one batch; answers come in order.
 	p := c.Pipeline()
-	p.Send([]byte("PING1"))
-	p.Send([]byte("PING2"))
+	p.Enqueue([]byte("PING1"))
+	p.Enqueue([]byte("PING2"))
 	answers, err := p.Flush(ctx)
 	if err != nil {
 		log.Fatal(err)

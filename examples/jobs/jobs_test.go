@@ -194,12 +194,12 @@ func startTestPool(t *testing.T, workers ...*worker) (*pool, jobspb.JobsClient) 
 		t.Fatal(err)
 	}
 	t.Cleanup(p.stop)
-	c, err := client.New(p.addrs) // client.PowerOfTwo, the default
+	c, err := client.New(p.addrs, client.Config{}) // client.PowerOfTwo, the default
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return p, jobspb.NewJobsClient(protoserver.NewClient(c))
+	return p, jobspb.NewJobsClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
 }
 
 // Balancing by outstanding calls keeps load off the slow worker: its calls

@@ -63,7 +63,7 @@ type pool struct {
 func startPool(logger logrus.FieldLogger, workers ...*worker) (*pool, error) {
 	p := &pool{workers: workers}
 	for _, w := range workers {
-		svc := protoserver.NewService(protoserver.WithLogger(logger))
+		svc := protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
 		jobspb.RegisterJobs(svc, w)
 		srv := server.New(svc, server.Config{
 			Logger:     logger.WithField("worker", w.name),
@@ -159,12 +159,12 @@ func demo(out io.Writer, logger logrus.FieldLogger) error {
 	defer p.stop()
 	fmt.Fprintf(out, "3 workers: fast-1 fast-2 slow-3 (%dx slower), one job at a time each\n", slowdown)
 
-	c, err := client.New(p.addrs, client.WithBalancer(client.PowerOfTwo))
+	c, err := client.New(p.addrs, client.Config{Balancer: client.PowerOfTwo})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	jc := jobspb.NewJobsClient(protoserver.NewClient(c))
+	jc := jobspb.NewJobsClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
 	ctx := context.Background()
 
 	fmt.Fprintf(out, "%d jobs (%d×%d to %d×%d, blur radius %d) from %d goroutines, each with a %v deadline\n",

@@ -430,12 +430,12 @@ func cluster(t *testing.T, n int) ([]*node, kvcachepb.CacheClient, []string) {
 
 func newClient(t *testing.T, addrs []string) kvcachepb.CacheClient {
 	t.Helper()
-	c, err := client.New(addrs, client.WithBalancer(client.Rendezvous))
+	c, err := client.New(addrs, client.Config{Balancer: client.Rendezvous})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return kvcachepb.NewCacheClient(protoserver.NewClient(c))
+	return kvcachepb.NewCacheClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -74,7 +74,7 @@ func startNode(id, addr, snapshot string, retain int, logger logrus.FieldLogger)
 			return nil, err
 		}
 	}
-	svc := protoserver.NewService(protoserver.WithLogger(logger))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
 	kvcachepb.RegisterCache(svc, &cache{id: id, store: store})
 	srv := server.New(svc, server.Config{Logger: logger})
 	l, err := srv.Listen(addr)
@@ -156,20 +156,21 @@ func demo(out io.Writer) error {
 	// The client hashes every call's key to a server. Its state changes
 	// tell the demo when cache-3 goes and comes back.
 	events := make(chan client.StateEvent, 100)
-	c, err := client.New(addrs,
-		client.WithBalancer(client.Rendezvous),
-		client.WithReconnectBackoff(client.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond}),
-		client.WithOnStateChange(func(ev client.StateEvent) {
+	c, err := client.New(addrs, client.Config{
+		Balancer:         client.Rendezvous,
+		ReconnectBackoff: client.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		OnStateChange: func(ev client.StateEvent) {
 			select {
 			case events <- ev:
 			default:
 			}
-		}))
+		},
+	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	kv := kvcachepb.NewCacheClient(protoserver.NewClient(c))
+	kv := kvcachepb.NewCacheClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// on gives a call its sharding key: the cache key or the channel name.
@@ -303,12 +304,12 @@ func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, 
 	// since answers leave a connection in order: a listener gets a client,
 	// and so connections, of its own.
 	listener := func(cursor uint64, until uint64, got chan<- string) (uint64, error) {
-		lc, err := client.New(addrs, client.WithBalancer(client.Rendezvous))
+		lc, err := client.New(addrs, client.Config{Balancer: client.Rendezvous})
 		if err != nil {
 			return cursor, err
 		}
 		defer lc.Close()
-		l := kvcachepb.NewCacheClient(protoserver.NewClient(lc))
+		l := kvcachepb.NewCacheClient(protoserver.NewClient(lc, protoserver.ClientConfig{}))
 		for cursor < until {
 			lctx, cancel := context.WithTimeout(on("deploys"), 5*time.Second)
 			resp, err := l.Listen(lctx, &kvcachepb.ListenRequest{Channel: "deploys", Cursor: cursor, MaxWaitMs: 10_000})

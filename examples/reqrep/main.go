@@ -38,7 +38,7 @@ func request(command, args string) *reqreppb.Request {
 }
 
 func main() {
-	srv := server.New(protoserver.Compatible(handle), server.Config{})
+	srv := server.New(protoserver.Compatible(handle, protoserver.CompatibleConfig{}), server.Config{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -46,7 +46,7 @@ func main() {
 	go srv.Serve(l)
 	defer srv.Shutdown(context.Background())
 
-	c, err := client.New([]string{l.Addr().String()})
+	c, err := client.New([]string{l.Addr().String()}, client.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func main() {
 	// A pipeline sends its requests as one batch; answers come in order.
 	p := rr.Pipeline()
 	futures := []*protoserver.Future[reqreppb.Response]{
-		p.Send(request("SUCCEED", "1")),
-		p.Send(request("FAIL", "2")),
+		p.Enqueue(request("SUCCEED", "1")),
+		p.Enqueue(request("FAIL", "2")),
 	}
 	if err := p.Flush(ctx); err != nil {
 		log.Fatal(err)

@@ -73,7 +73,7 @@ func (s *store) List(_ context.Context, req *kvpb.ListRequest, sp *span.Span) (*
 const token = "s3cret"
 
 func main() {
-	svc := protoserver.NewService(protoserver.WithInterceptors(middleware.TokenAuth(token)))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{middleware.TokenAuth(token)}})
 	kvpb.RegisterKV(svc, &store{m: make(map[string][]byte)})
 	srv := server.New(svc, server.Config{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,12 +83,12 @@ func main() {
 	go srv.Serve(l)
 	defer srv.Shutdown(context.Background())
 
-	c, err := client.New([]string{l.Addr().String()})
+	c, err := client.New([]string{l.Addr().String()}, client.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	kv := kvpb.NewKVClient(protoserver.NewClient(c, protoserver.WithClientInterceptors(middleware.ClientToken(token))))
+	kv := kvpb.NewKVClient(protoserver.NewClient(c, protoserver.ClientConfig{Interceptors: []protoserver.ClientInterceptor{middleware.ClientToken(token)}}))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -135,7 +135,7 @@ func main() {
 	fmt.Println("delete fruit/kiwi: existed", d.Existed)
 
 	// Without the token, the interceptor turns the call away.
-	anon := kvpb.NewKVClient(protoserver.NewClient(c))
+	anon := kvpb.NewKVClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
 	_, err = anon.List(ctx, &kvpb.ListRequest{})
 	fmt.Println("without the token:", protoserver.CodeOf(err))
 }

@@ -2,12 +2,15 @@
 // logging (Logging, ClientLogging), token authentication (Auth, TokenAuth,
 // ClientToken) and metrics (Metrics, ClientMetrics).
 //
-// Install them with protoserver.WithInterceptors and
-// protoserver.WithClientInterceptors; the first one given runs outermost:
+// Install them in protoserver.ServiceConfig.Interceptors and
+// protoserver.ClientConfig.Interceptors; the first one given runs
+// outermost:
 //
-//	svc := protoserver.NewService(protoserver.WithInterceptors(
-//		middleware.Metrics(rec),
-//		middleware.Logging(logger),
-//		middleware.TokenAuth(token),
-//	))
+//	svc := protoserver.NewService(protoserver.ServiceConfig{
+//		Interceptors: []protoserver.Interceptor{
+//			middleware.Metrics(rec),
+//			middleware.Logging(logger),
+//			middleware.TokenAuth(token),
+//		},
+//	})
 package middleware

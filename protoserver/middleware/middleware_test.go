@@ -56,7 +56,7 @@ type userKey struct{}
 func start(t *testing.T, ics []protoserver.Interceptor) func(cics ...protoserver.ClientInterceptor) testpb.TestClient {
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	svc := protoserver.NewService(protoserver.WithInterceptors(ics...), protoserver.WithLogger(quiet))
+	svc := protoserver.NewService(protoserver.ServiceConfig{Interceptors: ics, Logger: quiet})
 	testpb.RegisterTest(svc, testServer{})
 	srv := server.New(svc, server.Config{Logger: quiet})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,12 +70,12 @@ func start(t *testing.T, ics []protoserver.Interceptor) func(cics ...protoserver
 		<-done
 	})
 	return func(cics ...protoserver.ClientInterceptor) testpb.TestClient {
-		c, err := client.New([]string{l.Addr().String()})
+		c, err := client.New([]string{l.Addr().String()}, client.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		return testpb.NewTestClient(protoserver.NewClient(c, protoserver.WithClientInterceptors(cics...)))
+		return testpb.NewTestClient(protoserver.NewClient(c, protoserver.ClientConfig{Interceptors: cics}))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tcpez/tcpez/span"
 )
@@ -21,7 +22,7 @@ import (
 // NewService, add methods with Handle (or a generated Register function),
 // then serve it with server.New:
 //
-//	svc := protoserver.NewService().
+//	svc := protoserver.NewService(protoserver.ServiceConfig{}).
 //		Handle("Echo", protoserver.Method(echo))
 //	srv := server.New(svc, server.Config{})
 //
@@ -29,7 +30,7 @@ import (
 // stays open. A Service is safe for concurrent use once serving; methods
 // must all be added before.
 type Service struct {
-	cfg      serviceConfig
+	cfg      ServiceConfig
 	mu       sync.Mutex // guards methods until the first request
 	methods  map[string]*method
 	serving  atomic.Bool
@@ -37,43 +38,27 @@ type Service struct {
 	active   atomic.Int64
 }
 
-type serviceConfig struct {
-	interceptors   []Interceptor
-	maxConcurrency int
-	logger         logrus.FieldLogger
-	reuseRequests  bool
-}
-
-// ServiceOption configures NewService.
-type ServiceOption func(*serviceConfig)
-
-// WithInterceptors adds interceptors that run around every method, the
-// first outermost.
-func WithInterceptors(ics ...Interceptor) ServiceOption {
-	return func(c *serviceConfig) { c.interceptors = append(c.interceptors, ics...) }
-}
-
-// WithMaxConcurrency bounds how many calls the service runs at once, over
-// all its connections. A call over the bound is answered ResourceExhausted
-// at once, without running. 0 (the default) means no bound.
-func WithMaxConcurrency(n int) ServiceOption {
-	return func(c *serviceConfig) { c.maxConcurrency = n }
-}
-
-// WithLogger sets where handler panics are logged, with their stacks.
-// Default: logrus's standard logger.
-func WithLogger(l logrus.FieldLogger) ServiceOption {
-	return func(c *serviceConfig) { c.logger = l }
-}
-
-// WithRequestReuse makes the service reuse request messages: once a method
-// (and its interceptors) returned, its request is reset and decoded into
-// again by a later call. That saves an allocation per call (about 100 ns
-// of CPU for a small message) but a method must then not keep its request
-// message, nor use it from a goroutine that outlives the call; the values
-// of its fields, including sub-messages and byte slices, may be kept.
-func WithRequestReuse() ServiceOption {
-	return func(c *serviceConfig) { c.reuseRequests = true }
+// ServiceConfig holds a Service's settings, given to NewService. The zero
+// value of every field means its default.
+type ServiceConfig struct {
+	// Interceptors run around every method, the first outermost.
+	Interceptors []Interceptor
+	// MaxConcurrency bounds how many calls the service runs at once, over
+	// all its connections. A call over the bound is answered
+	// ResourceExhausted at once, without running. 0 (the default) means
+	// no bound.
+	MaxConcurrency int
+	// Logger is where handler panics are logged, with their stacks.
+	// Default: logrus's standard logger.
+	Logger logrus.FieldLogger
+	// RequestReuse makes the service reuse request messages: once a method
+	// (and its interceptors) returned, its request is reset and decoded
+	// into again by a later call. That saves an allocation per call (about
+	// 100 ns of CPU for a small message) but a method must then not keep
+	// its request message, nor use it from a goroutine that outlives the
+	// call; the values of its fields, including sub-messages and byte
+	// slices, may be kept.
+	RequestReuse bool
 }
 
 // MethodInfo describes a method to interceptors.
@@ -130,13 +115,13 @@ type method struct {
 	info    MethodInfo
 	h       *MethodHandler
 	chained Next      // the interceptors around h.call
-	reqs    sync.Pool // reused requests, with WithRequestReuse
+	reqs    sync.Pool // reused requests, with ServiceConfig.RequestReuse
 }
 
 // newRequest returns an empty request message, and whether it goes back
 // to m.reqs once the call is over.
 func (s *Service) newRequest(m *method) (proto.Message, bool) {
-	if !s.cfg.reuseRequests {
+	if !s.cfg.RequestReuse {
 		return m.h.newReq(), false
 	}
 	if req, ok := m.reqs.Get().(proto.Message); ok {
@@ -145,14 +130,13 @@ func (s *Service) newRequest(m *method) (proto.Message, bool) {
 	return m.h.newReq(), true
 }
 
-// NewService returns a Service whose only method is HealthMethod.
-func NewService(opts ...ServiceOption) *Service {
-	s := &Service{methods: make(map[string]*method)}
-	for _, o := range opts {
-		o(&s.cfg)
-	}
-	if s.cfg.logger == nil {
-		s.cfg.logger = logrus.StandardLogger()
+// NewService returns a Service whose only method is HealthMethod. The
+// zero ServiceConfig means every default.
+func NewService(cfg ServiceConfig) *Service {
+	s := &Service{cfg: cfg, methods: make(map[string]*method)}
+	s.cfg.Interceptors = slices.Clone(cfg.Interceptors)
+	if s.cfg.Logger == nil {
+		s.cfg.Logger = logrus.StandardLogger()
 	}
 	return s.handle(HealthMethod, healthHandler, false)
 }
@@ -180,8 +164,8 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 	}
 	m := &method{info: MethodInfo{Name: name}, h: h}
 	next := m.recovering(s)
-	for i := len(s.cfg.interceptors) - 1; intercepted && i >= 0; i-- {
-		ic, inner, info := s.cfg.interceptors[i], next, &m.info
+	for i := len(s.cfg.Interceptors) - 1; intercepted && i >= 0; i-- {
+		ic, inner, info := s.cfg.Interceptors[i], next, &m.info
 		next = func(ctx context.Context, req proto.Message, sp *span.Span) (proto.Message, error) {
 			return ic(ctx, info, req, sp, inner)
 		}
@@ -258,7 +242,7 @@ func (s *Service) call(ctx context.Context, m *method, r *request, sp *span.Span
 	case r.timeout < 0:
 		return nil, errExpired
 	}
-	if limit := s.cfg.maxConcurrency; limit > 0 {
+	if limit := s.cfg.MaxConcurrency; limit > 0 {
 		if s.active.Add(1) > int64(limit) {
 			s.active.Add(-1)
 			return nil, errBusy
@@ -332,7 +316,7 @@ func (m *method) recovering(s *Service) Next {
 
 // panicked logs a recovered panic and returns its Internal status.
 func (s *Service) panicked(m *method, v any, sp *span.Span) error {
-	s.cfg.logger.WithFields(sp.Fields(logrus.Fields{
+	s.cfg.Logger.WithFields(sp.Fields(logrus.Fields{
 		"method": m.info.Name,
 		"panic":  fmt.Sprint(v),
 		"stack":  string(debug.Stack()),
@@ -354,3 +338,14 @@ func (s *Service) fail(sp *span.Span, err error) []byte {
 	p.Code = int32(code)
 	return appendStatus(nil, p)
 }
+
+// HealthMethod is the standard health method every Service answers: OK
+// with an empty message while it serves, Unavailable once it drains, so
+// that load balancers stop sending it calls before it goes away.
+const HealthMethod = "/tcpez.v1.Health/Check"
+
+// healthHandler answers HealthMethod. Draining is answered before any
+// method runs, so serving is all this handler has to say.
+var healthHandler = Method(func(context.Context, *emptypb.Empty, *span.Span) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+})

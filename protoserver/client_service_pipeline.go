@@ -80,7 +80,7 @@ func (p *Pipeline) add(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	p.p.Send(b)
+	p.p.Enqueue(b)
 	p.sent = append(p.sent, i)
 	return nil
 }

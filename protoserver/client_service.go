@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -22,18 +24,16 @@ type Invoker func(ctx context.Context, method string, req, resp proto.Message) e
 // it.
 type ClientInterceptor func(ctx context.Context, method string, req, resp proto.Message, next Invoker) error
 
-// ClientOption configures NewClient.
-type ClientOption func(*Client)
-
-// WithClientInterceptors adds interceptors that run around every call, the
-// first outermost.
-func WithClientInterceptors(ics ...ClientInterceptor) ClientOption {
-	return func(c *Client) { c.interceptors = append(c.interceptors, ics...) }
+// ClientConfig holds a Client's settings, given to NewClient. The zero
+// value of every field means its default.
+type ClientConfig struct {
+	// Interceptors run around every call, the first outermost.
+	Interceptors []ClientInterceptor
 }
 
 // Client makes service-mode calls over a client.Client: each request and
 // answer travels in an envelope (proto/tcpez/v1/envelope.proto). Generated
-// clients (New<Service>Client) call through one; Invoke, Go and Pipeline
+// clients (New<Service>Client) call through one; Call, Go and Pipeline
 // serve services registered without generated code.
 //
 // Every error a call returns is a *Status, unless an interceptor returns
@@ -52,12 +52,9 @@ type Client struct {
 }
 
 // NewClient returns a Client that calls through c. Several Clients may
-// share one client.Client.
-func NewClient(c *client.Client, opts ...ClientOption) *Client {
-	cc := &Client{c: c}
-	for _, o := range opts {
-		o(cc)
-	}
+// share one client.Client. The zero ClientConfig means every default.
+func NewClient(c *client.Client, cfg ClientConfig) *Client {
+	cc := &Client{c: c, interceptors: slices.Clone(cfg.Interceptors)}
 	if len(cc.interceptors) > 0 {
 		cc.chain = chain(cc.interceptors, cc.roundTrip)
 	}
@@ -76,9 +73,9 @@ func chain(ics []ClientInterceptor, last Invoker) Invoker {
 	return next
 }
 
-// Invoke calls method with req and decodes its answer into resp, which it
+// Call calls method with req and decodes its answer into resp, which it
 // resets first.
-func (c *Client) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
+func (c *Client) Call(ctx context.Context, method string, req, resp proto.Message) error {
 	if c.chain != nil {
 		return c.chain(ctx, method, req, resp)
 	}
@@ -127,11 +124,11 @@ func Go[T any, PT interface {
 		return f
 	}
 	f.bufs = bufs
-	f.call = c.c.Go(ctx, b)
+	f.fut = c.c.Go(ctx, b)
 	return f
 }
 
-// roundTrip is the end of the interceptor chain, and Invoke without one.
+// roundTrip is the end of the interceptor chain, and Call without one.
 func (c *Client) roundTrip(ctx context.Context, method string, req, resp proto.Message) error {
 	return c.exchange(ctx, method, req, resp, false)
 }
@@ -146,7 +143,7 @@ func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Me
 	if err != nil {
 		return err
 	}
-	ans, err := c.c.SendRecvAppend(ctx, bufs.ans[:0], b)
+	ans, err := c.c.CallAppend(ctx, bufs.ans[:0], b)
 	bufs.ans = ans
 	if err != nil {
 		return transportError(err)
@@ -218,4 +215,34 @@ func transportError(err error) error {
 		code = Unavailable
 	}
 	return &Status{Code: code, Message: err.Error(), cause: err}
+}
+
+// HealthProbe returns a client.Probe that calls HealthMethod, for
+// client.HealthCheck: an address is healthy while its service answers OK,
+// and ejected when it answers anything else (draining, overloaded) or not
+// at all.
+func HealthProbe() client.Probe {
+	return func(ctx context.Context, _ string, call func(context.Context, []byte) ([]byte, error)) error {
+		// The probe's deadline travels with it, like any call's.
+		var timeout int64
+		if d, ok := ctx.Deadline(); ok {
+			timeout = max(int64(time.Until(d)), 1)
+		}
+		req, err := appendRequest(nil, HealthMethod, &emptypb.Empty{}, 0, timeout, nil)
+		if err != nil {
+			return err
+		}
+		ans, err := call(ctx, req)
+		if err != nil {
+			return err
+		}
+		_, st, err := decodeResponse(ans)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			return st
+		}
+		return nil
+	}
 }

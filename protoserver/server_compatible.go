@@ -10,20 +10,15 @@ import (
 	"github.com/tcpez/tcpez/span"
 )
 
-// CompatibleOption configures Compatible.
-type CompatibleOption func(*compatibleConfig)
-
-type compatibleConfig struct {
-	timings bool
-}
-
-// WithSpanTimings makes Compatible time each request's steps on its span,
-// as the original tcpez ProtoServer did: "pb.parse" (decoding the request),
-// "pb.response" (the handler) and "pb.encode" (encoding the answer). They
-// reach the server's stats and request logs. Off by default: an untouched
-// span costs nothing.
-func WithSpanTimings() CompatibleOption {
-	return func(c *compatibleConfig) { c.timings = true }
+// CompatibleConfig holds the settings of a Compatible handler. The zero
+// value of every field means its default.
+type CompatibleConfig struct {
+	// SpanTimings makes the handler time each request's steps on its
+	// span, as the original tcpez ProtoServer did: "pb.parse" (decoding
+	// the request), "pb.response" (the handler) and "pb.encode" (encoding
+	// the answer). They reach the server's stats and request logs. Off by
+	// default: an untouched span costs nothing.
+	SpanTimings bool
 }
 
 // Compatible returns a server.Handler for compatible mode, which is the
@@ -42,12 +37,8 @@ func Compatible[Req, Resp any, PReq interface {
 }, PResp interface {
 	*Resp
 	proto.Message
-}](fn func(ctx context.Context, req PReq, sp *span.Span) (PResp, error), opts ...CompatibleOption) server.Handler {
-	h := &compatible[Req, Resp, PReq, PResp]{fn: fn}
-	for _, o := range opts {
-		o(&h.cfg)
-	}
-	return h
+}](fn func(ctx context.Context, req PReq, sp *span.Span) (PResp, error), cfg CompatibleConfig) server.Handler {
+	return &compatible[Req, Resp, PReq, PResp]{fn: fn, cfg: cfg}
 }
 
 type compatible[Req, Resp any, PReq interface {
@@ -58,11 +49,11 @@ type compatible[Req, Resp any, PReq interface {
 	proto.Message
 }] struct {
 	fn  func(context.Context, PReq, *span.Span) (PResp, error)
-	cfg compatibleConfig
+	cfg CompatibleConfig
 }
 
 func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte, error) {
-	timed := h.cfg.timings
+	timed := h.cfg.SpanTimings
 	if timed {
 		sp.Start("pb.parse")
 	}

@@ -47,7 +47,7 @@ func (c *CompatibleClient[Req, Resp]) Call(ctx context.Context, req *Req) (*Resp
 	if err != nil {
 		return nil, err
 	}
-	ans, err := c.c.SendRecvAppend(ctx, bufs.ans[:0], b)
+	ans, err := c.c.CallAppend(ctx, bufs.ans[:0], b)
 	bufs.ans = ans
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func (c *CompatibleClient[Req, Resp]) Go(ctx context.Context, req *Req) *Future[
 		return f
 	}
 	f.bufs = bufs
-	f.call = c.c.Go(ctx, b)
+	f.fut = c.c.Go(ctx, b)
 	return f
 }
 
@@ -90,9 +90,9 @@ type CompatiblePipeline[Req, Resp any] struct {
 	futures []*Future[Resp]
 }
 
-// Send adds req to the batch and returns its future, which completes when
+// Enqueue adds req to the batch and returns its future, which completes when
 // Flush returns.
-func (p *CompatiblePipeline[Req, Resp]) Send(req *Req) *Future[Resp] {
+func (p *CompatiblePipeline[Req, Resp]) Enqueue(req *Req) *Future[Resp] {
 	f := &Future[Resp]{}
 	f.resp, f.msg = newResp[Resp]()
 	f.start()
@@ -102,7 +102,7 @@ func (p *CompatiblePipeline[Req, Resp]) Send(req *Req) *Future[Resp] {
 		f.resolve(err)
 		return f
 	}
-	p.p.Send(b)
+	p.p.Enqueue(b)
 	p.futures = append(p.futures, f)
 	return f
 }
