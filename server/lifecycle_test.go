@@ -20,6 +20,7 @@ import (
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
+	"github.com/tcpez/tcpez/stats/statsd"
 )
 
 // TestShutdownAnswersWhatWasRead: requests read before Shutdown are all
@@ -195,7 +196,7 @@ func TestStatsdOverUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	sd, err := stats.NewStatsd(stats.StatsdConfig{Address: pc.LocalAddr().String(), Prefix: "test"})
+	sd, err := statsd.New(statsd.Config{Address: pc.LocalAddr().String(), Prefix: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,5 +41,5 @@ func ExampleParseID() {
 	fmt.Println(err)
 	// Output:
 	// 1234 <nil>
-	// tcpez: invalid span id "4d2": want 16 hex digits, got 3 characters
+	// tcpez/span: invalid span id "4d2": want 16 hex digits, got 3 characters
 }

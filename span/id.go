@@ -7,7 +7,7 @@ import (
 )
 
 // ErrInvalidID is wrapped by the error ParseID returns for malformed input.
-var ErrInvalidID = errors.New("tcpez: invalid span id")
+var ErrInvalidID = errors.New("tcpez/span: invalid span id")
 
 // ID identifies a span. The zero ID means "no id", for example no parent.
 type ID uint64

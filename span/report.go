@@ -6,25 +6,31 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/sirupsen/logrus"
-
-	"github.com/tcpez/tcpez/stats"
 )
+
+// Recorder is what Record reports to: the part of stats.Recorder a span
+// uses, declared here so that span depends on no metrics package. Every
+// stats.Recorder is one.
+type Recorder interface {
+	Count(name string, delta int64)
+	Timing(name string, d time.Duration)
+}
 
 // Fields adds the span to dst and returns it, allocating a map if dst is
 // nil. The keys are "span_id", "parent_id" when there is a parent, each
 // attribute as a string, each counter as an int64, and each finished timing
 // as float64 milliseconds under "<name>_ms". All values encode as JSON.
 // The two IDs are written last so that no attribute can overwrite them.
-func (s *Span) Fields(dst logrus.Fields) logrus.Fields {
+// The map is logrus.Fields' type, so it goes to a logrus logger as it is
+// (logger.WithFields(sp.Fields(nil))) without span importing logrus.
+func (s *Span) Fields(dst map[string]any) map[string]any {
 	if s == nil {
 		return dst
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if dst == nil {
-		dst = make(logrus.Fields, 2+len(s.attrs)+len(s.counters)+len(s.timings))
+		dst = make(map[string]any, 2+len(s.attrs)+len(s.counters)+len(s.timings))
 	}
 	for _, a := range s.attrs {
 		dst[a.key] = a.value
@@ -47,7 +53,7 @@ func (s *Span) Fields(dst logrus.Fields) logrus.Fields {
 // Record sends the counters to r as Count and the finished timings as
 // Timing. Attributes are left out: they are per-request values, which
 // would give a metrics backend one series per value. r must not use s.
-func (s *Span) Record(r stats.Recorder) {
+func (s *Span) Record(r Recorder) {
 	if s == nil || r == nil {
 		return
 	}

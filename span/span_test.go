@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -155,7 +153,7 @@ func TestResetClearsEverything(t *testing.T) {
 	if d := s.Duration("db"); d != 0 {
 		t.Errorf("Duration(db) after Reset = %v, want 0", d)
 	}
-	if got, want := s.Fields(nil), (logrus.Fields{"span_id": "000000000000002a"}); !reflect.DeepEqual(got, want) {
+	if got, want := s.Fields(nil), (map[string]any{"span_id": "000000000000002a"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Fields() after Reset = %v, want %v", got, want)
 	}
 	if got := s.Add("n", 1); got != 1 {
@@ -221,7 +219,7 @@ func fill(s *Span) {
 func TestFields(t *testing.T) {
 	s := New()
 	fill(s)
-	want := logrus.Fields{
+	want := map[string]any{
 		"span_id":      "0000000000001234",
 		"parent_id":    "0000000000000abc",
 		"method":       "put",
@@ -240,7 +238,7 @@ func TestFieldsNoParent(t *testing.T) {
 	s := New()
 	s.Reset(7)
 	s.Attr("k", "v")
-	if got, want := s.Fields(nil), (logrus.Fields{"span_id": "0000000000000007", "k": "v"}); !reflect.DeepEqual(got, want) {
+	if got, want := s.Fields(nil), (map[string]any{"span_id": "0000000000000007", "k": "v"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Fields(nil) = %v, want %v", got, want)
 	}
 }
@@ -250,9 +248,9 @@ func TestFieldsIntoExisting(t *testing.T) {
 	s.Reset(7)
 	s.Add("n", 2)
 	s.Attr("span_id", "spoofed")
-	dst := logrus.Fields{"remote": "10.0.0.1:5000"}
+	dst := map[string]any{"remote": "10.0.0.1:5000"}
 	got := s.Fields(dst)
-	want := logrus.Fields{"remote": "10.0.0.1:5000", "span_id": "0000000000000007", "n": int64(2)}
+	want := map[string]any{"remote": "10.0.0.1:5000", "span_id": "0000000000000007", "n": int64(2)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Fields(dst) = %v, want %v", got, want)
 	}

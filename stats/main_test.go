@@ -6,8 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Statsd owns a goroutine and the statsd client owns two more; every test
-// must leave none of them running.
+// No Recorder here owns a goroutine; a test that started one must stop it.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
+	"github.com/tcpez/tcpez/stats/statsd"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,7 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
 	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by these CAs (PEM)")
-	statsd := fs.String("statsd", "", "send metrics to this statsd daemon, host:port")
+	statsdAddr := fs.String("statsd", "", "send metrics to this statsd daemon, host:port")
 	prefix := fs.String("statsd-prefix", "tcpez", "prefix of the statsd metric names")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, time to answer what was read")
@@ -52,8 +53,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var rec stats.Recorder = stats.Nop{}
-	if *statsd != "" {
-		sd, err := stats.NewStatsd(stats.StatsdConfig{Address: *statsd, Prefix: *prefix})
+	if *statsdAddr != "" {
+		sd, err := statsd.New(statsd.Config{Address: *statsdAddr, Prefix: *prefix})
 		if err != nil {
 			return err
 		}

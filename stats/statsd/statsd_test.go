@@ -1,4 +1,4 @@
-package stats
+package statsd
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cactus/go-statsd-client/v5/statsd"
+	cactus "github.com/cactus/go-statsd-client/v5/statsd"
 )
 
 // listen opens the UDP socket that plays the statsd daemon.
@@ -58,18 +58,18 @@ func expectNoMore(t *testing.T, pc net.PacketConn) {
 	}
 }
 
-func newTestStatsd(t *testing.T, cfg StatsdConfig) *Statsd {
+func newTestRecorder(t *testing.T, cfg Config) *Recorder {
 	t.Helper()
-	s, err := NewStatsd(cfg)
+	s, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewStatsd(%+v): %v", cfg, err)
+		t.Fatalf("New(%+v): %v", cfg, err)
 	}
 	return s
 }
 
 func TestStatsdSendsLines(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String(), Prefix: "myprefix"})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String(), Prefix: "myprefix"})
 
 	s.Count("requests", 3)
 	s.Count("requests", -2)
@@ -98,7 +98,7 @@ func TestStatsdSendsLines(t *testing.T) {
 
 func TestStatsdEmptyPrefix(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String()})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String()})
 	s.Count("requests", 1)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -110,7 +110,7 @@ func TestStatsdEmptyPrefix(t *testing.T) {
 
 func TestStatsdSampleRateMarksTimings(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String(), SampleRate: 0.5})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String(), SampleRate: 0.5})
 	// Sampling is random, so test only the mark on what is sent: one
 	// counter line always arrives, and some timing lines with it.
 	const timings = 200
@@ -155,7 +155,7 @@ func newGatedSink(s sink) *gatedSink {
 	return &gatedSink{sink: s, entered: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (g *gatedSink) Inc(stat string, value int64, rate float32, tags ...statsd.Tag) error {
+func (g *gatedSink) Inc(stat string, value int64, rate float32, tags ...cactus.Tag) error {
 	g.once.Do(func() {
 		close(g.entered)
 		<-g.release
@@ -167,16 +167,16 @@ func (g *gatedSink) open() { g.released.Do(func() { close(g.release) }) }
 
 func TestStatsdDropsWhenQueueFull(t *testing.T) {
 	pc := listen(t)
-	cfg, err := StatsdConfig{Address: pc.LocalAddr().String(), Prefix: "p", QueueSize: 4}.validate()
+	cfg, err := Config{Address: pc.LocalAddr().String(), Prefix: "p", QueueSize: 4}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := statsd.NewClientWithConfig(&statsd.ClientConfig{Address: cfg.Address, Prefix: cfg.Prefix, UseBuffered: true})
+	client, err := cactus.NewClientWithConfig(&cactus.ClientConfig{Address: cfg.Address, Prefix: cfg.Prefix, UseBuffered: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gate := newGatedSink(client)
-	s := newStatsd(cfg, gate)
+	s := newRecorder(cfg, gate)
 	defer s.Close()
 	defer gate.open() // runs first, so a failing test cannot leave Close stuck
 
@@ -210,7 +210,7 @@ func TestStatsdDropsWhenQueueFull(t *testing.T) {
 
 func TestStatsdConcurrentCountsAddUp(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String(), QueueSize: 256})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String(), QueueSize: 256})
 
 	const goroutines, perGoroutine = 4, 250
 	var wg sync.WaitGroup
@@ -241,7 +241,7 @@ func TestStatsdConcurrentCountsAddUp(t *testing.T) {
 
 func TestStatsdRecordingAfterCloseIsDropped(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String()})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String()})
 	if err := s.Close(); err != nil {
 		t.Fatalf("first Close: %v", err)
 	}
@@ -261,7 +261,7 @@ func TestStatsdRecordingAfterCloseIsDropped(t *testing.T) {
 // panic nor race, and every Close must return only once shutdown is done.
 func TestStatsdCloseWhileRecording(t *testing.T) {
 	pc := listen(t)
-	s := newTestStatsd(t, StatsdConfig{Address: pc.LocalAddr().String(), QueueSize: 16})
+	s := newTestRecorder(t, Config{Address: pc.LocalAddr().String(), QueueSize: 16})
 
 	var wg sync.WaitGroup
 	for range 4 {
@@ -290,40 +290,40 @@ func TestStatsdCloseWhileRecording(t *testing.T) {
 	}
 }
 
-func TestNewStatsdInvalidConfig(t *testing.T) {
+func TestNewInvalidConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  StatsdConfig
+		cfg  Config
 	}{
-		{"no address", StatsdConfig{}},
-		{"address without port", StatsdConfig{Address: "localhost"}},
-		{"negative flush interval", StatsdConfig{Address: "127.0.0.1:8125", FlushInterval: -time.Second}},
-		{"negative flush bytes", StatsdConfig{Address: "127.0.0.1:8125", FlushBytes: -1}},
-		{"flush bytes over UDP max", StatsdConfig{Address: "127.0.0.1:8125", FlushBytes: 70000}},
-		{"negative queue size", StatsdConfig{Address: "127.0.0.1:8125", QueueSize: -1}},
-		{"negative sample rate", StatsdConfig{Address: "127.0.0.1:8125", SampleRate: -0.1}},
-		{"sample rate above 1", StatsdConfig{Address: "127.0.0.1:8125", SampleRate: 1.5}},
-		{"NaN sample rate", StatsdConfig{Address: "127.0.0.1:8125", SampleRate: float32(math.NaN())}},
+		{"no address", Config{}},
+		{"address without port", Config{Address: "localhost"}},
+		{"negative flush interval", Config{Address: "127.0.0.1:8125", FlushInterval: -time.Second}},
+		{"negative flush bytes", Config{Address: "127.0.0.1:8125", FlushBytes: -1}},
+		{"flush bytes over UDP max", Config{Address: "127.0.0.1:8125", FlushBytes: 70000}},
+		{"negative queue size", Config{Address: "127.0.0.1:8125", QueueSize: -1}},
+		{"negative sample rate", Config{Address: "127.0.0.1:8125", SampleRate: -0.1}},
+		{"sample rate above 1", Config{Address: "127.0.0.1:8125", SampleRate: 1.5}},
+		{"NaN sample rate", Config{Address: "127.0.0.1:8125", SampleRate: float32(math.NaN())}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := NewStatsd(tc.cfg)
+			s, err := New(tc.cfg)
 			if !errors.Is(err, ErrInvalidConfig) {
-				t.Errorf("NewStatsd(%+v) error = %v, want one matching ErrInvalidConfig", tc.cfg, err)
+				t.Errorf("New(%+v) error = %v, want one matching ErrInvalidConfig", tc.cfg, err)
 			}
 			if s != nil {
-				t.Errorf("NewStatsd returned a Statsd with an error")
+				t.Errorf("New returned a Recorder with an error")
 				s.Close()
 			}
 		})
 	}
 }
 
-func TestStatsdConfigDefaults(t *testing.T) {
-	got, err := StatsdConfig{Address: "127.0.0.1:8125"}.validate()
+func TestConfigDefaults(t *testing.T) {
+	got, err := Config{Address: "127.0.0.1:8125"}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := StatsdConfig{
+	want := Config{
 		Address:       "127.0.0.1:8125",
 		FlushInterval: 100 * time.Millisecond,
 		FlushBytes:    1432,

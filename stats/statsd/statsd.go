@@ -1,4 +1,15 @@
-package stats
+// Package statsd sends tcpez's metrics to a statsd daemon over UDP. Make a
+// Recorder with New, give it to the server or client as their
+// stats.Recorder, and Close it at exit:
+//
+//	rec, err := statsd.New(statsd.Config{Address: "127.0.0.1:8125", Prefix: "myservice"})
+//	if err != nil { ... }
+//	defer rec.Close()
+//	srv := server.New(h, server.Config{Stats: rec})
+//
+// It lives apart from package stats so that only programs that send to
+// statsd link the statsd client library.
+package statsd
 
 import (
 	"errors"
@@ -8,14 +19,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cactus/go-statsd-client/v5/statsd"
+	cactus "github.com/cactus/go-statsd-client/v5/statsd"
+
+	"github.com/tcpez/tcpez/stats"
 )
 
-// ErrInvalidConfig is wrapped by the error NewStatsd returns for a
-// StatsdConfig it rejects; the message names the offending field.
-var ErrInvalidConfig = errors.New("tcpez: invalid statsd config")
+// ErrInvalidConfig is wrapped by the error New returns for a
+// Config it rejects; the message names the offending field.
+var ErrInvalidConfig = errors.New("tcpez/statsd: invalid config")
 
-// Defaults for the zero fields of StatsdConfig.
+// Defaults for the zero fields of Config.
 const (
 	DefaultFlushInterval = 100 * time.Millisecond
 	// DefaultFlushBytes is the largest statsd packet that fits in one
@@ -28,9 +41,9 @@ const (
 // FlushBytes would make every full packet fail to send.
 const maxUDPPayload = 65507
 
-// StatsdConfig configures NewStatsd. Zero fields take the documented
+// Config configures New. Zero fields take the documented
 // defaults.
-type StatsdConfig struct {
+type Config struct {
 	// Address is the host:port of the statsd daemon (UDP). Required.
 	Address string
 	// Prefix is prepended, with a dot, to every metric name, e.g.
@@ -53,7 +66,7 @@ type StatsdConfig struct {
 
 // validate returns cfg with defaults filled in, or an error wrapping
 // ErrInvalidConfig.
-func (cfg StatsdConfig) validate() (StatsdConfig, error) {
+func (cfg Config) validate() (Config, error) {
 	if cfg.Address == "" {
 		return cfg, fmt.Errorf("%w: Address is required", ErrInvalidConfig)
 	}
@@ -88,13 +101,13 @@ func (cfg StatsdConfig) validate() (StatsdConfig, error) {
 	return cfg, nil
 }
 
-// Statsd is a Recorder that sends metrics to a statsd daemon over UDP.
+// Recorder is a stats.Recorder that sends metrics to a statsd daemon over UDP.
 //
 // Recording never waits: the event goes into a bounded queue that one
 // background goroutine feeds to a buffered statsd client, and when the
 // queue is full the event is dropped and counted in Dropped. Call Close to
 // send what is queued and stop the goroutine.
-type Statsd struct {
+type Recorder struct {
 	queue   chan event
 	done    chan struct{} // closed by Close: drain the queue and return
 	drained chan struct{} // closed by the drainer once it has returned
@@ -106,12 +119,12 @@ type Statsd struct {
 	closeOnce sync.Once
 }
 
-// sink is the part of statsd.Statter that Statsd uses. Tests put their own
+// sink is the part of cactus.Statter that Recorder uses. Tests put their own
 // in front of the real client to hold the drainer still.
 type sink interface {
-	Inc(stat string, value int64, rate float32, tags ...statsd.Tag) error
-	Gauge(stat string, value int64, rate float32, tags ...statsd.Tag) error
-	TimingDuration(stat string, d time.Duration, rate float32, tags ...statsd.Tag) error
+	Inc(stat string, value int64, rate float32, tags ...cactus.Tag) error
+	Gauge(stat string, value int64, rate float32, tags ...cactus.Tag) error
+	TimingDuration(stat string, d time.Duration, rate float32, tags ...cactus.Tag) error
 	Close() error
 }
 
@@ -130,14 +143,14 @@ type event struct {
 	kind  eventKind
 }
 
-// NewStatsd validates cfg, creates a buffered statsd client and starts the
+// New validates cfg, creates a buffered statsd client and starts the
 // goroutine that feeds it. Close must be called to stop that goroutine.
-func NewStatsd(cfg StatsdConfig) (*Statsd, error) {
+func New(cfg Config) (*Recorder, error) {
 	cfg, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	client, err := statsd.NewClientWithConfig(&statsd.ClientConfig{
+	client, err := cactus.NewClientWithConfig(&cactus.ClientConfig{
 		Address:       cfg.Address,
 		Prefix:        cfg.Prefix,
 		UseBuffered:   true,
@@ -145,14 +158,14 @@ func NewStatsd(cfg StatsdConfig) (*Statsd, error) {
 		FlushBytes:    cfg.FlushBytes,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tcpez: creating statsd client for %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("tcpez/statsd: creating the client for %s: %w", cfg.Address, err)
 	}
-	return newStatsd(cfg, client), nil
+	return newRecorder(cfg, client), nil
 }
 
-// newStatsd takes a validated cfg.
-func newStatsd(cfg StatsdConfig, client sink) *Statsd {
-	s := &Statsd{
+// newRecorder takes a validated cfg.
+func newRecorder(cfg Config, client sink) *Recorder {
+	s := &Recorder{
 		queue:   make(chan event, cfg.QueueSize),
 		done:    make(chan struct{}),
 		drained: make(chan struct{}),
@@ -164,25 +177,25 @@ func newStatsd(cfg StatsdConfig, client sink) *Statsd {
 }
 
 // Count queues an increment of the statsd counter name by delta.
-func (s *Statsd) Count(name string, delta int64) {
+func (s *Recorder) Count(name string, delta int64) {
 	s.enqueue(event{name: name, value: delta, kind: kindCount})
 }
 
 // Gauge queues setting the statsd gauge name to value.
-func (s *Statsd) Gauge(name string, value int64) {
+func (s *Recorder) Gauge(name string, value int64) {
 	s.enqueue(event{name: name, value: value, kind: kindGauge})
 }
 
 // Timing queues d as a statsd timer, sent in (fractional) milliseconds.
 // With a SampleRate below 1 only that fraction is sent, marked with the
 // rate so that the daemon scales it back up.
-func (s *Statsd) Timing(name string, d time.Duration) {
+func (s *Recorder) Timing(name string, d time.Duration) {
 	s.enqueue(event{name: name, value: int64(d), kind: kindTiming})
 }
 
 // Dropped returns how many events were discarded because the queue was
-// full or Statsd was closed.
-func (s *Statsd) Dropped() uint64 {
+// full or Recorder was closed.
+func (s *Recorder) Dropped() uint64 {
 	return s.dropped.Load()
 }
 
@@ -190,7 +203,7 @@ func (s *Statsd) Dropped() uint64 {
 // Close cannot panic or stall the request it is made for. An event that
 // passes the closed check just as Close runs may be left in the queue
 // unsent and uncounted; that window is as narrow as the two lines below.
-func (s *Statsd) enqueue(e event) {
+func (s *Recorder) enqueue(e event) {
 	if s.closed.Load() {
 		s.dropped.Add(1)
 		return
@@ -202,7 +215,7 @@ func (s *Statsd) enqueue(e event) {
 	}
 }
 
-func (s *Statsd) drain() {
+func (s *Recorder) drain() {
 	defer close(s.drained)
 	for {
 		select {
@@ -224,7 +237,7 @@ func (s *Statsd) drain() {
 // send ignores errors: the buffered client only fails once it is closed,
 // which happens after the drainer returns, and a metrics failure must not
 // become a request failure anyway.
-func (s *Statsd) send(e event) {
+func (s *Recorder) send(e event) {
 	switch e.kind {
 	case kindCount:
 		_ = s.client.Inc(e.name, e.value, 1)
@@ -241,15 +254,17 @@ func (s *Statsd) send(e event) {
 //
 // Close is safe to call more than once and concurrently; every call returns
 // once shutdown is complete, and calls after the first return nil.
-func (s *Statsd) Close() error {
+func (s *Recorder) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.done)
 		<-s.drained
 		if cerr := s.client.Close(); cerr != nil {
-			err = fmt.Errorf("tcpez: closing statsd client: %w", cerr)
+			err = fmt.Errorf("tcpez/statsd: closing the client: %w", cerr)
 		}
 	})
 	return err
 }
+
+var _ stats.Recorder = (*Recorder)(nil)
