@@ -325,9 +325,9 @@ func (c *Client) mayRetry(ctx context.Context, err error, unsent bool, attempts 
 func ctxError(ctx context.Context) error {
 	err := ctx.Err()
 	if cause := context.Cause(ctx); cause != nil && cause != err {
-		return fmt.Errorf("tcpez: call abandoned: %w (%w)", err, cause)
+		return fmt.Errorf("tcpez/client: call abandoned: %w (%w)", err, cause)
 	}
-	return fmt.Errorf("tcpez: call abandoned: %w", err)
+	return fmt.Errorf("tcpez/client: call abandoned: %w", err)
 }
 
 func noConnection(last error) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/defaults"
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -190,17 +191,17 @@ func (b Backoff) validate(name string) error {
 
 // withDefaults returns c with every zero value replaced by its default.
 func (c Config) withDefaults() Config {
-	c.ConnsPerAddr = orDefault(c.ConnsPerAddr, DefaultConnsPerAddr)
-	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
-	c.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
-	c.DrainTimeout = orDefault(c.DrainTimeout, DefaultDrainTimeout)
-	c.MaxRetries = orDefault(c.MaxRetries, DefaultMaxRetries)
+	c.ConnsPerAddr = defaults.Or(c.ConnsPerAddr, DefaultConnsPerAddr)
+	c.MaxInFlight = defaults.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.DialTimeout = defaults.Or(c.DialTimeout, DefaultDialTimeout)
+	c.DrainTimeout = defaults.Or(c.DrainTimeout, DefaultDrainTimeout)
+	c.MaxRetries = defaults.Or(c.MaxRetries, DefaultMaxRetries)
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
 	c.RetryBackoff = c.RetryBackoff.withDefaults(DefaultRetryBackoffBase, DefaultRetryBackoffMax)
 	c.ReconnectBackoff = c.ReconnectBackoff.withDefaults(DefaultReconnectBackoffBase, DefaultReconnectBackoffMax)
-	c.OutlierFailures = orDefault(c.OutlierFailures, DefaultOutlierFailures)
+	c.OutlierFailures = defaults.Or(c.OutlierFailures, DefaultOutlierFailures)
 	c.OutlierBackoff = c.OutlierBackoff.withDefaults(DefaultOutlierBackoffBase, DefaultOutlierBackoffMax)
 	c.HealthCheck = c.HealthCheck.withDefaults()
 	if c.Stats == nil {
@@ -210,14 +211,7 @@ func (c Config) withDefaults() Config {
 }
 
 func (b Backoff) withDefaults(base, maxWait time.Duration) Backoff {
-	b.Base = orDefault(b.Base, base)
-	b.Max = orDefault(b.Max, max(maxWait, b.Base))
+	b.Base = defaults.Or(b.Base, base)
+	b.Max = defaults.Or(b.Max, max(maxWait, b.Base))
 	return b
-}
-
-func orDefault[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }

@@ -132,7 +132,7 @@ func (cn *conn) readOwn(ctx context.Context, rq *request) {
 	cn.deliver(rq, h, true)
 }
 
-var errNotOwn = errors.New("tcpez: answer for the reader goroutine")
+var errNotOwn = errors.New("tcpez/client: answer for the reader goroutine")
 
 // peekAnswer waits until a whole single-frame answer is buffered, and
 // returns its header.

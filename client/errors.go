@@ -9,16 +9,16 @@ import (
 var (
 	// ErrClosed is returned by every call made after Close, and by calls
 	// that were still waiting for an answer when Close ran.
-	ErrClosed = errors.New("tcpez: client closed")
+	ErrClosed = errors.New("tcpez/client: closed")
 	// ErrNoConnection is returned when no address has a usable connection
 	// and none is being dialled. It wraps the last dial error when there is
 	// one.
-	ErrNoConnection = errors.New("tcpez: no usable connection")
+	ErrNoConnection = errors.New("tcpez/client: no usable connection")
 	// ErrConnLost is matched by every *ConnError: the connection carrying
 	// the call broke before its answer arrived.
-	ErrConnLost = errors.New("tcpez: connection lost")
+	ErrConnLost = errors.New("tcpez/client: connection lost")
 	// ErrInvalidConfig wraps every error of Config.Validate.
-	ErrInvalidConfig = errors.New("tcpez: invalid client config")
+	ErrInvalidConfig = errors.New("tcpez/client: invalid config")
 	// ErrUnexpectedAnswer reports an answer that does not fit the request
 	// it would answer: a batch where a single frame was expected, a batch
 	// of the wrong size, or an answer with no request outstanding. It
@@ -39,7 +39,7 @@ type ConnError struct {
 }
 
 func (e *ConnError) Error() string {
-	return "tcpez: connection to " + e.Addr + " lost: " + e.Err.Error()
+	return "tcpez/client: connection to " + e.Addr + " lost: " + e.Err.Error()
 }
 
 // Unwrap returns the cause, so that errors.Is(err, frame.ErrProtocol) and
@@ -51,7 +51,7 @@ func (e *ConnError) Is(target error) bool { return target == ErrConnLost }
 
 type protocolError string
 
-func (e protocolError) Error() string { return "tcpez: " + string(e) }
+func (e protocolError) Error() string { return "tcpez/client: " + string(e) }
 
 // Is lets protocol errors of this package match the frame package's
 // ErrProtocol, so callers need one check for every protocol violation.
@@ -59,6 +59,6 @@ func (e protocolError) Is(target error) bool { return target == frame.ErrProtoco
 
 // Internal causes; they reach users only inside a ConnError.
 var (
-	errDrainTimeout = errors.New("tcpez: address removed and its connection did not drain in time")
-	errDraining     = errors.New("tcpez: connection is draining")
+	errDrainTimeout = errors.New("tcpez/client: address removed and its connection did not drain in time")
+	errDraining     = errors.New("tcpez/client: connection is draining")
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcpez/tcpez/internal/defaults"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -72,7 +73,7 @@ func (h HealthCheck) validate() error {
 
 func (h HealthCheck) withDefaults() HealthCheck {
 	if h.Interval > 0 {
-		h.Timeout = orDefault(h.Timeout, h.Interval)
+		h.Timeout = defaults.Or(h.Timeout, h.Interval)
 		if h.Probe == nil {
 			h.Probe = FrameProbe(nil)
 		}
@@ -193,7 +194,7 @@ func (c *Client) eject(e *endpoint, cause error) {
 	h.ejections++
 	h.ejected = true
 	h.fails.Store(0)
-	h.cause = fmt.Errorf("tcpez: %d calls in a row failed, the last with: %w", c.cfg.OutlierFailures, cause)
+	h.cause = fmt.Errorf("tcpez/client: %d calls in a row failed, the last with: %w", c.cfg.OutlierFailures, cause)
 	h.timer = time.AfterFunc(c.cfg.OutlierBackoff.wait(h.ejections), func() {
 		c.spawn(func() { c.readmit(e) })
 	})
@@ -288,7 +289,7 @@ func (c *Client) probe(e *endpoint) {
 	}
 	if err != nil {
 		c.cfg.Stats.Count(StatProbeErrors, 1)
-		err = fmt.Errorf("tcpez: health probe failed: %w", err)
+		err = fmt.Errorf("tcpez/client: health probe failed: %w", err)
 	}
 	c.setHealthy(e, err)
 }

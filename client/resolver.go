@@ -41,7 +41,7 @@ func (c *Client) watch() {
 	c.mu.Lock()
 	c.resolved = true
 	if err != nil {
-		c.resolveErr = fmt.Errorf("tcpez: resolver: %w", err)
+		c.resolveErr = fmt.Errorf("tcpez/client: resolver: %w", err)
 	}
 	c.mu.Unlock()
 	c.rebuild()

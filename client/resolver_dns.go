@@ -103,7 +103,7 @@ func (r DNSResolver) Watch(ctx context.Context, update func(addrs []string)) err
 }
 
 func (r DNSResolver) failed(ctx context.Context, err error, noSet bool) {
-	err = fmt.Errorf("tcpez: dns %s: %w", r.Name, err)
+	err = fmt.Errorf("tcpez/client: dns %s: %w", r.Name, err)
 	if r.OnError != nil {
 		r.OnError(err)
 	}
@@ -137,7 +137,7 @@ func resolverReport(ctx context.Context, err error, noSet bool) {
 	c.resolveErr = nil
 	if err != nil {
 		c.resolved = true
-		c.resolveErr = fmt.Errorf("tcpez: resolver: %w", err)
+		c.resolveErr = fmt.Errorf("tcpez/client: resolver: %w", err)
 	}
 	c.mu.Unlock()
 	c.rebuild()

@@ -8,7 +8,7 @@ import (
 // ErrProtocol matches, through errors.Is, every error by which this package
 // reports input that breaks the protocol. A connection that returns one is out
 // of sync and must be closed.
-var ErrProtocol = errors.New("tcpez: protocol error")
+var ErrProtocol = errors.New("tcpez/frame: protocol error")
 
 // Protocol violations. Each matches ErrProtocol as well as itself.
 var (
@@ -30,15 +30,15 @@ var (
 // Errors in how this package is called, rather than in what a peer sent.
 var (
 	// ErrInvalidLimits reports Limits that Validate rejects.
-	ErrInvalidLimits = errors.New("tcpez: invalid frame limits")
+	ErrInvalidLimits = errors.New("tcpez/frame: invalid limits")
 	// ErrEmptyBatch reports a batch of no frames, which the wire cannot
 	// express: the header 0 is an empty frame.
-	ErrEmptyBatch = errors.New("tcpez: a batch needs at least one frame")
+	ErrEmptyBatch = errors.New("tcpez/frame: a batch needs at least one frame")
 )
 
 type protocolError string
 
-func (e protocolError) Error() string { return "tcpez: " + string(e) }
+func (e protocolError) Error() string { return "tcpez/frame: " + string(e) }
 
 func (e protocolError) Is(target error) bool { return target == ErrProtocol }
 
@@ -55,9 +55,9 @@ type SizeError struct {
 
 func (e *SizeError) Error() string {
 	if e.Batch {
-		return fmt.Sprintf("tcpez: batch of %d frames exceeds the limit of %d", e.Size, e.Limit)
+		return fmt.Sprintf("tcpez/frame: batch of %d frames exceeds the limit of %d", e.Size, e.Limit)
 	}
-	return fmt.Sprintf("tcpez: frame of %d bytes exceeds the limit of %d", e.Size, e.Limit)
+	return fmt.Sprintf("tcpez/frame: frame of %d bytes exceeds the limit of %d", e.Size, e.Limit)
 }
 
 // Is makes a SizeError match ErrProtocol and ErrBatchTooLarge or

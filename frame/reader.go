@@ -182,7 +182,7 @@ func (r *Reader) readErr() error {
 	return err
 }
 
-var errNegativeRead = errors.New("frame: reader returned negative count from Read")
+var errNegativeRead = errors.New("tcpez/frame: reader returned negative count from Read")
 
 // PeekHeader returns the next header without consuming it, reading until
 // its bytes have arrived, and without checking it against the limits. Its

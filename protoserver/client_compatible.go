@@ -136,7 +136,7 @@ func encodeCompatible[Req any](b []byte, req *Req) ([]byte, error) {
 	m := reqMessage(req)
 	b, err := marshalOpts.MarshalAppend(b, m)
 	if err != nil {
-		return b, fmt.Errorf("protoserver: cannot encode the %s request: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		return b, fmt.Errorf("tcpez/protoserver: cannot encode the %s request: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return b, nil
 }
@@ -144,7 +144,7 @@ func encodeCompatible[Req any](b []byte, req *Req) ([]byte, error) {
 // decodeCompatible decodes an answer into resp, a new message.
 func decodeCompatible(ans []byte, resp proto.Message) error {
 	if err := mergeOpts.Unmarshal(ans, resp); err != nil {
-		return fmt.Errorf("protoserver: undecodable %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
+		return fmt.Errorf("tcpez/protoserver: undecodable %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return nil
 }

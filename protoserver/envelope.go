@@ -172,7 +172,7 @@ func appendSized(b []byte, num protowire.Number, msg proto.Message, n int) ([]by
 	start := len(b)
 	b, err := marshalCached.MarshalAppend(b, msg)
 	if err == nil && len(b)-start != n {
-		err = errors.New("tcpez: message changed while it was encoded")
+		err = errors.New("tcpez/protoserver: message changed while it was encoded")
 	}
 	return b, err
 }

@@ -104,6 +104,6 @@ func ExampleErrorf() {
 	fmt.Println(protoserver.CodeOf(err))
 	// Output:
 	// NotFound no key "k"
-	// tcpez: Internal: panic: out of coffee
+	// tcpez/protoserver: Internal: panic: out of coffee
 	// Unimplemented
 }

@@ -46,7 +46,7 @@ func WithSpanID(ctx context.Context, id span.ID) context.Context {
 // the earlier value. It panics if kv has an odd length.
 func WithOutgoingMetadata(ctx context.Context, kv ...string) context.Context {
 	if len(kv)%2 != 0 {
-		panic("protoserver: WithOutgoingMetadata: odd number of arguments")
+		panic("tcpez/protoserver: WithOutgoingMetadata: odd number of arguments")
 	}
 	var o outgoing
 	if old := outgoingFrom(ctx); old != nil {

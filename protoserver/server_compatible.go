@@ -59,7 +59,7 @@ func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []by
 	}
 	req := PReq(new(Req))
 	if err := mergeOpts.Unmarshal(b, req); err != nil {
-		return nil, fmt.Errorf("protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
+		return nil, fmt.Errorf("tcpez/protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	if timed {
 		sp.Finish("pb.parse")
@@ -81,7 +81,7 @@ func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []by
 	}
 	out, err := marshalOpts.Marshal(resp)
 	if err != nil {
-		return nil, fmt.Errorf("protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
+		return nil, fmt.Errorf("tcpez/protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return out, nil
 }

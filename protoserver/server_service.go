@@ -100,7 +100,7 @@ func Method[Req, Resp any, PReq interface {
 		call: func(ctx context.Context, req proto.Message, sp *span.Span) (proto.Message, error) {
 			r, ok := req.(PReq)
 			if !ok {
-				return nil, Errorf(Internal, "tcpez: method got a %T request, wants %T", req, r)
+				return nil, Errorf(Internal, "method got a %T request, wants %T", req, r)
 			}
 			resp, err := fn(ctx, r, sp)
 			if err != nil || resp == nil {
@@ -152,15 +152,15 @@ func (s *Service) Handle(name string, h *MethodHandler) *Service {
 // away.
 func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Service {
 	if name == "" || h == nil {
-		panic("protoserver: Handle needs a name and a MethodHandler")
+		panic("tcpez/protoserver: Handle needs a name and a MethodHandler")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.serving.Load() {
-		panic("protoserver: Handle " + name + " after the service started serving")
+		panic("tcpez/protoserver: Handle " + name + " after the service started serving")
 	}
 	if _, dup := s.methods[name]; dup {
-		panic("protoserver: method " + name + " registered twice")
+		panic("tcpez/protoserver: method " + name + " registered twice")
 	}
 	m := &method{info: MethodInfo{Name: name}, h: h}
 	next := m.recovering(s)

@@ -625,7 +625,7 @@ func TestStatusHelpers(t *testing.T) {
 		t.Fatal(c)
 	}
 	st := protoserver.Errorf(protoserver.AlreadyExists, "key %d", 1)
-	if st.Error() != "tcpez: AlreadyExists: key 1" {
+	if st.Error() != "tcpez/protoserver: AlreadyExists: key 1" {
 		t.Fatal(st.Error())
 	}
 	a, _ := anypb.New(wrapperspb.String("d"))

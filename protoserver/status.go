@@ -94,12 +94,12 @@ func Errorf(code Code, format string, a ...any) *Status {
 	return &Status{Code: code, Message: fmt.Sprintf(format, a...)}
 }
 
-// Error returns "tcpez: <code>: <message>".
+// Error returns "tcpez/protoserver: <code>: <message>".
 func (s *Status) Error() string {
 	if s.Message == "" {
-		return "tcpez: " + s.Code.String()
+		return "tcpez/protoserver: " + s.Code.String()
 	}
-	return "tcpez: " + s.Code.String() + ": " + s.Message
+	return "tcpez/protoserver: " + s.Code.String() + ": " + s.Message
 }
 
 // Unwrap returns the local cause of a client-made Status, nil otherwise.

@@ -15,7 +15,7 @@ const DefaultAuthTimeout = 10 * time.Second
 
 // ErrUnauthenticated ends a connection that Auth refused, or that did not
 // authenticate within Auth.Timeout.
-var ErrUnauthenticated = errors.New("tcpez: unauthenticated")
+var ErrUnauthenticated = errors.New("tcpez/server: unauthenticated")
 
 // Auth admits connections before any of their requests is served.
 //
@@ -25,6 +25,10 @@ var ErrUnauthenticated = errors.New("tcpez: unauthenticated")
 // answer to any tcpez client. Without Token, Check sees only the peer, for
 // example the identity in its TLS client certificate.
 type Auth struct {
+	// Token, when set, makes the first frame of every connection its
+	// credential, given to Check as token and answered with an empty
+	// frame once accepted. When false, no frame is taken: Check gets a nil
+	// token and judges the peer alone (its address, its TLS state).
 	Token bool
 	// Check accepts a connection, returning an identity that handlers read
 	// with Identity, or refuses it with an error; the connection is then
@@ -79,7 +83,7 @@ func (c *conn) authenticate() error {
 	}
 	id, err := a.Check(ctx, peer, token)
 	if err != nil {
-		c.srv.count("errors.auth")
+		c.srv.count(StatErrAuth)
 		return fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	c.ctx = context.WithValue(c.ctx, identityKey{}, id)
@@ -115,7 +119,7 @@ func (c *conn) readToken(deadline time.Time) ([]byte, error) {
 		token, err = c.r.ReadPayload(nil, h.Len())
 	}
 	if err != nil {
-		c.srv.count("errors.auth")
+		c.srv.count(StatErrAuth)
 		if isTimeout(err) {
 			return nil, fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)
 		}

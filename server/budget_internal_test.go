@@ -185,7 +185,7 @@ func TestBudgetWaitIsBounded(t *testing.T) {
 		t.Fatal("the member that found no room was answered")
 	}
 	wg.Wait()
-	waitUntil(t, MetricMemoryClosed, func() bool { return rec.Counter(MetricMemoryClosed) == 1 })
+	waitUntil(t, StatErrMemory, func() bool { return rec.Counter(StatErrMemory) == 1 })
 	logged := false
 	for _, e := range hook.AllEntries() {
 		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "memory budget") {

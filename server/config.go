@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/defaults"
 	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
 )
@@ -21,13 +22,18 @@ const (
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute // as in the original tcpez server
 	DefaultWriteTimeout    = 30 * time.Second
-	DefaultBufferSize      = 4 << 10
 	DefaultSlowRequest     = time.Second
 	DefaultStatsInterval   = 10 * time.Second
 	DefaultRequestLogLevel = logrus.DebugLevel
 	DefaultMemoryWait      = 10 * time.Second
 	DefaultMaxConnsPerPeer = 1024
 	DefaultMaxHandshakes   = 1024
+
+	// DefaultConnBufferSize sizes each connection's read and write
+	// buffers: a quarter of frame.DefaultBufferSize, because a server
+	// holds two per connection for up to DefaultMaxConns connections
+	// (128 MiB at the limit rather than 512).
+	DefaultConnBufferSize = 4 << 10
 )
 
 // Config holds a server's limits, timeouts and hooks. The zero value of
@@ -84,7 +90,7 @@ type Config struct {
 	WriteTimeout time.Duration
 
 	// ReadBufferSize and WriteBufferSize size each connection's buffers.
-	// Default DefaultBufferSize each. A connection whose traffic outruns
+	// Default DefaultConnBufferSize each. A connection whose traffic outruns
 	// them borrows 64 KiB buffers, shared among the server's connections,
 	// for as long as the burst lasts: a connection waiting for data holds
 	// only its own (see docs/SECURITY.md for the one exception).
@@ -161,23 +167,23 @@ func (c *Config) Validate() error {
 // withDefaults returns c with every zero value replaced by its default and
 // every negative limit by "none".
 func (c Config) withDefaults() Config {
-	c.MaxConns = orDefault(c.MaxConns, DefaultMaxConns)
-	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	c.MaxConns = defaults.Or(c.MaxConns, DefaultMaxConns)
+	c.MaxInFlight = defaults.Or(c.MaxInFlight, DefaultMaxInFlight)
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = DefaultMemoryBudget()
 	}
-	c.MemoryWait = orDefault(c.MemoryWait, DefaultMemoryWait)
-	c.MaxConnsPerPeer = orDefault(c.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
-	c.MaxHandshakes = orDefault(c.MaxHandshakes, DefaultMaxHandshakes)
-	c.ReadTimeout = orDefault(c.ReadTimeout, DefaultReadTimeout)
-	c.IdleTimeout = orDefault(c.IdleTimeout, DefaultIdleTimeout)
-	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
-	c.ReadBufferSize = orDefault(c.ReadBufferSize, DefaultBufferSize)
-	c.WriteBufferSize = orDefault(c.WriteBufferSize, DefaultBufferSize)
-	c.StatsInterval = orDefault(c.StatsInterval, DefaultStatsInterval)
-	c.RequestLog.Level = orDefault(c.RequestLog.Level, DefaultRequestLogLevel)
+	c.MemoryWait = defaults.Or(c.MemoryWait, DefaultMemoryWait)
+	c.MaxConnsPerPeer = defaults.Or(c.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
+	c.MaxHandshakes = defaults.Or(c.MaxHandshakes, DefaultMaxHandshakes)
+	c.ReadTimeout = defaults.Or(c.ReadTimeout, DefaultReadTimeout)
+	c.IdleTimeout = defaults.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.WriteTimeout = defaults.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.ReadBufferSize = defaults.Or(c.ReadBufferSize, DefaultConnBufferSize)
+	c.WriteBufferSize = defaults.Or(c.WriteBufferSize, DefaultConnBufferSize)
+	c.StatsInterval = defaults.Or(c.StatsInterval, DefaultStatsInterval)
+	c.RequestLog.Level = defaults.Or(c.RequestLog.Level, DefaultRequestLogLevel)
 	c.RequestLog.SampleEvery = max(c.RequestLog.SampleEvery, 1)
-	c.RequestLog.Slow = orDefault(c.RequestLog.Slow, DefaultSlowRequest)
+	c.RequestLog.Slow = defaults.Or(c.RequestLog.Slow, DefaultSlowRequest)
 	if c.Logger == nil {
 		c.Logger = logrus.StandardLogger()
 	}
@@ -185,11 +191,4 @@ func (c Config) withDefaults() Config {
 		c.Stats = stats.Nop{}
 	}
 	return c
-}
-
-func orDefault[T int | time.Duration | logrus.Level](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }

@@ -35,7 +35,7 @@ const burstBufferSize = 64 << 10
 const lingerTime = 250 * time.Millisecond
 
 // errStopping ends a connection's reading when the server shuts down.
-var errStopping = errors.New("tcpez: server shutting down")
+var errStopping = errors.New("tcpez/server: server shutting down")
 
 // conn serves one connection. Its goroutine reads requests; whichever
 // goroutine finishes the oldest unanswered request writes the answers that
@@ -129,7 +129,7 @@ func (c *conn) handshake() error {
 	}
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		c.srv.count("errors.tls")
+		c.srv.count(StatErrTLS)
 		return err
 	}
 	return nil

@@ -1,30 +1,52 @@
 package server
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 var (
 	// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown
 	// or Close.
-	ErrServerClosed = errors.New("tcpez: server closed")
+	ErrServerClosed = errors.New("tcpez/server: server closed")
 	// ErrInvalidConfig wraps every error of Config.Validate.
-	ErrInvalidConfig = errors.New("tcpez: invalid server config")
+	ErrInvalidConfig = errors.New("tcpez/server: invalid config")
 	// ErrHandlerPanic is matched by the *PanicError of a recovered panic.
-	ErrHandlerPanic = errors.New("tcpez: handler panic")
-	// ErrIdleTimeout ends a connection that sent nothing for IdleTimeout.
-	ErrIdleTimeout = errors.New("tcpez: idle timeout")
-	// ErrReadTimeout ends a connection that started a frame and did not
-	// finish it within ReadTimeout.
-	ErrReadTimeout = errors.New("tcpez: read timeout")
-	// ErrWriteTimeout ends a connection whose peer did not take its answers
-	// within WriteTimeout.
-	ErrWriteTimeout = errors.New("tcpez: write timeout")
+	ErrHandlerPanic = errors.New("tcpez/server: handler panic")
 	// ErrHandler wraps a handler's error when it ends the connection.
-	ErrHandler = errors.New("tcpez: handler error")
+	ErrHandler = errors.New("tcpez/server: handler error")
 	// ErrMemoryBudget ends a connection whose frame found no room in the
 	// server's memory budget within MemoryWait, or is larger than the
 	// whole budget.
-	ErrMemoryBudget = errors.New("tcpez: memory budget exhausted")
+	ErrMemoryBudget = errors.New("tcpez/server: memory budget exhausted")
 	// ErrHandshakeEvicted ends a connection still in its TLS handshake or
 	// authentication when MaxHandshakes newer ones arrived.
-	ErrHandshakeEvicted = errors.New("tcpez: handshake evicted by newer connections")
+	ErrHandshakeEvicted = errors.New("tcpez/server: handshake evicted by newer connections")
 )
+
+// The timeouts that end a connection. Each is also a net.Error whose
+// Timeout is true, as the net package's deadline errors are, so code that
+// asks a net.Error whether it timed out gets the right answer.
+var (
+	// ErrIdleTimeout ends a connection that sent nothing for IdleTimeout.
+	ErrIdleTimeout error = &timeoutError{"tcpez/server: idle timeout"}
+	// ErrReadTimeout ends a connection that started a frame and did not
+	// finish it within ReadTimeout.
+	ErrReadTimeout error = &timeoutError{"tcpez/server: read timeout"}
+	// ErrWriteTimeout ends a connection whose peer did not take its answers
+	// within WriteTimeout.
+	ErrWriteTimeout error = &timeoutError{"tcpez/server: write timeout"}
+)
+
+// timeoutError is a timeout sentinel; errors.Is matches it by identity.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string { return e.msg }
+
+// Timeout reports true: the error is a deadline that passed.
+func (e *timeoutError) Timeout() bool { return true }
+
+// Temporary reports false: the connection the timeout ended is gone.
+func (e *timeoutError) Temporary() bool { return false }
+
+var _ net.Error = (*timeoutError)(nil)

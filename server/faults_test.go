@@ -357,7 +357,7 @@ func TestEncodeErrorAnswersInstead(t *testing.T) {
 	}
 	write(t, c, req)
 	got := readFrames(t, frame.NewReader(c, frame.Limits{}), 4)
-	want := []string{"A", "ERR no B", "ERR tcpez: handler panic: boom", "C"}
+	want := []string{"A", "ERR no B", "ERR tcpez/server: handler panic: boom", "C"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("answers %q, want %q", got, want)

@@ -40,7 +40,7 @@ type PanicError struct {
 	Stack []byte // the goroutine's stack at the panic
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("tcpez: handler panic: %v", e.Value) }
+func (e *PanicError) Error() string { return fmt.Sprintf("tcpez/server: handler panic: %v", e.Value) }
 
 // Is makes a PanicError match ErrHandlerPanic.
 func (e *PanicError) Is(target error) bool { return target == ErrHandlerPanic }

@@ -27,7 +27,7 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 	if mode := s.Config.UnixSocketMode; mode != 0 {
 		if err := os.Chmod(path, mode); err != nil {
 			_ = l.Close()
-			return nil, fmt.Errorf("tcpez: setting the socket's mode: %w", err)
+			return nil, fmt.Errorf("tcpez/server: setting the socket's mode: %w", err)
 		}
 	}
 	return l, nil
@@ -41,7 +41,7 @@ func removeStaleSocket(path string) error {
 	c, err := net.Dial("unix", path)
 	if err == nil {
 		_ = c.Close()
-		return fmt.Errorf("tcpez: %s: %w", path, syscall.EADDRINUSE)
+		return fmt.Errorf("tcpez/server: %s: %w", path, syscall.EADDRINUSE)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return nil

@@ -22,7 +22,7 @@ type statsReader struct {
 func (s statsReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if n > 0 {
-		s.rec.Count("bytes.in", int64(n))
+		s.rec.Count(StatBytesIn, int64(n))
 	}
 	return n, err
 }
@@ -36,7 +36,7 @@ type statsWriter struct {
 func (s statsWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	if n > 0 {
-		s.rec.Count("bytes.out", int64(n))
+		s.rec.Count(StatBytesOut, int64(n))
 	}
 	return n, err
 }
@@ -45,7 +45,7 @@ func (s statsWriter) Write(p []byte) (int, error) {
 func (s statsWriter) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	n, err := bufs.WriteTo(s.w)
 	if n > 0 {
-		s.rec.Count("bytes.out", n)
+		s.rec.Count(StatBytesOut, n)
 	}
 	return n, err
 }
@@ -59,8 +59,8 @@ func (s *Server) finishRequest(c *conn, sl *slot, d time.Duration) {
 		s.inflight.Add(-1)
 	}
 	rec := s.cfg.Stats
-	rec.Count("requests", 1)
-	rec.Timing("request", d)
+	rec.Count(StatRequests, 1)
+	rec.Timing(StatRequestTime, d)
 	if sl.sp.Touched() {
 		sl.sp.Record(rec)
 	}
@@ -85,11 +85,11 @@ func (s *Server) finishRequest(c *conn, sl *slot, d time.Duration) {
 func (s *Server) logFailure(c *conn, sl *slot, d time.Duration) {
 	entry := s.requestEntry(c, sl, d).WithError(sl.err)
 	if pe, ok := errors.AsType[*PanicError](sl.err); ok {
-		s.count("errors.panic")
+		s.count(StatErrPanic)
 		entry.WithField("stack", string(pe.Stack)).Error("tcpez: handler panicked")
 		return
 	}
-	s.count("errors.handler")
+	s.count(StatErrHandler)
 	entry.Error("tcpez: handler failed")
 }
 
@@ -131,30 +131,30 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	case errors.Is(err, ErrUnauthenticated):
 		entry.WithError(err).Warn("tcpez: connection closed: unauthenticated")
 	case errors.Is(err, ErrIdleTimeout):
-		s.count("conns.idle_timeout")
+		s.count(StatConnsIdleTimeout)
 		entry.Debug("tcpez: connection closed: idle")
 	case errors.Is(err, frame.ErrProtocol):
-		s.count("errors.protocol")
+		s.count(StatErrProtocol)
 		entry.WithError(err).Warn("tcpez: connection closed: protocol error")
 	case errors.Is(err, ErrReadTimeout):
-		s.count("errors.read_timeout")
+		s.count(StatErrReadTimeout)
 		entry.WithError(err).Info("tcpez: connection closed: frame not received in time")
 	case errors.Is(err, ErrWriteTimeout):
-		s.count("errors.write_timeout")
+		s.count(StatErrWriteTimeout)
 		entry.WithError(err).Warn("tcpez: connection closed: peer not reading its answers")
 	case errors.Is(err, ErrMemoryBudget):
-		s.count(MetricMemoryClosed)
+		s.count(StatErrMemory)
 		entry.WithError(err).Warn("tcpez: connection closed: server memory budget exhausted")
 	case errors.Is(err, ErrHandshakeEvicted):
-		s.count(MetricHandshakeEvicted)
+		s.count(StatConnsHandshakeEvicted)
 		entry.WithError(err).Info("tcpez: connection closed: handshake evicted")
 	case errors.Is(err, ErrHandler), errors.Is(err, ErrHandlerPanic):
 		entry.WithError(err).Info("tcpez: connection closed after a handler error")
 	case errors.As(err, &ne):
-		s.count("errors.conn")
+		s.count(StatErrConn)
 		entry.WithError(err).Debug("tcpez: connection failed")
 	default:
-		s.count("errors.conn")
+		s.count(StatErrConn)
 		entry.WithError(err).Info("tcpez: connection failed")
 	}
 }

@@ -5,23 +5,6 @@ import (
 	"net/netip"
 )
 
-// Names of the metrics of the memory budget and the per-peer limits. The
-// server's other metrics are listed in the README.
-const (
-	// MetricMemoryClosed counts connections closed because their frame
-	// found no room in the memory budget (ErrMemoryBudget).
-	MetricMemoryClosed = "errors.memory"
-	// MetricMemoryHeld is a gauge of the bytes of the memory budget in use,
-	// sent with the other gauges every StatsInterval.
-	MetricMemoryHeld = "memory.held"
-	// MetricPeerRefused counts connections refused because their peer had
-	// MaxConnsPerPeer open.
-	MetricPeerRefused = "conns.refused_peer"
-	// MetricHandshakeEvicted counts connections closed in their handshake
-	// or authentication because MaxHandshakes newer ones arrived.
-	MetricHandshakeEvicted = "conns.handshake_evicted"
-)
-
 // peerKey is what MaxConnsPerPeer counts connections by: the remote IPv4
 // address, or the /64 of an IPv6 one (one host's usual allocation). The
 // zero key, for Unix sockets and other non-IP connections, is not limited.
@@ -69,7 +52,7 @@ func (s *Server) admitPeerLocked(c *conn) bool {
 		p.open++
 		return true
 	}
-	s.count(MetricPeerRefused)
+	s.count(StatConnsRefusedPeer)
 	entry := s.cfg.Logger.WithField("remote", c.remote).WithField("limit", limit)
 	if !p.warned {
 		// Once per episode, so that a flood of refusals is not a flood of logs.

@@ -51,8 +51,8 @@ func TestPeerLimitDoesNotLockOutOthers(t *testing.T) {
 	for range 2 {
 		expectClosed(t, dialFrom(t, "127.0.0.1", addr))
 	}
-	if got := rec.Counter(server.MetricPeerRefused); got != 2 {
-		t.Fatalf("%s = %d, want 2", server.MetricPeerRefused, got)
+	if got := rec.Counter(server.StatConnsRefusedPeer); got != 2 {
+		t.Fatalf("%s = %d, want 2", server.StatConnsRefusedPeer, got)
 	}
 	warned := 0
 	for _, e := range hook.AllEntries() {
@@ -99,7 +99,7 @@ func TestHandshakeLimitEvictsTheOldest(t *testing.T) {
 		t.Fatalf("answers %q", got)
 	}
 	expectClosed(t, stalled[0])
-	waitFor(t, func() bool { return rec.Counter(server.MetricHandshakeEvicted) == 1 }, server.MetricHandshakeEvicted)
+	waitFor(t, func() bool { return rec.Counter(server.StatConnsHandshakeEvicted) == 1 }, server.StatConnsHandshakeEvicted)
 
 	// The other stalled one is still in its handshake: it may finish.
 	write(t, stalled[1], frame.AppendFrame(frame.AppendFrame(nil, []byte("s3cret")), []byte("who?")))
@@ -146,5 +146,5 @@ func TestHandshakeLimitEvictsStalledTLS(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(safety))
 	oneRoundTrip(t, c, "through")
 	expectClosed(t, stalled[0])
-	waitFor(t, func() bool { return rec.Counter(server.MetricHandshakeEvicted) == 1 }, server.MetricHandshakeEvicted)
+	waitFor(t, func() bool { return rec.Counter(server.StatConnsHandshakeEvicted) == 1 }, server.StatConnsHandshakeEvicted)
 }

@@ -127,7 +127,7 @@ func isTemporary(err error) bool {
 }
 
 func (s *Server) accept(nc net.Conn) {
-	s.count("conns.accepted")
+	s.count(StatConnsAccepted)
 	c, ok := s.addConn(nc, true)
 	if !ok {
 		_ = nc.Close()
@@ -251,7 +251,7 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 		return nil, false
 	}
 	if limited && s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
-		s.count("conns.refused")
+		s.count(StatConnsRefused)
 		s.cfg.Logger.WithField("remote", remoteAddr(nc)).Debug("tcpez: connection refused: MaxConns reached")
 		return nil, false
 	}
@@ -265,7 +265,7 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 	s.startHandshakeLocked(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
-	s.cfg.Stats.Gauge("conns.open", int64(len(s.conns)))
+	s.cfg.Stats.Gauge(StatConnsOpen, int64(len(s.conns)))
 	return c, true
 }
 
@@ -276,7 +276,7 @@ func (s *Server) connEnded(c *conn, err error) {
 	s.endHandshakeLocked(c)
 	open := len(s.conns)
 	s.mu.Unlock()
-	s.cfg.Stats.Gauge("conns.open", int64(open))
+	s.cfg.Stats.Gauge(StatConnsOpen, int64(open))
 	s.logConnEnd(c, err)
 	s.connWG.Done()
 }
@@ -295,8 +295,8 @@ func (s *Server) reportGauges() {
 		s.mu.Lock()
 		open := len(s.conns)
 		s.mu.Unlock()
-		s.cfg.Stats.Gauge("conns.open", int64(open))
-		s.cfg.Stats.Gauge("requests.inflight", s.inflight.Load())
-		s.cfg.Stats.Gauge(MetricMemoryHeld, s.budget.Used())
+		s.cfg.Stats.Gauge(StatConnsOpen, int64(open))
+		s.cfg.Stats.Gauge(StatRequestsInFlight, s.inflight.Load())
+		s.cfg.Stats.Gauge(StatMemoryHeld, s.budget.Used())
 	}
 }

@@ -114,15 +114,15 @@ func soak(t *testing.T, cfg server.Config, h server.HandlerFunc, attack func(t *
 	high := peak()
 
 	t.Logf("attack: %v; %d frames answered, %d connections closed (%s %d)",
-		left.Sub(started).Round(time.Millisecond), res.answered, res.closed, server.MetricMemoryClosed, rec.Counter(server.MetricMemoryClosed))
+		left.Sub(started).Round(time.Millisecond), res.answered, res.closed, server.StatErrMemory, rec.Counter(server.StatErrMemory))
 	t.Logf("budget %d MiB; RSS idle %.1f MiB, peak %.1f MiB (budget + %.1f MiB)",
 		budget>>20, mib(idle), mib(high), mib(high-budget))
 	logPings(t, lat)
 	if res.answered == 0 {
 		t.Error("no attacking frame was answered: the budget starved everyone")
 	}
-	if int64(res.closed) != rec.Counter(server.MetricMemoryClosed) {
-		t.Errorf("attackers saw %d closes, %s = %d", res.closed, server.MetricMemoryClosed, rec.Counter(server.MetricMemoryClosed))
+	if int64(res.closed) != rec.Counter(server.StatErrMemory) {
+		t.Errorf("attackers saw %d closes, %s = %d", res.closed, server.StatErrMemory, rec.Counter(server.StatErrMemory))
 	}
 	if high > idle+budget+soakSlack {
 		t.Errorf("peak RSS %.1f MiB over idle %.1f + budget %d + %d MiB", mib(high), mib(idle), budget>>20, soakSlack>>20)

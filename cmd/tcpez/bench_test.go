@@ -406,9 +406,9 @@ func TestBenchClassify(t *testing.T) {
 		err  error
 		want errKind
 	}{
-		{fmt.Errorf("tcpez: call abandoned: %w", context.DeadlineExceeded), kindTimeout},
-		{fmt.Errorf("tcpez: call abandoned: %w (%w)", context.Canceled, fmt.Errorf("no answer within 1s: %w", context.DeadlineExceeded)), kindTimeout},
-		{fmt.Errorf("tcpez: call abandoned: %w", context.Canceled), kindOther},
+		{fmt.Errorf("tcpez/client: call abandoned: %w", context.DeadlineExceeded), kindTimeout},
+		{fmt.Errorf("tcpez/client: call abandoned: %w (%w)", context.Canceled, fmt.Errorf("no answer within 1s: %w", context.DeadlineExceeded)), kindTimeout},
+		{fmt.Errorf("tcpez/client: call abandoned: %w", context.Canceled), kindOther},
 		{&client.ConnError{Addr: "a", Err: frame.ErrMalformedHeader}, kindProtocol},
 		{client.ErrUnexpectedAnswer, kindProtocol},
 		{&client.ConnError{Addr: "a", Err: io.EOF}, kindConn},

@@ -1,0 +1,29 @@
+package server
+
+// Metric names sent to Config.Stats. The README lists them; a test checks
+// that list against these constants.
+const (
+	StatConnsAccepted         = "conns.accepted"          // count, connections accepted
+	StatConnsRefused          = "conns.refused"           // count, closed at once over MaxConns
+	StatConnsRefusedPeer      = "conns.refused_peer"      // count, closed at once: the peer had MaxConnsPerPeer open
+	StatConnsHandshakeEvicted = "conns.handshake_evicted" // count, closed in the handshake by MaxHandshakes newer ones
+	StatConnsOpen             = "conns.open"              // gauge, connections served now
+	StatConnsIdleTimeout      = "conns.idle_timeout"      // count, closed by IdleTimeout
+	StatRequests              = "requests"                // count, one per request answered
+	StatRequestsInFlight      = "requests.inflight"       // gauge, read and not yet answered
+	StatRequestTime           = "request"                 // timing, from the request read to its handler's return
+	StatBytesIn               = "bytes.in"                // count, bytes read from peers
+	StatBytesOut              = "bytes.out"               // count, bytes written to peers
+	StatMemoryHeld            = "memory.held"             // gauge, bytes of the memory budget in use, every StatsInterval
+
+	// Why connections or requests failed.
+	StatErrHandler      = "errors.handler"       // handler returned an error
+	StatErrPanic        = "errors.panic"         // handler panicked
+	StatErrProtocol     = "errors.protocol"      // peer broke the protocol (frame.ErrProtocol)
+	StatErrReadTimeout  = "errors.read_timeout"  // ErrReadTimeout
+	StatErrWriteTimeout = "errors.write_timeout" // ErrWriteTimeout
+	StatErrMemory       = "errors.memory"        // no room in the memory budget (ErrMemoryBudget)
+	StatErrTLS          = "errors.tls"           // TLS handshake failed
+	StatErrAuth         = "errors.auth"          // Auth refused the connection (ErrUnauthenticated)
+	StatErrConn         = "errors.conn"          // any other I/O error
+)
