@@ -34,6 +34,7 @@ type Client struct {
 	order      []*endpoint // eps in the order they were added
 	closed     bool
 	resolved   bool // the first address set arrived, or the resolver gave up
+	gotAddrs   bool // an address set arrived
 	resolveErr error
 	lazyGo     bool // a lazy client has had its first call
 	// draining holds the connections of removed addresses that still have
@@ -76,7 +77,6 @@ func New(addrs []string, cfg Config) (*Client, error) {
 	c.timed = !nop || c.cfg.Observer != nil
 	c.requests.New = func() any { return &request{done: make(chan struct{}, 1), pool: &c.requests} }
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.ctx = context.WithValue(c.ctx, clientKey{}, c) // for resolvers' reports
 	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
 
 	if c.cfg.HealthCheck.Interval > 0 {

@@ -51,7 +51,7 @@ type DNSResolver struct {
 
 // Watch looks Name up until ctx ends. It returns at once, with an error
 // wrapping ErrInvalidConfig, only for a Name of neither form.
-func (r DNSResolver) Watch(ctx context.Context, update func(addrs []string)) error {
+func (r DNSResolver) Watch(ctx context.Context, u Updater) error {
 	q, err := parseDNSName(r.Name)
 	if err != nil {
 		return err
@@ -76,21 +76,19 @@ func (r DNSResolver) Watch(ctx context.Context, update func(addrs []string)) err
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			r.failed(ctx, err, !known && len(addrs) == 0)
-		}
 		if len(addrs) == 0 {
 			failures++
 		} else {
-			first := !known
-			if first || !slices.Equal(addrs, last) {
+			if !known || !slices.Equal(addrs, last) {
 				known, last = true, addrs
-				update(slices.Clone(addrs))
-			}
-			if first && failures > 0 {
-				resolverReport(ctx, nil, true) // calls no longer fail with it
+				u.Update(addrs)
 			}
 			failures = 0
+		}
+		if err != nil {
+			// After the update: a lookup that found some addresses
+			// along with its error must not fail calls waiting for them.
+			r.failed(u, err)
 		}
 		wait := interval
 		if failures > 0 {
@@ -102,45 +100,12 @@ func (r DNSResolver) Watch(ctx context.Context, update func(addrs []string)) err
 	}
 }
 
-func (r DNSResolver) failed(ctx context.Context, err error, noSet bool) {
+func (r DNSResolver) failed(u Updater, err error) {
 	err = fmt.Errorf("tcpez/client: dns %s: %w", r.Name, err)
 	if r.OnError != nil {
 		r.OnError(err)
 	}
-	resolverReport(ctx, err, noSet)
-}
-
-// clientKey marks the client's context, which a Resolver's Watch gets, so
-// that the DNSResolver can report failures that do not end its watch.
-type clientKey struct{}
-
-// resolverReport tells the client running ctx's Watch of a failed lookup
-// (err) or of a recovery (nil). Before the first address set, an error
-// makes waiting calls fail, wrapping it, as they do when every first dial
-// failed; a later error is only counted, the set staying as it was.
-func resolverReport(ctx context.Context, err error, noSet bool) {
-	c, ok := ctx.Value(clientKey{}).(*Client)
-	if !ok {
-		return
-	}
-	if err != nil {
-		c.cfg.Stats.Count(StatResolveErrors, 1)
-	}
-	if !noSet {
-		return
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.resolveErr = nil
-	if err != nil {
-		c.resolved = true
-		c.resolveErr = fmt.Errorf("tcpez/client: resolver: %w", err)
-	}
-	c.mu.Unlock()
-	c.rebuild()
+	u.Error(err)
 }
 
 // dnsQuery is a parsed DNSResolver.Name.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/stats"
 )
 
 // chanResolver hands the client the address sets sent with set, which
@@ -26,11 +27,11 @@ func (r *chanResolver) set(addrs ...string) {
 	<-r.ack
 }
 
-func (r *chanResolver) Watch(ctx context.Context, update func([]string)) error {
+func (r *chanResolver) Watch(ctx context.Context, u client.Updater) error {
 	for {
 		select {
 		case addrs := <-r.in:
-			update(addrs)
+			u.Update(addrs)
 			r.ack <- struct{}{}
 		case <-ctx.Done():
 			return nil
@@ -106,7 +107,7 @@ func TestResolverChanges(t *testing.T) {
 
 type failingResolver struct{ err error }
 
-func (r failingResolver) Watch(context.Context, func([]string)) error { return r.err }
+func (r failingResolver) Watch(context.Context, client.Updater) error { return r.err }
 
 func TestResolverFails(t *testing.T) {
 	boom := errors.New("no such service")
@@ -115,6 +116,48 @@ func TestResolverFails(t *testing.T) {
 	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, boom) {
 		t.Fatalf("got %v, want ErrNoConnection wrapping the resolver's error", err)
 	}
+}
+
+// errorsFirstResolver is a user-written Resolver that fails its first
+// lookup, reports it, and then finds addr when told to.
+type errorsFirstResolver struct {
+	err  error
+	addr string
+	next chan struct{}
+}
+
+func (r errorsFirstResolver) Watch(ctx context.Context, u client.Updater) error {
+	u.Error(r.err)
+	select {
+	case <-r.next:
+		u.Update([]string{r.addr})
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestResolverReportsErrors: a Resolver of the user's own reports a
+// failed lookup through its Updater: waiting calls fail with it and it is
+// counted; the address set that follows supersedes it.
+func TestResolverReportsErrors(t *testing.T) {
+	srv := newServer(t, nil)
+	boom := errors.New("lookup failed")
+	next := make(chan struct{})
+	mem := stats.NewMemory()
+	c := newClient(t, nil, client.Config{Resolver: errorsFirstResolver{boom, srv.addr, next}, Stats: mem})
+	_, err := c.Call(ctxFor(t), []byte("x"))
+	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, boom) {
+		t.Fatalf("before any set: %v, want ErrNoConnection wrapping the reported error", err)
+	}
+	if n := mem.Counter(client.StatResolveErrors); n != 1 {
+		t.Errorf("%s = %d, want 1", client.StatResolveErrors, n)
+	}
+	close(next)
+	waitUntil(t, "a call to succeed once the set arrived", func() bool {
+		ans, err := c.Call(ctxFor(t), []byte("x"))
+		return err == nil && string(ans) == "x"
+	})
 }
 
 func TestStaticResolver(t *testing.T) {

@@ -347,13 +347,21 @@ type setWatcher struct {
 	updates int
 }
 
-func (w *setWatcher) Watch(ctx context.Context, update func([]string)) error {
-	return w.Resolver.Watch(ctx, func(addrs []string) {
-		update(addrs) // applied: removed addresses are draining
-		w.mu.Lock()
-		w.last, w.updates = slices.Clone(addrs), w.updates+1
-		w.mu.Unlock()
-	})
+func (w *setWatcher) Watch(ctx context.Context, u client.Updater) error {
+	return w.Resolver.Watch(ctx, watchedUpdater{u, w})
+}
+
+// watchedUpdater passes a Resolver's reports on and notes each set.
+type watchedUpdater struct {
+	client.Updater
+	w *setWatcher
+}
+
+func (u watchedUpdater) Update(addrs []string) {
+	u.Updater.Update(addrs) // applied: removed addresses are draining
+	u.w.mu.Lock()
+	u.w.last, u.w.updates = slices.Clone(addrs), u.w.updates+1
+	u.w.mu.Unlock()
 }
 
 func (w *setWatcher) current() ([]string, int) {
@@ -764,10 +772,19 @@ func TestDNSFirstLookupFails(t *testing.T) {
 	})
 }
 
+// failUpdater fails the test when a Resolver reports anything.
+type failUpdater struct {
+	t    *testing.T
+	name string
+}
+
+func (u failUpdater) Update([]string) { u.t.Errorf("%q: Update called", u.name) }
+func (u failUpdater) Error(error)     { u.t.Errorf("%q: Error called", u.name) }
+
 func TestDNSResolverBadName(t *testing.T) {
 	for _, name := range []string{"", "host", "host:", "host:http", "host:0", ":80", "_svc", "unix:/tmp/x"} {
 		r := client.DNSResolver{Name: name}
-		err := r.Watch(context.Background(), func([]string) { t.Errorf("%q: update called", name) })
+		err := r.Watch(context.Background(), failUpdater{t, name})
 		if !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("%q: %v, want ErrInvalidConfig", name, err)
 		}
