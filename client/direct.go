@@ -120,7 +120,7 @@ func (cn *conn) readOwn(ctx context.Context, rq *request) {
 		cn.fail(err, writeProgress{}) // closed between answers
 		return
 	case err != nil:
-		cn.fail(truncated(err), writeProgress{})
+		cn.fail(frame.Truncated(err), writeProgress{})
 		return
 	}
 	_, _ = cn.r.ReadHeader() // cannot fail: peekAnswer buffered it

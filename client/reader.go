@@ -1,9 +1,7 @@
 package client
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/tcpez/tcpez/frame"
@@ -163,7 +161,7 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 func (cn *conn) payload(n int) (p []byte, peeked bool, err error) {
 	if n <= readBufferSize {
 		p, err = cn.r.Peek(n)
-		return p, true, truncated(err)
+		return p, true, frame.Truncated(err)
 	}
 	p, err = cn.r.ReadPayload(cn.scratch[:0], n)
 	if cap(p) <= maxKeptBuffer {
@@ -186,7 +184,7 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 	answers := make([][]byte, rq.n)
 	var chunk []byte
 	for i := range answers {
-		n, err := cn.readLength()
+		n, err := cn.r.ReadLength()
 		if err != nil {
 			return err
 		}
@@ -214,7 +212,7 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 
 func (cn *conn) discardBatch(rq *request) error {
 	for range rq.n {
-		n, err := cn.readLength()
+		n, err := cn.r.ReadLength()
 		if err == nil {
 			err = cn.r.Discard(n)
 		}
@@ -224,38 +222,4 @@ func (cn *conn) discardBatch(rq *request) error {
 	}
 	rq.recycle()
 	return nil
-}
-
-// readLength reads a header where only a frame may start: inside a batch.
-// Any negative header there is ErrNegativeLength, as frame.ReadFrame has it.
-func (cn *conn) readLength() (int, error) {
-	h, err := cn.r.ReadHeader()
-	switch {
-	case err != nil:
-		return 0, inBatchError(err)
-	case h.IsBatch():
-		return 0, frame.ErrNegativeLength
-	}
-	return h.Len(), nil
-}
-
-// inBatchError translates ReadHeader's errors for a header inside a batch.
-func inBatchError(err error) error {
-	var se *frame.SizeError
-	switch {
-	case err == io.EOF:
-		return truncated(err)
-	case errors.Is(err, frame.ErrMalformedHeader), errors.As(err, &se) && se.Batch:
-		return frame.ErrNegativeLength
-	}
-	return err
-}
-
-// truncated reports an end of stream inside a frame as frame.ErrTruncated,
-// matching io.ErrUnexpectedEOF too, as the frame package does.
-func truncated(err error) error {
-	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w (%w)", frame.ErrTruncated, io.ErrUnexpectedEOF)
-	}
-	return err
 }

@@ -56,7 +56,7 @@ func ParseHeader(buf []byte, lim Limits) (rest []byte, h Header, ok bool, err er
 	if len(buf) < HeaderSize {
 		return buf, 0, false, nil
 	}
-	h = Header(binary.BigEndian.Uint32(buf))
+	h = decodeHeader(buf)
 	if err := lim.CheckHeader(h); err != nil {
 		return buf, h, false, err
 	}
@@ -70,7 +70,7 @@ func ParseFrame(buf []byte, lim Limits) (rest, payload []byte, ok bool, err erro
 	if len(buf) < HeaderSize {
 		return buf, nil, false, nil
 	}
-	h := Header(binary.BigEndian.Uint32(buf))
+	h := decodeHeader(buf)
 	if err := lim.CheckLength(h); err != nil {
 		return buf, nil, false, err
 	}
@@ -80,3 +80,7 @@ func ParseFrame(buf []byte, lim Limits) (rest, payload []byte, ok bool, err erro
 	}
 	return buf[end:], buf[HeaderSize:end:end], true, nil
 }
+
+// decodeHeader decodes the header at the front of buf, which holds at
+// least HeaderSize bytes: the one decoding the parsers and Reader share.
+func decodeHeader(buf []byte) Header { return Header(binary.BigEndian.Uint32(buf)) }

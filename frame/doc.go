@@ -7,9 +7,12 @@
 //
 // The package has two layers. Pure functions (AppendFrame, ParseHeader,
 // ParseFrame, …) encode and decode whole frames held in memory. Reader and
-// Writer put a buffer under them so that a server or client can read many
-// frames from one syscall and coalesce many answers into one write, reusing
-// the caller's buffers so that the steady state does not allocate. A
+// Writer are the same codec over a stream: Writer encodes headers with
+// AppendHeader, Reader decodes them with the parsers' decoding and checks
+// them with the same Limits methods, and both keep a buffer so that a
+// server or client can read many frames from one syscall and coalesce many
+// answers into one write, reusing the caller's buffers so that the steady
+// state does not allocate. A
 // BufferPool shared among connections lends them larger buffers during
 // bursts, so that small buffers per connection do not cost a syscall per
 // frame under load.

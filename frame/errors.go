@@ -3,6 +3,7 @@ package frame
 import (
 	"errors"
 	"fmt"
+	"io"
 )
 
 // ErrProtocol matches, through errors.Is, every error by which this package
@@ -70,4 +71,18 @@ func (e *SizeError) Is(target error) bool {
 		return target == ErrBatchTooLarge
 	}
 	return target == ErrFrameTooLarge
+}
+
+// Truncated returns err as the frame layer reports an end of stream inside
+// a frame: ErrTruncated, still matching io.ErrUnexpectedEOF, when err is
+// io.EOF or matches io.ErrUnexpectedEOF; any other error (a timeout, a
+// reset) as it is, so that callers can inspect it. Reader's read methods
+// apply it. Peek and PeekHeader do not, so that a caller that gives up on
+// a deadline can read on later; it applies Truncated once it knows the
+// bytes it peeked for were due.
+func Truncated(err error) error {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w (%w)", ErrTruncated, io.ErrUnexpectedEOF)
+	}
+	return err
 }

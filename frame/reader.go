@@ -2,9 +2,7 @@ package frame
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -193,7 +191,7 @@ func (r *Reader) PeekHeader() (Header, error) {
 	if err != nil {
 		return 0, err
 	}
-	return Header(binary.BigEndian.Uint32(b)), nil
+	return decodeHeader(b), nil
 }
 
 // NextBuffered reports whether the next message has arrived far enough
@@ -229,13 +227,17 @@ func (r *Reader) ReadFrame(dst []byte) ([]byte, error) {
 	return r.ReadPayload(dst, n)
 }
 
-// ReadLength reads the header of a frame where only a frame may start, as
-// ReadFrame does, and returns its payload's length for ReadPayload: a
-// server learns how much memory the frame needs before it takes any.
+// ReadLength reads the header of a frame where only a frame may start,
+// inside a batch or where a single answer is expected, as ReadFrame does,
+// checks it against the limits and returns the payload's length, which
+// ReadPayload or Discard reads next: a server learns how much memory the
+// frame needs before it takes any. A negative header there is
+// ErrNegativeLength (the header -2^31 ErrMalformedHeader), and an end of
+// stream ErrTruncated.
 func (r *Reader) ReadLength() (int, error) {
 	h, err := r.readHeader()
 	if err == io.EOF {
-		err = truncated(err)
+		err = Truncated(err)
 	}
 	if err != nil {
 		return 0, err
@@ -258,7 +260,7 @@ func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 			return dst, nil
 		}
 		_, err := io.ReadFull(r, dst)
-		return dst, truncated(err)
+		return dst, Truncated(err)
 	}
 	dst = dst[:0]
 	for len(dst) < n {
@@ -273,7 +275,7 @@ func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 		m, err := io.ReadFull(r, dst[len(dst):len(dst)+step])
 		dst = dst[:len(dst)+m]
 		if err != nil {
-			return dst, truncated(err)
+			return dst, Truncated(err)
 		}
 	}
 	return dst, nil
@@ -284,7 +286,7 @@ func (r *Reader) Discard(n int) error {
 	for n > 0 {
 		if r.r == r.w {
 			if r.err != nil {
-				return truncated(r.readErr())
+				return Truncated(r.readErr())
 			}
 			r.fill()
 			continue
@@ -303,19 +305,9 @@ func (r *Reader) readHeader() (Header, error) {
 		if len(b) == 0 && err == io.EOF {
 			return 0, io.EOF
 		}
-		return 0, truncated(err)
+		return 0, Truncated(err)
 	}
-	h := Header(binary.BigEndian.Uint32(b))
+	h := decodeHeader(b)
 	r.r += HeaderSize
 	return h, nil
-}
-
-// truncated turns an end of stream inside a frame into ErrTruncated, keeping
-// io.ErrUnexpectedEOF matchable; other errors (timeouts, resets) pass as they
-// are so that callers can inspect them.
-func truncated(err error) error {
-	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w (%w)", ErrTruncated, io.ErrUnexpectedEOF)
-	}
-	return err
 }
