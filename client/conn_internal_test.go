@@ -103,7 +103,7 @@ func outcome3(t *testing.T, calls []*request) []bool {
 // they may be retried elsewhere.
 func TestFailMarksBufferedCallsUnsent(t *testing.T) {
 	cn := testConn(&fakeConn{budget: 1 << 20, closed: make(chan struct{})})
-	cn.writing = true // someone else is writing: the calls only append
+	cn.out.writing = true // someone else is writing: the calls only append
 	calls := queue3(t, cn)
 	cn.fail(errBroken, writeProgress{})
 	for i, unsent := range outcome3(t, calls) {
@@ -119,14 +119,14 @@ func TestFailMarksBufferedCallsUnsent(t *testing.T) {
 func TestFailAfterPartialWrite(t *testing.T) {
 	fc := &fakeConn{budget: 10, closed: make(chan struct{})} // frames are 8 bytes
 	cn := testConn(fc)
-	cn.writing = true
+	cn.out.writing = true
 	calls := queue3(t, cn)
 	fc.onWrite = func() {
 		fc.onWrite = nil
 		calls = append(calls, queue3(t, cn)[0]) // lands in wbuf while writing
 	}
 	cn.mu.Lock()
-	cn.flush(context.Background(), nil)
+	cn.flushUnlock(callerWriter(context.Background()), nil)
 	got := outcome3(t, calls[:4])
 	want := []bool{false, false, true, true}
 	for i := range want {
@@ -150,9 +150,9 @@ func TestLargePayloadWrittenInPlace(t *testing.T) {
 			fc.budget = cut
 		}
 		cn := testConn(fc)
-		cn.writing = true
+		cn.out.writing = true
 		small := queue3(t, cn)
-		cn.writing = false
+		cn.out.writing = false
 		var later []*request
 		fc.onWrite = func() {
 			fc.onWrite = nil
@@ -190,7 +190,7 @@ func TestLargePayloadWrittenInPlace(t *testing.T) {
 func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{}), wrote: make(chan struct{}, 1)}
 	cn := testConn(fc)
-	cn.writing = true // somebody is writing
+	cn.out.writing = true // somebody is writing
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
@@ -202,16 +202,16 @@ func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 	}()
 	for waiting := false; !waiting; runtime.Gosched() {
 		cn.mu.Lock()
-		waiting = cn.writerFree != nil
+		waiting = cn.out.free != nil
 		cn.mu.Unlock()
 	}
 	// The writer stops for the waiting caller, a small frame left behind,
 	// and the caller's context ends before it takes over.
 	cn.mu.Lock()
-	cn.writing = false
+	cn.out.writing = false
 	small := &request{done: make(chan struct{}, 1)}
 	cn.q.push(small)
-	cn.wbuf = frame.AppendFrame(cn.wbuf, []byte("left"))
+	cn.out.buf = frame.AppendFrame(cn.out.buf, []byte("left"))
 	cn.mu.Unlock()
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {

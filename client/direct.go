@@ -32,17 +32,17 @@ const (
 	roleCaller                 // a caller is reading its own answer
 )
 
-// takeRead gives the reading of a connection nobody reads to the call
-// being queued: to its caller when it waits for a single answer, else to
-// the reader goroutine. Called with mu held and the queue empty.
-func (cn *conn) takeRead(rq *request) {
-	cn.takes++
+// takeReadLocked gives the reading of a connection nobody reads to the
+// request being queued: to its caller when it waits for a single answer,
+// else to the reader goroutine. The queue is empty.
+func (cn *conn) takeReadLocked(rq *request) {
+	cn.in.takes++
 	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend) {
-		cn.role = roleCaller
+		cn.in.role = roleCaller
 		rq.direct = cn
 		return
 	}
-	cn.role = roleReader
+	cn.in.role = roleReader
 	cn.wakeReader()
 }
 
@@ -50,7 +50,7 @@ func (cn *conn) takeRead(rq *request) {
 // connection failed.
 func (cn *conn) wakeReader() {
 	select {
-	case cn.wake <- struct{}{}:
+	case cn.in.wake <- struct{}{}:
 	default:
 	}
 }
@@ -65,27 +65,27 @@ const idleWatch = 10 * time.Millisecond
 // connection has failed.
 func (cn *conn) awaitRead(watch *time.Timer) bool {
 	cn.mu.Lock()
-	takes := cn.takes
-	for cn.role != roleReader && cn.err == nil {
+	takes := cn.in.takes
+	for cn.in.role != roleReader && cn.err == nil {
 		cn.mu.Unlock()
 		watch.Reset(idleWatch)
 		select {
-		case <-cn.wake:
+		case <-cn.in.wake:
 		case <-watch.C:
 		}
 		cn.mu.Lock()
-		if cn.role == roleFree && cn.takes == takes {
-			cn.role = roleReader // idle for a whole idleWatch
+		if cn.in.role == roleFree && cn.in.takes == takes {
+			cn.in.role = roleReader // idle for a whole idleWatch
 		}
-		takes = cn.takes
+		takes = cn.in.takes
 	}
 	ok := cn.err == nil
 	cn.mu.Unlock()
-	if ok && !cn.rdl.IsZero() {
+	if ok && !cn.in.deadline.IsZero() {
 		// A caller's read left a deadline; the reader waits as long as
 		// it takes.
-		cn.rdl = time.Time{}
-		_ = cn.nc.SetReadDeadline(cn.rdl)
+		cn.in.deadline = time.Time{}
+		_ = cn.nc.SetReadDeadline(cn.in.deadline)
 	}
 	return ok
 }
@@ -95,7 +95,7 @@ func (cn *conn) awaitRead(watch *time.Timer) bool {
 func (cn *conn) passRead() {
 	cn.mu.Lock()
 	if cn.err == nil {
-		cn.role = roleReader
+		cn.in.role = roleReader
 		cn.wakeReader()
 	}
 	cn.mu.Unlock()
@@ -116,14 +116,14 @@ func (cn *conn) readOwn(ctx context.Context, rq *request) {
 	case err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded):
 		cn.passRead()
 		return
-	case err == io.EOF && cn.r.Buffered() == 0:
+	case err == io.EOF && cn.in.r.Buffered() == 0:
 		cn.fail(err, writeProgress{}) // closed between answers
 		return
 	case err != nil:
 		cn.fail(frame.Truncated(err), writeProgress{})
 		return
 	}
-	_, _ = cn.r.ReadHeader() // cannot fail: peekAnswer buffered it
+	_, _ = cn.in.r.ReadHeader() // cannot fail: peekAnswer buffered it
 	// rq heads the queue: it took the reading when the queue was empty.
 	// Only fail takes it out first, and completes it.
 	if cn.pop() == nil {
@@ -140,7 +140,7 @@ func (cn *conn) peekAnswer(ctx context.Context) (frame.Header, error) {
 	if err := cn.armRead(ctx); err != nil {
 		return 0, err
 	}
-	h, err := cn.r.PeekHeader()
+	h, err := cn.in.r.PeekHeader()
 	if err != nil {
 		return 0, err
 	}
@@ -149,7 +149,7 @@ func (cn *conn) peekAnswer(ctx context.Context) (frame.Header, error) {
 	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil {
 		return 0, errNotOwn
 	}
-	if _, err := cn.r.Peek(frame.HeaderSize + h.Len()); err != nil {
+	if _, err := cn.in.r.Peek(frame.HeaderSize + h.Len()); err != nil {
 		return 0, err
 	}
 	return h, nil
@@ -164,9 +164,9 @@ func (cn *conn) armRead(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(want) {
 		want = d
 	}
-	if keepDeadline(cn.rdl, want, now, readGrace) {
+	if keepDeadline(cn.in.deadline, want, now, readGrace) {
 		return nil
 	}
-	cn.rdl = want
+	cn.in.deadline = want
 	return cn.nc.SetReadDeadline(want)
 }

@@ -100,9 +100,9 @@ type health struct {
 	stopped   bool  // the endpoint is gone
 }
 
-// refresh publishes whether the address is out; it reports a change.
+// refreshLocked publishes whether the address is out; it reports a change.
 // Called with mu held.
-func (h *health) refresh() bool {
+func (h *health) refreshLocked() bool {
 	out := h.unhealthy || h.ejected
 	return h.isOut.Swap(out) != out
 }
@@ -198,7 +198,7 @@ func (c *Client) eject(e *endpoint, cause error) {
 	h.timer = time.AfterFunc(c.cfg.OutlierBackoff.wait(h.ejections), func() {
 		c.spawn(func() { c.readmit(e) })
 	})
-	changed := h.refresh()
+	changed := h.refreshLocked()
 	h.mu.Unlock()
 	if changed {
 		c.healthChanged(e)
@@ -216,7 +216,7 @@ func (c *Client) readmit(e *endpoint) {
 	h.ejected = false
 	h.lastEnd = time.Now()
 	h.fails.Store(0)
-	changed := h.refresh()
+	changed := h.refreshLocked()
 	h.mu.Unlock()
 	if changed {
 		c.healthChanged(e)
@@ -235,7 +235,7 @@ func (c *Client) setHealthy(e *endpoint, err error) {
 	if err != nil {
 		h.cause = err
 	}
-	changed := h.refresh()
+	changed := h.refreshLocked()
 	h.mu.Unlock()
 	if changed {
 		c.healthChanged(e)

@@ -7,25 +7,65 @@ import (
 	"github.com/tcpez/tcpez/frame"
 )
 
+// readBufferSize is also the largest answer delivered to a caller's
+// buffer straight from the read buffer, without a copy through scratch.
+const readBufferSize = 32 << 10
+
 // growStep is the largest answer given its full size up front; larger ones
 // grow as their bytes arrive, so a server that announces a huge frame and
 // stalls makes the client hold only what it sent.
 const growStep = 64 << 10
 
+// readSide is the read half of a conn. Answers complete the queued
+// requests in FIFO order. The reading role, the right to read from nc,
+// belongs to the reader goroutine (readLoop), or to a caller reading its
+// own answer (direct.go), or to nobody while nothing is in flight.
+type readSide struct {
+	// Set by newConn, then read-only.
+	// wake hands the reading to the reader goroutine, or tells it that
+	// the connection failed; it waits on wake while it does not read.
+	wake chan struct{}
+	// idle is set for connections whose callers may read their own
+	// answers (plain sockets): it checks that the peer has not closed or
+	// sent anything unasked while nobody was reading. Where it is nil the
+	// reader goroutine always reads.
+	idle *idleCheck
+
+	// Guarded by conn.mu.
+	role  readRole // who holds the reading role
+	takes uint64   // times a caller took the reading of an idle connection
+
+	// Owned by the reading role's holder; while nobody holds it, by the
+	// caller that takes it under conn.mu (idleCheck looks at r's buffer).
+	r        *frame.Reader
+	deadline time.Time // the read deadline set on nc
+	scratch  []byte    // answers over readBufferSize for callers' buffers
+}
+
+// readerTurn says what the reader goroutine does after an answer.
+type readerTurn uint8
+
+const (
+	readerYield readerTurn = iota // it gave the reading up: wait for it
+	readerKeep                    // it still holds the reading: read on
+	readerStop                    // the connection ended: exit
+)
+
 // readLoop is the connection's reader goroutine: it reads answers and
-// completes the queued calls in FIFO order until the connection breaks,
+// completes the queued requests in FIFO order until the connection breaks,
 // whenever it holds the reading (see readRole).
 func (cn *conn) readLoop() {
 	watch := time.NewTimer(idleWatch)
 	defer watch.Stop()
 	// The reader goroutine keeps the reading until it gives it up itself
 	// (deliver) or the connection fails, so it asks for it again only then.
+	turn := readerYield
 	var next *request // popped by deliver: the next answer's header is at hand
-	for reading := false; ; {
-		if !reading && !cn.awaitRead(watch) {
+	for {
+		if turn != readerKeep && !cn.awaitRead(watch) {
 			return
 		}
-		h, err := cn.r.ReadHeader()
+		h, err := cn.in.r.ReadHeader()
 		if err != nil {
 			cn.failWith(next, err)
 			return
@@ -38,8 +78,7 @@ func (cn *conn) readLoop() {
 			cn.fail(fmt.Errorf("%w: header %d with no request outstanding", ErrUnexpectedAnswer, h), writeProgress{})
 			return
 		}
-		var alive bool
-		if alive, reading, next = cn.deliver(rq, h, false); !alive {
+		if turn, next = cn.deliver(rq, h, false); turn == readerStop {
 			return
 		}
 	}
@@ -47,16 +86,15 @@ func (cn *conn) readLoop() {
 
 // deliver reads the answer that starts with h (its header consumed) into
 // rq, just popped from the queue, frees rq's slot and settles who reads
-// next (see readRole): byCaller says a caller read its own answer. alive
-// is false when the connection has ended; keep, for the reader goroutine,
-// that it still holds the reading, and next, when keep, the call of the
-// next answer if its header is buffered already: taken under the lock
-// deliver holds anyway, which saves the reader one lock per answer when
-// answers arrive many to a read.
-func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (alive, keep bool, next *request) {
+// next (see readRole): byCaller says a caller read its own answer. For the
+// reader goroutine it returns its turn and, when it keeps the reading and
+// the next answer's header is buffered already, that answer's request:
+// taken under the lock deliver holds anyway, which saves the reader one
+// lock per answer when answers arrive many to a read.
+func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (readerTurn, *request) {
 	if err := cn.answer(rq, h); err != nil {
 		cn.failWith(rq, err)
-		return false, false, nil
+		return readerStop, nil
 	}
 	cn.release()
 	cn.mu.Lock()
@@ -66,21 +104,25 @@ func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (alive, keep
 	switch {
 	case cn.err != nil || drained:
 	case byCaller && !empty:
-		cn.role = roleReader
+		cn.in.role = roleReader
 		cn.wakeReader()
-	case empty && cn.idle != nil:
-		cn.role = roleFree
+	case empty && cn.in.idle != nil:
+		cn.in.role = roleFree
 	}
-	keep = !byCaller && cn.role == roleReader
-	if keep && cn.r.Buffered() >= frame.HeaderSize {
-		next = cn.q.pop()
+	turn := readerYield
+	var next *request
+	if !byCaller && cn.in.role == roleReader {
+		turn = readerKeep
+		if cn.in.r.Buffered() >= frame.HeaderSize {
+			next = cn.q.pop()
+		}
 	}
 	cn.mu.Unlock()
 	if drained {
 		cn.fail(errDraining, writeProgress{})
-		return false, false, nil
+		return readerStop, nil
 	}
-	return true, keep, next
+	return turn, next
 }
 
 // failWith fails the connection for err, and rq (if any) with it: rq left
@@ -115,7 +157,7 @@ func (cn *conn) answer(rq *request, h frame.Header) error {
 	case rq.state.Load() == stateAbandoned:
 		// Nobody waits for this answer (a Notify, or a caller that gave
 		// up): consume it to stay in sync, and keep nothing.
-		if err := cn.r.Discard(n); err != nil {
+		if err := cn.in.r.Discard(n); err != nil {
 			return err
 		}
 		rq.recycle()
@@ -123,7 +165,7 @@ func (cn *conn) answer(rq *request, h frame.Header) error {
 	case rq.mode == modeAppend:
 		return cn.answerAppend(rq, n)
 	default:
-		ans, err := cn.r.ReadPayload(make([]byte, 0, min(n, growStep)), n)
+		ans, err := cn.in.r.ReadPayload(make([]byte, 0, min(n, growStep)), n)
 		if err != nil {
 			return err
 		}
@@ -151,7 +193,7 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 	if peeked {
 		// Cannot fail: Peek buffered these bytes. rq is gone, so no error
 		// may reach the caller's error path from here.
-		_ = cn.r.Discard(n)
+		_ = cn.in.r.Discard(n)
 	}
 	return nil
 }
@@ -160,12 +202,12 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 // fit (peeked, to be discarded after use), else read into scratch.
 func (cn *conn) payload(n int) (p []byte, peeked bool, err error) {
 	if n <= readBufferSize {
-		p, err = cn.r.Peek(n)
+		p, err = cn.in.r.Peek(n)
 		return p, true, frame.Truncated(err)
 	}
-	p, err = cn.r.ReadPayload(cn.scratch[:0], n)
+	p, err = cn.in.r.ReadPayload(cn.in.scratch[:0], n)
 	if cap(p) <= maxKeptBuffer {
-		cn.scratch = p[:0]
+		cn.in.scratch = p[:0]
 	}
 	return p, false, err
 }
@@ -184,12 +226,12 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 	answers := make([][]byte, rq.n)
 	var chunk []byte
 	for i := range answers {
-		n, err := cn.r.ReadLength()
+		n, err := cn.in.r.ReadLength()
 		if err != nil {
 			return err
 		}
 		if n > growStep {
-			if answers[i], err = cn.r.ReadPayload(nil, n); err != nil {
+			if answers[i], err = cn.in.r.ReadPayload(nil, n); err != nil {
 				return err
 			}
 			continue
@@ -199,7 +241,7 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 			// for the common batch of like requests, one allocation.
 			chunk = make([]byte, 0, max(min(n*(rq.n-i), growStep), n, 512))
 		}
-		p, err := cn.r.ReadPayload(chunk[len(chunk):], n)
+		p, err := cn.in.r.ReadPayload(chunk[len(chunk):], n)
 		if err != nil {
 			return err
 		}
@@ -212,9 +254,9 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 
 func (cn *conn) discardBatch(rq *request) error {
 	for range rq.n {
-		n, err := cn.r.ReadLength()
+		n, err := cn.in.r.ReadLength()
 		if err == nil {
-			err = cn.r.Discard(n)
+			err = cn.in.r.Discard(n)
 		}
 		if err != nil {
 			return err

@@ -1,0 +1,345 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+const (
+	// maxKeptBuffer bounds the write and scratch buffers a connection keeps
+	// for reuse, so one huge request does not pin its memory for good
+	// (docs/DESIGN.md: why 4 MiB).
+	maxKeptBuffer = 4 << 20
+	// maxFlushRounds bounds how many writes a caller does for others before
+	// it hands the writing to the background writer and goes to wait for
+	// its own answer.
+	maxFlushRounds = 4
+	// writeGrace is how long a caller may stay blocked in a write on a
+	// plain socket before the write passes to the background writer.
+	writeGrace = 10 * time.Millisecond
+	// writevMin is the smallest payload a writing caller sends from its
+	// own slice rather than copied into the write buffer.
+	writevMin = 64 << 10
+)
+
+// writeSide is the write half of a conn. A caller appends its frame to buf
+// and queues its request under conn.mu, so that queue order is wire order.
+// If nobody holds the writer role the caller takes it and writes until buf
+// is empty; others just append and go to wait. One caller alone thus
+// writes its own request with no hand-off, and many callers have their
+// frames coalesced into few writes.
+type writeSide struct {
+	// Set by newConn, then read-only.
+	// fragile: a write cut short by its deadline breaks the connection,
+	// as it does for TLS, so writes get no grace deadline.
+	fragile bool
+
+	// Guarded by conn.mu.
+	buf     []byte // bytes of queued requests not yet handed to a write
+	spare   []byte // the other buffer, reused while buf is being written
+	gen     uint64 // generation of buf; bumped each time it goes to a write
+	writing bool   // the writer role is taken
+	// free, when set, is closed as each write ends: callers with large
+	// payloads wait on it for their turn to write (awaitWriterLocked).
+	free chan struct{}
+	// waiters counts those callers; a writer stops for them only while
+	// there are any (one that gave up leaves free set).
+	waiters int
+
+	// Owned by the writer role's holder.
+	deadline time.Time // the write deadline set on nc
+}
+
+// writer is who holds the writer role: a caller, whose turn its context
+// and writeGrace bound, or the background writer, which writes for as long
+// as the write takes.
+type writer struct {
+	ctx    context.Context // the caller's; Background for the background writer
+	caller bool
+}
+
+// backgroundWriter is the writer of a goroutine that took over a write
+// from a caller: it outlives the call, so no context bounds it.
+var backgroundWriter = writer{ctx: context.Background()}
+
+func callerWriter(ctx context.Context) writer { return writer{ctx: ctx, caller: true} }
+
+// enqueue puts rq's request on the connection, writing it at once when no
+// write is in progress. The caller holds a slot. An error means the
+// request was not queued, so it provably never left; the slot is released
+// then. Once queued, the outcome arrives through rq.
+func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error {
+	cn.mu.Lock()
+	if len(payload) >= writevMin {
+		if err := cn.awaitWriterLocked(ctx); err != nil {
+			cn.mu.Unlock()
+			cn.release()
+			return err
+		}
+	}
+	if cn.err != nil || cn.draining {
+		err := cn.err
+		if err == nil {
+			err = &ConnError{Addr: cn.addr, Err: errDraining}
+		}
+		cn.mu.Unlock()
+		cn.release()
+		return err
+	}
+	if cn.in.role == roleFree {
+		// Nobody reads, so this caller may look at the read buffer.
+		if err := cn.in.idle.check(cn.in.r); err != nil {
+			cn.mu.Unlock()
+			cn.release()
+			cn.fail(err, writeProgress{})
+			return cn.failure()
+		}
+		cn.takeReadLocked(rq)
+	}
+	out := &cn.out
+	rq.gen, rq.off = out.gen, len(out.buf)
+	h := frame.Header(len(payload))
+	if rq.mode == modeBatch {
+		h = frame.BatchHeader(rq.n)
+	}
+	out.buf = frame.AppendHeader(out.buf, h)
+	var tail []byte
+	if len(payload) >= writevMin && !out.writing {
+		// Written from the caller's slice; see flushUnlock.
+		// (awaitWriterLocked made sure nobody was writing, unless the
+		// connection is failing.)
+		tail = payload
+	} else {
+		out.buf = append(out.buf, payload...)
+	}
+	cn.q.push(rq)
+	if out.writing {
+		cn.mu.Unlock()
+		return nil
+	}
+	out.writing = true
+	cn.flushUnlock(callerWriter(ctx), tail)
+	return nil
+}
+
+// awaitWriterLocked waits, for a caller with a large payload, until nobody
+// is writing: the caller then writes the payload from its own slice rather
+// than copying it into buf, where concurrent large requests would pile up
+// (docs/DESIGN.md). A writer that sees such a caller waiting stops after
+// its current write and leaves the rest of buf to it (see flushUnlock), so
+// a stream of small calls cannot starve it. It releases mu while it waits,
+// and returns ctx's error if ctx ended first, the request then not queued.
+func (cn *conn) awaitWriterLocked(ctx context.Context) error {
+	out := &cn.out
+	for out.writing && cn.err == nil {
+		if out.free == nil {
+			out.free = make(chan struct{})
+		}
+		free := out.free
+		out.waiters++
+		cn.mu.Unlock()
+		select {
+		case <-free:
+			cn.mu.Lock()
+			out.waiters--
+		case <-ctx.Done():
+			cn.mu.Lock()
+			out.waiters--
+			if !out.writing && len(out.buf) > 0 && cn.err == nil {
+				// A writer stopped for this caller: the bytes it left
+				// need another.
+				out.writing = true
+				cn.handOffUnlock(nil, 0, 0)
+				cn.mu.Lock()
+			}
+			return ctxError(ctx)
+		}
+	}
+	return nil
+}
+
+// wakeWaitersLocked wakes the callers waiting in awaitWriterLocked, as a
+// write ends.
+func (out *writeSide) wakeWaitersLocked() {
+	if out.free != nil {
+		close(out.free)
+		out.free = nil
+	}
+}
+
+// stopWritingLocked gives the writer role up.
+func (out *writeSide) stopWritingLocked() {
+	out.writing = false
+	out.wakeWaitersLocked()
+}
+
+// keepLocked keeps a written buffer for reuse.
+func (out *writeSide) keepLocked(buf []byte) {
+	if cap(buf) <= maxKeptBuffer {
+		out.spare = buf[:0]
+	}
+}
+
+// unsentLocked reports whether rq's bytes provably never reached the
+// socket: they are still in buf, or they lay past the point where the
+// failed write wp stopped.
+func (out *writeSide) unsentLocked(rq *request, wp writeProgress) bool {
+	return rq.gen == out.gen || (wp.ok && rq.gen == wp.gen && rq.off >= wp.n)
+}
+
+// flushUnlock writes buf until it is empty, for w, which holds the writer
+// role. It releases mu around each write.
+//
+// tail, when set, is the writing caller's large payload, whose header ends
+// buf: the first write sends both with one writev rather than copying the
+// payload. The caller is in the write, so its slice stays valid; should
+// the write pass to the background writer, which may outlive the call, the
+// payload is copied first.
+func (cn *conn) flushUnlock(w writer, tail []byte) {
+	out := &cn.out
+	for round := 0; ; round++ {
+		if cn.err != nil || len(out.buf) == 0 {
+			out.stopWritingLocked()
+			cn.mu.Unlock()
+			return
+		}
+		if w.caller && (round == maxFlushRounds || w.ctx.Err() != nil) {
+			// mu has been held since the header went in, so the payload
+			// still belongs right after it.
+			out.buf = append(out.buf, tail...)
+			// The caller has written for others long enough, or has given
+			// up; the background writer takes the rest.
+			cn.handOffUnlock(nil, 0, 0)
+			return
+		}
+		if out.waiters > 0 && tail == nil {
+			// A caller with a large payload waits for its turn: it
+			// writes what is left, with its payload, from its own slice.
+			out.stopWritingLocked()
+			cn.mu.Unlock()
+			return
+		}
+		if round == 0 && tail == nil && cn.load() > 1 {
+			// Other calls are in flight, and their callers, woken by
+			// their answers, are about to send again: yielding once lets
+			// them append, so that one write carries many frames. A lone
+			// caller does not wait.
+			cn.mu.Unlock()
+			runtime.Gosched()
+			cn.mu.Lock()
+			if cn.err != nil || len(out.buf) == 0 {
+				continue
+			}
+		}
+		buf := out.buf
+		out.buf, out.spare = out.spare[:0], nil
+		gen := out.gen
+		out.gen++
+		cn.mu.Unlock()
+
+		n, err := cn.write(w, buf, tail)
+		cn.mu.Lock()
+		out.wakeWaitersLocked()
+		switch {
+		case err == nil:
+			out.keepLocked(buf)
+		case w.caller && cn.err == nil && errors.Is(err, os.ErrDeadlineExceeded):
+			// The caller's deadline or grace ran out mid-write. The bytes
+			// left still belong on the stream, or it would lose sync.
+			cn.handOffUnlock(append(buf, tail...), n, gen)
+			return
+		default:
+			cn.mu.Unlock()
+			cn.fail(err, writeProgress{gen: gen, n: n, ok: true})
+			cn.mu.Lock()
+		}
+		tail = nil
+	}
+}
+
+// handOffUnlock starts the background writer, which writes buf[from:]
+// (from generation gen) and then whatever is in the write buffer. The
+// writer role stays taken, now by the new goroutine.
+func (cn *conn) handOffUnlock(buf []byte, from int, gen uint64) {
+	cn.mu.Unlock()
+	if !cn.c.spawn(func() { cn.writeRest(buf, from, gen) }) {
+		cn.fail(ErrClosed, writeProgress{})
+	}
+}
+
+// writeRest is the background writer.
+func (cn *conn) writeRest(buf []byte, from int, gen uint64) {
+	if from < len(buf) {
+		n, err := cn.write(backgroundWriter, buf[from:], nil)
+		if err != nil {
+			cn.fail(err, writeProgress{gen: gen, n: from + n, ok: true})
+		}
+	}
+	cn.mu.Lock()
+	cn.flushUnlock(backgroundWriter, nil)
+}
+
+// write writes buf, then tail when set, for w. A caller is kept in a
+// blocked write no longer than its deadline and, on a plain socket,
+// writeGrace: the write then stops with os.ErrDeadlineExceeded and the
+// count written, and the caller hands the rest to the background writer.
+// So a caller that cancels returns within writeGrace without a goroutine
+// or allocation per call to watch its context. The background writer has
+// no deadline.
+func (cn *conn) write(w writer, buf, tail []byte) (int, error) {
+	if err := cn.armWrite(w); err != nil {
+		return 0, err
+	}
+	if tail == nil {
+		return cn.nc.Write(buf)
+	}
+	bufs := net.Buffers{buf, tail}
+	n, err := bufs.WriteTo(cn.nc)
+	return int(n), err
+}
+
+// armWrite sets the write deadline for a write by w, keeping the one
+// already set when it is soon enough and not so near as to cut the write
+// short for nothing: the runtime timer is then touched about once per
+// writeGrace rather than once per write.
+func (cn *conn) armWrite(w writer) error {
+	var want, now time.Time
+	if w.caller {
+		if !cn.out.fragile {
+			now = time.Now()
+			want = now.Add(writeGrace)
+		}
+		if d, ok := w.ctx.Deadline(); ok && (want.IsZero() || d.Before(want)) {
+			want = d
+		}
+	}
+	switch {
+	case want.Equal(cn.out.deadline):
+		return nil
+	case !now.IsZero() && keepDeadline(cn.out.deadline, want, now, writeGrace):
+		return nil
+	}
+	cn.out.deadline = want
+	return cn.nc.SetWriteDeadline(want)
+}
+
+// keepDeadline reports whether a deadline already set may stay for a wait
+// that wants one at want, the clock reading now: it comes no later than
+// wanted, and not so soon (grace/4) as to cut the wait short for nothing.
+func keepDeadline(set, want, now time.Time, grace time.Duration) bool {
+	return !set.IsZero() && !set.After(want) && set.Sub(now) > grace/4
+}
+
+// writeProgress says how far a failed write got: n bytes of the buffer of
+// generation gen.
+type writeProgress struct {
+	gen uint64
+	n   int
+	ok  bool
+}
