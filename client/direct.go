@@ -15,15 +15,11 @@ import (
 // whose context is cancelled returns within readGrace.
 const readGrace = 10 * time.Millisecond
 
-// readRole says who reads a connection's answers.
-//
-// Handing an answer from the reader goroutine to its caller wakes the
-// caller's goroutine, and with an idle P the runtime wakes another thread
-// to run it: at one call in flight that costs as much as the round trip
-// itself (bench/: 30k req/s against the raw loop's 76k on 2 cores, 64k
-// with GOMAXPROCS=1). So a caller that finds nobody reading reads its own
-// answer, as a hand-written loop would, and the reader goroutine reads only
-// while others have calls in flight or a caller's wait runs long.
+// readRole says who holds a connection's reading role. A caller that finds
+// nobody reading reads its own answer, as a hand-written loop would, and
+// the reader goroutine reads only while others have calls in flight or a
+// caller's wait runs long: handing each answer to its caller's goroutine
+// cost as much as the round trip itself (docs/DESIGN.md, "Reading").
 type readRole uint8
 
 const (

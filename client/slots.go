@@ -6,9 +6,9 @@ import (
 )
 
 // slots is a connection's in-flight limit: a counting semaphore whose
-// uncontended acquire and release are one atomic operation each. (It was a
-// buffered channel, whose lock every one of 256 callers on one connection
-// took twice per call.) Only callers that find it full wait, on freed.
+// uncontended acquire and release are one atomic operation each
+// (docs/DESIGN.md, "In-flight slots"). Only callers that find it full
+// wait, on freed.
 type slots struct {
 	held    atomic.Int64
 	waiting atomic.Int64

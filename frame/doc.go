@@ -1,4 +1,11 @@
-// Package frame is the tcpez wire codec.
+// Package frame is the tcpez wire codec: it reads and writes the
+// length-prefixed frames of docs/PROTOCOL.md.
+//
+//	w := frame.NewWriter(conn)
+//	if err := w.WriteFrame([]byte("PING")); err != nil { ... }
+//	if err := w.Flush(); err != nil { ... }
+//	r := frame.NewReader(conn, frame.Limits{})
+//	answer, err := r.ReadFrame(nil)
 //
 // A frame is a big-endian int32 length followed by that many bytes. A negative
 // header -N opens a batch: N frames follow, and the answer is -N followed by N

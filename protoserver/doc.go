@@ -1,4 +1,27 @@
-// Package protoserver is the protobuf layer of tcpez, in two modes.
+// Package protoserver is the protobuf layer of tcpez, in two modes. In
+// service mode a Service serves many methods, usually registered by code
+// that protoc-gen-go-tcpez generates, and a Client calls them:
+//
+//	svc := protoserver.NewService(protoserver.ServiceConfig{})
+//	kvpb.RegisterKV(svc, impl)
+//	srv := server.New(svc, server.Config{})
+//	go srv.ListenAndServe(addr)
+//
+//	c, err := client.New([]string{addr}, client.Config{})
+//	kv := kvpb.NewKVClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
+//	resp, err := kv.Get(ctx, &kvpb.GetRequest{Key: "k"})
+//
+// In compatible mode, Compatible serves one request and one response type
+// as bare messages, as the original tcpez ProtoServer did, and
+// CompatibleClient calls it.
+//
+// Each mode has a server side and a client side, each in files of its
+// own: server_service.go (Service), server_compatible.go (Compatible),
+// client_service.go and client_service_pipeline.go (Client, Call, Go,
+// Pipeline, Enqueue), client_compatible.go (CompatibleClient,
+// CompatiblePipeline) and client_future.go (the Future both client modes
+// return). envelope.go (the service-mode wire envelope), status.go and
+// metadata.go are what the two sides share.
 //
 // # Compatible mode
 //
@@ -37,6 +60,7 @@
 //
 // # Typed calls
 //
-// Both modes have plain calls, futures (Future) and pipelines, which send
-// many calls as one protocol batch.
+// Both modes have blocking calls (Call), futures (Go returns a Future) and
+// pipelines, which queue calls (Enqueue, or a generated pipeline's
+// methods) and send them as one protocol batch (Flush).
 package protoserver

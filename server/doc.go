@@ -2,18 +2,22 @@
 // frames, hands each request to a Handler with its own span, and writes the
 // answers back in request order.
 //
+//	srv := server.New(server.HandlerFunc(func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+//		return req, nil // echo
+//	}), server.Config{})
+//	go srv.ListenAndServe("127.0.0.1:7070") // or "unix:/run/echo.sock"
+//	defer srv.Shutdown(ctx)
+//
 // It is shaped like net/http: a Handler (or HandlerFunc) answers requests, and
 // a Server runs it with Serve, ListenAndServe or ServeConn and stops with
-// Shutdown or Close.
+// Shutdown or Close. The zero Config means every default; its fields set
+// limits, timeouts, TLS, authentication (Auth), logging and metrics (the
+// Stat constants).
 //
-// A connection is read ahead of its handlers: requests that arrive pipelined
-// run concurrently, up to Config.MaxInFlight per connection, and then the
-// server stops reading until answers have gone out, so a client that sends
-// faster than it reads is slowed, never buffered without bound. Answers leave
-// strictly in request order, a batch as a batch, and answers that are ready
-// together share one write. A request that is the only one at hand runs on
-// the connection's own goroutine, so a plain request/response exchange pays
-// for no goroutine hand-off.
+// Requests that arrive pipelined on a connection run concurrently, up to
+// Config.MaxInFlight per connection; answers leave strictly in request
+// order, a batch as a batch. docs/DESIGN.md says how a connection reads
+// ahead and coalesces its writes.
 //
 // What all connections together may hold is bounded too: request and answer
 // bytes share one memory budget (Config.MemoryBudget, sized from the
