@@ -179,7 +179,7 @@ func (cn *conn) answer(rq *request, h frame.Header) error {
 // may abandon the call at any moment until the claim, never waits on the
 // network once it has given up, and never finds its buffer written after.
 func (cn *conn) answerAppend(rq *request, n int) error {
-	p, peeked, err := cn.payload(n)
+	p, err := cn.payload(n)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 	} else {
 		rq.recycle()
 	}
-	if peeked {
+	if inPlace(n) {
 		// Cannot fail: Peek buffered these bytes. rq is gone, so no error
 		// may reach the caller's error path from here.
 		_ = cn.in.r.Discard(n)
@@ -199,18 +199,22 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 }
 
 // payload returns the next n bytes: in place in the read buffer when they
-// fit (peeked, to be discarded after use), else read into scratch.
-func (cn *conn) payload(n int) (p []byte, peeked bool, err error) {
-	if n <= readBufferSize {
-		p, err = cn.in.r.Peek(n)
-		return p, true, frame.Truncated(err)
+// fit (inPlace: still to be discarded after use), else read into scratch.
+func (cn *conn) payload(n int) ([]byte, error) {
+	if inPlace(n) {
+		p, err := cn.in.r.Peek(n)
+		return p, frame.Truncated(err)
 	}
-	p, err = cn.in.r.ReadPayload(cn.in.scratch[:0], n)
+	p, err := cn.in.r.ReadPayload(cn.in.scratch[:0], n)
 	if cap(p) <= maxKeptBuffer {
 		cn.in.scratch = p[:0]
 	}
-	return p, false, err
+	return p, err
 }
+
+// inPlace reports whether payload leaves an n-byte answer in the read
+// buffer rather than consuming it.
+func inPlace(n int) bool { return n <= readBufferSize }
 
 // answerBatch reads a batch answer for rq. The answers share a few
 // growing chunks rather than taking an allocation each.
