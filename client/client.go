@@ -17,19 +17,21 @@ import (
 // connections. It is safe for concurrent use; share one per process and
 // server set.
 type Client struct {
-	cfg      Config
-	requests sync.Pool // *request, with their done channels
+	// Set by New, then read-only.
+	cfg Config
 	// timed is set when someone consumes per-call timings, so that the
 	// common path does not read the clock for nobody.
-	timed bool
-
-	snap atomic.Pointer[snapshot]
-	rr   atomic.Uint64
-
+	timed  bool
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
+	// Safe for concurrent use.
+	requests sync.Pool                // *request, with their done channels
+	snap     atomic.Pointer[snapshot] // the usable connections, for balancing
+	rr       atomic.Uint64            // RoundRobin's counter
+
+	mu sync.Mutex
+	// Guarded by mu.
 	eps        map[string]*endpoint
 	order      []*endpoint // eps in the order they were added
 	closed     bool
@@ -42,7 +44,7 @@ type Client struct {
 	draining map[*conn]bool
 
 	spawnMu     sync.Mutex
-	spawnClosed bool
+	spawnClosed bool // guarded by spawnMu: no more goroutines start
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
 }

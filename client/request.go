@@ -29,32 +29,40 @@ const (
 	stateAbandoned               // caller gone; reader drops the answer
 )
 
-// request is one request on the wire, single frame or batch.
+// request is one request on the wire, single frame or batch. Its fields
+// belong to its owner of the moment (see the states above) unless they
+// say otherwise.
 type request struct {
+	// state is the handover between owners; read and changed atomically
+	// by the caller and the reader.
 	state atomic.Uint32
-	// done carries one token per completion for pooled calls, so that the
-	// channel is reused across calls. Futures use fut instead.
+	// Set when the request is made, then read-only.
+	// done carries one token per completion for pooled requests, so that
+	// the channel is reused across calls. Futures use fut instead.
 	done chan struct{}
+	fut  *Future    // non-nil for Go's requests
+	pool *sync.Pool // nil for requests that are not pooled
+
+	// Set by the caller before it queues the request.
 	mode answerMode
 	n    int    // frames in a batch
 	dst  []byte // modeAppend: the caller's buffer
 
+	// The result, set by the completing owner before it signals done.
 	ans     []byte
 	answers [][]byte
 	err     error
 	unsent  bool // err proves the request never left this process
 
-	// Where the request's bytes sit in the connection's write stream;
-	// see conn.fail.
+	// Where the request's bytes sit in the connection's write stream
+	// (see writeSide.unsentLocked); guarded by conn.mu.
 	gen uint64
 	off int
 
 	// direct is the connection whose reading the caller took with this
-	// call: it reads its own answer there (see readRole).
+	// request, set under conn.mu as it is queued and read by the caller
+	// only: it reads its own answer there (see readRole).
 	direct *conn
-
-	fut  *Future    // non-nil for Go's calls
-	pool *sync.Pool // nil for calls that are not pooled
 }
 
 // complete delivers a result. Only the current owner (the connection, or
