@@ -65,14 +65,7 @@ func (c *CompatibleClient[Req, Resp]) Go(ctx context.Context, req *Req) *Future[
 	f.resp, f.msg = newResp[Resp]()
 	bufs := getBuffers()
 	b, err := encodeCompatible(bufs.req[:0], req)
-	bufs.req = b
-	if err != nil {
-		putBuffers(bufs)
-		f.fail(err)
-		return f
-	}
-	f.bufs = bufs
-	f.fut = c.c.Go(ctx, b)
+	f.send(ctx, c.c, bufs, b, err)
 	return f
 }
 

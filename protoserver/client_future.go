@@ -1,6 +1,7 @@
 package protoserver
 
 import (
+	"context"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -57,6 +58,19 @@ func newFuture[T any, PT interface {
 	f.msg = PT(f.resp)
 	f.service = service
 	return f
+}
+
+// send starts f's call with b, the encoded request, which lives in bufs
+// until the call completes; err is the encoding's, which fails f instead.
+func (f *future) send(ctx context.Context, c *client.Client, bufs *buffers, b []byte, err error) {
+	bufs.req = b
+	if err != nil {
+		putBuffers(bufs)
+		f.fail(err)
+		return
+	}
+	f.bufs = bufs
+	f.fut = c.Go(ctx, b)
 }
 
 // start makes f wait for a result from resolve.

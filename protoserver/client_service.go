@@ -117,14 +117,7 @@ func Go[T any, PT interface {
 	}
 	bufs := getBuffers()
 	b, err := encodeCall(bufs.req[:0], ctx, method, req)
-	bufs.req = b
-	if err != nil {
-		putBuffers(bufs)
-		f.fail(err)
-		return f
-	}
-	f.bufs = bufs
-	f.fut = c.c.Go(ctx, b)
+	f.send(ctx, c.c, bufs, b, err)
 	return f
 }
 
