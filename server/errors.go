@@ -8,7 +8,7 @@ import (
 var (
 	// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown
 	// or Close.
-	ErrServerClosed = errors.New("tcpez/server: server closed")
+	ErrServerClosed = errors.New("tcpez/server: closed")
 	// ErrInvalidConfig wraps every error of Config.Validate.
 	ErrInvalidConfig = errors.New("tcpez/server: invalid config")
 	// ErrHandlerPanic is matched by the *PanicError of a recovered panic.
