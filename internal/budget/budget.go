@@ -29,7 +29,7 @@ import (
 // ErrExhausted is returned by Acquire when the bytes asked for could not
 // be granted within the wait allowed, or can never be (more than the whole
 // budget).
-var ErrExhausted = errors.New("budget: memory budget exhausted")
+var ErrExhausted = errors.New("tcpez/budget: memory budget exhausted")
 
 // Budget is a byte budget shared by accounts.
 type Budget struct {
