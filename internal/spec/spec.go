@@ -20,6 +20,9 @@ type Example struct {
 	Answer    []byte // "answer" line: what an echo server sends back
 	Malformed []byte // "malformed" line: input a receiver must refuse
 	Error     string // "error" line: the frame package's error for Malformed
+	// Mux is set for the examples of the multiplexed mode, which follow
+	// the document's "# The multiplexed mode" heading.
+	Mux bool
 }
 
 // Path is the location of docs/PROTOCOL.md in the source tree.
@@ -28,21 +31,36 @@ func Path() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "docs", "PROTOCOL.md")
 }
 
-// Load parses the examples of the document at path.
+// Load parses the v1 examples of the document at path.
 func Load(path string) ([]Example, error) {
+	return load(path, false)
+}
+
+// LoadMux parses the examples of the multiplexed mode.
+func LoadMux(path string) ([]Example, error) {
+	return load(path, true)
+}
+
+func load(path string, mux bool) ([]Example, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		out []Example
-		cur *Example
+		out   []Example
+		cur   *Example
+		inMux bool
 	)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.HasPrefix(line, "# ") {
+			inMux = strings.Contains(line, "multiplexed")
+			cur = nil
+			continue
+		}
 		if name, ok := strings.CutPrefix(line, "### "); ok {
-			out = append(out, Example{Name: name})
+			out = append(out, Example{Name: name, Mux: inMux})
 			cur = &out[len(out)-1]
 			continue
 		}
@@ -71,7 +89,7 @@ func Load(path string) ([]Example, error) {
 	// Sections without byte lines are prose, not examples.
 	examples := out[:0]
 	for _, e := range out {
-		if e.Request != nil || e.Malformed != nil {
+		if e.Mux == mux && (e.Request != nil || e.Answer != nil || e.Malformed != nil) {
 			examples = append(examples, e)
 		}
 	}
