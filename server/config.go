@@ -19,6 +19,7 @@ import (
 const (
 	DefaultMaxConns        = 16384
 	DefaultMaxInFlight     = 128
+	DefaultMaxCalls        = 65536
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute // as in the original tcpez server
 	DefaultWriteTimeout    = 30 * time.Second
@@ -76,6 +77,17 @@ type Config struct {
 	// cannot lock out the rest. Default DefaultMaxHandshakes; negative: no
 	// limit.
 	MaxHandshakes int
+	// MaxCalls bounds the mux calls the server runs at once, over all its
+	// connections; a request over it is refused with the error code
+	// "overloaded" (it does not run, and the client may send it again).
+	// MaxInFlight bounds each connection. v1 requests do not count: a v1
+	// connection stops being read instead. Default DefaultMaxCalls;
+	// negative means no limit.
+	MaxCalls int
+	// V1Only makes the server speak only v1, as servers that predate the
+	// multiplexed mode do: a client's preface is then an ordinary request
+	// for the handler (see docs/PROTOCOL.md, "Negotiation").
+	V1Only bool
 
 	// ReadTimeout is how long a frame may take to arrive once its first
 	// byte has (slowloris). Default DefaultReadTimeout; negative: none.
@@ -169,6 +181,7 @@ func (c *Config) Validate() error {
 func (c Config) withDefaults() Config {
 	c.MaxConns = defaults.Or(c.MaxConns, DefaultMaxConns)
 	c.MaxInFlight = defaults.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.MaxCalls = defaults.Or(c.MaxCalls, DefaultMaxCalls)
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = DefaultMemoryBudget()
 	}

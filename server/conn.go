@@ -72,6 +72,9 @@ type conn struct {
 	stopping bool
 	unwait   context.CancelFunc // ends a wait for the memory budget
 
+	// mux is set once the connection speaks the multiplexed mode.
+	mux atomic.Pointer[muxConn]
+
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when the ring frees slots or the writer stops
 	ring    ring
@@ -106,10 +109,22 @@ func remoteAddr(nc net.Conn) string {
 // connection ended: nil for a peer that closed cleanly.
 func (c *conn) serve() error {
 	err := c.handshake()
-	if err == nil {
-		err = c.authenticate()
+	// A connection that must authenticate negotiates first, within its
+	// handshake (the credential follows the preface); any other one is
+	// done with its handshake before it waits for its first frame.
+	mux, auth := false, c.cfg.Auth != nil
+	if err == nil && auth {
+		if mux, err = c.negotiate(); err == nil {
+			err = c.authenticate()
+		}
 	}
 	c.srv.endHandshake(c)
+	if err == nil && !auth {
+		mux, err = c.negotiate()
+	}
+	if mux && err == nil {
+		return c.serveMux()
+	}
 	for err == nil {
 		err = c.readMessage()
 	}
@@ -363,6 +378,12 @@ func (c *conn) run(s *slot, inline bool) {
 }
 
 func (c *conn) call(s *slot) (resp []byte, err error) {
+	return c.respond(c.ctx, s)
+}
+
+// respond calls the handler for s with ctx, turning a panic into a
+// PanicError unless the configuration says otherwise.
+func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 	if !c.cfg.DisablePanicRecovery {
 		defer func() {
 			if v := recover(); v != nil {
@@ -370,7 +391,7 @@ func (c *conn) call(s *slot) (resp []byte, err error) {
 			}
 		}()
 	}
-	return c.srv.Handler.Respond(c.ctx, s.req, s.sp)
+	return c.srv.Handler.Respond(ctx, s.req, s.sp)
 }
 
 // finish writes the answers at the head of the ring that are ready,
@@ -536,6 +557,16 @@ func (c *conn) drain() {
 	}
 	c.mu.Unlock()
 	c.flushHeld()
+}
+
+// shutdown begins a graceful end of the connection, for Server.Shutdown:
+// a mux connection is sent a go-away, a v1 one stops reading.
+func (c *conn) shutdown() {
+	if m := c.mux.Load(); m != nil {
+		m.sendGoAway()
+		return
+	}
+	c.stop()
 }
 
 // closeHard breaks the connection at once, for Server.Close.

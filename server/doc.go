@@ -26,6 +26,14 @@
 // address and connections still in their handshake are limited. See
 // docs/SECURITY.md.
 //
+// A connection whose first frame is the multiplexed mode's preface
+// (docs/PROTOCOL.md) is served in that mode instead: each request runs
+// concurrently (on the connection's goroutine while handlers are fast, on
+// workers once one is slow), answers leave as soon as they are ready, a
+// cancel frame ends the handler's context, errors are answered with error
+// frames and the connection goes on, and Shutdown sends a go-away and
+// drains. Config.V1Only turns the mode off.
+//
 // Rules a connection breaks — a malformed frame, a frame over the limits, a
 // stalled frame, a peer that does not read its answers — close that
 // connection, after the answers to the requests before the fault, with a

@@ -13,8 +13,11 @@ import (
 // changed after Respond returns; an answer may be req itself. (The buffer
 // of a request over 64 KiB is mapped memory that the server reuses and
 // whose pages it later gives back to the system: a goroutine that reads it
-// after Respond returned reads another request's bytes or zeros.) ctx is the
-// connection's: it ends when the connection closes or the server stops.
+// after Respond returned reads another request's bytes or zeros.) On a v1
+// connection ctx is the connection's: it ends when the connection closes
+// or the server stops. On a mux connection it is the call's: it also ends
+// when the client cancels the call, and when Respond returns; it must not
+// be used after that except through contexts derived from it.
 // sp belongs to this request and is reused after Respond returns, so
 // goroutines the handler starts must finish with it before then.
 //

@@ -15,15 +15,19 @@ const (
 	StatBytesIn               = "bytes.in"                // count, bytes read from peers
 	StatBytesOut              = "bytes.out"               // count, bytes written to peers
 	StatMemoryHeld            = "memory.held"             // gauge, bytes of the memory budget in use, every StatsInterval
+	StatConnsMux              = "conns.mux"               // count, connections that negotiated the multiplexed mode
+	StatRequestsCancelled     = "requests.cancelled"      // count, mux cancels that found their call
 
 	// Why connections or requests failed.
-	StatErrHandler      = "errors.handler"       // handler returned an error
-	StatErrPanic        = "errors.panic"         // handler panicked
-	StatErrProtocol     = "errors.protocol"      // peer broke the protocol (frame.ErrProtocol)
-	StatErrReadTimeout  = "errors.read_timeout"  // ErrReadTimeout
-	StatErrWriteTimeout = "errors.write_timeout" // ErrWriteTimeout
-	StatErrMemory       = "errors.memory"        // no room in the memory budget (ErrMemoryBudget)
-	StatErrTLS          = "errors.tls"           // TLS handshake failed
-	StatErrAuth         = "errors.auth"          // Auth refused the connection (ErrUnauthenticated)
-	StatErrConn         = "errors.conn"          // any other I/O error
+	StatErrHandler       = "errors.handler"         // handler returned an error
+	StatErrPanic         = "errors.panic"           // handler panicked
+	StatErrProtocol      = "errors.protocol"        // peer broke the protocol (frame.ErrProtocol)
+	StatErrReadTimeout   = "errors.read_timeout"    // ErrReadTimeout
+	StatErrWriteTimeout  = "errors.write_timeout"   // ErrWriteTimeout
+	StatErrMemory        = "errors.memory"          // no room in the memory budget (ErrMemoryBudget)
+	StatErrTLS           = "errors.tls"             // TLS handshake failed
+	StatErrAuth          = "errors.auth"            // Auth refused the connection (ErrUnauthenticated)
+	StatErrConn          = "errors.conn"            // any other I/O error
+	StatErrRefused       = "errors.refused"         // mux request refused: MaxCalls reached
+	StatErrFrameTooLarge = "errors.frame_too_large" // mux request over the frame limit, answered and skipped
 )

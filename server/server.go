@@ -33,6 +33,7 @@ type Server struct {
 	// counter every connection shares on every request.
 	gauges   bool
 	inflight atomic.Int64 // requests read and not yet handled
+	calls    atomic.Int64 // mux calls running, bounded by Config.MaxCalls
 	reporter sync.WaitGroup
 	// budget bounds the memory of requests and answers; large lends the
 	// buffers of large requests within it.
@@ -171,7 +172,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	s.stopAccepting((*conn).stop)
+	s.stopAccepting((*conn).shutdown)
 
 	done := make(chan struct{})
 	go func() {
@@ -298,5 +299,24 @@ func (s *Server) reportGauges() {
 		s.cfg.Stats.Gauge(StatConnsOpen, int64(open))
 		s.cfg.Stats.Gauge(StatRequestsInFlight, s.inflight.Load())
 		s.cfg.Stats.Gauge(StatMemoryHeld, s.budget.Used())
+	}
+}
+
+// acquireCall counts a mux call about to run against MaxCalls; false when
+// the server runs as many as it may.
+func (s *Server) acquireCall() bool {
+	if s.cfg.MaxCalls < 0 {
+		return true
+	}
+	if s.calls.Add(1) > int64(s.cfg.MaxCalls) {
+		s.calls.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) releaseCall() {
+	if s.cfg.MaxCalls >= 0 {
+		s.calls.Add(-1)
 	}
 }

@@ -1,0 +1,781 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/span"
+)
+
+// goAwayGrace is how long a mux connection that was sent a go-away and has
+// answered all its calls waits for its client to close it, so that a call
+// the client sent before it read the go-away is refused, not lost.
+const goAwayGrace = time.Second
+
+// maxKeptWriteBuffer bounds the write buffers a mux connection keeps.
+const maxKeptWriteBuffer = 256 << 10
+
+// negotiate tells a mux client from a v1 one by its first frame (see
+// docs/PROTOCOL.md, "Negotiation") and acknowledges a preface. It consumes
+// nothing of a v1 client's first frame and waits only for bytes that
+// frame's own header announces.
+func (c *conn) negotiate() (bool, error) {
+	if c.cfg.V1Only {
+		return false, nil
+	}
+	if err := c.awaitFirst(); err != nil {
+		return false, err
+	}
+	if err := c.armRead(); err != nil {
+		return false, err
+	}
+	h, err := c.r.PeekHeader()
+	if err != nil || h != frame.PrefaceSize {
+		return false, nil // the v1 loop reads and reports it
+	}
+	p, err := c.r.Peek(frame.HeaderSize + frame.PrefaceSize)
+	// The peek may have waited for the frame's bytes: a v1 request timed
+	// from the clock's last reading would count the wait as its own.
+	c.clock.now()
+	if err != nil {
+		return false, nil
+	}
+	version, ok := frame.IsPreface(p[frame.HeaderSize:])
+	if !ok {
+		return false, nil
+	}
+	_ = c.r.Discard(len(p)) // cannot fail: Peek buffered them
+	ack := frame.Ack{
+		Version:      min(version, frame.MuxVersion),
+		MaxInFlight:  uint32(c.cfg.MaxInFlight),
+		MaxFrameSize: uint32(c.maxFrame()),
+	}
+	if err := c.w.WriteFrame(frame.AppendAck(nil, ack)[frame.HeaderSize:]); err != nil {
+		return false, err
+	}
+	if err := c.flush(); err != nil {
+		return false, err
+	}
+	c.srv.count(StatConnsMux)
+	return true, nil
+}
+
+// awaitFirst waits for the first byte of a connection: as for any message,
+// or, when the connection must authenticate, no longer than Auth.Timeout.
+func (c *conn) awaitFirst() error {
+	a := c.cfg.Auth
+	if a == nil {
+		return c.awaitMessage()
+	}
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = DefaultAuthTimeout
+	}
+	if err := c.setReadDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := c.r.Peek(1); err != nil {
+		if isTimeout(err) && !c.isStopping() {
+			c.srv.count(StatErrAuth)
+			return fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)
+		}
+		return c.readError(err, true)
+	}
+	return nil
+}
+
+func (c *conn) maxFrame() int {
+	if c.cfg.Limits.MaxFrameSize > 0 {
+		return c.cfg.Limits.MaxFrameSize
+	}
+	return frame.DefaultMaxFrameSize
+}
+
+// muxConn serves a connection in the multiplexed mode: its goroutine reads
+// frames, each request runs on a goroutine of its own, and whichever
+// goroutine has frames to send writes them, with those that others add
+// meanwhile, so that answers go out as soon as they are ready and in few
+// writes.
+//
+// The engine knows calls by id and their life (running, answered,
+// cancelled, refused); the frames themselves are the frame package's. A
+// second id-based wire format (MessagePack-RPC) would swap readFrame and
+// the append calls for its own and keep the rest; see docs/DESIGN.md.
+type muxConn struct {
+	*conn
+	out statsWriter
+
+	mu    sync.Mutex
+	idle  sync.Cond // signalled when the last running call or a write ends
+	calls map[uint32]*muxCall
+	free  []*muxCall
+	// admitted counts the calls accepted and not yet ended: running is
+	// those with a handler, parked those waiting for one because
+	// MaxInFlight handlers run.
+	admitted int
+	running  int
+	parked   []*muxCall
+	wbuf     []byte // frames waiting to be written
+	spare    []byte
+	writing  bool
+	broken   bool // answers are dropped: the connection is ending
+	goAway   bool // a go-away was sent: requests are refused
+	waiting  bool // the reader waits for a frame, and may be poked
+	gone     bool // calls give their buffers and budget back as they end
+
+	// slow is set while handlers take longer than inlineBudget: calls
+	// then go to workers rather than run on the reader's goroutine.
+	slow atomic.Bool
+	// inline is set while the reader runs a handler itself. reader counts
+	// the times overrun gave the reading to another goroutine: a goroutine
+	// that ran a handler inline reads on only if it has not moved.
+	inline     bool
+	reader     uint64
+	overrun    *time.Timer
+	takeOverFn func()        // m.takeOver, made once
+	work       chan *muxCall // to idle workers
+	quit       chan struct{} // closed when the connection has ended
+	ended      chan error    // serve's result, from a later reader
+	stopWatch  func() bool
+}
+
+// muxCall is one request on its way from being read to its answer.
+type muxCall struct {
+	slot
+	id uint32
+	// answered is set once the call's answer or error has been queued,
+	// possibly before its handler returns (a cancel is answered at once).
+	answered bool
+	// ctx is reused only while no handler asked for its Done channel; see
+	// callCtx.
+	ctx *callCtx
+}
+
+func (c *conn) serveMux() error {
+	m := &muxConn{
+		conn:  c,
+		out:   statsWriter{c.nc, c.cfg.Stats},
+		calls: make(map[uint32]*muxCall),
+		work:  make(chan *muxCall),
+		ended: make(chan error, 1),
+		quit:  make(chan struct{}),
+	}
+	m.idle.L = &m.mu
+	m.takeOverFn = m.takeOver
+	m.overrun = time.AfterFunc(time.Hour, m.takeOverFn)
+	m.overrun.Stop()
+	c.mux.Store(m)
+	m.stopWatch = context.AfterFunc(c.ctx, m.cancelAll)
+	if ended, err := m.readLoop(); ended {
+		return err
+	}
+	// The reading passed to another goroutine (see takeOver), which ends
+	// the connection; ServeConn returns only then.
+	return <-m.ended
+}
+
+// errHandedOff tells a goroutine that ran a handler inline that the
+// reading has passed to another goroutine meanwhile.
+var errHandedOff = errors.New("tcpez: reading handed off")
+
+// readLoop reads frames until the connection ends, and then ends it
+// (ended true, with serve's result), or until the reading passes to
+// another goroutine (ended false).
+func (m *muxConn) readLoop() (ended bool, result error) {
+	var err error
+	for err == nil {
+		err = m.readFrame()
+	}
+	if err == errHandedOff {
+		return false, nil
+	}
+	m.stopWatch()
+	m.overrun.Stop()
+	m.finish(err)
+	close(m.quit)
+	m.end(err)
+	return true, m.close()
+}
+
+// takeOver runs when a handler that the reader ran inline has run longer
+// than inlineBudget: a new goroutine takes the reading over, so that the
+// calls behind it are not held up (no head-of-line blocking), and calls
+// run on goroutines of their own until handlers are fast again.
+func (m *muxConn) takeOver() {
+	m.mu.Lock()
+	if !m.inline || m.broken {
+		m.mu.Unlock()
+		return // the handler ended first, or the timer is stale
+	}
+	// The goroutine in the handler is the reader no more: it sees reader
+	// moved on, and the new reader is not inline.
+	m.reader++
+	m.inline = false
+	m.slow.Store(true)
+	m.mu.Unlock()
+	go func() {
+		if ended, err := m.readLoop(); ended {
+			m.ended <- err
+		}
+	}()
+}
+
+// dispatch runs mc on an idle worker of the connection, or a new one.
+// Workers stay for the connection's life, so that calls do not each pay
+// for a goroutine; there are at most as many as calls ever ran at once.
+func (m *muxConn) dispatch(mc *muxCall) {
+	select {
+	case m.work <- mc:
+	default:
+		go m.worker(mc)
+	}
+}
+
+func (m *muxConn) worker(mc *muxCall) {
+	for {
+		m.run(mc)
+		select {
+		case mc = <-m.work:
+		case <-m.quit:
+			return
+		}
+	}
+}
+
+// readFrame reads one frame and acts on it.
+func (m *muxConn) readFrame() error {
+	m.awaitRoom()
+	if err := m.awaitFrame(); err != nil {
+		return err
+	}
+	if err := m.armRead(); err != nil {
+		return err
+	}
+	h, err := m.r.ReadHeader()
+	if err != nil {
+		if se, ok := errors.AsType[*frame.SizeError](err); ok && !se.Batch {
+			return m.skipLarge(h.Len(), err)
+		}
+		return m.readError(err, false)
+	}
+	switch {
+	case h.IsBatch():
+		return m.protocolError(fmt.Errorf("%w: a batch header in the multiplexed mode", frame.ErrNegativeLength))
+	case h.Len() < frame.MuxHeaderSize:
+		return m.protocolError(fmt.Errorf("%w: %d bytes, shorter than its header", frame.ErrMuxMalformed, h.Len()))
+	}
+	f, err := m.readMuxHeader(h.Len())
+	if err != nil {
+		return err
+	}
+	switch f.Kind {
+	case frame.KindRequest:
+		return m.request(f.ID, h.Len()-frame.MuxHeaderSize)
+	case frame.KindCancel:
+		why := frame.CodeCancelled
+		if n := h.Len() - frame.MuxHeaderSize; n == 2 {
+			p, err := m.r.Peek(2)
+			if err != nil {
+				return m.readError(truncatedEOF(err), false)
+			}
+			why = frame.Code(uint16(p[0])<<8 | uint16(p[1]))
+			_ = m.r.Discard(2)
+		}
+		m.cancelCall(f.ID, why)
+		return nil
+	}
+	return m.protocolError(fmt.Errorf("%w: a client sent %v", frame.ErrMuxMalformed, f.Kind))
+}
+
+// readMuxHeader reads and checks the mux header of a frame of n bytes.
+func (m *muxConn) readMuxHeader(n int) (frame.MuxFrame, error) {
+	p, err := m.r.Peek(frame.MuxHeaderSize)
+	if err != nil {
+		return frame.MuxFrame{}, m.readError(truncatedEOF(err), false)
+	}
+	f, err := frame.ParseMuxHeader(p, n-frame.MuxHeaderSize)
+	if err != nil {
+		return f, m.protocolError(err)
+	}
+	_ = m.r.Discard(frame.MuxHeaderSize) // cannot fail: peeked
+	return f, nil
+}
+
+// skipLarge answers a request over the frame limit with CodeTooLarge and
+// reads past it without keeping it, as a v1 connection cannot.
+func (m *muxConn) skipLarge(n int, err error) error {
+	f, herr := m.readMuxHeader(n)
+	if herr != nil {
+		return herr
+	}
+	if f.Kind != frame.KindRequest {
+		return m.protocolError(err)
+	}
+	m.srv.count(StatErrFrameTooLarge)
+	m.refuse(f.ID, frame.CodeTooLarge, err.Error())
+	if derr := m.r.Discard(n - frame.MuxHeaderSize); derr != nil {
+		return m.readError(truncatedEOF(derr), false)
+	}
+	return nil
+}
+
+func truncatedEOF(err error) error {
+	if err == io.EOF {
+		return fmt.Errorf("%w (%w)", frame.ErrTruncated, io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// request reads a request's body of n bytes and starts its handler, or
+// refuses it.
+func (m *muxConn) request(id uint32, n int) error {
+	m.mu.Lock()
+	if _, dup := m.calls[id]; dup {
+		m.mu.Unlock()
+		return m.protocolError(fmt.Errorf("%w: call id %d already in flight", frame.ErrMuxMalformed, id))
+	}
+	code, why := m.admitLocked()
+	var mc *muxCall
+	if code == 0 {
+		mc = m.getLocked()
+	}
+	m.mu.Unlock()
+	if mc == nil {
+		if err := m.r.Discard(n); err != nil {
+			return m.readError(truncatedEOF(err), false)
+		}
+		m.refuse(id, code, why)
+		return nil
+	}
+	fresh := n > m.r.Buffered()
+	// The body is charged to the memory budget as in v1, waiting for room
+	// with the connection unread.
+	err := m.room(&mc.slot, n)
+	if err == nil {
+		mc.req, err = m.r.ReadPayload(mc.req, n)
+	}
+	if err != nil {
+		m.mu.Lock()
+		m.putLocked(mc)
+		m.mu.Unlock()
+		m.srv.releaseCall()
+		if errors.Is(err, ErrMemoryBudget) || err == errStopping {
+			return err
+		}
+		return m.readError(err, false)
+	}
+	mc.id = id
+	mc.sp.Reset(span.NewID())
+	if fresh {
+		mc.start = m.clock.now()
+	} else {
+		mc.start = m.clock.recent()
+	}
+	if mc.ctx == nil {
+		mc.ctx = &callCtx{Context: m.ctx}
+	}
+	m.mu.Lock()
+	m.calls[id] = mc
+	m.admitted++
+	start := m.running < m.cfg.MaxInFlight
+	inline := start && !m.slow.Load()
+	if start {
+		m.running++
+	} else {
+		m.parked = append(m.parked, mc)
+	}
+	m.inline = inline
+	gen := m.reader
+	m.mu.Unlock()
+	if m.srv.gauges {
+		m.srv.inflight.Add(1)
+	}
+	switch {
+	case inline:
+		return m.runInline(mc, gen)
+	case start:
+		m.dispatch(mc)
+	}
+	return nil
+}
+
+// runInline runs mc on the reader's goroutine, which costs no hand-off,
+// while handlers are fast; should this one overrun inlineBudget, takeOver
+// gives the reading to another goroutine.
+// m.inline was set with gen, the reader's generation, as mc was admitted.
+func (m *muxConn) runInline(mc *muxCall, gen uint64) error {
+	m.overrun.Reset(inlineBudget)
+	mc.ctx.setOnWait(m.takeOverFn)
+	next, lost := m.runOne(mc, true, gen)
+	if next != nil {
+		m.dispatch(next)
+	}
+	if lost {
+		return errHandedOff
+	}
+	return nil
+}
+
+// awaitRoom holds the reader while MaxInFlight requests wait for a
+// handler: the peer is not read, which pushes back on it, as in v1.
+func (m *muxConn) awaitRoom() {
+	m.mu.Lock()
+	for len(m.parked) >= m.cfg.MaxInFlight && !m.broken {
+		m.idle.Wait()
+	}
+	m.mu.Unlock()
+}
+
+// admitLocked says whether a request may run now, and if not, why.
+func (m *muxConn) admitLocked() (frame.Code, string) {
+	switch {
+	case m.goAway:
+		return frame.CodeShuttingDown, "shutting down"
+	case !m.srv.acquireCall():
+		m.srv.count(StatErrRefused)
+		return frame.CodeOverloaded, "the server runs as many calls as it may"
+	}
+	return 0, ""
+}
+
+func (m *muxConn) getLocked() *muxCall {
+	if n := len(m.free); n > 0 {
+		mc := m.free[n-1]
+		m.free = m.free[:n-1]
+		return mc
+	}
+	return &muxCall{slot: slot{sp: span.New()}}
+}
+
+func (m *muxConn) putLocked(mc *muxCall) {
+	// The body's buffer is kept for the next call, charged to the budget,
+	// until the connection has ended; a large one goes back to the pool.
+	mc.reqBuffer.release(m.srv.large, m.acct, !m.gone)
+	mc.resp, mc.err, mc.answered = nil, nil, false
+	if !mc.ctx.reusable() {
+		mc.ctx = nil
+	}
+	m.free = append(m.free, mc)
+}
+
+// run calls the handler for mc and queues its answer, unless the call was
+// answered already (cancelled) or the connection is ending.
+func (m *muxConn) run(mc *muxCall) {
+	for mc != nil {
+		mc, _ = m.runOne(mc, false, 0)
+	}
+}
+
+// runOne runs mc and returns the parked call to run next, if any. inline
+// says the reader runs it, as reader generation gen: if it still reads,
+// its answer may wait in the buffer while more requests are at hand, so
+// that a burst is answered with one write; lost says it reads no more.
+func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, lost bool) {
+	// A worker may have waited its turn to run; only the handler's own
+	// time says whether handlers are slow. The reader starts at once.
+	began := mc.start
+	if !inline {
+		began = m.clock.now()
+	}
+	if mc.ctx.Err() == nil {
+		mc.resp, mc.err = m.respond(mc.ctx, &mc.slot)
+		if inline {
+			mc.ctx.setOnWait(nil)
+		}
+	} else {
+		// Cancelled while it waited: answered already, not run.
+		mc.err = mc.ctx.Err()
+	}
+	end := m.clock.now()
+	if slow := end-began > inlineBudget; slow != m.slow.Load() {
+		m.slow.Store(slow)
+	}
+	mc.ctx.cancel(context.Canceled) // a handler's context ends with it
+	m.srv.finishRequest(m.conn, &mc.slot, end-mc.start)
+	m.srv.releaseCall()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !mc.answered && !m.broken {
+		m.queueAnswerLocked(mc)
+	}
+	if m.calls[mc.id] == mc {
+		delete(m.calls, mc.id)
+	}
+	m.admitted--
+	m.putLocked(mc)
+	if inline {
+		if lost = m.reader != gen; !lost {
+			// Only the reader touches the timer: once the reading moved
+			// on, it is the new reader's.
+			m.inline = false
+			m.overrun.Stop()
+		}
+	}
+	if len(m.parked) > 0 {
+		next = m.parked[0]
+		m.parked = m.parked[1:]
+		if len(m.parked) == 0 {
+			m.parked = m.parked[:0:0] // let the drained backing array go
+		}
+		m.idle.Broadcast() // the reader may have room again
+	} else {
+		m.running--
+	}
+	if m.admitted == 0 {
+		m.idle.Broadcast()
+		if m.goAway {
+			m.pokeLocked() // the reader now waits only goAwayGrace
+		}
+	}
+	// The reader holds its answer back while it has more requests at
+	// hand, unless the reading passed on meanwhile (then m.r is not its).
+	if !inline || lost || m.r.Buffered() == 0 {
+		m.flushLocked()
+	}
+	return next, lost
+}
+
+func (m *muxConn) queueAnswerLocked(mc *muxCall) {
+	mc.answered = true
+	if mc.err == nil {
+		m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, mc.id, mc.resp)
+		return
+	}
+	if p, ok := m.encodeError(mc.ctx, &mc.slot); ok {
+		m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, mc.id, p)
+		return
+	}
+	msg := mc.err.Error()
+	if errors.Is(mc.err, ErrHandlerPanic) {
+		msg = "handler panic"
+	}
+	m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, mc.id, frame.CodeHandler, msg)
+}
+
+func (m *muxConn) encodeError(ctx context.Context, s *slot) ([]byte, bool) {
+	if m.cfg.EncodeError == nil {
+		return nil, false
+	}
+	return m.cfg.EncodeError(ctx, s.err, s.sp)
+}
+
+// cancelCall acts on a cancel frame: the handler's context ends, with
+// context.DeadlineExceeded when the client says its deadline passed, and
+// the call is answered now, so the client's id and slot are free even if
+// the handler takes its time to notice.
+func (m *muxConn) cancelCall(id uint32, why frame.Code) {
+	code, cause, msg := frame.CodeCancelled, context.Canceled, "cancelled"
+	if why == frame.CodeDeadline {
+		code, cause, msg = frame.CodeDeadline, context.DeadlineExceeded, "deadline exceeded"
+	}
+	m.mu.Lock()
+	mc, ok := m.calls[id]
+	if !ok {
+		m.mu.Unlock()
+		return // answered already: the cancel crossed the answer
+	}
+	delete(m.calls, id)
+	if !mc.answered && !m.broken {
+		mc.answered = true
+		m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, id, code, msg)
+	}
+	mc.ctx.cancel(cause)
+	m.flushLocked()
+	m.mu.Unlock()
+	m.srv.count(StatRequestsCancelled)
+}
+
+// refuse answers a request that will not run.
+func (m *muxConn) refuse(id uint32, code frame.Code, msg string) {
+	m.mu.Lock()
+	if !m.broken {
+		m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, id, code, msg)
+		m.flushLocked()
+	}
+	m.mu.Unlock()
+}
+
+// protocolError tells the client why the connection closes, then closes it.
+func (m *muxConn) protocolError(err error) error {
+	m.mu.Lock()
+	if !m.broken {
+		m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, 0, frame.CodeProtocol, err.Error())
+		m.flushLocked()
+	}
+	m.mu.Unlock()
+	return err
+}
+
+// flushLocked writes the queued frames unless another goroutine is
+// writing, which then writes them too. Called and returns with mu held.
+func (m *muxConn) flushLocked() {
+	if m.writing {
+		return
+	}
+	m.writing = true
+	for round := 0; len(m.wbuf) > 0 && !m.broken; round++ {
+		if round == 0 && m.running > 1 {
+			// Other handlers are about to answer: yielding once lets
+			// their answers share this write.
+			m.mu.Unlock()
+			runtime.Gosched()
+			m.mu.Lock()
+			continue
+		}
+		buf := m.wbuf
+		m.wbuf, m.spare = m.spare[:0], nil
+		m.mu.Unlock()
+		m.armWrite()
+		_, err := m.out.Write(buf)
+		m.mu.Lock()
+		if cap(buf) <= maxKeptWriteBuffer {
+			m.spare = buf[:0]
+		}
+		if err != nil {
+			m.breakLocked(writeError(err))
+		}
+	}
+	m.writing = false
+	m.idle.Broadcast()
+}
+
+// breakLocked drops every answer from now on and stops the reader: the
+// peer can no longer be answered.
+func (m *muxConn) breakLocked(err error) {
+	if m.broken {
+		return
+	}
+	m.broken = true
+	m.wbuf = nil
+	m.conn.mu.Lock()
+	m.conn.failLocked(err)
+	m.conn.mu.Unlock()
+}
+
+// cancelAll cancels every running call, for a connection that ends.
+func (m *muxConn) cancelAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mc := range m.calls {
+		mc.ctx.cancel(context.Canceled)
+	}
+}
+
+// awaitFrame waits for the first byte of the next frame, writing first
+// the answers held back while requests were at hand. A connection with no
+// call running closes after IdleTimeout, or, once sent a go-away, after
+// goAwayGrace.
+func (m *muxConn) awaitFrame() error {
+	if m.r.Buffered() > 0 {
+		return nil
+	}
+	var graceEnd time.Time
+	for {
+		m.mu.Lock()
+		m.flushLocked()
+		m.waiting = true
+		idle, away := m.admitted == 0, m.goAway
+		m.mu.Unlock()
+		var err error
+		switch {
+		case away && idle:
+			if graceEnd.IsZero() {
+				graceEnd = time.Now().Add(goAwayGrace)
+			}
+			m.conn.idle.disarm()
+			err = m.setReadDeadline(graceEnd)
+		case m.cfg.IdleTimeout > 0 && m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
+			// Re-armed only when stale: setting a deadline touches a
+			// runtime timer, and this runs once per read.
+			now := m.clock.now()
+			m.conn.idle.arm(now)
+			err = m.setReadDeadline(m.clock.at(now, m.cfg.IdleTimeout))
+		}
+		if err == nil {
+			_, err = m.r.Peek(1)
+		}
+		m.mu.Lock()
+		m.waiting = false
+		idle, away = m.admitted == 0, m.goAway
+		m.mu.Unlock()
+		switch {
+		case err == nil:
+			m.clock.now() // the requests about to be read start now
+			return nil
+		case !isTimeout(err) || m.isStopping():
+			return m.readError(err, true)
+		case away && idle && !time.Now().Before(graceEnd):
+			return errStopping
+		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
+			return ErrIdleTimeout
+		}
+		// A poke, or calls still running: wait on, with a fresh deadline.
+		m.conn.idle.disarm()
+	}
+}
+
+// pokeLocked wakes the reader from its wait for a frame, so that it looks
+// at the connection's state again. Only that wait: a read inside a frame
+// must not time out for it.
+func (m *muxConn) pokeLocked() {
+	if m.waiting {
+		_ = m.setReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// sendGoAway starts a graceful shutdown of the connection: for Shutdown.
+func (m *muxConn) sendGoAway() {
+	m.mu.Lock()
+	if m.goAway || m.broken {
+		m.mu.Unlock()
+		return
+	}
+	m.goAway = true
+	m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindGoAway, 0, frame.CodeShuttingDown, "shutting down")
+	if m.admitted == 0 {
+		m.pokeLocked()
+	}
+	m.mu.Unlock()
+	// Shutdown holds the server's lock: the write must not block it.
+	go func() {
+		m.mu.Lock()
+		m.flushLocked()
+		m.mu.Unlock()
+	}()
+}
+
+// finish ends the connection after reading stopped: the calls still
+// running are cancelled and waited for, and what is queued is written,
+// unless the client is gone or cannot be trusted to read.
+func (m *muxConn) finish(err error) {
+	m.mu.Lock()
+	if err != errStopping && err != ErrIdleTimeout {
+		// The client is gone, cannot be trusted to read, or broke the
+		// protocol and was told so (protocolError wrote it): answers
+		// would go nowhere. As in v1, handlers still running are not
+		// waited for once their connection is broken.
+		m.broken = true
+		m.wbuf = nil
+	}
+	for _, mc := range m.calls {
+		mc.ctx.cancel(context.Canceled)
+	}
+	for (m.admitted > 0 && !m.broken) || m.writing {
+		m.idle.Wait()
+	}
+	m.flushLocked()
+	m.gone = true
+	for _, mc := range m.free {
+		mc.reqBuffer.release(m.srv.large, m.acct, false)
+	}
+	m.free = nil
+	m.mu.Unlock()
+}

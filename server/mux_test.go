@@ -1,0 +1,406 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/spec"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
+)
+
+// muxSpecHandler is the handler docs/PROTOCOL.md's mux examples assume.
+type muxSpecHandler struct {
+	release   chan struct{} // closed by the test: SLOW may answer
+	waiting   chan struct{} // WAIT has started
+	cancelled chan error    // WAIT's context error, once it ended
+}
+
+func newMuxSpecHandler() *muxSpecHandler {
+	return &muxSpecHandler{release: make(chan struct{}), waiting: make(chan struct{}, 16), cancelled: make(chan error, 1)}
+}
+
+func (h *muxSpecHandler) respond(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+	switch string(req) {
+	case "SLOW":
+		select {
+		case <-h.release:
+		case <-time.After(safety):
+		}
+	case "FAIL":
+		return nil, errors.New("boom")
+	case "WAIT":
+		h.waiting <- struct{}{}
+		select {
+		case <-ctx.Done():
+			h.cancelled <- ctx.Err()
+			return nil, ctx.Err()
+		case <-time.After(safety):
+		}
+	}
+	return req, nil
+}
+
+// dialMux dials addr and negotiates the multiplexed mode over a raw
+// socket, returning the acknowledgement's payload.
+func dialMux(t testing.TB, addr string) (*net.TCPConn, *frame.Reader, frame.Ack) {
+	t.Helper()
+	c := dial(t, addr)
+	write(t, c, frame.AppendPreface(nil))
+	r := frame.NewReader(c, frame.Limits{})
+	p, err := r.ReadFrame(nil)
+	if err != nil {
+		t.Fatalf("reading the acknowledgement: %v", err)
+	}
+	ack, ok := frame.ParseAck(p)
+	if !ok {
+		t.Fatalf("answer to the preface % x is not an acknowledgement", p)
+	}
+	return c, r, ack
+}
+
+func readMux(t testing.TB, r *frame.Reader) frame.MuxFrame {
+	t.Helper()
+	p, err := r.ReadFrame(nil)
+	if err != nil {
+		t.Fatalf("reading a mux frame: %v", err)
+	}
+	f, err := frame.ParseMuxPayload(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestMuxSpecExamples plays every mux example of docs/PROTOCOL.md against
+// a real server and requires the documented answer byte for byte.
+func TestMuxSpecExamples(t *testing.T) {
+	examples, err := spec.LoadMux(spec.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	played := 0
+	for _, ex := range examples {
+		if ex.Request == nil {
+			continue
+		}
+		t.Run(ex.Name, func(t *testing.T) {
+			h := newMuxSpecHandler()
+			_, addr := startServer(t, h.respond, server.Config{})
+			c := dial(t, addr)
+			if ex.Name != "The preface and the acknowledgement" {
+				var ack []byte
+				c, _, _ = dialMux(t, addr)
+				_ = ack
+			}
+			write(t, c, ex.Request)
+			// Read the first answer frame, then let SLOW answer.
+			first := readN(t, c, frame.HeaderSize)
+			n := int(first[3]) | int(first[2])<<8
+			first = append(first, readN(t, c, n)...)
+			close(h.release)
+			got := append(first, readN(t, c, len(ex.Answer)-len(first))...)
+			if !bytes.Equal(got, ex.Answer) {
+				t.Fatalf("got  % x\nwant % x", got, ex.Answer)
+			}
+			played++
+		})
+	}
+	if played < 6 {
+		t.Fatalf("played %d mux examples, want at least 6", played)
+	}
+}
+
+// TestMuxCancelReachesHandler: a cancel frame ends the handler's context.
+func TestMuxCancelReachesHandler(t *testing.T) {
+	h := newMuxSpecHandler()
+	rec := stats.NewMemory()
+	_, addr := startServer(t, h.respond, server.Config{Stats: rec})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 5, []byte("WAIT")))
+	<-h.waiting // a cancel that comes first stops the call before it runs
+	write(t, c, frame.AppendMux(nil, frame.KindCancel, 5, nil))
+	select {
+	case err := <-h.cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("handler's context ended with %v", err)
+		}
+	case <-time.After(safety):
+		t.Fatal("the handler's context was not cancelled")
+	}
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 5 || code != frame.CodeCancelled {
+		t.Fatalf("answer %+v, want error %v for id 5", f, frame.CodeCancelled)
+	}
+	// The id may be used again at once.
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 5, []byte("again")))
+	if f := readMux(t, r); f.Kind != frame.KindAnswer || string(f.Body) != "again" {
+		t.Fatalf("after the cancel: %+v", f)
+	}
+	waitFor(t, func() bool { return rec.Counter("requests.cancelled") == 1 }, "requests.cancelled counted")
+}
+
+// TestMuxDisconnectCancelsHandlers: a client that closes ends its calls.
+func TestMuxDisconnectCancelsHandlers(t *testing.T) {
+	h := newMuxSpecHandler()
+	_, addr := startServer(t, h.respond, server.Config{})
+	c, _, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("WAIT")))
+	<-h.waiting
+	_ = c.Close()
+	select {
+	case err := <-h.cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("ended with %v", err)
+		}
+	case <-time.After(safety):
+		t.Fatal("a disconnect did not cancel the handler")
+	}
+}
+
+// TestMuxFastCallsPassSlowOne: over one connection, answers to fast calls
+// arrive while a slow call is still running.
+func TestMuxFastCallsPassSlowOne(t *testing.T) {
+	h := newMuxSpecHandler()
+	_, addr := startServer(t, h.respond, server.Config{})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+	var req []byte
+	for i := range 50 {
+		req = frame.AppendMux(req, frame.KindRequest, uint32(100+i), fmt.Appendf(nil, "fast%d", i))
+	}
+	write(t, c, req)
+	seen := map[uint32]bool{}
+	for range 50 {
+		f := readMux(t, r)
+		if f.Kind != frame.KindAnswer || f.ID < 100 || seen[f.ID] || string(f.Body) != fmt.Sprintf("fast%d", f.ID-100) {
+			t.Fatalf("unexpected %+v", f)
+		}
+		seen[f.ID] = true
+	}
+	close(h.release) // only now may the slow call answer
+	if f := readMux(t, r); f.ID != 1 || string(f.Body) != "SLOW" {
+		t.Fatalf("last answer %+v, want the slow one", f)
+	}
+}
+
+// TestMuxLimits: requests over MaxInFlight wait for a handler, a frame
+// over the limit is refused with a code saying it did not run, and the
+// connection goes on.
+func TestMuxLimits(t *testing.T) {
+	h := newMuxSpecHandler()
+	var mu sync.Mutex
+	started := 0
+	_, addr := startServer(t, func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		return h.respond(ctx, req, sp)
+	}, server.Config{MaxInFlight: 2, Limits: frame.Limits{MaxFrameSize: 64}})
+	c, r, ack := dialMux(t, addr)
+	if ack.MaxInFlight != 2 || ack.MaxFrameSize != 64 {
+		t.Fatalf("ack %+v", ack)
+	}
+	var req []byte
+	for id := range uint32(3) {
+		req = frame.AppendMux(req, frame.KindRequest, id+1, []byte("SLOW"))
+	}
+	// A frame over the limit is answered and skipped.
+	req = frame.AppendMux(req, frame.KindRequest, 9, make([]byte, 100))
+	write(t, c, req)
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 9 || code != frame.CodeTooLarge || !code.NotRun() {
+		t.Fatalf("got %+v (%v), want id 9 %v", f, code, frame.CodeTooLarge)
+	}
+	mu.Lock()
+	if started > 2 {
+		t.Errorf("%d handlers started with MaxInFlight 2", started)
+	}
+	mu.Unlock()
+	close(h.release)
+	got := map[uint32]bool{}
+	for range 3 {
+		got[readMux(t, r).ID] = true
+	}
+	if !got[1] || !got[2] || !got[3] {
+		t.Fatalf("answers %v, want ids 1, 2 and 3", got)
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 4, []byte("ok")))
+	if f := readMux(t, r); f.ID != 4 || string(f.Body) != "ok" {
+		t.Fatalf("after the refusal: %+v", f)
+	}
+}
+
+// TestMuxServerWideBound: MaxCalls refuses with "overloaded".
+func TestMuxServerWideBound(t *testing.T) {
+	h := newMuxSpecHandler()
+	_, addr := startServer(t, h.respond, server.Config{MaxCalls: 1})
+	c1, r1, _ := dialMux(t, addr)
+	c2, r2, _ := dialMux(t, addr)
+	write(t, c1, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+	// c1's request runs once its second is refused, which is read after it.
+	write(t, c1, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
+	if f := readMux(t, r1); f.ID != 2 || f.Kind != frame.KindError {
+		t.Fatalf("second call on a full server: %+v", f)
+	}
+	write(t, c2, frame.AppendMux(nil, frame.KindRequest, 1, []byte("x")))
+	f := readMux(t, r2)
+	if code, _ := f.ErrorCode(); code != frame.CodeOverloaded {
+		t.Fatalf("other connection: %+v, want overloaded", f)
+	}
+	close(h.release)
+	if f := readMux(t, r1); f.ID != 1 {
+		t.Fatalf("slow answer %+v", f)
+	}
+}
+
+// TestMuxProtocolErrors: a malformed frame gets an error frame with code
+// protocol error, then the connection closes.
+func TestMuxProtocolErrors(t *testing.T) {
+	examples, err := spec.LoadMux(spec.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string][]byte{
+		"batch header":   frame.AppendBatch(nil, []byte("x")),
+		"duplicate id":   append(frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")), frame.AppendMux(nil, frame.KindRequest, 1, []byte("x"))...),
+		"answer kind":    frame.AppendMux(nil, frame.KindAnswer, 1, nil),
+		"v1 header -2³¹": {0x80, 0, 0, 0},
+	}
+	for _, ex := range examples {
+		if ex.Malformed != nil {
+			cases[ex.Name] = ex.Malformed
+		}
+	}
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := startServer(t, h.respond, server.Config{Logger: quietLogger()})
+	for name, bad := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, r, _ := dialMux(t, addr)
+			write(t, c, bad)
+			if name != "v1 header -2³¹" {
+				f := readMux(t, r)
+				if code, _ := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 0 || code != frame.CodeProtocol {
+					t.Fatalf("got %+v, want a protocol error", f)
+				}
+			}
+			if _, err := r.ReadFrame(nil); err == nil {
+				t.Fatal("the connection stayed open")
+			}
+		})
+	}
+}
+
+// TestMuxShutdownGoesAway: Shutdown sends a go-away, refuses new calls,
+// answers the running ones, and ends once the client closes.
+func TestMuxShutdownGoesAway(t *testing.T) {
+	h := newMuxSpecHandler()
+	s, addr := startServer(t, h.respond, server.Config{})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
+	if f := readMux(t, r); f.ID != 2 {
+		t.Fatalf("%+v", f)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindGoAway || code != frame.CodeShuttingDown {
+		t.Fatalf("got %+v, want go-away", f)
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 3, []byte("late")))
+	f = readMux(t, r)
+	if code, _ := f.ErrorCode(); f.ID != 3 || code != frame.CodeShuttingDown {
+		t.Fatalf("a call after go-away: %+v", f)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a call running", err)
+	default:
+	}
+	close(h.release)
+	if f := readMux(t, r); f.ID != 1 || string(f.Body) != "SLOW" {
+		t.Fatalf("the running call: %+v", f)
+	}
+	_ = c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestV1ClientOnMuxServer: first frames that look like a preface but are
+// not, and first frames shorter than one, are served as v1.
+func TestV1ClientOnMuxServer(t *testing.T) {
+	_, addr := startServer(t, echo, server.Config{})
+	for _, first := range [][]byte{
+		[]byte("PINGPINGPING"),                  // 12 bytes, not the magic
+		[]byte("P"),                             // shorter than a preface
+		frame.AppendPreface(nil)[4:15],          // a prefix of the magic
+		append(frame.AppendPreface(nil)[4:], 0), // longer
+	} {
+		c := dial(t, addr)
+		write(t, c, frame.AppendFrame(nil, first))
+		if got := readN(t, c, 4+len(first)); !bytes.Equal(got[4:], first) {
+			t.Fatalf("v1 echo of % x: % x", first, got)
+		}
+	}
+}
+
+// TestV1OnlyServerHandsPrefaceToHandler documents what a v1 handler sees
+// from a client that asks for mux.
+func TestV1OnlyServerHandsPrefaceToHandler(t *testing.T) {
+	var mu sync.Mutex
+	var seen [][]byte
+	_, addr := startServer(t, func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		mu.Lock()
+		seen = append(seen, bytes.Clone(req))
+		mu.Unlock()
+		return []byte("?"), nil
+	}, server.Config{V1Only: true})
+	c := dial(t, addr)
+	write(t, c, frame.AppendPreface(nil))
+	r := frame.NewReader(c, frame.Limits{})
+	p, err := r.ReadFrame(nil)
+	if err != nil || string(p) != "?" {
+		t.Fatalf("answer %q, %v", p, err)
+	}
+	if _, ok := frame.ParseAck(p); ok {
+		t.Fatal("a v1-only server acknowledged")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || !bytes.Equal(seen[0], frame.AppendPreface(nil)[4:]) {
+		t.Fatalf("handler saw %q", seen)
+	}
+}
+
+var _ = io.EOF
+
+// TestMuxIdleTimeout: a mux connection with a call running is not idle;
+// once its calls are answered, IdleTimeout closes it.
+func TestMuxIdleTimeout(t *testing.T) {
+	h := newMuxSpecHandler()
+	rec := stats.NewMemory()
+	_, addr := startServer(t, h.respond, server.Config{IdleTimeout: 50 * time.Millisecond, Stats: rec})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+	time.Sleep(200 * time.Millisecond) // the scenario: four idle timeouts pass
+	close(h.release)
+	if f := readMux(t, r); f.ID != 1 || string(f.Body) != "SLOW" {
+		t.Fatalf("the slow call: %+v", f)
+	}
+	if _, err := r.ReadFrame(nil); err == nil {
+		t.Fatal("an idle mux connection stayed open")
+	}
+	waitFor(t, func() bool { return rec.Counter("conns.idle_timeout") == 1 }, "conns.idle_timeout counted")
+}
