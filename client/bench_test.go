@@ -213,3 +213,27 @@ func BenchmarkCallAppend4KiB(b *testing.B) {
 		b.Run(fmt.Sprintf("conc=%d", g), func(b *testing.B) { benchAppend(b, 4<<10, g) })
 	}
 }
+
+// BenchmarkProtocols compares v1 and the multiplexed mode over one
+// connection to the tcpez byte server, 16-byte CallAppend calls: the
+// figures behind issue 12's "mux ≥ 0.9× v1" (conc=256) and "p50 ≤ 1.1× v1"
+// (conc=1).
+func BenchmarkProtocols(b *testing.B) {
+	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		for _, g := range []int{1, 256} {
+			b.Run(fmt.Sprintf("%v/conc=%d", p, g), func(b *testing.B) {
+				c := newClient(b, []string{tcpezServer(b)}, client.Config{Protocol: p})
+				req := make([]byte, 16)
+				ctx := context.Background()
+				b.ReportAllocs()
+				runConcurrent(b, g, func(buf []byte) []byte {
+					ans, err := c.CallAppend(ctx, buf, req)
+					if err != nil || len(ans) != 16 {
+						b.Error(len(ans), err)
+					}
+					return ans
+				})
+			})
+		}
+	}
+}

@@ -258,7 +258,12 @@ func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *
 		if err := c.submit(ctx, rq, payload, o); err != nil {
 			return err
 		}
+		// Read before the request may be let go of, and become the reader's.
+		mc, mid := rq.mc, rq.mid
 		if !rq.await(ctx) {
+			if mc != nil {
+				mc.cancelOnWire(ctx, rq, mid)
+			}
 			o.abandoned = true
 			c.noteOutcome(o.ep, ctx.Err())
 			return ctxError(ctx)
@@ -315,7 +320,8 @@ func (c *Client) retryWait(ctx context.Context, err error, unsent bool, attempts
 
 func (c *Client) mayRetry(ctx context.Context, err error, unsent bool, attempts int) bool {
 	switch {
-	case attempts > c.cfg.MaxRetries, ctx.Err() != nil, errors.Is(err, ErrClosed):
+	case attempts > c.cfg.MaxRetries, ctx.Err() != nil, errors.Is(err, ErrClosed),
+		errors.Is(err, frame.ErrFrameTooLarge):
 		return false
 	case unsent:
 		return true

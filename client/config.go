@@ -91,6 +91,11 @@ type Config struct {
 	// Balancer chooses among the usable connections. Default PowerOfTwo.
 	Balancer Balancer
 
+	// Protocol chooses between the multiplexed mode, with a fall back to
+	// v1 against servers that do not speak it (the default), v1 only, and
+	// the multiplexed mode only.
+	Protocol Protocol
+
 	// MaxInFlight is the number of requests a connection may have sent but
 	// not had answered. A call that finds every connection full waits for
 	// a free slot, as long as its context allows. A batch counts as one.
@@ -164,6 +169,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: DialTimeout %v is negative", ErrInvalidConfig, c.DialTimeout)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
+	case c.Protocol < ProtocolAuto || c.Protocol > ProtocolMux:
+		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Protocol)
 	case c.Balancer < PowerOfTwo || c.Balancer > Rendezvous:
 		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Balancer)
 	}

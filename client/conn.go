@@ -40,6 +40,13 @@ type conn struct {
 	slots *slots
 	// broken is set once, by fail, for the balancer to read without mu.
 	broken atomic.Bool
+	// mux holds the calls of a connection in the multiplexed mode by id;
+	// nil for v1. Set before the connection is used; see mux.go.
+	mux *muxTable
+	// next is the call whose answer is the next frame, taken out of mux
+	// by settleRead; nextID its id. Owned by whoever reads.
+	next   *request
+	nextID uint32
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -112,6 +119,9 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	cn.err = err
 	cn.broken.Store(true)
 	reqs := cn.q.drain()
+	if cn.mux != nil {
+		reqs = cn.mux.drain()
+	}
 	unsent := make([]bool, len(reqs))
 	for i, rq := range reqs {
 		unsent[i] = cn.out.unsentLocked(rq, wp)
@@ -154,7 +164,7 @@ func (cn *conn) drain(timeout time.Duration) {
 		return
 	}
 	cn.draining = true
-	idle := cn.q.len() == 0
+	idle := cn.q.len() == 0 && (cn.mux == nil || cn.mux.n == 0)
 	if !idle {
 		cn.drainTimer = time.AfterFunc(timeout, func() { cn.fail(errDrainTimeout, writeProgress{}) })
 	}

@@ -104,19 +104,12 @@ func (cn *conn) passRead() {
 // over where it stands. On return rq is completed, or the reader goroutine
 // owns it and the caller waits as usual.
 func (cn *conn) readOwn(ctx context.Context, rq *request) {
+	if cn.mux != nil {
+		cn.muxReadOwn(ctx, rq)
+		return
+	}
 	h, err := cn.peekAnswer(ctx)
-	switch {
-	case err == errNotOwn:
-		cn.passRead()
-		return
-	case err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded):
-		cn.passRead()
-		return
-	case err == io.EOF && cn.in.r.Buffered() == 0:
-		cn.fail(err, writeProgress{}) // closed between answers
-		return
-	case err != nil:
-		cn.fail(frame.Truncated(err), writeProgress{})
+	if cn.ownReadFailed(err) {
 		return
 	}
 	_, _ = cn.in.r.ReadHeader() // cannot fail: peekAnswer buffered it
@@ -126,6 +119,26 @@ func (cn *conn) readOwn(ctx context.Context, rq *request) {
 		return
 	}
 	cn.deliver(rq, h, true)
+}
+
+// ownReadFailed acts on the error of a caller's wait for its own answer:
+// the reading passes to the reader goroutine when the next frame is not
+// the caller's or the wait ran out, and the connection fails when it
+// broke. It reports whether there was an error.
+func (cn *conn) ownReadFailed(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case err == errNotOwn:
+		cn.passRead()
+	case cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded):
+		cn.passRead()
+	case err == io.EOF && cn.in.r.Buffered() == 0:
+		cn.fail(err, writeProgress{}) // closed between answers
+	default:
+		cn.fail(frame.Truncated(err), writeProgress{})
+	}
+	return true
 }
 
 var errNotOwn = errors.New("tcpez/client: answer for the reader goroutine")

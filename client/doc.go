@@ -13,6 +13,16 @@
 // connections, a Resolver, retries, health checks and the rest (see
 // Config).
 //
+// # Protocols
+//
+// Every new connection asks the server for the multiplexed mode
+// (docs/PROTOCOL.md): calls then carry ids, answers arrive in any order, so
+// a slow call holds up no other on the connection, a caller whose context
+// ends sends a cancel that ends the handler's context, and a server's error
+// reaches the caller as a *ServerError. Against a server that does not
+// speak it the connection falls back to v1 by itself; Config.Protocol can
+// require either. Every call works the same in both.
+//
 // # Calls
 //
 // Call sends one request frame and waits for its answer frame; CallAppend

@@ -81,6 +81,23 @@ type endpoint struct {
 	quick int
 
 	health health // standing with the health checks; see health.go
+
+	// v1: the address answered a preface as a v1 server, so new
+	// connections speak v1 at once, until the address loses every
+	// connection (it may come back upgraded).
+	v1 bool
+}
+
+func (e *endpoint) speaksV1() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.v1
+}
+
+func (e *endpoint) setV1() {
+	e.mu.Lock()
+	e.v1 = true
+	e.mu.Unlock()
 }
 
 func newEndpoint(c *Client, addr string, started bool) *endpoint {
@@ -223,7 +240,7 @@ func (e *endpoint) dialMissing(k int) error {
 	e.setDialing(true)
 	defer e.setDialing(false)
 	for range k {
-		nc, err := e.c.dial(e.ctx, e.addr)
+		cn, err := e.c.connect(e.ctx, e)
 		if err != nil {
 			e.mu.Lock()
 			e.lastErr = err
@@ -231,7 +248,7 @@ func (e *endpoint) dialMissing(k int) error {
 			e.c.cfg.Stats.Count(StatDialErrors, 1)
 			return err
 		}
-		e.add(newConn(e.c, e, nc))
+		e.add(cn)
 	}
 	return nil
 }
@@ -279,6 +296,9 @@ func (e *endpoint) connDown(cn *conn, cause error) {
 	e.conns = slices.Delete(e.conns, i, i+1)
 	e.lastErr = cause
 	e.redial = len(e.conns) == 0
+	if e.redial {
+		e.v1 = false
+	}
 	if time.Since(cn.born) < e.c.cfg.ReconnectBackoff.Max {
 		e.quick++
 	} else {

@@ -77,6 +77,9 @@ func (f *Future) watch() {
 
 func (f *Future) cancel() {
 	if f.rq.state.CompareAndSwap(statePending, stateAbandoned) {
+		if mc := f.rq.mc; mc != nil {
+			mc.cancelOnWire(f.ctx, &f.rq, f.rq.mid)
+		}
 		f.resolve(nil, ctxError(f.ctx))
 	}
 }

@@ -55,6 +55,10 @@ const (
 // completes the queued requests in FIFO order until the connection breaks,
 // whenever it holds the reading (see readRole).
 func (cn *conn) readLoop() {
+	if cn.mux != nil {
+		cn.muxReadLoop()
+		return
+	}
 	watch := time.NewTimer(idleWatch)
 	defer watch.Stop()
 	// The reader goroutine keeps the reading until it gives it up itself

@@ -63,6 +63,13 @@ type request struct {
 	// request, set under conn.mu as it is queued and read by the caller
 	// only: it reads its own answer there (see readRole).
 	direct *conn
+
+	// In the multiplexed mode: the connection and id of the request (set
+	// by enqueue under conn.mu, read by the caller for its cancel), and
+	// the answers a batch still waits for (the reader's).
+	mc   *conn
+	mid  uint32
+	left int
 }
 
 // complete delivers a result. Only the current owner (the connection, or
@@ -122,6 +129,7 @@ func (rq *request) wait(ctx context.Context) bool {
 // reuse readies a completed call for another attempt.
 func (rq *request) reuse() {
 	rq.ans, rq.answers, rq.err, rq.unsent = nil, nil, nil, false
+	rq.mc, rq.mid, rq.left = nil, 0, 0
 	rq.state.Store(statePending)
 }
 

@@ -104,11 +104,22 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	}
 	out := &cn.out
 	rq.gen, rq.off = out.gen, len(out.buf)
-	h := frame.Header(len(payload))
-	if rq.mode == modeBatch {
-		h = frame.BatchHeader(rq.n)
+	if cn.mux != nil {
+		if err := cn.appendMuxRequestLocked(rq, payload); err != nil {
+			cn.mu.Unlock()
+			cn.release()
+			return err
+		}
+		if rq.mode == modeBatch {
+			payload = nil // appended, frame by frame
+		}
+	} else {
+		h := frame.Header(len(payload))
+		if rq.mode == modeBatch {
+			h = frame.BatchHeader(rq.n)
+		}
+		out.buf = frame.AppendHeader(out.buf, h)
 	}
-	out.buf = frame.AppendHeader(out.buf, h)
 	var tail []byte
 	if len(payload) >= writevMin && !out.writing {
 		// Written from the caller's slice; see flushUnlock.
@@ -118,7 +129,9 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	} else {
 		out.buf = append(out.buf, payload...)
 	}
-	cn.q.push(rq)
+	if cn.mux == nil {
+		cn.q.push(rq)
+	}
 	if out.writing {
 		cn.mu.Unlock()
 		return nil

@@ -174,10 +174,21 @@ func TestCompatibleFailures(t *testing.T) {
 		}
 	}
 
-	// The typed client sees the closed connection as a lost one.
-	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.Config{MaxRetries: -1}))
+	// The typed client sees the closed connection as a lost one in v1;
+	// in the multiplexed mode the server says what failed instead, and
+	// the connection stays.
+	c := protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](
+		newClient(t, addr, client.Config{MaxRetries: -1, Protocol: client.ProtocolV1}))
 	if _, err := c.Call(ctxFor(t), legacyRequest("ERROR", "")); !errors.Is(err, client.ErrConnLost) {
-		t.Fatalf("got %v, want client.ErrConnLost", err)
+		t.Fatalf("v1: got %v, want client.ErrConnLost", err)
+	}
+	c = protoserver.NewCompatibleClient[testpb.LegacyRequest, testpb.LegacyResponse](newClient(t, addr, client.Config{MaxRetries: -1}))
+	var se *client.ServerError
+	if _, err := c.Call(ctxFor(t), legacyRequest("ERROR", "")); !errors.As(err, &se) || se.Code != frame.CodeHandler {
+		t.Fatalf("mux: got %v, want a client.ServerError with frame.CodeHandler", err)
+	}
+	if _, err := c.Call(ctxFor(t), legacyRequest("SUCCEED", "")); err != nil {
+		t.Fatalf("mux: after a handler error: %v", err)
 	}
 }
 

@@ -1,0 +1,547 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+// Protocol chooses how a client speaks to its servers.
+type Protocol int
+
+const (
+	// ProtocolAuto asks every new connection for the multiplexed mode and
+	// falls back to v1 by itself against a server that does not speak it
+	// (see docs/PROTOCOL.md, "Negotiation"). The default.
+	ProtocolAuto Protocol = iota
+	// ProtocolV1 speaks only v1, as the original clients do.
+	ProtocolV1
+	// ProtocolMux requires the multiplexed mode: a server that does not
+	// speak it is a dial error matching ErrMuxRefused.
+	ProtocolMux
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolAuto:
+		return "auto"
+	case ProtocolV1:
+		return "v1"
+	case ProtocolMux:
+		return "mux"
+	}
+	return fmt.Sprintf("Protocol(%d)", int(p))
+}
+
+// StatFallbacks counts connections that asked for the multiplexed mode and
+// went on in v1.
+const StatFallbacks = "client.v1_fallbacks"
+
+var (
+	// ErrServer is matched by every *ServerError.
+	ErrServer = errors.New("tcpez: server error")
+	// ErrMuxRefused is the dial error of a ProtocolMux client whose server
+	// does not speak the multiplexed mode.
+	ErrMuxRefused = errors.New("tcpez: server does not speak the multiplexed mode")
+
+	errGoAway = errors.New("tcpez: server is going away")
+)
+
+// ServerError is a call's failure as a server in the multiplexed mode
+// reported it. Code says what happened; see frame.Code. A call refused
+// with a code for which Code.NotRun is true never reached a handler, and
+// is retried like a call that was never sent.
+type ServerError struct {
+	Code    frame.Code
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return "tcpez: server: " + e.Code.String() + ": " + e.Message
+}
+
+// Is makes a ServerError match ErrServer, and frame.ErrFrameTooLarge for a
+// request over the server's frame limit.
+func (e *ServerError) Is(target error) bool {
+	return target == ErrServer || (e.Code == frame.CodeTooLarge && target == frame.ErrFrameTooLarge)
+}
+
+// connect dials one connection to e's address and settles its protocol:
+// the multiplexed mode when the server acknowledges the preface, else v1,
+// on the same connection when the server answered, or on a second one
+// when it closed or kept silent.
+func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
+	nc, err := c.dial(ctx, e.addr)
+	if err != nil {
+		return nil, err
+	}
+	cn := newConn(c, e, nc)
+	p := c.cfg.Protocol
+	if p == ProtocolV1 || (p == ProtocolAuto && e.speaksV1()) {
+		return cn, nil
+	}
+	ack, isMux, err := cn.negotiate(ctx)
+	switch {
+	case err == nil && isMux:
+		cn.enableMux(ack)
+		return cn, nil
+	case p == ProtocolMux:
+		_ = nc.Close()
+		if err == nil {
+			err = errors.New("it answered the preface as a v1 request")
+		}
+		return nil, fmt.Errorf("%w: %w", ErrMuxRefused, err)
+	}
+	e.setV1()
+	c.cfg.Stats.Count(StatFallbacks, 1)
+	if err == nil {
+		// A v1 server answered the preface as a request; the
+		// connection is in step and speaks v1.
+		return cn, nil
+	}
+	_ = nc.Close()
+	nc, err = c.dial(ctx, e.addr)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(c, e, nc), nil
+}
+
+// negotiate sends the preface and reads the one answer frame, within the
+// dial timeout. isMux false with a nil error: a v1 server answered.
+func (cn *conn) negotiate(ctx context.Context) (ack frame.Ack, isMux bool, err error) {
+	deadline := time.Now().Add(cn.c.cfg.DialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = cn.nc.SetDeadline(deadline)
+	defer func() { _ = cn.nc.SetDeadline(time.Time{}) }()
+	if _, err := cn.nc.Write(frame.AppendPreface(nil)); err != nil {
+		return ack, false, err
+	}
+	h, err := cn.in.r.ReadHeader()
+	if err == nil && h.IsBatch() {
+		err = fmt.Errorf("%w: a batch answered the preface", ErrUnexpectedAnswer)
+	}
+	if err != nil {
+		return ack, false, err
+	}
+	p, err := cn.in.r.ReadPayload(nil, h.Len())
+	if err != nil {
+		return ack, false, err
+	}
+	ack, isMux = frame.ParseAck(p)
+	return ack, isMux, nil
+}
+
+// muxTable holds a mux connection's calls by id. An id is a table index
+// and a generation, so that an id seen again after its call ended (a late
+// cancel) never names the call that took the index next.
+type muxTable struct {
+	entries []muxEntry
+	free    []uint32
+	n       int // calls in the table
+	// maxBody is the largest request body the server accepts.
+	maxBody int
+}
+
+type muxEntry struct {
+	rq  *request
+	id  uint32
+	pos int32 // the request's place in its batch
+}
+
+const (
+	idIndexBits = 20
+	idIndexMask = 1<<idIndexBits - 1
+)
+
+func (t *muxTable) add(rq *request, pos int) (uint32, bool) {
+	var i uint32
+	if k := len(t.free); k > 0 {
+		i = t.free[k-1]
+		t.free = t.free[:k-1]
+	} else {
+		if len(t.entries) > idIndexMask {
+			return 0, false
+		}
+		i = uint32(len(t.entries))
+		t.entries = append(t.entries, muxEntry{})
+	}
+	e := &t.entries[i]
+	e.id = ((e.id>>idIndexBits)+1)<<idIndexBits | i
+	e.rq, e.pos = rq, int32(pos)
+	t.n++
+	return e.id, true
+}
+
+// take removes the call of id from the table.
+func (t *muxTable) take(id uint32) (*request, int, bool) {
+	i := id & idIndexMask
+	if int(i) >= len(t.entries) || t.entries[i].id != id || t.entries[i].rq == nil {
+		return nil, 0, false
+	}
+	e := &t.entries[i]
+	rq, pos := e.rq, int(e.pos)
+	e.rq = nil
+	t.free = append(t.free, i)
+	t.n--
+	return rq, pos, true
+}
+
+// holds reports whether id still names rq's unanswered request.
+func (t *muxTable) holds(id uint32, rq *request) bool {
+	i := id & idIndexMask
+	return int(i) < len(t.entries) && t.entries[i].id == id && t.entries[i].rq == rq
+}
+
+// drain empties the table, returning each call once.
+func (t *muxTable) drain() []*request {
+	var out []*request
+	seen := make(map[*request]bool)
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.rq != nil && !seen[e.rq] {
+			seen[e.rq] = true
+			out = append(out, e.rq)
+		}
+		e.rq = nil
+	}
+	t.free, t.n = t.free[:0], 0
+	for i := range t.entries {
+		t.free = append(t.free, uint32(i))
+	}
+	return out
+}
+
+// enableMux makes a negotiated connection speak the multiplexed mode.
+// Reading works as in v1 (see readRole): a caller that finds nobody
+// reading reads its own answer, as long as the next frame is its own.
+func (cn *conn) enableMux(ack frame.Ack) {
+	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize}
+	// The server runs MaxInFlight calls and lets as many more wait; past
+	// that it stops reading, and a cancel would wait too. Callers beyond
+	// wait here instead.
+	if n := 2 * int(ack.MaxInFlight); n > 0 && n < cn.c.cfg.MaxInFlight {
+		cn.slots = newSlots(n)
+	}
+}
+
+// appendMuxRequest queues rq's request (a batch: each of its frames) as
+// mux requests. Called with mu held.
+func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
+	if rq.mode != modeBatch {
+		if len(payload) > cn.mux.maxBody {
+			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(len(payload))}
+		}
+		id, ok := cn.mux.add(rq, 0)
+		if !ok {
+			return errors.New("tcpez: out of call ids")
+		}
+		rq.mc, rq.mid = cn, id
+		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindRequest, id, len(payload))
+		return nil
+	}
+	rq.answers, rq.left = make([][]byte, rq.n), rq.n
+	lim := frame.Limits{MaxFrameSize: max(cn.mux.maxBody, 1)}
+	for pos, rest := 0, payload; len(rest) > 0; pos++ {
+		var p []byte
+		var err error
+		if rest, p, _, err = frame.ParseFrame(rest, lim); err != nil {
+			cn.out.buf = cn.out.buf[:rq.off]
+			cn.mux.dropRequest(rq)
+			return err
+		}
+		id, ok := cn.mux.add(rq, pos)
+		if !ok {
+			cn.out.buf = cn.out.buf[:rq.off]
+			cn.mux.dropRequest(rq)
+			return errors.New("tcpez: out of call ids")
+		}
+		cn.out.buf = frame.AppendMux(cn.out.buf, frame.KindRequest, id, p)
+	}
+	return nil
+}
+
+// dropCall takes a batch that could not be queued whole out of the table.
+func (t *muxTable) dropRequest(rq *request) {
+	for i := range t.entries {
+		if t.entries[i].rq == rq {
+			t.take(t.entries[i].id)
+		}
+	}
+}
+
+// cancelOnWire tells the server that the caller of rq gave up its request
+// id, so that the handler's context ends. The answer still comes, and the
+// reader drops it. cn and id were read by the caller before it let go of
+// rq; holds checks that the id still names that call.
+func (cn *conn) cancelOnWire(ctx context.Context, rq *request, id uint32) {
+	// The reason travels, so that the handler's context ends with the
+	// caller's error: context.DeadlineExceeded or context.Canceled.
+	why := frame.CodeCancelled
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		why = frame.CodeDeadline
+	}
+	cn.mu.Lock()
+	if cn.err != nil || !cn.mux.holds(id, rq) {
+		cn.mu.Unlock()
+		return
+	}
+	cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindCancel, id, 2)
+	cn.out.buf = append(cn.out.buf, byte(why>>8), byte(why))
+	if cn.out.writing {
+		cn.mu.Unlock()
+		return
+	}
+	// The caller is leaving: a background writer sends the cancel.
+	cn.out.writing = true
+	cn.handOffUnlock(nil, 0, 0)
+}
+
+// muxReadLoop reads a mux connection's frames and completes their calls,
+// in whatever order the answers come, whenever it holds the reading.
+func (cn *conn) muxReadLoop() {
+	watch := time.NewTimer(idleWatch)
+	defer watch.Stop()
+	for reading := false; ; {
+		if !reading && !cn.awaitRead(watch) {
+			return
+		}
+		err := cn.readMuxFrame()
+		if err == nil {
+			reading, err = cn.settleRead(false)
+		}
+		if err != nil {
+			next := cn.next
+			cn.next = nil
+			cn.failWith(next, err)
+			return
+		}
+	}
+}
+
+// settleRead decides, in one lock, what follows a frame read: a draining
+// connection with no call left closes (errDraining); otherwise nobody
+// reads when no call is left (the next caller then reads its own answer),
+// else the reader goroutine. keep reports whether that is the reader
+// goroutine and byCaller false, that is, whether the reader goes on.
+func (cn *conn) settleRead(byCaller bool) (keep bool, err error) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	empty := cn.mux.n == 0
+	switch {
+	case cn.err != nil:
+	case cn.draining && empty:
+		return false, errDraining
+	case empty && cn.in.idle != nil:
+		cn.in.role = roleFree
+	case byCaller:
+		cn.in.role = roleReader
+		cn.wakeReader()
+	}
+	keep = !byCaller && cn.in.role == roleReader
+	if keep {
+		cn.takeNext()
+	}
+	return keep, nil
+}
+
+// takeNext takes the call of the next frame out of the table now, under
+// the lock settleRead holds anyway, when that frame is an answer to a
+// single call and its headers are at hand: answers arrive many to a read,
+// and this saves the reader a lock per answer. Called with mu held.
+func (cn *conn) takeNext() {
+	const hs = frame.HeaderSize + frame.MuxHeaderSize
+	if cn.in.r.Buffered() < hs {
+		return
+	}
+	p, _ := cn.in.r.Peek(hs) // cannot fail: buffered
+	n := int(binary.BigEndian.Uint32(p))
+	if n < frame.MuxHeaderSize || n > frame.MaxFrameSize || frame.Kind(p[4]) != frame.KindAnswer || p[5] != 0 {
+		return // the reader reads it, and reports what is wrong
+	}
+	id := binary.BigEndian.Uint32(p[6:])
+	i := id & idIndexMask
+	if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode == modeBatch {
+		return
+	}
+	cn.next, _, _ = cn.mux.take(id)
+	cn.nextID = id
+}
+
+// muxReadOwn reads the answer of rq on its caller's goroutine, if it is
+// the next frame and arrives within readGrace; otherwise the reading
+// passes to the reader goroutine.
+func (cn *conn) muxReadOwn(ctx context.Context, rq *request) {
+	n, err := cn.peekOwn(ctx, rq.mid)
+	if cn.ownReadFailed(err) {
+		return
+	}
+	_ = cn.in.r.Discard(frame.HeaderSize + frame.MuxHeaderSize) // peeked
+	err = cn.muxAnswer(rq.mid, n)
+	if err == nil {
+		_, err = cn.settleRead(true)
+	}
+	if err != nil {
+		cn.fail(err, writeProgress{})
+	}
+}
+
+// peekOwn waits until the next frame is buffered whole and is the answer
+// to id, and returns its body's length.
+func (cn *conn) peekOwn(ctx context.Context, id uint32) (int, error) {
+	if err := cn.armRead(ctx); err != nil {
+		return 0, err
+	}
+	p, err := cn.in.r.Peek(frame.HeaderSize + frame.MuxHeaderSize)
+	if err != nil {
+		return 0, err
+	}
+	h := frame.Header(binary.BigEndian.Uint32(p))
+	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
+		return 0, errNotOwn
+	}
+	f, err := frame.ParseMuxHeader(p[frame.HeaderSize:], h.Len()-frame.MuxHeaderSize)
+	if err != nil || f.Kind != frame.KindAnswer || f.ID != id {
+		return 0, errNotOwn
+	}
+	if _, err := cn.in.r.Peek(frame.HeaderSize + h.Len()); err != nil {
+		return 0, err
+	}
+	return h.Len() - frame.MuxHeaderSize, nil
+}
+
+func (cn *conn) readMuxFrame() error {
+	h, err := cn.in.r.ReadHeader()
+	switch {
+	case err != nil:
+		return err
+	case h.IsBatch():
+		return fmt.Errorf("%w: a batch header in the multiplexed mode", frame.ErrNegativeLength)
+	case h.Len() < frame.MuxHeaderSize:
+		return fmt.Errorf("%w: %d bytes, shorter than its header", frame.ErrMuxMalformed, h.Len())
+	}
+	p, err := cn.in.r.Peek(frame.MuxHeaderSize)
+	if err != nil {
+		return frame.Truncated(err)
+	}
+	n := h.Len() - frame.MuxHeaderSize
+	f, err := frame.ParseMuxHeader(p, n)
+	if err != nil {
+		return err
+	}
+	_ = cn.in.r.Discard(frame.MuxHeaderSize) // cannot fail: peeked
+	switch f.Kind {
+	case frame.KindAnswer:
+		return cn.muxAnswer(f.ID, n)
+	case frame.KindError:
+		return cn.muxError(f.ID, n)
+	case frame.KindGoAway:
+		if err := cn.in.r.Discard(n); err != nil {
+			return frame.Truncated(err)
+		}
+		cn.goAway()
+		return nil
+	}
+	return fmt.Errorf("%w: a server sent %v", ErrUnexpectedAnswer, f.Kind)
+}
+
+// muxAnswer reads an answer of n bytes for id.
+func (cn *conn) muxAnswer(id uint32, n int) error {
+	rq, pos, ok := cn.next, 0, cn.next != nil && cn.nextID == id
+	cn.next = nil
+	if !ok {
+		cn.mu.Lock()
+		rq, pos, ok = cn.mux.take(id)
+		cn.mu.Unlock()
+	}
+	if !ok {
+		return fmt.Errorf("%w: answer for id %d, which is not in flight", ErrUnexpectedAnswer, id)
+	}
+	if rq.mode != modeBatch {
+		if err := cn.answer(rq, frame.Header(n)); err != nil {
+			rq.complete(nil, nil, &ConnError{Addr: cn.addr, Err: err}, false)
+			cn.release()
+			return err
+		}
+		cn.release()
+		return nil
+	}
+	ans, err := cn.in.r.ReadPayload(nil, n)
+	if err != nil {
+		return err
+	}
+	rq.answers[pos] = ans
+	return cn.batchPart(rq, nil)
+}
+
+// muxError reads an error frame of n bytes for id (0: the connection).
+func (cn *conn) muxError(id uint32, n int) error {
+	body, err := cn.in.r.ReadPayload(nil, n)
+	if err != nil {
+		return err
+	}
+	code, msg := frame.MuxFrame{Body: body}.ErrorCode()
+	serr := &ServerError{Code: code, Message: msg}
+	if id == 0 {
+		return serr
+	}
+	cn.mu.Lock()
+	rq, _, ok := cn.mux.take(id)
+	cn.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: error for id %d, which is not in flight", ErrUnexpectedAnswer, id)
+	}
+	if rq.mode == modeBatch {
+		return cn.batchPart(rq, serr)
+	}
+	rq.complete(nil, nil, serr, code.NotRun())
+	cn.release()
+	return nil
+}
+
+// batchPart counts one answer of a batch, which completes with its last.
+func (cn *conn) batchPart(rq *request, err error) error {
+	if err != nil && rq.err == nil {
+		rq.err = err
+	}
+	if rq.left--; rq.left > 0 {
+		return nil
+	}
+	if rq.err != nil {
+		err := rq.err
+		rq.err = nil
+		rq.complete(nil, nil, err, false)
+	} else {
+		rq.complete(nil, rq.answers, nil, false)
+	}
+	cn.release()
+	return nil
+}
+
+// goAway stops new calls on a connection whose server shuts down, asks
+// the endpoint for a replacement, and closes the connection once its calls
+// are answered.
+func (cn *conn) goAway() {
+	cn.mu.Lock()
+	if cn.draining || cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.draining = true
+	idle := cn.mux.n == 0
+	cn.mu.Unlock()
+	if !cn.c.trackDrain(cn) {
+		cn.fail(ErrClosed, writeProgress{})
+		return
+	}
+	cn.ep.connDown(cn, errGoAway)
+	if idle {
+		cn.fail(errDraining, writeProgress{})
+	}
+}
