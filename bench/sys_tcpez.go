@@ -15,8 +15,11 @@ import (
 // connection. Goroutines share the client: their CallAppend calls are
 // pipelined on the connection, or, with pipeline set, each sends explicit
 // batches of batchSize with a Pipeline.
+//
+// protocol is the client's Config.Protocol: v1, or the multiplexed mode.
 type tcpezSystem struct {
 	pipeline bool
+	protocol client.Protocol
 	srv      *server.Server
 	done     chan error
 	cl       *client.Client
@@ -55,7 +58,7 @@ func (s *tcpezSystem) Start() error {
 	if s.srv, addr, s.done, err = startTCPEZServer(echo); err != nil {
 		return err
 	}
-	s.cl, err = client.New([]string{addr}, client.Config{})
+	s.cl, err = client.New([]string{addr}, client.Config{Protocol: s.protocol})
 	return err
 }
 

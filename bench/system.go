@@ -8,6 +8,8 @@ import (
 	"net"
 	"path"
 	"strings"
+
+	"github.com/tcpez/tcpez/client"
 )
 
 // batchSize is the number of requests in one batch of the batching systems.
@@ -55,11 +57,14 @@ const (
 // registry lists every system, in the order of the table.
 var registry = []entry{
 	{name: "tcpez", title: "tcpez Call", batch: 1,
-		note: "byte layer, auto-pipelined `CallAppend`, one client with 1 connection",
-		new:  func() system { return &tcpezSystem{} }},
+		note: "byte layer, auto-pipelined `CallAppend` over v1, one client with 1 connection",
+		new:  func() system { return &tcpezSystem{protocol: client.ProtocolV1} }},
+	{name: "tcpez-mux", title: "tcpez Call mux", batch: 1,
+		note: "byte layer, `CallAppend` over the multiplexed mode (call ids, answers in any order), one client with 1 connection",
+		new:  func() system { return &tcpezSystem{protocol: client.ProtocolMux} }},
 	{name: "tcpez-pipeline64", title: "tcpez Pipeline×64", batch: batchSize,
-		note: "byte layer, explicit `Pipeline` of 64 requests per `Flush` (one protocol batch), same client",
-		new:  func() system { return &tcpezSystem{pipeline: true} }},
+		note: "byte layer, explicit `Pipeline` of 64 requests per `Flush` (one protocol batch, v1), same client",
+		new:  func() system { return &tcpezSystem{pipeline: true, protocol: client.ProtocolV1} }},
 	{name: "tcpez-service", title: "tcpez service", batch: 1,
 		note: "protobuf service mode (`protoserver`, code from protoc-gen-go-tcpez), one client with 1 connection",
 		new:  func() system { return &tcpezServiceSystem{} }},

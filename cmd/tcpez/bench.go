@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ type benchOptions struct {
 	warmup      time.Duration
 	jsonOut     bool
 	mode        string
+	protocol    string // "auto", "v1" or "mux"; see resolveProtocol
 }
 
 func (o *benchOptions) embedded() bool { return o.addr == "" }
@@ -70,7 +72,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stopServer()
-	c, err := client.New([]string{addr}, client.Config{ConnsPerAddr: o.conns})
+	proto, err := resolveProtocol(ctx, addr, o.protocol, o.timeout)
+	if err != nil {
+		return err
+	}
+	o.protocol = proto.String()
+	c, err := client.New([]string{addr}, client.Config{ConnsPerAddr: o.conns, Protocol: proto})
 	if err != nil {
 		return err
 	}
@@ -108,6 +115,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "time each call (or batch) has for its answer")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "load this long before measuring")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object, and no progress")
+	fs.StringVar(&o.protocol, "protocol", "auto", `wire protocol: "mux", "v1", or "auto": mux if the server speaks it, else v1 (the report says which was measured)`)
 	fs.StringVar(&o.mode, "mode", "bytes", `what to send: "bytes", raw frames to an echo server, or "service", protobuf calls of method "`+echoMethod+`" (a BytesValue echo)`)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
@@ -135,6 +143,11 @@ func (o *benchOptions) check(fs *flag.FlagSet) error {
 	case "bytes", "service":
 	default:
 		return badFlag(fs, `invalid --mode %q: want "bytes" or "service"`, o.mode)
+	}
+	switch o.protocol {
+	case "auto", "v1", "mux":
+	default:
+		return badFlag(fs, `invalid --protocol %q: want "auto", "v1" or "mux"`, o.protocol)
 	}
 	switch {
 	case o.conns < 1:
@@ -256,4 +269,26 @@ func await(ctx context.Context, d time.Duration, done <-chan struct{}) bool {
 	case <-done:
 	}
 	return true
+}
+
+// resolveProtocol turns --protocol into the protocol the run measures:
+// "auto" asks the server once, waiting for its acknowledgement no longer
+// than a call may wait for an answer, so that the report names what was
+// measured rather than what was asked for.
+func resolveProtocol(ctx context.Context, addr, name string, timeout time.Duration) (client.Protocol, error) {
+	switch name {
+	case "v1":
+		return client.ProtocolV1, nil
+	case "mux":
+		return client.ProtocolMux, nil
+	}
+	probe, err := client.New([]string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1, DialTimeout: timeout})
+	if errors.Is(err, client.ErrMuxRefused) {
+		return client.ProtocolV1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	_ = probe.Close()
+	return client.ProtocolMux, ctx.Err()
 }

@@ -20,6 +20,7 @@ type benchReport struct {
 	Addr        string `json:"addr"`
 	Embedded    bool   `json:"embedded"`
 	Mode        string `json:"mode"`
+	Protocol    string `json:"protocol"` // "mux" or "v1": what was measured
 	Conns       int    `json:"conns"`
 	Concurrency int    `json:"concurrency"`
 	Size        int    `json:"size"`
@@ -49,6 +50,7 @@ func newReport(o benchOptions, addr string, r loadResult, elapsed time.Duration)
 		Addr:         addr,
 		Embedded:     o.embedded(),
 		Mode:         o.mode,
+		Protocol:     o.protocol,
 		Conns:        o.conns,
 		Concurrency:  o.concurrency,
 		Size:         o.size,
@@ -101,7 +103,7 @@ func describeRun(o benchOptions, addr string) string {
 	} else {
 		fmt.Fprintf(&b, "bench: %s", addr)
 	}
-	fmt.Fprintf(&b, ", %d conn(s), %d goroutine(s), %d-byte payloads", o.conns, o.concurrency, o.size)
+	fmt.Fprintf(&b, ", %s, %d conn(s), %d goroutine(s), %d-byte payloads", o.protocol, o.conns, o.concurrency, o.size)
 	if o.batch > 0 {
 		fmt.Fprintf(&b, ", batches of %d", o.batch)
 	}

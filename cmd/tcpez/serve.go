@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memWait := fs.Duration("memory-wait", server.DefaultMemoryWait, "time a frame may wait for room in the memory budget")
 	perPeer := fs.Int("max-conns-per-peer", server.DefaultMaxConnsPerPeer, "most connections from one IP address (/64 for IPv6), -1: no limit")
 	handshakes := fs.Int("max-handshakes", server.DefaultMaxHandshakes, "most connections in their TLS handshake at once; more evict the oldest")
+	protocol := fs.String("protocol", "auto", `"auto": serve v1 and mux clients on the same port; "v1": v1 only, as servers before mux`)
 	delay := fs.Duration("delay", 0, "wait this long before each answer (demos, tests)")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
@@ -39,6 +40,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, time to answer what was read")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *protocol != "auto" && *protocol != "v1" {
+		return badFlag(fs, `invalid --protocol %q: want "auto" or "v1"`, *protocol)
 	}
 
 	logger := logrus.New()
@@ -76,6 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLS:             tlsCfg,
 		Logger:          logger,
 		Stats:           rec,
+		V1Only:          *protocol == "v1",
 	})
 	l, err := srv.Listen(*addr)
 	if err != nil {
