@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/israce"
 	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
@@ -473,5 +474,33 @@ func TestFallbackAgainstOriginalServer(t *testing.T) {
 	}
 	if n := rec.Counter(client.StatFallbacks); n != 1 {
 		t.Fatalf("%s = %d, want 1", client.StatFallbacks, n)
+	}
+}
+
+// TestMuxCallAppendAllocs: once warm, CallAppend over the multiplexed mode
+// allocates nothing, client and real server together.
+func TestMuxCallAppendAllocs(t *testing.T) {
+	if israce.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	_, addr, rec := startMux(t, newMuxHandler(), server.Config{})
+	c := muxClient(t, addr, client.Config{Protocol: client.ProtocolMux})
+	req := []byte("sixteen bytes...")
+	buf := make([]byte, 0, 64)
+	ctx := context.Background()
+	call := func() {
+		ans, err := c.CallAppend(ctx, buf[:0], req)
+		if err != nil || len(ans) != len(req) {
+			t.Fatal(len(ans), err)
+		}
+	}
+	for range 100 {
+		call()
+	}
+	if n := testing.AllocsPerRun(1000, call); n != 0 {
+		t.Fatalf("%v allocations per call, want 0", n)
+	}
+	if rec.Counter(server.StatConnsMux) != 1 {
+		t.Fatal("the calls did not go over mux")
 	}
 }
