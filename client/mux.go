@@ -43,12 +43,13 @@ const StatFallbacks = "client.v1_fallbacks"
 
 var (
 	// ErrServer is matched by every *ServerError.
-	ErrServer = errors.New("tcpez: server error")
+	ErrServer = errors.New("tcpez/client: server error")
 	// ErrMuxRefused is the dial error of a ProtocolMux client whose server
 	// does not speak the multiplexed mode.
-	ErrMuxRefused = errors.New("tcpez: server does not speak the multiplexed mode")
+	ErrMuxRefused = errors.New("tcpez/client: server does not speak the multiplexed mode")
 
-	errGoAway = errors.New("tcpez: server is going away")
+	errGoAway   = errors.New("tcpez/client: server is going away")
+	errOutOfIDs = errors.New("tcpez/client: out of call ids")
 )
 
 // ServerError is a call's failure as a server in the multiplexed mode
@@ -61,7 +62,7 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string {
-	return "tcpez: server: " + e.Code.String() + ": " + e.Message
+	return "tcpez/client: server: " + e.Code.String() + ": " + e.Message
 }
 
 // Is makes a ServerError match ErrServer, and frame.ErrFrameTooLarge for a
@@ -240,7 +241,7 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		}
 		id, ok := cn.mux.add(rq, 0)
 		if !ok {
-			return errors.New("tcpez: out of call ids")
+			return errOutOfIDs
 		}
 		rq.mc, rq.mid = cn, id
 		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindRequest, id, len(payload))
@@ -260,7 +261,7 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		if !ok {
 			cn.out.buf = cn.out.buf[:rq.off]
 			cn.mux.dropRequest(rq)
-			return errors.New("tcpez: out of call ids")
+			return errOutOfIDs
 		}
 		cn.out.buf = frame.AppendMux(cn.out.buf, frame.KindRequest, id, p)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -183,7 +182,7 @@ func (c *conn) serveMux() error {
 
 // errHandedOff tells a goroutine that ran a handler inline that the
 // reading has passed to another goroutine meanwhile.
-var errHandedOff = errors.New("tcpez: reading handed off")
+var errHandedOff = errors.New("tcpez/server: reading handed off")
 
 // readLoop reads frames until the connection ends, and then ends it
 // (ended true, with serve's result), or until the reading passes to
@@ -283,7 +282,7 @@ func (m *muxConn) readFrame() error {
 		if n := h.Len() - frame.MuxHeaderSize; n == 2 {
 			p, err := m.r.Peek(2)
 			if err != nil {
-				return m.readError(truncatedEOF(err), false)
+				return m.readError(frame.Truncated(err), false)
 			}
 			why = frame.Code(uint16(p[0])<<8 | uint16(p[1]))
 			_ = m.r.Discard(2)
@@ -298,7 +297,7 @@ func (m *muxConn) readFrame() error {
 func (m *muxConn) readMuxHeader(n int) (frame.MuxFrame, error) {
 	p, err := m.r.Peek(frame.MuxHeaderSize)
 	if err != nil {
-		return frame.MuxFrame{}, m.readError(truncatedEOF(err), false)
+		return frame.MuxFrame{}, m.readError(frame.Truncated(err), false)
 	}
 	f, err := frame.ParseMuxHeader(p, n-frame.MuxHeaderSize)
 	if err != nil {
@@ -321,16 +320,9 @@ func (m *muxConn) skipLarge(n int, err error) error {
 	m.srv.count(StatErrFrameTooLarge)
 	m.refuse(f.ID, frame.CodeTooLarge, err.Error())
 	if derr := m.r.Discard(n - frame.MuxHeaderSize); derr != nil {
-		return m.readError(truncatedEOF(derr), false)
+		return m.readError(frame.Truncated(derr), false)
 	}
 	return nil
-}
-
-func truncatedEOF(err error) error {
-	if err == io.EOF {
-		return fmt.Errorf("%w (%w)", frame.ErrTruncated, io.ErrUnexpectedEOF)
-	}
-	return err
 }
 
 // request reads a request's body of n bytes and starts its handler, or
@@ -349,7 +341,7 @@ func (m *muxConn) request(id uint32, n int) error {
 	m.mu.Unlock()
 	if mc == nil {
 		if err := m.r.Discard(n); err != nil {
-			return m.readError(truncatedEOF(err), false)
+			return m.readError(frame.Truncated(err), false)
 		}
 		m.refuse(id, code, why)
 		return nil
