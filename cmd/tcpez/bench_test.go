@@ -43,6 +43,7 @@ type benchJSON struct {
 	Size         int              `json:"size"`
 	Batch        int              `json:"batch"`
 	Embedded     bool             `json:"embedded"`
+	Protocol     string           `json:"protocol"`
 	Interrupted  bool             `json:"interrupted"`
 }
 
@@ -316,6 +317,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--timeout", "0"},
 		{"--warmup", "-1s"},
 		{"--mode", "protobuf"},
+		{"--protocol", "v2"},
 		{"--size", "many"},
 		{"extra"},
 	} {
@@ -484,6 +486,41 @@ func TestBenchRate(t *testing.T) {
 			if got := r.update(t0.Add(time.Duration(ms)*time.Millisecond), tc.n[i]); got != tc.want[i] {
 				t.Errorf("window %v, at %d ms: %v, want %v", tc.window, ms, got, tc.want[i])
 			}
+		}
+	}
+}
+
+// TestBenchReportsProtocol: the report names the protocol measured, which
+// "auto" settles by asking the server: mux for the embedded server, v1 for
+// a server that answers the preface as a v1 request (an echo loop).
+func TestBenchReportsProtocol(t *testing.T) {
+	v1 := startRawServer(t, func(c net.Conn) {
+		r := frame.NewReader(c, frame.Limits{})
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(frame.AppendFrame(nil, p)); err != nil {
+				return
+			}
+		}
+	})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "mux"},
+		{[]string{"--protocol", "v1"}, "v1"},
+		{[]string{"--addr", v1}, "v1"},
+	} {
+		args := append([]string{"--requests", "200", "--concurrency", "4", "--json", "--warmup", "0"}, tc.args...)
+		out, errOut, code := bench(t, context.Background(), args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d, stderr %q", args, code, errOut)
+		}
+		if r := decodeBench(t, out); r.Protocol != tc.want || r.Errors != 0 {
+			t.Errorf("%q: protocol %q, %d errors; want %q", args, r.Protocol, r.Errors, tc.want)
 		}
 	}
 }
