@@ -121,7 +121,8 @@ type muxConn struct {
 	admitted int
 	running  int
 	parked   []*muxCall
-	wbuf     []byte // frames waiting to be written
+	nparked  atomic.Int64 // len(parked), for the reader to check unlocked
+	wbuf     []byte       // frames waiting to be written
 	spare    []byte
 	writing  bool
 	broken   bool // answers are dropped: the connection is ending
@@ -371,7 +372,10 @@ func (m *muxConn) request(id uint32, n int) error {
 		mc.start = m.clock.recent()
 	}
 	if mc.ctx == nil {
-		mc.ctx = &callCtx{Context: m.ctx}
+		// onWait stays set for the context's life: when the call runs on
+		// a worker, or the reading already moved, takeOver finds the
+		// reader not inline and does nothing.
+		mc.ctx = &callCtx{Context: m.ctx, onWait: m.takeOverFn}
 	}
 	m.mu.Lock()
 	m.calls[id] = mc
@@ -382,6 +386,7 @@ func (m *muxConn) request(id uint32, n int) error {
 		m.running++
 	} else {
 		m.parked = append(m.parked, mc)
+		m.nparked.Store(int64(len(m.parked)))
 	}
 	m.inline = inline
 	gen := m.reader
@@ -404,7 +409,6 @@ func (m *muxConn) request(id uint32, n int) error {
 // m.inline was set with gen, the reader's generation, as mc was admitted.
 func (m *muxConn) runInline(mc *muxCall, gen uint64) error {
 	m.overrun.Reset(inlineBudget)
-	mc.ctx.setOnWait(m.takeOverFn)
 	next, lost := m.runOne(mc, true, gen)
 	if next != nil {
 		m.dispatch(next)
@@ -418,6 +422,9 @@ func (m *muxConn) runInline(mc *muxCall, gen uint64) error {
 // awaitRoom holds the reader while MaxInFlight requests wait for a
 // handler: the peer is not read, which pushes back on it, as in v1.
 func (m *muxConn) awaitRoom() {
+	if m.nparked.Load() < int64(m.cfg.MaxInFlight) {
+		return // only the reader parks calls, so this cannot grow meanwhile
+	}
 	m.mu.Lock()
 	for len(m.parked) >= m.cfg.MaxInFlight && !m.broken {
 		m.idle.Wait()
@@ -478,9 +485,6 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 	}
 	if mc.ctx.Err() == nil {
 		mc.resp, mc.err = m.respond(mc.ctx, &mc.slot)
-		if inline {
-			mc.ctx.setOnWait(nil)
-		}
 	} else {
 		// Cancelled while it waited: answered already, not run.
 		mc.err = mc.ctx.Err()
@@ -514,6 +518,7 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 	if len(m.parked) > 0 {
 		next = m.parked[0]
 		m.parked = m.parked[1:]
+		m.nparked.Store(int64(len(m.parked)))
 		if len(m.parked) == 0 {
 			m.parked = m.parked[:0:0] // let the drained backing array go
 		}

@@ -22,9 +22,9 @@ type callCtx struct {
 	done  chan struct{}
 	err   error
 	asked bool // Done was called: not to be reused
-	// onWait, when set, runs when a handler first asks for Done: one that
-	// runs on the reader's goroutine is about to wait, and the reading
-	// passes on at once rather than after inlineBudget (see takeOver).
+	// onWait runs when a handler first asks for Done: one that runs on
+	// the reader's goroutine is about to wait, and the reading passes on
+	// at once rather than after inlineBudget (see takeOver).
 	onWait func()
 }
 
@@ -36,9 +36,11 @@ var closedChan = func() chan struct{} {
 
 func (c *callCtx) Done() <-chan struct{} {
 	c.mu.Lock()
-	c.asked = true
 	wait := c.onWait
-	c.onWait = nil
+	if c.asked {
+		wait = nil
+	}
+	c.asked = true
 	if c.done == nil {
 		if c.err != nil {
 			c.mu.Unlock()
@@ -52,13 +54,6 @@ func (c *callCtx) Done() <-chan struct{} {
 		wait()
 	}
 	return done
-}
-
-// setOnWait sets or clears onWait.
-func (c *callCtx) setOnWait(f func()) {
-	c.mu.Lock()
-	c.onWait = f
-	c.mu.Unlock()
 }
 
 func (c *callCtx) Err() error {
