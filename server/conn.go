@@ -56,6 +56,8 @@ type conn struct {
 
 	// acct is the connection's share of the server's memory budget.
 	acct *budget.Account
+	// appender is the Handler when it is an AppendHandler.
+	appender AppendHandler
 
 	clock clock
 	// idle is the reader's idle deadline, write the writer's (guarded by
@@ -88,6 +90,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, cfg: cfg, nc: nc, remote: remoteAddr(nc), peer: peerOf(nc.RemoteAddr()), clock: newClock()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.acct = s.budget.NewAccount()
+	c.appender, _ = s.Handler.(AppendHandler)
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
 	c.r.SetPool(s.burst)
@@ -391,7 +394,14 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 			}
 		}()
 	}
-	return c.srv.Handler.Respond(ctx, s.req, s.sp)
+	if c.appender == nil {
+		return c.srv.Handler.Respond(ctx, s.req, s.sp)
+	}
+	resp, err = c.appender.RespondAppend(ctx, s.ans[:0], s.req, s.sp)
+	if cap(resp) <= maxRetainedAnswer {
+		s.ans = resp[:0]
+	}
+	return resp, err
 }
 
 // finish writes the answers at the head of the ring that are ready,

@@ -28,6 +28,20 @@ type Handler interface {
 	Respond(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
 }
 
+// AppendHandler is a Handler that appends its answer to a buffer the
+// connection keeps, which saves allocating an answer per request: the
+// server calls RespondAppend instead of Respond when its Handler has it.
+//
+// dst is empty, with some capacity; the answer is dst with the answer
+// appended, as append returns it, and nothing else: the connection keeps
+// the returned slice and appends a later answer to it once this one is
+// written. The rest of Handler's contract holds: req is valid only until
+// RespondAppend returns, and an error is answered as Respond's would be.
+type AppendHandler interface {
+	Handler
+	RespondAppend(ctx context.Context, dst, req []byte, sp *span.Span) ([]byte, error)
+}
+
 // HandlerFunc lets an ordinary function be a Handler.
 type HandlerFunc func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
 

@@ -14,11 +14,17 @@ import (
 // holds of the budget for as long as the connection lives.
 const maxRetainedBuffer = 4 << 10
 
+// maxRetainedAnswer is the largest answer buffer a slot keeps for an
+// AppendHandler's next answer. Small, since every slot of every connection
+// may keep one; a larger answer costs an allocation, as Respond's do.
+const maxRetainedAnswer = 4 << 10
+
 // slot is one request of a connection on its way from being read to its
 // answer being written. Slots are reused, with their buffers and spans.
 type slot struct {
 	reqBuffer // req, the request's payload
 	resp      []byte
+	ans       []byte // kept for AppendHandler answers; resp may alias it
 	err       error
 	done      bool
 
