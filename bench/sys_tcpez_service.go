@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpez/tcpez/bench/echopb"
 	"github.com/tcpez/tcpez/bench/tcpezpb"
+	"github.com/tcpez/tcpez/bench/vtpb"
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/server"
@@ -15,12 +16,14 @@ import (
 // tcpezpb/echo.proto registered on a protoserver.Service with the generated
 // RegisterEcho, served by server.New with the default config, and called
 // through the generated client over one client.Client (one connection), so
-// each request and answer travels in the tcpez.v1 envelope.
+// each request and answer travels in the tcpez.v1 envelope. With vt set,
+// the messages are vtpb's, which carry vtprotobuf's marshalling code.
 type tcpezServiceSystem struct {
+	vt   bool
 	srv  *server.Server
 	done chan error
 	cl   *client.Client
-	echo tcpezpb.EchoClient
+	call func(ctx context.Context, req []byte) ([]byte, error)
 }
 
 type tcpezEchoServer struct{}
@@ -29,9 +32,19 @@ func (tcpezEchoServer) Unary(_ context.Context, req *echopb.EchoRequest, _ *span
 	return &echopb.EchoResponse{Payload: req.Payload}, nil
 }
 
+type vtEchoServer struct{}
+
+func (vtEchoServer) Unary(_ context.Context, req *vtpb.EchoRequest, _ *span.Span) (*vtpb.EchoResponse, error) {
+	return &vtpb.EchoResponse{Payload: req.Payload}, nil
+}
+
 func (s *tcpezServiceSystem) Start() error {
 	svc := protoserver.NewService(protoserver.ServiceConfig{})
-	tcpezpb.RegisterEcho(svc, tcpezEchoServer{})
+	if s.vt {
+		vtpb.RegisterEcho(svc, vtEchoServer{})
+	} else {
+		tcpezpb.RegisterEcho(svc, tcpezEchoServer{})
+	}
 	var addr string
 	var err error
 	if s.srv, addr, s.done, err = startTCPEZServer(svc); err != nil {
@@ -40,12 +53,25 @@ func (s *tcpezServiceSystem) Start() error {
 	if s.cl, err = client.New([]string{addr}, client.Config{}); err != nil {
 		return err
 	}
-	s.echo = tcpezpb.NewEchoClient(protoserver.NewClient(s.cl, protoserver.ClientConfig{}))
+	pc := protoserver.NewClient(s.cl, protoserver.ClientConfig{})
+	if s.vt {
+		echo := vtpb.NewEchoClient(pc)
+		s.call = func(ctx context.Context, req []byte) ([]byte, error) {
+			resp, err := echo.Unary(ctx, &vtpb.EchoRequest{Payload: req})
+			return resp.GetPayload(), err
+		}
+		return nil
+	}
+	echo := tcpezpb.NewEchoClient(pc)
+	s.call = func(ctx context.Context, req []byte) ([]byte, error) {
+		resp, err := echo.Unary(ctx, &echopb.EchoRequest{Payload: req})
+		return resp.GetPayload(), err
+	}
 	return nil
 }
 
 func (s *tcpezServiceSystem) NewCaller() (caller, error) {
-	return &tcpezServiceCaller{echo: s.echo}, nil
+	return &tcpezServiceCaller{call: s.call}, nil
 }
 
 func (s *tcpezServiceSystem) Close() {
@@ -56,15 +82,15 @@ func (s *tcpezServiceSystem) Close() {
 }
 
 type tcpezServiceCaller struct {
-	echo tcpezpb.EchoClient
+	call func(ctx context.Context, req []byte) ([]byte, error)
 }
 
 func (c *tcpezServiceCaller) Call(ctx context.Context, req []byte) (int, error) {
-	resp, err := c.echo.Unary(ctx, &echopb.EchoRequest{Payload: req})
+	ans, err := c.call(ctx, req)
 	if err != nil {
 		return 0, err
 	}
-	return 1, checkEcho(req, resp.GetPayload())
+	return 1, checkEcho(req, ans)
 }
 
 func (c *tcpezServiceCaller) Close() {}

@@ -127,7 +127,7 @@ func (p *CompatiblePipeline[Req, Resp]) Flush(ctx context.Context) error {
 
 func encodeCompatible[Req any](b []byte, req *Req) ([]byte, error) {
 	m := reqMessage(req)
-	b, err := marshalOpts.MarshalAppend(b, m)
+	b, err := marshalAppend(b, m)
 	if err != nil {
 		return b, fmt.Errorf("tcpez/protoserver: cannot encode the %s request: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
@@ -136,7 +136,7 @@ func encodeCompatible[Req any](b []byte, req *Req) ([]byte, error) {
 
 // decodeCompatible decodes an answer into resp, a new message.
 func decodeCompatible(ans []byte, resp proto.Message) error {
-	if err := mergeOpts.Unmarshal(ans, resp); err != nil {
+	if err := unmarshalNew(ans, resp); err != nil {
 		return fmt.Errorf("tcpez/protoserver: undecodable %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return nil

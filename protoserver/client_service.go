@@ -178,11 +178,11 @@ func decodeAnswer(ans []byte, resp proto.Message, fresh bool) error {
 	case st != nil:
 		return st
 	}
-	opts := unmarshalOpts
+	decode := unmarshalReset
 	if fresh {
-		opts = mergeOpts
+		decode = unmarshalNew
 	}
-	if err := opts.Unmarshal(payload, resp); err != nil {
+	if err := decode(payload, resp); err != nil {
 		return &Status{Code: Internal, Message: fmt.Sprintf("cannot decode the %s response: %v", resp.ProtoReflect().Descriptor().FullName(), err), cause: err}
 	}
 	return nil

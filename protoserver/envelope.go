@@ -34,6 +34,7 @@ const (
 
 var (
 	errBadUTF8    = errors.New("string field is not valid UTF-8")
+	errChanged    = errors.New("tcpez/protoserver: message changed while it was encoded")
 	marshalOpts   = proto.MarshalOptions{}
 	marshalCached = proto.MarshalOptions{UseCachedSize: true}
 	unmarshalOpts = proto.UnmarshalOptions{}
@@ -157,7 +158,7 @@ func appendMessage(b []byte, num protowire.Number, msg proto.Message) ([]byte, e
 	if msg == nil {
 		return b, nil
 	}
-	return appendSized(b, num, msg, marshalOpts.Size(msg))
+	return appendSized(b, num, msg, sizeOf(msg))
 }
 
 // appendSized is appendMessage for a msg whose Size was just taken.
@@ -170,9 +171,9 @@ func appendSized(b []byte, num protowire.Number, msg proto.Message, n int) ([]by
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
 	start := len(b)
-	b, err := marshalCached.MarshalAppend(b, msg)
+	b, err := appendSizedMessage(b, msg, n)
 	if err == nil && len(b)-start != n {
-		err = errors.New("tcpez/protoserver: message changed while it was encoded")
+		err = errChanged
 	}
 	return b, err
 }

@@ -1,6 +1,7 @@
 package protoserver_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -40,6 +41,16 @@ func BenchmarkLayer(b *testing.B) {
 			}
 		}
 	})
+	b.Run("respond-append", func(b *testing.B) {
+		b.ReportAllocs()
+		dst := make([]byte, 0, 64)
+		for b.Loop() {
+			sp.Reset(1)
+			if _, err := svc.RespondAppend(ctx, dst, env, sp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -48,4 +59,21 @@ func BenchmarkLayer(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestServiceAppendsToDst: RespondAppend encodes the answer after what
+// dst's capacity holds, in place, and answers the same bytes as Respond.
+func TestServiceAppendsToDst(t *testing.T) {
+	svc := protoserver.NewService(protoserver.ServiceConfig{})
+	testpb.RegisterTest(svc, testServer{echo: echo})
+	env, err := protoserver.AppendRequestForTest(nil, context.Background(), testpb.Test_Echo_FullMethodName, &testpb.EchoRequest{Data: []byte("hi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := svc.Respond(context.Background(), env, span.New())
+	dst := make([]byte, 0, 64)
+	got, _ := svc.RespondAppend(context.Background(), dst, env, span.New())
+	if !bytes.Equal(got, want) || &got[:1][0] != &dst[:1][0] {
+		t.Fatalf("RespondAppend: % x (in dst: %v), want % x", got, &got[:1][0] == &dst[:1][0], want)
+	}
 }

@@ -53,12 +53,18 @@ type compatible[Req, Resp any, PReq interface {
 }
 
 func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte, error) {
+	return h.RespondAppend(ctx, nil, b, sp)
+}
+
+// RespondAppend encodes the answer straight into dst, a buffer the
+// connection reuses (see server.AppendHandler).
+func (h *compatible[Req, Resp, PReq, PResp]) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Span) ([]byte, error) {
 	timed := h.cfg.SpanTimings
 	if timed {
 		sp.Start("pb.parse")
 	}
 	req := PReq(new(Req))
-	if err := mergeOpts.Unmarshal(b, req); err != nil {
+	if err := unmarshalNew(b, req); err != nil {
 		return nil, fmt.Errorf("tcpez/protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	if timed {
@@ -73,13 +79,13 @@ func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []by
 		return nil, err
 	}
 	if resp == nil {
-		return nil, nil
+		return dst, nil
 	}
 	if timed {
 		sp.Start("pb.encode")
 		defer sp.Finish("pb.encode")
 	}
-	out, err := marshalOpts.Marshal(resp)
+	out, err := marshalAppend(dst, resp)
 	if err != nil {
 		return nil, fmt.Errorf("tcpez/protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
 	}

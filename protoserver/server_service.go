@@ -207,6 +207,13 @@ var (
 // Respond serves one request envelope and answers with a response envelope.
 // It never returns an error: failures are answered with a Status.
 func (s *Service) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte, error) {
+	return s.RespondAppend(ctx, nil, b, sp)
+}
+
+// RespondAppend is Respond appending its answer to dst: the server calls it
+// (see server.AppendHandler) so that the answer is encoded straight into a
+// buffer the connection reuses.
+func (s *Service) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Span) ([]byte, error) {
 	if !s.serving.Load() {
 		s.mu.Lock()
 		s.serving.Store(true)
@@ -214,26 +221,26 @@ func (s *Service) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte,
 	}
 	var r request
 	if err := r.decode(b); err != nil {
-		return s.fail(sp, Errorf(InvalidArgument, "malformed request envelope: %v", err)), nil
+		return s.fail(dst, sp, Errorf(InvalidArgument, "malformed request envelope: %v", err)), nil
 	}
 	if r.spanID != 0 {
 		sp.SetParentID(span.ID(r.spanID))
 	}
 	m := s.methods[string(r.method)]
 	if m == nil {
-		return s.fail(sp, Errorf(Unimplemented, "unknown method %q", r.method)), nil
+		return s.fail(dst, sp, Errorf(Unimplemented, "unknown method %q", r.method)), nil
 	}
-	out, err := s.call(ctx, m, &r, sp)
+	out, err := s.call(ctx, dst, m, &r, sp)
 	if err != nil {
 		sp.Attr("method", m.info.Name)
-		return s.fail(sp, err), nil
+		return s.fail(dst, sp, err), nil
 	}
 	return out, nil
 }
 
 // call runs m for r, unless the service or the call's deadline says not to,
-// and returns the encoded answer.
-func (s *Service) call(ctx context.Context, m *method, r *request, sp *span.Span) ([]byte, error) {
+// and returns the encoded answer appended to dst.
+func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) ([]byte, error) {
 	switch {
 	case s.draining.Load():
 		return nil, errDraining
@@ -265,7 +272,7 @@ func (s *Service) call(ctx context.Context, m *method, r *request, sp *span.Span
 			m.reqs.Put(req)
 		}()
 	}
-	if err := mergeOpts.Unmarshal(r.payload, req); err != nil {
+	if err := unmarshalNew(r.payload, req); err != nil {
 		return nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
 	}
 	resp, err := s.run(hctx, m, req, sp)
@@ -278,12 +285,12 @@ func (s *Service) call(ctx context.Context, m *method, r *request, sp *span.Span
 	case err != nil:
 		return nil, err
 	case resp == nil:
-		return nil, nil
+		return dst, nil
 	}
 	// Encoded here, before a reused request is reset: the answer may share
 	// its fields, or be the request itself.
-	n := marshalOpts.Size(resp)
-	out, err := appendSized(make([]byte, 0, sizeResponse(n)), respPayload, resp, n)
+	n := sizeOf(resp)
+	out, err := appendSized(slices.Grow(dst, sizeResponse(n)), respPayload, resp, n)
 	if err != nil {
 		return nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
 	}
@@ -327,7 +334,7 @@ func (s *Service) panicked(m *method, v any, sp *span.Span) error {
 // fail answers err as a Status and notes its code on the span. (Only
 // failed calls touch the span, whose attributes cost a lock: the method and
 // the code then show in the server's request logs.)
-func (s *Service) fail(sp *span.Span, err error) []byte {
+func (s *Service) fail(dst []byte, sp *span.Span, err error) []byte {
 	st := StatusOf(err)
 	code := st.Code
 	if code == OK {
@@ -336,7 +343,7 @@ func (s *Service) fail(sp *span.Span, err error) []byte {
 	sp.Attr("code", code.String())
 	p := st.Proto()
 	p.Code = int32(code)
-	return appendStatus(nil, p)
+	return appendStatus(dst, p)
 }
 
 // HealthMethod is the standard health method every Service answers: OK

@@ -20,6 +20,13 @@
 //
 // Streaming methods are refused: tcpez is request/response.
 //
+// The generated code calls through protoserver, which encodes a message
+// with the code planetscale/vtprotobuf generates when the message has it,
+// and with protobuf-go's reflection otherwise. For the faster path, also
+// run protoc-gen-go-vtproto (v0.6.0) into the same package:
+//
+//	--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size
+//
 // The plugin accepts protogen's standard parameters (paths, module, M…).
 // The output is deterministic and records no protoc version.
 package main

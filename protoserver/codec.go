@@ -1,0 +1,72 @@
+package protoserver
+
+import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Messages are encoded and decoded here. A message with the methods that
+// planetscale/vtprotobuf generates (protoc-gen-go-vtproto with the size,
+// marshal and unmarshal features) is encoded by them rather than by
+// protobuf-go's reflection: bench/vtpb measures the difference. Any other
+// message goes through protobuf-go, so plain generated code keeps working;
+// tcpez itself does not depend on vtprotobuf.
+
+// vtMessage is what vtprotobuf generates for a message.
+type vtMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT(b []byte) (int, error)
+	UnmarshalVT(b []byte) error
+}
+
+// sizeOf is the encoded size of m.
+func sizeOf(m proto.Message) int {
+	if vt, ok := m.(vtMessage); ok {
+		return vt.SizeVT()
+	}
+	return marshalOpts.Size(m)
+}
+
+// appendSizedMessage appends m, whose size n was just taken with sizeOf,
+// to b.
+func appendSizedMessage(b []byte, m proto.Message, n int) ([]byte, error) {
+	vt, ok := m.(vtMessage)
+	if !ok {
+		return marshalCached.MarshalAppend(b, m)
+	}
+	start := len(b)
+	b = slices.Grow(b, n)[:start+n]
+	// MarshalToSizedBufferVT writes backwards from the end of its buffer.
+	w, err := vt.MarshalToSizedBufferVT(b[start:])
+	if err == nil && w != n {
+		return b[:start], errChanged
+	}
+	return b, err
+}
+
+// marshalAppend appends m to b.
+func marshalAppend(b []byte, m proto.Message) ([]byte, error) {
+	if _, ok := m.(vtMessage); !ok {
+		return marshalOpts.MarshalAppend(b, m)
+	}
+	return appendSizedMessage(b, m, sizeOf(m))
+}
+
+// unmarshalNew decodes b into m, which is empty: a new message, or one
+// that was reset.
+func unmarshalNew(b []byte, m proto.Message) error {
+	if vt, ok := m.(vtMessage); ok {
+		return vt.UnmarshalVT(b)
+	}
+	return mergeOpts.Unmarshal(b, m)
+}
+
+// unmarshalReset decodes b into m, replacing what m held.
+func unmarshalReset(b []byte, m proto.Message) error {
+	if vt, ok := m.(vtMessage); ok {
+		proto.Reset(m)
+		return vt.UnmarshalVT(b)
+	}
+	return unmarshalOpts.Unmarshal(b, m)
+}
