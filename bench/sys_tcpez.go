@@ -14,11 +14,14 @@ import (
 // the default config, and one client.Client with its default single
 // connection. Goroutines share the client: their CallAppend calls are
 // pipelined on the connection, or, with pipeline set, each sends explicit
-// batches of batchSize with a Pipeline.
+// batches of batchSize with a Pipeline. conns > 1 gives the client that
+// many connections (client.Config.ConnsPerAddr), to measure whether
+// spreading large calls over connections is faster.
 //
 // protocol is the client's Config.Protocol: v1, or the multiplexed mode.
 type tcpezSystem struct {
 	pipeline bool
+	conns    int
 	protocol client.Protocol
 	srv      *server.Server
 	done     chan error
@@ -58,7 +61,7 @@ func (s *tcpezSystem) Start() error {
 	if s.srv, addr, s.done, err = startTCPEZServer(echo); err != nil {
 		return err
 	}
-	s.cl, err = client.New([]string{addr}, client.Config{Protocol: s.protocol})
+	s.cl, err = client.New([]string{addr}, client.Config{Protocol: s.protocol, ConnsPerAddr: s.conns})
 	return err
 }
 
@@ -92,18 +95,24 @@ func (c *tcpezCaller) Call(ctx context.Context, req []byte) (int, error) {
 
 func (c *tcpezCaller) Close() {}
 
+// tcpezPipelineCaller takes each batch's answers with FlushAppend into the
+// buffers of its last batch, as a caller that minds allocations does.
 type tcpezPipelineCaller struct {
-	p *client.Pipeline
+	p       *client.Pipeline
+	buf     []byte
+	answers [][]byte
 }
 
 func (c *tcpezPipelineCaller) Call(ctx context.Context, req []byte) (int, error) {
 	for range batchSize {
 		c.p.Enqueue(req)
 	}
-	answers, err := c.p.Flush(ctx)
+	var err error
+	c.buf, c.answers, err = c.p.FlushAppend(ctx, c.buf[:0], c.answers[:0])
 	if err != nil {
 		return 0, err
 	}
+	answers := c.answers
 	if len(answers) != batchSize {
 		return 0, fmt.Errorf("%w: %d answers to a batch of %d", errMismatch, len(answers), batchSize)
 	}

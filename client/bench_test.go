@@ -158,23 +158,36 @@ func benchAppend(b *testing.B, size, conc int) {
 }
 
 // BenchmarkPipeline64 sends batches of 64 requests; one op is one batch.
+// "flush" takes the answers from Flush, "append" from FlushAppend into the
+// buffers of the last batch.
 func BenchmarkPipeline64(b *testing.B) {
 	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
 	req := make([]byte, benchPayload)
 	ctx := context.Background()
-	p := c.Pipeline()
-	b.ReportAllocs()
-	b.SetBytes(64 * benchPayload)
-	for b.Loop() {
-		for range 64 {
-			p.Enqueue(req)
-		}
-		answers, err := p.Flush(ctx)
-		if err != nil || len(answers) != 64 {
-			b.Fatal(len(answers), err)
-		}
+	for _, mode := range []string{"flush", "append"} {
+		b.Run(mode, func(b *testing.B) {
+			p := c.Pipeline()
+			var dst []byte
+			var answers [][]byte
+			b.ReportAllocs()
+			b.SetBytes(64 * benchPayload)
+			for b.Loop() {
+				for range 64 {
+					p.Enqueue(req)
+				}
+				var err error
+				if mode == "flush" {
+					answers, err = p.Flush(ctx)
+				} else {
+					dst, answers, err = p.FlushAppend(ctx, dst[:0], answers[:0])
+				}
+				if err != nil || len(answers) != 64 {
+					b.Fatal(len(answers), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
 }
 
 // TestCallAppendAllocs: once warm, CallAppend into a buffer with

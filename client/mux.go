@@ -235,7 +235,7 @@ func (cn *conn) enableMux(ack frame.Ack) {
 // appendMuxRequest queues rq's request (a batch: each of its frames) as
 // mux requests. Called with mu held.
 func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
-	if rq.mode != modeBatch {
+	if !rq.mode.batch() {
 		if len(payload) > cn.mux.maxBody {
 			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(len(payload))}
 		}
@@ -368,7 +368,7 @@ func (cn *conn) takeNext() {
 	}
 	id := binary.BigEndian.Uint32(p[6:])
 	i := id & idIndexMask
-	if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode == modeBatch {
+	if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode.batch() {
 		return
 	}
 	cn.next, _, _ = cn.mux.take(id)
@@ -464,7 +464,7 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 	if !ok {
 		return fmt.Errorf("%w: answer for id %d, which is not in flight", ErrUnexpectedAnswer, id)
 	}
-	if rq.mode != modeBatch {
+	if !rq.mode.batch() {
 		if err := cn.answer(rq, frame.Header(n)); err != nil {
 			rq.complete(nil, nil, &ConnError{Addr: cn.addr, Err: err}, false)
 			cn.release()
@@ -498,7 +498,7 @@ func (cn *conn) muxError(id uint32, n int) error {
 	if !ok {
 		return fmt.Errorf("%w: error for id %d, which is not in flight", ErrUnexpectedAnswer, id)
 	}
-	if rq.mode == modeBatch {
+	if rq.mode.batch() {
 		return cn.batchPart(rq, serr)
 	}
 	rq.complete(nil, nil, serr, code.NotRun())

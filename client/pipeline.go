@@ -46,12 +46,28 @@ func (p *Pipeline) Len() int { return p.n }
 // pipeline either way. With no requests it returns nil, nil and sends
 // nothing: the wire has no empty batch.
 func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
+	_, answers, err := p.flush(ctx, modeBatch, nil, nil)
+	return answers, err
+}
+
+// FlushAppend is Flush into the caller's buffers: it appends the answers'
+// bytes to dst and their slices, which alias the returned dst, to
+// answers. A caller that passes the buffers of its last batch back (as
+// dst[:0] and answers[:0]) sends and receives a batch without allocating.
+// On error it returns dst and answers as they were given. (In the
+// multiplexed mode, whose answers arrive one by one and in any order, the
+// answers are read into new slices and then copied to dst.)
+func (p *Pipeline) FlushAppend(ctx context.Context, dst []byte, answers [][]byte) ([]byte, [][]byte, error) {
+	return p.flush(ctx, modeBatchAppend, dst, answers)
+}
+
+func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answers [][]byte) ([]byte, [][]byte, error) {
 	defer p.reset()
 	if p.err != nil {
-		return nil, p.err
+		return dst, answers, p.err
 	}
 	if p.n == 0 {
-		return nil, nil
+		return dst, answers, nil
 	}
 	c := p.c
 	var start time.Time
@@ -59,24 +75,36 @@ func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
 		start = time.Now()
 	}
 	var (
-		o       outcome
-		answers [][]byte
-		err     = p.checkCount()
+		o   outcome
+		got [][]byte // this batch's answers
+		err = p.checkCount()
 	)
 	if err == nil {
-		rq := c.getRequest(modeBatch, nil)
-		rq.n = p.n
+		rq := c.getRequest(mode, dst)
+		rq.n, rq.into = p.n, answers
 		if err = c.roundTrip(ctx, rq, p.buf, &o); err == nil {
-			answers = rq.answers
+			got = rq.answers
+			switch {
+			case mode != modeBatchAppend:
+			case rq.inDst:
+				dst, answers = rq.ans, rq.answers
+				got = answers[len(answers)-p.n:]
+			default: // the multiplexed mode's answers, in new slices
+				dst, answers = appendAnswers(dst, answers, got)
+				got = answers[len(answers)-p.n:]
+			}
 		}
 		if !o.abandoned {
 			rq.recycle()
 		}
 	}
 	if c.timed {
-		c.record(OpPipeline, start, &o, p.bytes, answersLen(answers), err)
+		c.record(OpPipeline, start, &o, p.bytes, answersLen(got), err)
 	}
-	return answers, err
+	if mode == modeBatch {
+		return nil, got, err
+	}
+	return dst, answers, err
 }
 
 // checkCount refuses a batch whose answer the client would itself reject
@@ -97,6 +125,20 @@ func (p *Pipeline) reset() {
 		p.buf = nil
 	}
 	p.buf, p.n, p.bytes, p.err = p.buf[:0], 0, 0, nil
+}
+
+// appendAnswers appends the bytes of got to dst and their slices, in dst,
+// to answers.
+func appendAnswers(dst []byte, answers, got [][]byte) ([]byte, [][]byte) {
+	start := len(dst)
+	for _, a := range got {
+		dst = append(dst, a...)
+	}
+	for _, a := range got {
+		answers = append(answers, dst[start:start+len(a):start+len(a)])
+		start += len(a)
+	}
+	return dst, answers
 }
 
 func answersLen(answers [][]byte) int {

@@ -40,6 +40,7 @@ type readSide struct {
 	r        *frame.Reader
 	deadline time.Time // the read deadline set on nc
 	scratch  []byte    // answers over readBufferSize for callers' buffers
+	ends     []int     // where each answer of a batch ends in scratch
 }
 
 // readerTurn says what the reader goroutine does after an answer.
@@ -149,7 +150,7 @@ func (cn *conn) pop() *request {
 // answer reads the answer that starts with h and completes rq with it. On
 // error rq is left pending for the caller to fail.
 func (cn *conn) answer(rq *request, h frame.Header) error {
-	if rq.mode == modeBatch {
+	if rq.mode.batch() {
 		return cn.answerBatch(rq, h)
 	}
 	if h.IsBatch() {
@@ -230,6 +231,8 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 		return fmt.Errorf("%w: a batch of %d where a batch of %d was expected", ErrUnexpectedAnswer, h.Count(), rq.n)
 	case rq.state.Load() == stateAbandoned:
 		return cn.discardBatch(rq)
+	case rq.mode == modeBatchAppend:
+		return cn.answerBatchAppend(rq)
 	}
 	answers := make([][]byte, rq.n)
 	var chunk []byte
@@ -258,6 +261,56 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 	}
 	rq.complete(nil, answers, nil, false)
 	return nil
+}
+
+// answerBatchAppend reads a batch answer for a caller's buffers: rq.dst
+// for the bytes, rq.into for the slices. As answerAppend does, it
+// reads the whole batch (into scratch) before it claims the call, so that
+// a caller who gave up never finds its buffers written after.
+func (cn *conn) answerBatchAppend(rq *request) error {
+	buf := cn.in.scratch[:0]
+	ends := cn.in.ends[:0]
+	for range rq.n {
+		n, err := cn.in.r.ReadLength()
+		if err != nil {
+			return err
+		}
+		if buf, err = cn.appendPayload(buf, n); err != nil {
+			return err
+		}
+		ends = append(ends, len(buf))
+	}
+	if cap(buf) <= maxKeptBuffer {
+		cn.in.scratch = buf[:0]
+	}
+	cn.in.ends = ends[:0]
+	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.recycle()
+		return nil
+	}
+	dst, answers := rq.dst, rq.into
+	start, prev := len(dst), 0
+	dst = append(dst, buf...)
+	for _, end := range ends {
+		answers = append(answers, dst[start+prev:start+end:start+end])
+		prev = end
+	}
+	rq.ans, rq.answers, rq.err, rq.inDst = dst, answers, nil, true
+	rq.state.Store(stateDone)
+	rq.signal()
+	return nil
+}
+
+// appendPayload appends the next n bytes to buf: read in place when buf
+// has room, as it has once warm; else through a buffer that grows with the
+// bytes that arrive, as ReadPayload's does.
+func (cn *conn) appendPayload(buf []byte, n int) ([]byte, error) {
+	if cap(buf)-len(buf) >= n {
+		_, err := cn.in.r.ReadPayload(buf[len(buf):], n)
+		return buf[:len(buf)+n], err
+	}
+	p, err := cn.in.r.ReadPayload(nil, n)
+	return append(buf, p...), err
 }
 
 func (cn *conn) discardBatch(rq *request) error {

@@ -10,11 +10,15 @@ import (
 type answerMode uint8
 
 const (
-	modeOwned   answerMode = iota // answer read into a new slice
-	modeAppend                    // answer appended to the caller's dst
-	modeBatch                     // n answers read into new slices
-	modeDiscard                   // answer read and dropped (Notify)
+	modeOwned       answerMode = iota // answer read into a new slice
+	modeAppend                        // answer appended to the caller's dst
+	modeBatch                         // n answers read into new slices
+	modeBatchAppend                   // n answers appended to dst and answers
+	modeDiscard                       // answer read and dropped (Notify)
 )
+
+// batch reports whether the request is a batch.
+func (m answerMode) batch() bool { return m == modeBatch || m == modeBatchAppend }
 
 // Request states. A request has exactly one owner at a time: the caller
 // until it is queued, then the connection, then whoever moves it out of
@@ -46,13 +50,18 @@ type request struct {
 	// Set by the caller before it queues the request.
 	mode answerMode
 	n    int    // frames in a batch
-	dst  []byte // modeAppend: the caller's buffer
+	dst  []byte // modeAppend, modeBatchAppend: the caller's buffer
+	// modeBatchAppend: the caller's slice the answers are appended to.
+	into [][]byte
 
 	// The result, set by the completing owner before it signals done.
 	ans     []byte
 	answers [][]byte
 	err     error
 	unsent  bool // err proves the request never left this process
+	// inDst: a modeBatchAppend result is in the caller's buffers (v1); in
+	// the multiplexed mode the answers arrive in new slices instead.
+	inDst bool
 
 	// Where the request's bytes sit in the connection's write stream
 	// (see writeSide.unsentLocked); guarded by conn.mu.
@@ -128,7 +137,7 @@ func (rq *request) wait(ctx context.Context) bool {
 
 // reuse readies a completed call for another attempt.
 func (rq *request) reuse() {
-	rq.ans, rq.answers, rq.err, rq.unsent = nil, nil, nil, false
+	rq.ans, rq.answers, rq.err, rq.unsent, rq.inDst = nil, nil, nil, false, false
 	rq.mc, rq.mid, rq.left = nil, 0, 0
 	rq.state.Store(statePending)
 }
@@ -139,7 +148,7 @@ func (rq *request) recycle() {
 		return
 	}
 	rq.reuse()
-	rq.dst, rq.n, rq.mode = nil, 0, modeOwned
+	rq.dst, rq.into, rq.n, rq.mode = nil, nil, 0, modeOwned
 	rq.pool.Put(rq)
 }
 

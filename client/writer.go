@@ -54,6 +54,10 @@ type writeSide struct {
 
 	// Owned by the writer role's holder.
 	deadline time.Time // the write deadline set on nc
+	// vec and bufs make a gathering write without allocating: bufs is what
+	// the write consumes of vec's array (see conn.write).
+	vec  [2][]byte
+	bufs net.Buffers
 }
 
 // writer is who holds the writer role: a caller, whose turn its context
@@ -110,12 +114,12 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			cn.release()
 			return err
 		}
-		if rq.mode == modeBatch {
+		if rq.mode.batch() {
 			payload = nil // appended, frame by frame
 		}
 	} else {
 		h := frame.Header(len(payload))
-		if rq.mode == modeBatch {
+		if rq.mode.batch() {
 			h = frame.BatchHeader(rq.n)
 		}
 		out.buf = frame.AppendHeader(out.buf, h)
@@ -312,8 +316,11 @@ func (cn *conn) write(w writer, buf, tail []byte) (int, error) {
 	if tail == nil {
 		return cn.nc.Write(buf)
 	}
-	bufs := net.Buffers{buf, tail}
-	n, err := bufs.WriteTo(cn.nc)
+	out := &cn.out
+	out.vec = [2][]byte{buf, tail}
+	out.bufs = out.vec[:]
+	n, err := out.bufs.WriteTo(cn.nc)
+	out.vec, out.bufs = [2][]byte{}, nil // keep no reference to the caller's tail
 	return int(n), err
 }
 

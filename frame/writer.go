@@ -22,11 +22,16 @@ import (
 // to a larger buffer borrowed for the burst, which Flush writes and gives
 // back.
 type Writer struct {
-	dst  io.Writer
-	buf  []byte      // buffered bytes; cap(buf) is the buffer size
-	own  []byte      // the Writer's own buffer; buf may be a borrowed one
-	bufs net.Buffers // reused for gathering writes
-	err  error       // the first write error, returned from then on
+	dst io.Writer
+	buf []byte // buffered bytes; cap(buf) is the buffer size
+	own []byte // the Writer's own buffer; buf may be a borrowed one
+	// vec holds a gathering write's buffers; bufs, what the write consumes
+	// of them. A write empties bufs (net.Buffers advances as it writes),
+	// so vec keeps the array for the next: reusing bufs allocated anew on
+	// every large frame.
+	vec  [2][]byte
+	bufs net.Buffers
+	err  error // the first write error, returned from then on
 	loan loan
 }
 
@@ -179,15 +184,15 @@ func (w *Writer) writeHeader(h Header) error {
 // writeWith writes the buffer and then p, with one gathering write when
 // the stream can do it.
 func (w *Writer) writeWith(p []byte) error {
-	w.bufs = append(w.bufs[:0], w.buf, p)
+	w.vec = [2][]byte{w.buf, p}
+	w.bufs = w.vec[:]
 	var err error
 	if bw, ok := w.dst.(BuffersWriter); ok {
 		_, err = bw.WriteBuffers(&w.bufs)
 	} else {
 		_, err = w.bufs.WriteTo(w.dst)
 	}
-	w.bufs = w.bufs[:cap(w.bufs)]
-	clear(w.bufs) // keep no reference to p
+	w.vec, w.bufs = [2][]byte{}, nil // keep no reference to p
 	w.buf = w.buf[:0]
 	w.err = err
 	return err

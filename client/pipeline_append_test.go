@@ -1,0 +1,125 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/israce"
+)
+
+// TestPipelineFlushAppend: the answers land after what dst and answers
+// held, in order, the empty and the large ones too, and a batch into the
+// buffers of the last one reads right. From a cold client, in v1 (the
+// test server) and in the multiplexed mode (the tcpez server).
+func TestPipelineFlushAppend(t *testing.T) {
+	t.Run("v1", func(t *testing.T) { testFlushAppend(t, newServer(t, nil).addr) })
+	t.Run("mux", func(t *testing.T) { testFlushAppend(t, tcpezServer(t)) })
+}
+
+func testFlushAppend(t *testing.T, addr string) {
+	c := newClient(t, []string{addr}, client.Config{})
+	ctx := ctxFor(t)
+	p := c.Pipeline()
+
+	dst, answers, err := p.FlushAppend(ctx, []byte("pre"), [][]byte{[]byte("old")})
+	if err != nil || string(dst) != "pre" || len(answers) != 1 {
+		t.Fatalf("empty FlushAppend: %q, %q, %v", dst, answers, err)
+	}
+	reqs := [][]byte{[]byte("a"), nil, bytes.Repeat([]byte("x"), 200<<10), []byte("b")}
+	for _, r := range reqs {
+		p.Enqueue(r)
+	}
+	dst, answers, err = p.FlushAppend(ctx, dst, answers)
+	if err != nil || len(answers) != 1+len(reqs) || !bytes.HasPrefix(dst, []byte("pre")) || string(answers[0]) != "old" {
+		t.Fatalf("FlushAppend: %d answers, %v", len(answers), err)
+	}
+	for i, r := range reqs {
+		if !bytes.Equal(answers[1+i], r) {
+			t.Fatalf("answer %d: %d bytes, want %d", i, len(answers[1+i]), len(r))
+		}
+	}
+	for round := range 3 {
+		for i := range 64 {
+			p.Enqueue(fmt.Appendf(nil, "r%d-%d", round, i))
+		}
+		dst, answers, err = p.FlushAppend(ctx, dst[:0], answers[:0])
+		if err != nil || len(answers) != 64 {
+			t.Fatalf("round %d: %d answers, %v", round, len(answers), err)
+		}
+		for i, a := range answers {
+			if want := fmt.Sprintf("r%d-%d", round, i); string(a) != want {
+				t.Fatalf("round %d answer %d: %q, want %q", round, i, a, want)
+			}
+		}
+	}
+}
+
+// TestPipelineFlushAppendAbandoned: a caller that gives up gets its
+// buffers back as it gave them, and the answer that arrives later is not
+// written into them.
+func TestPipelineFlushAppendAbandoned(t *testing.T) {
+	gate := make(chan struct{})
+	srv := newServer(t, func(req []byte) []byte {
+		if string(req) == "slow" {
+			<-gate
+		}
+		return req
+	})
+	c := newClient(t, []string{srv.addr}, client.Config{})
+	p := c.Pipeline()
+	p.Enqueue([]byte("slow"))
+	p.Enqueue([]byte("slow"))
+	dst := bytes.Repeat([]byte{'='}, 64)[:0]
+	answers := make([][]byte, 0, 4)
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	cancel()
+	got, gotAnswers, err := p.FlushAppend(ctx, dst, answers)
+	if !errors.Is(err, context.Canceled) || len(got) != 0 || len(gotAnswers) != 0 {
+		t.Fatalf("abandoned FlushAppend: %q, %d answers, %v", got, len(gotAnswers), err)
+	}
+	close(gate)
+	// The next call's answer comes after the abandoned batch's: once it
+	// is here, the late answers have been read.
+	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
+		t.Fatalf("after the abandoned batch: %q, %v", ans, err)
+	}
+	if whole := dst[:cap(dst)]; !bytes.Equal(whole, bytes.Repeat([]byte{'='}, 64)) {
+		t.Fatalf("abandoned buffer written: %q", whole)
+	}
+}
+
+// TestPipelineFlushAppendAllocs: a Pipeline×64 flushed into the buffers
+// of the last batch allocates nothing, client and tcpez server together.
+func TestPipelineFlushAppendAllocs(t *testing.T) {
+	if israce.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newClient(t, []string{tcpezServer(t)}, client.Config{})
+	req := make([]byte, 4<<10)
+	ctx := context.Background()
+	p := c.Pipeline()
+	var dst []byte
+	var answers [][]byte
+	batch := func() {
+		for range 64 {
+			p.Enqueue(req)
+		}
+		var err error
+		dst, answers, err = p.FlushAppend(ctx, dst[:0], answers[:0])
+		if err != nil || len(answers) != 64 {
+			t.Fatal(len(answers), err)
+		}
+	}
+	// Until every slot of the server's ring has been used, the server
+	// allocates its buffers and spans.
+	for range 100 {
+		batch()
+	}
+	if n := testing.AllocsPerRun(200, batch); n != 0 {
+		t.Fatalf("%v allocations per batch, want 0", n)
+	}
+}
