@@ -99,14 +99,14 @@ func (r *report) writeMarkdown(out io.Writer, chart string) error {
 	w.printf("| per cell | %s warm-up, %s window; %d round(s), the order of the systems rotated each round |\n\n",
 		r.cfg.warmup, r.cfg.measure, r.cfg.rounds)
 
-	w.printf("## Systems\n\n| name | what |\n| --- | --- |\n")
+	w.printf("## Systems\n\n| name | what | base |\n| --- | --- | --- |\n")
 	for _, e := range r.cfg.systems {
-		w.printf("| %s | %s |\n", r.title(e), e.note)
+		w.printf("| %s | %s | %s |\n", r.title(e), e.note, e.base)
 	}
 	w.printf("\n")
 	w.printf("## How to read\n\n")
 	w.printf("- **req/s**: requests answered, and checked to echo their request, per second of the window; the median over the rounds, and the min–max across them. A batch counts as its %d requests.\n", batchSize)
-	w.printf("- **× raw** and **× gRPC**: that req/s over the raw loop's and over gRPC unary's, on the same workload.\n")
+	w.printf("- **× raw** and **× gRPC**: that req/s over the raw loop's and over gRPC unary's, on the same workload. **× base**: over the req/s of the system named in the Systems table's base column (the byte layer over the same protocol for service mode, the raw batch loop for Pipeline×64), when both ran.\n")
 	w.printf("- **p50** and **p99**: each round's latency percentiles of a call (HDR histogram, ~1%% resolution), median over the rounds. For a batching system (†) a call is a whole batch of %d.\n", batchSize)
 	w.printf("- **allocs/req**: heap allocations of the whole process — client and server — during the window (`runtime.MemStats.Mallocs`) per request; median over the rounds.\n")
 	w.printf("- \"one client\" is one connection: the tcpez client, the gRPC `ClientConn`, the net/rpc client and the DRPC conn are each one connection shared by every goroutine. The raw loop and its batches are the exception: a connection per goroutine, one request (or batch) in flight on each. The raw pipelined loop shares one connection, as tcpez Call does, with none of its checks: the floor of that design.\n\n")
@@ -138,11 +138,11 @@ func (r *report) writeMarkdown(out io.Writer, chart string) error {
 	for _, wl := range r.cfg.workloads {
 		bw := wl.size >= 64<<10
 		w.printf("## %s, concurrency %d\n\n", sizeName(wl.size), wl.conc)
-		w.printf("| system | req/s | min–max | × raw | × gRPC | p50 | p99 | allocs/req |")
+		w.printf("| system | req/s | min–max | × raw | × gRPC | × base | p50 | p99 | allocs/req |")
 		if bw {
 			w.printf(" MiB/s each way |")
 		}
-		w.printf("\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		w.printf("\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		if bw {
 			w.printf(" ---: |")
 		}
@@ -158,9 +158,10 @@ func (r *report) writeMarkdown(out io.Writer, chart string) error {
 			if s.errors > 0 {
 				name += fmt.Sprintf(" **(%d errors)**", s.errors)
 			}
-			w.printf("| %s | %s | %s–%s | %s | %s | %s | %s | %.1f |", name, fmtRate(s.rps),
+			base, baseOK := r.sum(wl, e.base)
+			w.printf("| %s | %s | %s–%s | %s | %s | %s | %s | %s | %.1f |", name, fmtRate(s.rps),
 				fmtRate(s.rpsMin), fmtRate(s.rpsMax), ratio(s.rps, raw.rps, rawOK), ratio(s.rps, grpc.rps, grpcOK),
-				fmtDur(s.p50), fmtDur(s.p99), s.allocs)
+				ratio(s.rps, base.rps, baseOK), fmtDur(s.p50), fmtDur(s.p99), s.allocs)
 			if bw {
 				w.printf(" %.0f |", s.rps*float64(wl.size)/(1<<20))
 			}

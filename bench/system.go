@@ -44,8 +44,11 @@ type entry struct {
 	perGoroutineConn bool
 	// yardstick: hand-written, no library; drawn dashed.
 	yardstick bool
-	note      string
-	new       func() system
+	// base names the system the "× base" column divides this one's req/s
+	// by: the one its issue #15 target is set against. Empty: none.
+	base string
+	note string
+	new  func() system
 }
 
 // Names of the systems the ratio columns divide by.
@@ -56,18 +59,24 @@ const (
 
 // registry lists every system, in the order of the table.
 var registry = []entry{
-	{name: "tcpez", title: "tcpez Call", batch: 1,
+	{name: "tcpez", title: "tcpez Call", batch: 1, base: rawName,
 		note: "byte layer, auto-pipelined `CallAppend` over v1, one client with 1 connection",
 		new:  func() system { return &tcpezSystem{protocol: client.ProtocolV1} }},
-	{name: "tcpez-mux", title: "tcpez Call mux", batch: 1,
+	{name: "tcpez-mux", title: "tcpez Call mux", batch: 1, base: rawName,
 		note: "byte layer, `CallAppend` over the multiplexed mode (call ids, answers in any order), one client with 1 connection",
 		new:  func() system { return &tcpezSystem{protocol: client.ProtocolMux} }},
-	{name: "tcpez-pipeline64", title: "tcpez Pipeline×64", batch: batchSize,
-		note: "byte layer, explicit `Pipeline` of 64 requests per `Flush` (one protocol batch, v1), same client",
+	{name: "tcpez-pipeline64", title: "tcpez Pipeline×64", batch: batchSize, base: "raw-batch64",
+		note: "byte layer, explicit `Pipeline` of 64 requests per `FlushAppend` (one protocol batch, v1) into the last batch's buffers, same client",
 		new:  func() system { return &tcpezSystem{pipeline: true, protocol: client.ProtocolV1} }},
-	{name: "tcpez-service", title: "tcpez service", batch: 1,
+	{name: "tcpez-conns4", title: "tcpez Call, 4 connections", batch: 1, base: rawName,
+		note: "tcpez Call over v1 and a client with 4 connections (`ConnsPerAddr: 4`), which it balances calls over",
+		new:  func() system { return &tcpezSystem{conns: 4, protocol: client.ProtocolV1} }},
+	{name: "tcpez-service", title: "tcpez service", batch: 1, base: "tcpez-mux",
 		note: "protobuf service mode (`protoserver`, code from protoc-gen-go-tcpez), one client with 1 connection",
 		new:  func() system { return &tcpezServiceSystem{} }},
+	{name: "tcpez-service-vt", title: "tcpez service (vtproto)", batch: 1, base: "tcpez-mux",
+		note: "tcpez service with messages that carry planetscale/vtprotobuf's marshalling code, which protoserver uses instead of protobuf-go's reflection",
+		new:  func() system { return &tcpezServiceSystem{vt: true} }},
 	{name: grpcName, title: "gRPC unary", batch: 1,
 		note: "grpc-go unary call, one `ClientConn`",
 		new:  func() system { return &grpcSystem{} }},
