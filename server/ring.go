@@ -16,8 +16,10 @@ const maxRetainedBuffer = 4 << 10
 
 // maxRetainedAnswer is the largest answer buffer a slot keeps for an
 // AppendHandler's next answer. Small, since every slot of every connection
-// may keep one; a larger answer costs an allocation, as Respond's do.
-const maxRetainedAnswer = 4 << 10
+// may keep one, and no larger than answerFree, so that the buffers kept are
+// never memory the budget was charged for; a larger answer costs an
+// allocation, as Respond's do.
+const maxRetainedAnswer = answerFree
 
 // slot is one request of a connection on its way from being read to its
 // answer being written. Slots are reused, with their buffers and spans.
