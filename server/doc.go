@@ -10,9 +10,11 @@
 //
 // It is shaped like net/http: a Handler (or HandlerFunc) answers requests, and
 // a Server runs it with Serve, ListenAndServe or ServeConn and stops with
-// Shutdown or Close. The zero Config means every default; its fields set
-// limits, timeouts, TLS, authentication (Auth), logging and metrics (the
-// Stat constants).
+// Shutdown or Close. A Handler that also implements AppendHandler appends
+// its answer to a buffer the connection keeps, rather than allocating one
+// per request (protoserver's handlers do). The zero Config means every
+// default; its fields set limits, timeouts, TLS, authentication (Auth),
+// logging and metrics (the Stat constants).
 //
 // Requests that arrive pipelined on a connection run concurrently, up to
 // Config.MaxInFlight per connection; answers leave strictly in request
