@@ -108,6 +108,23 @@ type Config struct {
 	// only its own (see docs/SECURITY.md for the one exception).
 	ReadBufferSize, WriteBufferSize int
 
+	// HandlerTimeout, when positive, bounds each request's handler. When it
+	// passes, the handler's ctx is cancelled (ctx.Err() is
+	// context.DeadlineExceeded, context.Cause(ctx) is ErrHandlerTimeout)
+	// and the request is answered at once, in its place in the order, as
+	// failing with an error matching ErrHandlerTimeout and
+	// context.DeadlineExceeded: EncodeError turns it into an answer, or,
+	// as by default, the connection closes after the answers before it.
+	// What the handler returns later is dropped; a handler that ignores
+	// its ctx keeps its goroutine, its request and its span until it
+	// returns, but no longer holds up the connection. The count
+	// errors.handler_timeout rises. (A request run on the connection's
+	// reading goroutine can be answered early only once the reading has
+	// passed on, within a millisecond: a timeout shorter than that is
+	// answered when the handler returns.) Zero (the default): no timeout, and a
+	// handler that never returns holds up every answer after its own.
+	HandlerTimeout time.Duration
+
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client
 	// certificates are verified as TLS.ClientAuth says.
 	TLS *tls.Config

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,9 +19,10 @@ import (
 	"github.com/tcpez/tcpez/span"
 )
 
-// inlineBudget is how long a handler may run on the connection's own
-// goroutine before the connection starts handing pipelined requests to
-// goroutines of their own. Below it, a hand-off costs more than it saves.
+// inlineBudget is the time over which handlers count as slow, so that
+// requests already buffered start on goroutines of their own at once
+// rather than each waiting for the watcher (see watchTick). Below it, a
+// hand-off costs more than it saves.
 const inlineBudget = 50 * time.Microsecond
 
 // burstBufferSize is the size of the buffers a connection borrows while
@@ -37,9 +39,14 @@ const lingerTime = 250 * time.Millisecond
 // errStopping ends a connection's reading when the server shuts down.
 var errStopping = errors.New("tcpez/server: server shutting down")
 
-// conn serves one connection. Its goroutine reads requests; whichever
-// goroutine finishes the oldest unanswered request writes the answers that
-// are ready, so there is no writer goroutine to hand answers to.
+// conn serves one connection. One goroutine at a time reads requests (the
+// reader) and runs each on itself, so a fast request/response exchange
+// pays for no hand-off; when a handler it runs outlasts a tick of the
+// server's watcher, the reading passes to a fresh goroutine, so that no
+// request waits for an earlier one's handler to be read and started.
+// Whichever goroutine finishes the oldest unanswered request writes the
+// answers that are ready, so there is no writer goroutine to hand answers
+// to.
 type conn struct {
 	srv    *Server
 	cfg    *Config
@@ -65,8 +72,25 @@ type conn struct {
 	idle, write deadline
 
 	// slow is set while handlers on this connection take longer than
-	// inlineBudget, so that pipelined requests run concurrently.
+	// inlineBudget, so that requests already buffered start on goroutines
+	// of their own rather than each waiting out the budget.
 	slow atomic.Bool
+
+	// lead is the token of the last handler the reader started inline;
+	// tokens only grow. The reader stores it, one atomic store per
+	// request, and the server's watcher reads it: a token that has not
+	// changed for a tick may be a handler still running. Whether it is,
+	// and whether the watcher took the reading from it, is settled under
+	// mu (doneTok, takenTok), which the reader takes anyway to answer.
+	lead atomic.Uint64
+	// watched: the server's watcher knows this connection (owned by the
+	// reader); seen and checked are the leads it saw at its last look and
+	// last checked under mu (guarded by the watcher's mu).
+	watched       atomic.Bool
+	seen, checked uint64
+	// batchLeft counts the members of the current batch still to be read.
+	// Owned by the reader.
+	batchLeft int
 
 	// dlMu orders read-deadline changes with Shutdown's, so that the reader
 	// cannot re-arm a deadline that Shutdown has just cut short.
@@ -83,6 +107,13 @@ type conn struct {
 	writing bool  // a goroutine is writing answers
 	broken  bool  // answers are no longer written: the connection is ending
 	endErr  error // why the connection ends, first reason wins
+	closed  bool  // the connection is closed; result is what serve returns
+	result  error
+	// doneTok is the token of the last inline handler the reader answered
+	// as the reader; takenTok that of the last handler the watcher took
+	// the reading from (see handOff). Tokens grow, so every handler of a
+	// token up to takenTok that is not done was taken.
+	doneTok, takenTok uint64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -109,7 +140,8 @@ func remoteAddr(nc net.Conn) string {
 
 // serve reads and answers requests until the peer closes, a rule is broken
 // or the server stops, then closes the connection. It returns why the
-// connection ended: nil for a peer that closed cleanly.
+// connection ended, nil for a peer that closed cleanly, or errHandedOff
+// when the reading passed to another goroutine, which then ends it.
 func (c *conn) serve() error {
 	err := c.handshake()
 	// A connection that must authenticate negotiates first, within its
@@ -128,12 +160,87 @@ func (c *conn) serve() error {
 	if mux && err == nil {
 		return c.serveMux()
 	}
-	for err == nil {
-		err = c.readMessage()
+	if err == nil {
+		err = c.read()
 	}
+	if err == errHandedOff {
+		// Another goroutine reads, and ends the connection; this one,
+		// its handler done, need not wait for that.
+		return err
+	}
+	return c.endServing(err)
+}
+
+// serveAndWait is serve for ServeConn, which returns only once the
+// connection has ended, whichever goroutine ended it.
+func (c *conn) serveAndWait() error {
+	if err := c.serve(); err != errHandedOff {
+		return err
+	}
+	return c.awaitClosed()
+}
+
+// endServing ends the connection once reading has stopped for err: the
+// requests read are answered, then it closes. The goroutine that reads
+// last does it, so that a handler stuck on the connection's first
+// goroutine does not keep the connection open once it must close.
+func (c *conn) endServing(err error) error {
 	c.end(err)
 	c.drain()
-	return c.close()
+	err = c.close()
+	c.mu.Lock()
+	c.closed, c.result = true, err
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return err
+}
+
+// read is the reader's loop. It returns why reading ended, or errHandedOff
+// when the reading passed to another goroutine.
+func (c *conn) read() error {
+	for {
+		if err := c.readNext(); err != nil {
+			return err
+		}
+	}
+}
+
+// handOff is called by the watcher when the reader's lead has been tok
+// for a tick. If the handler of token tok is still running, the reading
+// passes to a fresh goroutine, which reads and starts the requests behind
+// that handler while it runs on; the handler's request, which the reader
+// publishes only as it answers it, is published first.
+func (c *conn) handOff(tok uint64) bool {
+	c.mu.Lock()
+	// Tokens only grow, and the reader answers under mu: the reader is in
+	// the handler of tok if it started none since and answered none of
+	// tok's or later.
+	if c.lead.Load() != tok || c.doneTok >= tok || c.takenTok >= tok {
+		c.mu.Unlock()
+		return false
+	}
+	c.takenTok = tok
+	c.ring.push()
+	c.mu.Unlock()
+	go c.takeOver()
+	return true
+}
+
+func (c *conn) takeOver() {
+	if err := c.read(); err != errHandedOff {
+		_ = c.endServing(err)
+	}
+}
+
+// awaitClosed waits for whichever goroutine reads last to close the
+// connection, and returns why it ended, as serve does.
+func (c *conn) awaitClosed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.closed {
+		c.cond.Wait()
+	}
+	return c.result
 }
 
 func (c *conn) handshake() error {
@@ -153,9 +260,16 @@ func (c *conn) handshake() error {
 	return nil
 }
 
-// readMessage reads one single frame or one whole batch and starts its
-// requests.
-func (c *conn) readMessage() error {
+// readNext reads one request and starts it: a single frame, or the next
+// member of a batch (its header is a slot of its own).
+func (c *conn) readNext() error {
+	if c.batchLeft > 0 {
+		c.batchLeft--
+		if err := c.armRead(); err != nil {
+			return err
+		}
+		return c.readRequest(-1, true)
+	}
 	if err := c.awaitMessage(); err != nil {
 		return err
 	}
@@ -174,18 +288,10 @@ func (c *conn) readMessage() error {
 		return err
 	}
 	marker.batch = h.Count()
-	c.publish()
+	c.batchLeft = h.Count()
 	// The header waits in the buffer for the batch's answers, if they are
 	// at hand, rather than going out in a write of its own.
-	c.finish(marker, true)
-	for range h.Count() {
-		if err := c.armRead(); err != nil {
-			return err
-		}
-		if err := c.readRequest(-1, true); err != nil {
-			return err
-		}
-	}
+	c.finish(marker, true, 0)
 	return nil
 }
 
@@ -223,15 +329,14 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	if c.srv.gauges {
 		c.srv.inflight.Add(1)
 	}
-	c.publish()
 	// Run the request here unless handlers are slow and more requests are
 	// already at hand: then they run concurrently and reading goes on.
 	if c.slow.Load() && c.r.Buffered() > 0 {
-		go c.run(s, false)
+		c.publish()
+		go c.run(s)
 		return nil
 	}
-	c.run(s, true)
-	return nil
+	return c.runInline(s)
 }
 
 // frameBuffered reports whether the next n payload bytes have arrived, so
@@ -267,13 +372,16 @@ func (c *conn) awaitMessage() error {
 	}
 }
 
-// armRead sets the read deadline for the frame about to be read, unless it
-// has arrived whole, in which case no read will block.
+// armRead prepares for reading the frame about to be read unless it has
+// arrived whole, in which case no read will block. Otherwise answers held
+// back go out first, so that no finished answer waits for a later
+// request's bytes, and the read deadline is set.
 func (c *conn) armRead() error {
-	if c.cfg.ReadTimeout <= 0 {
+	if c.r.NextBuffered() {
 		return nil
 	}
-	if c.r.NextBuffered() {
+	c.flushHeld()
+	if c.cfg.ReadTimeout <= 0 {
 		return nil
 	}
 	c.idle.disarm()
@@ -342,6 +450,12 @@ func isTimeout(err error) bool {
 func (c *conn) reserve() (s *slot, waited bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ring.full() && !c.writing && c.w.Buffered() > 0 {
+		// Answers the reader held back go out before it waits.
+		c.mu.Unlock()
+		c.flushHeld()
+		c.mu.Lock()
+	}
 	for c.ring.full() && !c.broken {
 		waited = true
 		c.cond.Wait()
@@ -353,35 +467,78 @@ func (c *conn) reserve() (s *slot, waited bool, err error) {
 }
 
 // publish makes a filled slot part of the ring. Only the reader publishes,
-// in request order.
+// in request order. A request the reader runs inline is published only as
+// it is answered, in the same critical section (see finish), unless the
+// reading passes on meanwhile (see takeOver).
 func (c *conn) publish() {
 	c.mu.Lock()
 	c.ring.push()
 	c.mu.Unlock()
 }
 
-// run calls the handler for s and answers it. inline is true on the
-// reader's goroutine, which may then hold answers back while more requests
-// are buffered, to write them together.
-func (c *conn) run(s *slot, inline bool) {
-	began := s.start
-	if !inline {
-		// A goroutine may wait its turn to run; only the handler's own
-		// time says whether handlers are slow.
-		began = c.clock.now()
+// runInline runs s on the reader's goroutine. Should the handler run for
+// long (see watchTick), the server's watcher makes another goroutine the
+// reader, and runInline, once the handler returns, answers s and reports
+// errHandedOff.
+func (c *conn) runInline(s *slot) error {
+	tok := c.lead.Load() + 1
+	c.lead.Store(tok)
+	c.srv.watch.started(c)
+	resp, err := c.call(s)
+	if !c.complete(s, resp, err, s.start, tok) {
+		return errHandedOff
 	}
-	s.resp, s.err = c.call(s)
-	c.chargeAnswer(s)
+	return nil
+}
+
+// run calls the handler for s on a goroutine of its own and answers it.
+func (c *conn) run(s *slot) {
+	// A goroutine may wait its turn to run; only the handler's own time
+	// says whether handlers are slow.
+	began := c.clock.now()
+	resp, err := c.call(s)
+	c.complete(s, resp, err, began, 0)
+}
+
+// complete records the handler's outcome for s, whose handler began at the
+// clock reading began, and answers it. tok is the token of a handler the
+// reader ran inline (0 for one on a goroutine of its own); complete then
+// reports whether its goroutine is still the reader.
+func (c *conn) complete(s *slot, resp []byte, err error, began time.Duration, tok uint64) bool {
 	end := c.clock.now()
 	if slow := end-began > inlineBudget; slow != c.slow.Load() {
 		c.slow.Store(slow)
 	}
+	wanted, timedOut := c.claim(s)
+	if !wanted {
+		// expire answered for s, so s was published: the reading had
+		// passed on.
+		return false
+	}
+	if timedOut {
+		c.srv.count(StatErrHandlerTimeout)
+		resp, err = nil, errHandlerTimeout
+	}
+	s.resp, s.err = resp, err
+	c.chargeAnswer(s)
 	c.srv.finishRequest(c, s, end-s.start)
-	c.finish(s, inline)
+	return c.finish(s, tok != 0, tok)
 }
 
 func (c *conn) call(s *slot) (resp []byte, err error) {
-	return c.respond(c.ctx, s)
+	ctx := c.ctx
+	if d := c.cfg.HandlerTimeout; d > 0 {
+		hctx, cancel := context.WithTimeoutCause(c.ctx, d, ErrHandlerTimeout)
+		x := &expiry{ctx: hctx, s: s}
+		s.expiry = x
+		stop := context.AfterFunc(hctx, func() { c.expire(x) })
+		defer func() {
+			stop()
+			cancel()
+		}()
+		ctx = hctx
+	}
+	return c.respond(ctx, s)
 }
 
 // respond calls the handler for s with ctx, turning a panic into a
@@ -404,20 +561,105 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 	return resp, err
 }
 
+// errHandlerTimeout is what a request whose handler outlasted
+// HandlerTimeout is answered as failing with.
+var errHandlerTimeout = fmt.Errorf("%w (%w)", ErrHandlerTimeout, context.DeadlineExceeded)
+
+// expiry settles, for one request under HandlerTimeout, whether its
+// handler's outcome is answered or the timeout is. It is the request's own,
+// so a late timer never touches the slot's next request.
+type expiry struct {
+	ctx context.Context // the handler's
+	s   *slot
+	// claimed: the handler returned and its goroutine answers; expired:
+	// expire answered without it. The first to set one, under the
+	// connection's mu, decides.
+	claimed, expired bool
+}
+
+func (x *expiry) passed() bool { return context.Cause(x.ctx) == ErrHandlerTimeout }
+
+// expire answers x's request, whose handler outlasted HandlerTimeout, as
+// failing with errHandlerTimeout, without waiting for the handler: its
+// slot leaves the ring, its buffers and span staying with the handler, and
+// a fresh slot carries the answer in its place.
+func (c *conn) expire(x *expiry) {
+	if !x.passed() {
+		return // the connection ended first
+	}
+	c.mu.Lock()
+	// Unclaimed, the request is unanswered and its slot still in the ring.
+	s := x.s
+	i := c.ring.index(s)
+	if x.claimed || c.broken || i < 0 {
+		c.mu.Unlock()
+		return
+	}
+	x.expired = true
+	ns := &slot{sp: span.New(), err: errHandlerTimeout, inBatch: s.inBatch, start: s.start}
+	ns.sp.Reset(s.sp.ID())
+	c.ring.replace(i, ns)
+	c.mu.Unlock()
+	c.srv.count(StatErrHandlerTimeout)
+	c.srv.finishRequest(c, ns, c.clock.now()-ns.start)
+	c.finish(ns, false, 0)
+}
+
+// claim settles the outcome of s's handler under HandlerTimeout: wanted is
+// false once expire answered for it, and s is then released; timedOut, that the timeout passed
+// before the handler returned, which is then what is answered, whatever
+// the handler returned.
+func (c *conn) claim(s *slot) (wanted, timedOut bool) {
+	x := s.expiry
+	if x == nil {
+		return true, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if x.expired {
+		// s left the ring when expire answered for it: its buffers and
+		// its share of the memory budget go back now that the handler is
+		// done with them.
+		s.reqBuffer.release(c.ring.large, c.ring.acct, false)
+		return false, false
+	}
+	x.claimed = true
+	return true, x.passed()
+}
+
 // finish writes the answers at the head of the ring that are ready,
 // unless another goroutine is writing: that one will see them. Answers are
 // flushed when no more are ready, except that the reader holds them back
-// while it has more requests buffered, so a burst costs one write.
+// while the next request has arrived whole, so a burst costs one write;
+// it flushes them before any read that may block (armRead, awaitMessage,
+// reserve).
 //
 // finish marks s (if not nil) answered and then writes what is ready.
-func (c *conn) finish(s *slot, inline bool) {
+// inline says that the reader calls it for s, its request at the ring's
+// tail, which it then publishes, so that a request run inline takes the
+// lock once; tok, if not 0, is the token of the handler it ran for s.
+// finish reports, for inline, whether the caller is still the reader: not
+// when the watcher took the reading from that handler (and published s).
+func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s != nil {
+		switch {
+		case !inline:
+		case tok != 0 && tok <= c.takenTok:
+			// The watcher took the reading from this handler (and
+			// published s); a later reader's may have been taken since.
+			inline = false
+		default:
+			c.ring.push()
+			if tok != 0 {
+				c.doneTok = tok
+			}
+		}
 		s.done = true
 	}
 	if c.writing {
-		return
+		return inline
 	}
 	c.writing = true
 	defer func() {
@@ -427,8 +669,8 @@ func (c *conn) finish(s *slot, inline bool) {
 	for {
 		k := c.ring.ready()
 		if k == 0 {
-			if c.broken || c.w.Buffered() == 0 || (inline && c.r.Buffered() > 0) {
-				return
+			if c.broken || c.w.Buffered() == 0 || (inline && c.r.NextBuffered()) {
+				return inline
 			}
 			c.mu.Unlock()
 			err := c.flush()
@@ -437,7 +679,7 @@ func (c *conn) finish(s *slot, inline bool) {
 				c.failLocked(err)
 			}
 			if c.ring.ready() == 0 {
-				return
+				return inline
 			}
 			continue
 		}
@@ -533,7 +775,7 @@ func (c *conn) flushHeld() {
 	held := !c.writing && c.w.Buffered() > 0
 	c.mu.Unlock()
 	if held {
-		c.finish(nil, false)
+		c.finish(nil, false, 0)
 	}
 }
 
@@ -594,6 +836,7 @@ func (c *conn) evict(err error) {
 // closed it cleanly or the server shut down.
 func (c *conn) close() error {
 	c.cancel()
+	c.srv.watch.forget(c)
 	c.mu.Lock()
 	err := c.endErr
 	c.mu.Unlock()

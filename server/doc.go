@@ -16,10 +16,44 @@
 // default; its fields set limits, timeouts, TLS, authentication (Auth),
 // logging and metrics (the Stat constants).
 //
-// Requests that arrive pipelined on a connection run concurrently, up to
-// Config.MaxInFlight per connection; answers leave strictly in request
-// order, a batch as a batch. docs/DESIGN.md says how a connection reads
-// ahead and coalesces its writes.
+// A connection is read ahead of its handlers: no request waits for an
+// earlier one's handler to finish before it is read and started. Pipelined
+// requests and the members of a batch run concurrently, from a connection's
+// first request on and whatever their size, up to Config.MaxInFlight per
+// connection; then the server stops reading until answers have gone out, so
+// a client that sends faster than it reads is slowed, never buffered
+// without bound. A handler may therefore wait for a later request on its
+// own connection (a long poll woken by a publish) as long as fewer than
+// MaxInFlight requests are unanswered.
+//
+// How: one goroutine at a time reads a connection, and runs each request it
+// reads on itself, so a plain request/response exchange, or a burst of fast
+// requests, pays for no goroutine hand-off. A watcher goroutine, which
+// runs only while some handler runs that way, looks every 500 µs: a
+// handler it finds running at two looks in a row has the reading pass to a
+// fresh goroutine, which reads and starts the requests behind it while that
+// handler runs on. Once handlers are slow (over 50 µs), requests already
+// buffered start on goroutines of their own at once.
+//
+// Answers leave strictly in request order, a batch as a batch, as the wire
+// requires, and as soon as the wire allows: answers that are ready together
+// share one write, but none waits for the bytes of a later request, which
+// the reader may hold back only while the next request has arrived whole.
+// An answer ready behind an unanswered one waits for it: a slow handler
+// delays the answers after its own, never the handlers.
+//
+// A handler that never returns would hold every later answer of its
+// connection for good. Config.HandlerTimeout bounds that: when it passes,
+// the handler's context is cancelled and its request is answered at once,
+// in its place, as failing with ErrHandlerTimeout (an answer if
+// Config.EncodeError makes one; else the connection closes after the
+// answers before it, and the client reconnects). Without it, the way out is
+// the client's: its calls end at their deadlines, and the tcpez client
+// sends new calls around a connection whose answer is overdue (see
+// client.Config.OverdueAfter).
+//
+// docs/DESIGN.md says how a connection reads ahead and coalesces its
+// writes.
 //
 // What all connections together may hold is bounded too: request and answer
 // bytes share one memory budget (Config.MemoryBudget, sized from the

@@ -13,6 +13,10 @@ var (
 	ErrInvalidConfig = errors.New("tcpez/server: invalid config")
 	// ErrHandlerPanic is matched by the *PanicError of a recovered panic.
 	ErrHandlerPanic = errors.New("tcpez/server: handler panic")
+	// ErrHandlerTimeout is the error a request is answered as failing with
+	// when its handler outlasted Config.HandlerTimeout. It also matches
+	// context.DeadlineExceeded.
+	ErrHandlerTimeout = errors.New("tcpez/server: handler timeout")
 	// ErrHandler wraps a handler's error when it ends the connection.
 	ErrHandler = errors.New("tcpez/server: handler error")
 	// ErrMemoryBudget ends a connection whose frame found no room in the

@@ -116,6 +116,7 @@ func (c *conn) acquire(n int64) error {
 	if c.acct.TryAcquire(n) {
 		return nil
 	}
+	c.flushHeld() // no answer waits for the budget
 	err := c.waitFor(n)
 	switch {
 	case err == nil:

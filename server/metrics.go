@@ -19,15 +19,18 @@ const (
 	StatRequestsCancelled     = "requests.cancelled"      // count, mux cancels that found their call
 
 	// Why connections or requests failed.
-	StatErrHandler       = "errors.handler"         // handler returned an error
-	StatErrPanic         = "errors.panic"           // handler panicked
-	StatErrProtocol      = "errors.protocol"        // peer broke the protocol (frame.ErrProtocol)
-	StatErrReadTimeout   = "errors.read_timeout"    // ErrReadTimeout
-	StatErrWriteTimeout  = "errors.write_timeout"   // ErrWriteTimeout
-	StatErrMemory        = "errors.memory"          // no room in the memory budget (ErrMemoryBudget)
-	StatErrTLS           = "errors.tls"             // TLS handshake failed
-	StatErrAuth          = "errors.auth"            // Auth refused the connection (ErrUnauthenticated)
-	StatErrConn          = "errors.conn"            // any other I/O error
-	StatErrRefused       = "errors.refused"         // mux request refused: MaxCalls reached
-	StatErrFrameTooLarge = "errors.frame_too_large" // mux request over the frame limit, answered and skipped
+	StatErrHandler = "errors.handler" // handler returned an error
+	StatErrPanic   = "errors.panic"   // handler panicked
+	// StatErrHandlerTimeout counts requests answered as timed out
+	// (Config.HandlerTimeout, ErrHandlerTimeout).
+	StatErrHandlerTimeout = "errors.handler_timeout"
+	StatErrProtocol       = "errors.protocol"        // peer broke the protocol (frame.ErrProtocol)
+	StatErrReadTimeout    = "errors.read_timeout"    // ErrReadTimeout
+	StatErrWriteTimeout   = "errors.write_timeout"   // ErrWriteTimeout
+	StatErrMemory         = "errors.memory"          // no room in the memory budget (ErrMemoryBudget)
+	StatErrTLS            = "errors.tls"             // TLS handshake failed
+	StatErrAuth           = "errors.auth"            // Auth refused the connection (ErrUnauthenticated)
+	StatErrConn           = "errors.conn"            // any other I/O error
+	StatErrRefused        = "errors.refused"         // mux request refused: MaxCalls reached
+	StatErrFrameTooLarge  = "errors.frame_too_large" // mux request over the frame limit, answered and skipped
 )

@@ -32,6 +32,9 @@ type slot struct {
 
 	// respHeld is the bytes of the memory budget charged for resp.
 	respHeld int64
+	// expiry is set, by the goroutine running the handler, while
+	// Config.HandlerTimeout applies.
+	expiry *expiry
 
 	// batch > 0 marks the header of a batch of that many frames: it has no
 	// handler and is written as the batch header in its place in the order.
@@ -48,7 +51,7 @@ type slot struct {
 func (s *slot) release(r *ring) {
 	r.acct.Release(s.respHeld)
 	s.reqBuffer.release(r.large, r.acct, !r.ended)
-	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch = nil, 0, nil, false, 0, false
+	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch, s.expiry = nil, 0, nil, false, 0, false, nil
 }
 
 // ring holds a connection's slots in request order: the reader adds at the
@@ -120,3 +123,17 @@ func (r *ring) pop(k int) {
 	r.head = (r.head + k) % len(r.slots)
 	r.n -= k
 }
+
+// index is the position of s among the slots in use; -1 if it is not one.
+func (r *ring) index(s *slot) int {
+	for k := range r.n {
+		if r.at(k) == s {
+			return k
+		}
+	}
+	return -1
+}
+
+// replace puts s in the place of the k-th slot in use, which someone else
+// now owns for good.
+func (r *ring) replace(k int, s *slot) { r.slots[(r.head+k)%len(r.slots)] = s }

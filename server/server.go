@@ -39,6 +39,7 @@ type Server struct {
 	// buffers of large requests within it.
 	budget *budget.Budget
 	large  *largeBuffers
+	watch  watcher // hands the reading on from slow inline handlers
 	// burst lends connections larger read and write buffers while their
 	// traffic outruns the configured ones (see frame.BufferPool).
 	burst *frame.BufferPool
@@ -152,7 +153,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	}
 	stop := context.AfterFunc(ctx, c.closeHard)
 	defer stop()
-	return c.serve()
+	return c.serveAndWait()
 }
 
 // ListenAndServe listens on addr, "host:port" or "unix:/path", and serves.
