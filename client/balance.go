@@ -13,6 +13,12 @@ type snapshot struct {
 	// used only when no other connection is: a client that ejected every
 	// address would fail every call on a guess.
 	ejected []*conn
+	// extras holds the connections beyond ConnsPerAddr of each usable
+	// address, opened while its connections were overdue (see
+	// overdue.go). The balancers choose among conns alone, so that
+	// traffic spreads as it did before extras were opened; routeAround
+	// looks at extras when the connection chosen is overdue.
+	extras []*conn
 	// byAddr groups conns by address, for the Rendezvous balancer.
 	byAddr []addrConns
 	// changed is closed when this snapshot is replaced: calls waiting for
@@ -44,7 +50,7 @@ func (c *Client) rebuild() {
 		s.groupByAddr()
 	}
 	close(c.snap.Swap(s).changed)
-	c.cfg.Stats.Gauge(StatConns, int64(len(s.conns)))
+	c.cfg.Stats.Gauge(StatConns, int64(len(s.conns)+len(s.extras)))
 }
 
 // pick returns a connection with a slot taken for the caller.
@@ -63,7 +69,14 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 		if len(s.conns) > 0 {
 			cn, alive := c.choose(ctx, s)
 			if cn != nil {
-				return cn, nil
+				cn, wait := c.routeAround(s, cn, c.keyed(ctx))
+				if !wait {
+					return cn, nil
+				}
+				if err := awaitGrowth(ctx, s); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			// Every connection is at MaxInFlight, or broken and about to
 			// leave the snapshot: wait for a slot or a new snapshot.
@@ -124,6 +137,15 @@ func (c *Client) choose(ctx context.Context, s *snapshot) (cn, alive *conn) {
 		i = j
 	}
 	return acquireFrom(conns, i)
+}
+
+// keyed reports whether the call is bound to its key's address.
+func (c *Client) keyed(ctx context.Context) bool {
+	if c.cfg.Balancer != Rendezvous {
+		return false
+	}
+	_, ok := keyOf(ctx)
+	return ok
 }
 
 // acquireFrom takes a slot on the first connection from start on that has

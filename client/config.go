@@ -24,6 +24,13 @@ const (
 	DefaultRetryBackoffMax      = 100 * time.Millisecond
 	DefaultReconnectBackoffBase = 50 * time.Millisecond
 	DefaultReconnectBackoffMax  = 5 * time.Second
+
+	// An answer awaited this long is overdue: far beyond a round trip on
+	// a LAN and a fast handler, short enough that calls routed around a
+	// stuck answer wait little (see Config.OverdueAfter).
+	DefaultOverdueAfter     = 10 * time.Millisecond
+	DefaultMaxExtraConns    = 4
+	DefaultExtraIdleTimeout = 10 * time.Second
 )
 
 // Balancer chooses which connection carries a call.
@@ -95,6 +102,29 @@ type Config struct {
 	// v1 against servers that do not speak it (the default), v1 only, and
 	// the multiplexed mode only.
 	Protocol Protocol
+	// OverdueAfter is how long a connection may go without delivering the
+	// answer it owes before it counts as overdue. The wire answers in
+	// request order, so one slow or stuck handler holds up every call
+	// queued behind it on that connection: a call is not queued on an
+	// overdue connection while another connection, to the same address or
+	// (unless the call is keyed, see Rendezvous) to another, is not
+	// overdue; failing that, the address gets an extra connection, which
+	// the call waits for, up to MaxExtraConns. Only when none can be had
+	// is the call queued behind the overdue answer. Default
+	// DefaultOverdueAfter: set it above the time your slowest routine
+	// answer takes, or calls meet fresh connections where they could
+	// share one. Negative: never route around an answer.
+	OverdueAfter time.Duration
+	// MaxExtraConns is how many connections an address may get beyond
+	// ConnsPerAddr while its connections are overdue. Default
+	// DefaultMaxExtraConns; negative: none, so that ConnsPerAddr is
+	// exactly the number of connections (ConnsPerAddr 1 and
+	// MaxExtraConns -1 make one connection per address).
+	MaxExtraConns int
+	// ExtraIdleTimeout closes connections beyond ConnsPerAddr that have
+	// had no call for between half of it and all of it. Default
+	// DefaultExtraIdleTimeout.
+	ExtraIdleTimeout time.Duration
 
 	// MaxInFlight is the number of requests a connection may have sent but
 	// not had answered. A call that finds every connection full waits for
@@ -167,6 +197,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
 	case c.DialTimeout < 0:
 		return fmt.Errorf("%w: DialTimeout %v is negative", ErrInvalidConfig, c.DialTimeout)
+	case c.ExtraIdleTimeout < 0:
+		return fmt.Errorf("%w: ExtraIdleTimeout %v is negative", ErrInvalidConfig, c.ExtraIdleTimeout)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
 	case c.Protocol < ProtocolAuto || c.Protocol > ProtocolMux:
@@ -202,6 +234,9 @@ func (c Config) withDefaults() Config {
 	c.MaxInFlight = defaults.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.DialTimeout = defaults.Or(c.DialTimeout, DefaultDialTimeout)
 	c.DrainTimeout = defaults.Or(c.DrainTimeout, DefaultDrainTimeout)
+	c.OverdueAfter = defaults.Or(c.OverdueAfter, DefaultOverdueAfter)
+	c.MaxExtraConns = defaults.Or(c.MaxExtraConns, DefaultMaxExtraConns)
+	c.ExtraIdleTimeout = defaults.Or(c.ExtraIdleTimeout, DefaultExtraIdleTimeout)
 	c.MaxRetries = defaults.Or(c.MaxRetries, DefaultMaxRetries)
 	if c.MaxRetries < 0 {
 		c.MaxRetries = 0

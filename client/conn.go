@@ -47,6 +47,9 @@ type conn struct {
 	// by settleRead; nextID its id. Owned by whoever reads.
 	next   *request
 	nextID uint32
+	// prog says how long the oldest answer due has been awaited; see
+	// overdue.go.
+	prog progress
 
 	mu sync.Mutex
 	// Guarded by mu.

@@ -38,13 +38,29 @@
 // error matching ctx.Err(); its answer is read and dropped when it comes,
 // and the connection stays usable.
 //
+// The wire answers in request order, so a call queued behind a slow or
+// stuck answer waits for it. A connection whose next answer has been due
+// for Config.OverdueAfter (default 10ms) therefore takes no new call while
+// another connection — to its address, or, unless the call is keyed, to
+// another address — is not overdue; failing that, the address gets an
+// extra connection, which the call waits for, up to Config.MaxExtraConns
+// (default 4) beyond ConnsPerAddr. The balancers choose among the first
+// ConnsPerAddr connections of each address, so extras carry only calls
+// routed around an overdue answer; an extra idle for
+// Config.ExtraIdleTimeout (default 10s) closes. Calls already queued behind
+// the overdue answer stay there, bounded by their contexts. MaxExtraConns
+// -1 keeps exactly ConnsPerAddr connections.
+//
 // # Failures
 //
 // A connection that breaks — an I/O error, an end of stream, or a server
 // that breaks the protocol — fails every call on it with a *ConnError
 // (matching ErrConnLost; protocol violations also match frame.ErrProtocol)
-// and is replaced in the background. An address whose dial fails is taken
-// out of use and dialled again with exponential backoff and jitter;
+// and is replaced in the background, at once when it had delivered an
+// answer (a tcpez server closes a connection after a handler error). An
+// address whose dial fails, or whose connections break before answering
+// anything, is taken out of use and dialled again with exponential backoff
+// and jitter;
 // Config.OnStateChange hears of it. With no usable connection, a call
 // waits while an address is being dialled and otherwise fails with
 // ErrNoConnection once its retries are spent, unless

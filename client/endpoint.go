@@ -76,9 +76,15 @@ type endpoint struct {
 	removed bool
 	lastErr error
 	// quick counts the connections in a row that broke within
-	// ReconnectBackoff.Max of being dialled: a server that accepts and
-	// then drops connections is backed off like one that refuses them.
+	// ReconnectBackoff.Max of being dialled without delivering an answer:
+	// a server that accepts and then drops connections is backed off like
+	// one that refuses them. One that closes a connection after serving
+	// on it (as a tcpez server does after a handler error) is not.
 	quick int
+	// growing: an extra connection is being dialled (see grow); none is
+	// tried before growAfter, set when one failed.
+	growing   bool
+	growAfter time.Time
 
 	health health // standing with the health checks; see health.go
 
@@ -142,7 +148,13 @@ func (e *endpoint) run() {
 		st         upState
 		failures   int
 		firstRound = true
+		retire     *time.Timer
 	)
+	defer func() {
+		if retire != nil {
+			retire.Stop()
+		}
+	}()
 	for {
 		live, lastErr, quick := e.status()
 		e.report(&st, live, lastErr)
@@ -173,6 +185,8 @@ func (e *endpoint) run() {
 		}
 		select {
 		case <-e.kick:
+		case <-e.retireTimer(&retire):
+			e.retireIdle()
 		case <-e.ctx.Done():
 			return
 		}
@@ -299,7 +313,7 @@ func (e *endpoint) connDown(cn *conn, cause error) {
 	if e.redial {
 		e.v1 = false
 	}
-	if time.Since(cn.born) < e.c.cfg.ReconnectBackoff.Max {
+	if time.Since(cn.born) < e.c.cfg.ReconnectBackoff.Max && !cn.prog.served.Load() {
 		e.quick++
 	} else {
 		e.quick = 0
@@ -333,11 +347,13 @@ func (e *endpoint) collect(s *snapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := e.health.isOut.Load()
-	for _, cn := range e.conns {
+	for i, cn := range e.conns {
 		switch {
 		case cn.broken.Load():
 		case out:
 			s.ejected = append(s.ejected, cn)
+		case i >= e.c.cfg.ConnsPerAddr:
+			s.extras = append(s.extras, cn)
 		default:
 			s.conns = append(s.conns, cn)
 		}

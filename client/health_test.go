@@ -175,9 +175,11 @@ func TestOutlierEjectionTimeouts(t *testing.T) {
 	ev := newEvents()
 	var last lastCall
 	// Random spreads the calls whatever the load: PowerOfTwo would shun
-	// the silent server after its first unanswered call by itself.
+	// the silent server after its first unanswered call by itself, and so
+	// would routing around overdue answers.
 	c := newClient(t, addrsOf(servers), fast(client.Config{
 		Balancer:        client.Random,
+		OverdueAfter:    -1, // keep calls on the silent server
 		OnStateChange:   ev.hook,
 		Observer:        last.observe,
 		OutlierFailures: failures,
@@ -208,6 +210,7 @@ func TestOutlierEjectionReturns(t *testing.T) {
 	var last lastCall
 	c := newClient(t, addrsOf(servers), fast(client.Config{
 		Balancer:        client.Random,
+		OverdueAfter:    -1, // keep calls on the silent server
 		OnStateChange:   ev.hook,
 		Observer:        last.observe,
 		OutlierFailures: failures,

@@ -471,6 +471,7 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 			return err
 		}
 		cn.release()
+		cn.prog.markServed()
 		return nil
 	}
 	ans, err := cn.in.r.ReadPayload(nil, n)

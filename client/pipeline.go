@@ -11,9 +11,13 @@ import (
 // and a single answer batch read in order. It is not safe for concurrent
 // use; make one per goroutine. It can be reused after Flush.
 //
-// A server may run the requests of a batch concurrently (the tcpez server
-// does, as the original did); only the answers are in order. Requests that
-// depend on each other belong in successive batches.
+// A server may run the requests of a batch concurrently, and the tcpez
+// server does, as the original did: each member's handler starts without
+// waiting for the members before it to finish, so a batch of four 100 ms
+// requests is answered after about 100 ms, not 400. Only the answers are in
+// order. Requests that depend on each other belong in successive batches.
+// The batch is sent like any call: on a connection whose answer is overdue
+// only when no other can take it (see Config.OverdueAfter).
 type Pipeline struct {
 	c     *Client
 	buf   []byte // the batch's frames, header excluded

@@ -104,6 +104,7 @@ func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (readerTurn,
 	cn.release()
 	cn.mu.Lock()
 	empty := cn.q.len() == 0
+	cn.prog.advance(!empty)
 	// A draining connection with nothing left to answer closes.
 	drained := cn.draining && empty && cn.err == nil
 	switch {

@@ -135,6 +135,9 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	}
 	if cn.mux == nil {
 		cn.q.push(rq)
+		if cn.q.len() == 1 {
+			cn.prog.begin()
+		}
 	}
 	if out.writing {
 		cn.mu.Unlock()
