@@ -554,3 +554,44 @@ func TestShardingStable(t *testing.T) {
 		t.Fatalf("60 keys went to %d servers: %v", len(perServer), perServer)
 	}
 }
+
+// TestListenThenPublishOnOneClient: a Listen and then, while it waits, a
+// Publish on the same client and channel, so on the same address. The
+// server runs the Publish while the Listen waits, whether the client sends
+// it on the Listen's connection (exactly one connection asked for) or
+// routes it to another, and the Listen returns the message, not the empty
+// answer it would give near its deadline.
+func TestListenThenPublishOnOneClient(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  client.Config
+	}{
+		{"default", client.Config{Balancer: client.Rendezvous}},
+		{"one connection", client.Config{Balancer: client.Rendezvous, MaxExtraConns: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes, _, addrs := cluster(t, 1)
+			c, err := client.New(addrs, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			kv := kvcachepb.NewCacheClient(protoserver.NewClient(c, protoserver.ClientConfig{}))
+			ctx, cancel := context.WithTimeout(client.WithKey(context.Background(), "ch"), 5*time.Second)
+			defer cancel()
+			res := make(chan listenResult, 1)
+			go func() {
+				resp, err := kv.Listen(ctx, &kvcachepb.ListenRequest{Channel: "ch", MaxWaitMs: 60_000})
+				res <- listenResult{resp, err}
+			}()
+			waitUntil(t, "the Listen waits", func() bool { return nodes[0].store.Waiting() == 1 })
+			if _, err := kv.Publish(ctx, &kvcachepb.PublishRequest{Channel: "ch", Payload: []byte("hi")}); err != nil {
+				t.Fatal(err)
+			}
+			r := <-res
+			if r.err != nil || len(r.resp.Messages) != 1 || string(r.resp.Messages[0].Payload) != "hi" {
+				t.Fatalf("Listen: %v, %v; want the message published after it", r.resp, r.err)
+			}
+		})
+	}
+}

@@ -301,8 +301,9 @@ func demo(out io.Writer) error {
 func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, addrs []string, nodes []*node) error {
 	on := func(key string) context.Context { return client.WithKey(ctx, key) }
 	// A Listen holds its connection's later answers back while it waits,
-	// since answers leave a connection in order: a listener gets a client,
-	// and so connections, of its own.
+	// since answers leave a connection in order. The client routes new
+	// calls around it, but a listener that waits most of the time is best
+	// given a client, and so connections, of its own.
 	listener := func(cursor uint64, until uint64, got chan<- string) (uint64, error) {
 		lc, err := client.New(addrs, client.Config{Balancer: client.Rendezvous})
 		if err != nil {
