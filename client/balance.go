@@ -133,10 +133,23 @@ func (c *Client) choose(ctx context.Context, s *snapshot) (cn, alive *conn) {
 	if j >= i {
 		j++
 	}
-	if conns[j].load() < conns[i].load() {
+	if s.load(conns[j]) < s.load(conns[i]) {
 		i = j
 	}
 	return acquireFrom(conns, i)
+}
+
+// load is the number of calls outstanding on cn and on the extra
+// connections to its address (see overdue.go), so that calls routed to
+// extras still count against the address they went to.
+func (s *snapshot) load(cn *conn) int {
+	n := cn.load()
+	for _, x := range s.extras {
+		if x.ep == cn.ep {
+			n += x.load()
+		}
+	}
+	return n
 }
 
 // keyed reports whether the call is bound to its key's address.

@@ -106,10 +106,11 @@ type Config struct {
 	// answer it owes before it counts as overdue. The wire answers in
 	// request order, so one slow or stuck handler holds up every call
 	// queued behind it on that connection: a call is not queued on an
-	// overdue connection while another connection, to the same address or
-	// (unless the call is keyed, see Rendezvous) to another, is not
-	// overdue; failing that, the address gets an extra connection, which
-	// the call waits for, up to MaxExtraConns. Only when none can be had
+	// overdue connection while another connection to the same address is
+	// not overdue, or one to another address (unless the call is keyed,
+	// see Rendezvous) is not overdue and carries fewer calls; failing
+	// that, the address gets an extra connection, which the call waits
+	// for, up to MaxExtraConns. Only when none can be had
 	// is the call queued behind the overdue answer. Default
 	// DefaultOverdueAfter: set it above the time your slowest routine
 	// answer takes, or calls meet fresh connections where they could

@@ -41,10 +41,11 @@
 // The wire answers in request order, so a call queued behind a slow or
 // stuck answer waits for it. A connection whose next answer has been due
 // for Config.OverdueAfter (default 10ms) therefore takes no new call while
-// another connection — to its address, or, unless the call is keyed, to
-// another address — is not overdue; failing that, the address gets an
-// extra connection, which the call waits for, up to Config.MaxExtraConns
-// (default 4) beyond ConnsPerAddr. The balancers choose among the first
+// another connection to its address is not overdue, or one to another
+// address (unless the call is keyed) is not overdue and carries fewer
+// calls; failing that, the address gets an extra connection, which the
+// call waits for, up to Config.MaxExtraConns (default 4) beyond
+// ConnsPerAddr. The balancers choose among the first
 // ConnsPerAddr connections of each address, so extras carry only calls
 // routed around an overdue answer; an extra idle for
 // Config.ExtraIdleTimeout (default 10s) closes. Calls already queued behind

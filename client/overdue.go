@@ -81,21 +81,31 @@ func (cn *conn) overdue() bool {
 }
 
 // routeAround is called with a slot taken on cn, which the balancer chose.
-// When cn is overdue it looks for another connection that is not, on cn's
-// address only when same is set (a keyed call), and takes a slot there
-// instead: one the balancers choose from first, then an extra one. Finding none, it asks cn's address for an extra connection:
-// wait is then true, and the caller waits for the snapshot to change
-// rather than queue behind the overdue answer. cn's slot is released
-// unless cn is returned.
-func (c *Client) routeAround(s *snapshot, cn *conn, same bool) (use *conn, wait bool) {
+// When cn is overdue it takes a slot instead, in this order, on: another
+// connection to cn's address that is not overdue, so that the balancer's
+// choice of address stands; a connection the balancers choose from, to
+// another address, that is not overdue and carries fewer calls than cn
+// (not for a keyed call, bound to its address); an extra connection to
+// cn's address, dialled for it (wait is then true: the caller waits for
+// the snapshot to change rather than queue behind the overdue answer).
+// Failing all, it keeps cn. cn's slot is released unless cn is returned.
+func (c *Client) routeAround(s *snapshot, cn *conn, keyed bool) (use *conn, wait bool) {
 	if !cn.overdue() {
 		return cn, false
 	}
-	if alt := c.alternative(s.conns, cn, same); alt != nil {
+	sameAddr := func(alt *conn) bool { return alt.ep == cn.ep }
+	if alt := c.alternative(s.conns, cn, sameAddr); alt != nil {
 		return alt, false
 	}
-	if alt := c.alternative(s.extras, cn, same); alt != nil {
+	if alt := c.alternative(s.extras, cn, sameAddr); alt != nil {
 		return alt, false
+	}
+	if !keyed {
+		own := s.load(cn) - 1 // without the caller's slot
+		lighter := func(alt *conn) bool { return s.load(alt) < own }
+		if alt := c.alternative(s.conns, cn, lighter); alt != nil {
+			return alt, false
+		}
 	}
 	if cn.ep.grow() {
 		cn.release()
@@ -105,8 +115,8 @@ func (c *Client) routeAround(s *snapshot, cn *conn, same bool) (use *conn, wait 
 }
 
 // alternative takes a slot, in place of cn's, on a connection of conns
-// that is not overdue (on cn's address when same is set), if any.
-func (c *Client) alternative(conns []*conn, cn *conn, same bool) *conn {
+// that ok accepts and that is not overdue, if any.
+func (c *Client) alternative(conns []*conn, cn *conn, ok func(*conn) bool) *conn {
 	n := len(conns)
 	if n == 0 {
 		return nil
@@ -114,7 +124,7 @@ func (c *Client) alternative(conns []*conn, cn *conn, same bool) *conn {
 	start := rand.IntN(n)
 	for k := range n {
 		alt := conns[(start+k)%n]
-		if alt == cn || (same && alt.ep != cn.ep) || alt.broken.Load() || alt.overdue() {
+		if alt == cn || !ok(alt) || alt.broken.Load() || alt.overdue() {
 			continue
 		}
 		if alt.tryAcquire() {

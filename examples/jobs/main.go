@@ -159,7 +159,10 @@ func demo(out io.Writer, logger logrus.FieldLogger) error {
 	defer p.stop()
 	fmt.Fprintf(out, "3 workers: fast-1 fast-2 slow-3 (%dx slower), one job at a time each\n", slowdown)
 
-	c, err := client.New(p.addrs, client.Config{Balancer: client.PowerOfTwo})
+	// Jobs take seconds, so the client does not route calls around an
+	// answer that takes long (Config.OverdueAfter): balancing by the jobs
+	// outstanding on each worker is what spreads them.
+	c, err := client.New(p.addrs, client.Config{Balancer: client.PowerOfTwo, OverdueAfter: -1})
 	if err != nil {
 		return err
 	}
