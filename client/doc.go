@@ -38,7 +38,8 @@
 // error matching ctx.Err(); its answer is read and dropped when it comes,
 // and the connection stays usable.
 //
-// The wire answers in request order, so a call queued behind a slow or
+// On a v1 connection (ProtocolV1, or a server without the multiplexed
+// mode) answers come in request order, so a call queued behind a slow or
 // stuck answer waits for it. A connection whose next answer has been due
 // for Config.OverdueAfter (default 10ms) therefore takes no new call while
 // another connection to its address is not overdue, or one to another

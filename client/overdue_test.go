@@ -46,14 +46,16 @@ func waitStarted(t *testing.T, started <-chan struct{}) {
 	}
 }
 
-// TestCallsRouteAroundOverdueAnswer: a new client with default options
+// TestCallsRouteAroundOverdueAnswer: a new client speaking v1 (where
+// answers come in order; the multiplexed mode, the default, has no
+// overdue answers to route around), otherwise with default options,
 // makes one call the server holds. Once its answer is overdue, fifty fast
 // calls are all answered while it is still held, on one extra connection;
 // then the held call gets its own answer.
 func TestCallsRouteAroundOverdueAnswer(t *testing.T) {
 	addr, started, release := holdServer(t)
 	rec := stats.NewMemory()
-	c := newClient(t, []string{addr}, client.Config{Stats: rec})
+	c := newClient(t, []string{addr}, client.Config{Stats: rec, Protocol: client.ProtocolV1})
 	held := c.Go(ctxFor(t), []byte("hold"))
 	waitStarted(t, started)
 	// The scenario, not an assertion: the held answer becomes overdue.
@@ -79,7 +81,7 @@ func TestCallsRouteAroundOverdueAnswer(t *testing.T) {
 func TestOneConnectionWhenAsked(t *testing.T) {
 	addr, started, release := holdServer(t)
 	rec := stats.NewMemory()
-	c := newClient(t, []string{addr}, client.Config{Stats: rec, MaxExtraConns: -1})
+	c := newClient(t, []string{addr}, client.Config{Stats: rec, MaxExtraConns: -1, Protocol: client.ProtocolV1})
 	held := c.Go(ctxFor(t), []byte("hold"))
 	waitStarted(t, started)
 	time.Sleep(3 * client.DefaultOverdueAfter)
@@ -113,7 +115,7 @@ func TestOneConnectionWhenAsked(t *testing.T) {
 func TestIdleExtraConnectionCloses(t *testing.T) {
 	addr, started, release := holdServer(t)
 	rec := stats.NewMemory()
-	c := newClient(t, []string{addr}, client.Config{Stats: rec, ExtraIdleTimeout: 20 * time.Millisecond})
+	c := newClient(t, []string{addr}, client.Config{Stats: rec, ExtraIdleTimeout: 20 * time.Millisecond, Protocol: client.ProtocolV1})
 	held := c.Go(ctxFor(t), []byte("hold"))
 	waitStarted(t, started)
 	time.Sleep(3 * client.DefaultOverdueAfter)
@@ -141,7 +143,7 @@ func TestIdleExtraConnectionCloses(t *testing.T) {
 // the first success is answered.
 func TestHungHandlerDoesNotStopOtherCalls(t *testing.T) {
 	addr, started, _ := holdServer(t)
-	c := newClient(t, []string{addr}, client.Config{})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
 	c.Go(ctxFor(t), []byte("hold"))
 	waitStarted(t, started)
 	failed, succeeded := 0, 0

@@ -567,7 +567,7 @@ func TestListenThenPublishOnOneClient(t *testing.T) {
 		cfg  client.Config
 	}{
 		{"default", client.Config{Balancer: client.Rendezvous}},
-		{"one connection", client.Config{Balancer: client.Rendezvous, MaxExtraConns: -1}},
+		{"v1, one connection", client.Config{Balancer: client.Rendezvous, Protocol: client.ProtocolV1, MaxExtraConns: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes, _, addrs := cluster(t, 1)
