@@ -2,8 +2,9 @@
 // answer does to the calls around it (docs/RELIABILITY.md, "Slow, stuck and
 // panicking handlers"):
 //
-//   - through a client.Client with default options, the latency of fast
-//     calls started one every --every while one --slow call is in flight;
+//   - through a client.Client with default options (--v1: speaking v1
+//     only), the latency of fast calls started one every --every while
+//     one --slow call is in flight;
 //   - on a raw connection, how long a PING waits for its answer when two
 //     bytes of the next request's header follow it and nothing more.
 //
@@ -34,6 +35,7 @@ func main() {
 		every  = flag.Duration("every", time.Millisecond, "time between the starts of the fast calls")
 		slow   = flag.Duration("slow", 300*time.Millisecond, "how long the slow call's handler takes")
 		ping   = flag.Duration("ping-limit", 40*time.Second, "how long to wait for the PING answer")
+		v1     = flag.Bool("v1", false, "the client speaks v1 only (default: the client's default, the multiplexed mode when the server has it)")
 	)
 	flag.Parse()
 	h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
@@ -51,7 +53,7 @@ func main() {
 	defer srv.Close()
 	addr := l.Addr().String()
 	for round := range *rounds {
-		if err := fastDuringSlow(addr, round, *calls, *every); err != nil {
+		if err := fastDuringSlow(addr, round, *calls, *every, *v1); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -64,8 +66,12 @@ func main() {
 
 // fastDuringSlow starts the slow call on a new client, then the fast calls,
 // one every every, and prints their latencies.
-func fastDuringSlow(addr string, round, calls int, every time.Duration) error {
-	c, err := client.New([]string{addr}, client.Config{})
+func fastDuringSlow(addr string, round, calls int, every time.Duration, v1 bool) error {
+	var cfg client.Config
+	if v1 {
+		cfg.Protocol = client.ProtocolV1
+	}
+	c, err := client.New([]string{addr}, cfg)
 	if err != nil {
 		return err
 	}
