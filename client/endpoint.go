@@ -156,7 +156,7 @@ func (e *endpoint) run() {
 		}
 	}()
 	for {
-		live, lastErr, quick := e.status()
+		live, quick, lastErr := e.status()
 		e.report(&st, live, lastErr)
 		e.reportHealth(&st)
 		var derr error
@@ -243,10 +243,10 @@ func (e *endpoint) waitStart() bool {
 	}
 }
 
-func (e *endpoint) status() (live int, lastErr error, quick int) {
+func (e *endpoint) status() (live, quick int, lastErr error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.conns), e.lastErr, e.quick
+	return len(e.conns), e.quick, e.lastErr
 }
 
 // dialMissing dials k connections, stopping at the first failure.
