@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,13 +50,19 @@ type Client struct {
 
 // New returns a client for addrs ("host:port", or "unix:/path" for a Unix
 // socket), or for the addresses of cfg.Resolver when addrs is empty. The
-// zero Config means every default (see Config).
+// zero Config means every default (see Config). It fails only for an
+// invalid configuration.
 //
-// Unless cfg.LazyDial is set, New dials every address before it returns and
-// fails, wrapping ErrNoConnection and the last dial error, when none
-// answers. Addresses that fail while others answer are dialled again in the
-// background. With a Resolver, New does not wait for its first address set;
-// calls made before it arrives wait for it.
+// New does not wait for the network: it starts dialling every address in
+// the background (at the first call with LazyDial) and returns. A call
+// that finds no connection yet waits, as long as its context allows, while
+// an address is making its first connection: for DialTimeout from its first
+// dial, refused dials being retried with ReconnectBackoff meanwhile. So a
+// client made before its server listens simply works. Once that window
+// passes with no connection, calls fail with ErrNoConnection wrapping the
+// last dial error, unless WaitForConnection is set. WaitConnected waits for
+// the first connection, for a program that wants to fail at startup. With
+// a Resolver, calls made before its first address set arrives wait for it.
 func New(addrs []string, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,34 +94,34 @@ func New(addrs []string, cfg Config) (*Client, error) {
 		return c, nil
 	}
 	c.setAddrs(addrs)
-	if !c.cfg.LazyDial {
-		if err := c.awaitFirstDials(); err != nil {
-			c.Close()
-			return nil, err
-		}
-	}
 	return c, nil
 }
 
-// awaitFirstDials waits until every address has been dialled once.
-func (c *Client) awaitFirstDials() error {
-	c.mu.Lock()
-	eps := slices.Clone(c.order)
-	c.mu.Unlock()
-	var last error
-	ok := false
-	for _, e := range eps {
-		<-e.first
-		if e.firstErr == nil {
-			ok = true
-		} else {
-			last = e.firstErr
+// WaitConnected waits until the client has a usable connection. It fails
+// with ErrNoConnection, wrapping the last dial error, when no address
+// connected within its first-connection window (see New), or with ctx's
+// error. A lazy client starts dialling. Calls need no WaitConnected: they
+// wait the same way; it is for programs that want to fail at startup when
+// their servers are unreachable.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	for {
+		s := c.snap.Load()
+		switch {
+		case s.closed:
+			return ErrClosed
+		case len(s.conns) > 0:
+			return nil
+		case s.idle:
+			c.startLazy()
+		case !s.pending:
+			return noConnection(s.err)
+		}
+		select {
+		case <-s.changed:
+		case <-ctx.Done():
+			return ctxError(ctx)
 		}
 	}
-	if ok {
-		return nil
-	}
-	return noConnection(last)
 }
 
 // Close fails the calls still waiting for answers with ErrClosed, closes

@@ -84,13 +84,14 @@ type Config struct {
 	// Default DefaultConnsPerAddr.
 	ConnsPerAddr int
 	// LazyDial defers dialling until the first call needs a connection.
-	// By default New dials every address and fails when none answers.
+	// By default New starts dialling every address in the background.
 	LazyDial bool
 	// TLS, when set, makes every connection speak TLS with this config.
 	// An empty ServerName is taken from the address.
 	TLS *tls.Config
-	// DialTimeout bounds each dial, TLS handshake included.
-	// Default DefaultDialTimeout.
+	// DialTimeout bounds each dial, TLS handshake included, and the time
+	// an address has from its first dial to make its first connection,
+	// during which calls wait for it (see New). Default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// Resolver supplies the address set and its changes. New's addrs and
 	// Resolver are exclusive: addrs is shorthand for a StaticResolver.

@@ -53,6 +53,16 @@
 // the overdue answer stay there, bounded by their contexts. MaxExtraConns
 // -1 keeps exactly ConnsPerAddr connections.
 //
+// # Connecting
+//
+// New dials nothing before it returns: every address is dialled in the
+// background, and calls wait for a connection as their context allows.
+// An address that has never connected gets DialTimeout from its first
+// dial to connect, refused dials being retried meanwhile, so a client
+// made just before its server listens works at once; after that a call
+// with no connection fails with ErrNoConnection. WaitConnected waits for
+// the first connection, for programs that should fail at startup.
+//
 // # Failures
 //
 // A connection that breaks — an I/O error, an end of stream, or a server

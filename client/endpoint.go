@@ -60,10 +60,6 @@ type endpoint struct {
 	ctx    context.Context // ends when the address is removed or the client closes
 	cancel context.CancelFunc
 	kick   chan struct{} // wakes the goroutine: a connection broke, or a lazy start
-	first  chan struct{} // closed after the first round of dials
-	// firstErr is the outcome of the first round: nil if a connection was
-	// made. Written before first is closed.
-	firstErr error
 
 	mu      sync.Mutex
 	conns   []*conn
@@ -72,9 +68,15 @@ type endpoint struct {
 	// redial: the last connection broke and no dial has been tried since.
 	// Calls wait for that dial rather than fail: a broken connection says
 	// little about whether the server is still there.
-	redial  bool
-	removed bool
-	lastErr error
+	redial bool
+	// connecting: the address has never connected and its first dial
+	// began less than DialTimeout ago. Calls wait for it rather than fail,
+	// so that a client made before its server listens just works; the
+	// window timer ends it.
+	connecting bool
+	window     *time.Timer
+	removed    bool
+	lastErr    error
 	// quick counts the connections in a row that broke within
 	// ReconnectBackoff.Max of being dialled without delivering an answer:
 	// a server that accepts and then drops connections is backed off like
@@ -114,7 +116,6 @@ func newEndpoint(c *Client, addr string, started bool) *endpoint {
 		ctx:     ctx,
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
-		first:   make(chan struct{}),
 		started: started,
 		dialing: started, // calls wait for the first dial, not fail
 	}
@@ -140,10 +141,11 @@ func (e *endpoint) start() bool {
 }
 
 func (e *endpoint) run() {
-	defer e.firstDone(ErrClosed) // on early exit, so New never waits in vain
 	if !e.waitStart() {
 		return
 	}
+	e.openWindow()
+	defer e.closeWindow()
 	var (
 		st         upState
 		failures   int
@@ -172,14 +174,7 @@ func (e *endpoint) run() {
 			live, _, _ = e.status()
 			e.report(&st, live, derr)
 		}
-		if firstRound {
-			firstRound = false
-			if live > 0 {
-				e.firstDone(nil) // usable; the missing connections follow
-			} else {
-				e.firstDone(derr)
-			}
-		}
+		firstRound = false
 		if derr != nil {
 			continue // back off, then dial again
 		}
@@ -218,13 +213,30 @@ func (e *endpoint) report(st *upState, live int, err error) {
 	}
 }
 
-func (e *endpoint) firstDone(err error) {
-	select {
-	case <-e.first:
-	default:
-		e.firstErr = err
-		close(e.first)
+// openWindow starts the time the address has to make its first
+// connection, during which calls wait for it.
+func (e *endpoint) openWindow() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.connecting = true
+	e.window = time.AfterFunc(e.c.cfg.DialTimeout, func() {
+		if e.closeWindow() {
+			e.c.rebuild() // waiting calls look again, and fail
+		}
+	})
+}
+
+// closeWindow ends the first-connection window; it reports whether it was
+// open.
+func (e *endpoint) closeWindow() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	was := e.connecting
+	e.connecting = false
+	if e.window != nil {
+		e.window.Stop()
 	}
+	return was
 }
 
 // waitStart waits for the first call of a lazy client.
@@ -290,6 +302,7 @@ func (e *endpoint) add(cn *conn) {
 		return
 	}
 	e.conns = append(e.conns, cn)
+	e.connecting = false
 	e.mu.Unlock()
 	if !e.c.spawn(cn.readLoop) {
 		cn.fail(ErrClosed, writeProgress{})
@@ -361,7 +374,7 @@ func (e *endpoint) collect(s *snapshot) {
 	if !e.started {
 		s.idle, s.pending = true, true
 	}
-	if e.dialing || e.redial {
+	if e.dialing || e.redial || e.connecting {
 		s.pending = true
 	}
 	if e.lastErr != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -95,18 +96,20 @@ func deadAddr(t *testing.T) string {
 
 func TestNoConnection(t *testing.T) {
 	dead := deadAddr(t)
-	_, err := client.New([]string{dead}, fast(client.Config{}))
-	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("eager New: got %v, want ErrNoConnection wrapping ECONNREFUSED", err)
+	// New does not dial; WaitConnected fails once the first-connection
+	// window (DialTimeout) has passed.
+	quick := fast(client.Config{})
+	quick.DialTimeout = 50 * time.Millisecond
+	c := newClient(t, []string{dead}, quick)
+	if err := c.WaitConnected(ctxFor(t)); !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("WaitConnected: got %v, want ErrNoConnection wrapping ECONNREFUSED", err)
 	}
 
 	var attempts int
-	c := newClient(t, []string{dead}, fast(client.Config{
-		LazyDial:   true,
-		MaxRetries: 2,
-		Observer:   func(ci client.CallInfo) { attempts = ci.Attempts },
-	}))
-	_, err = c.Call(ctxFor(t), []byte("x"))
+	quick.LazyDial, quick.MaxRetries = true, 2
+	quick.Observer = func(ci client.CallInfo) { attempts = ci.Attempts }
+	c = newClient(t, []string{dead}, quick)
+	_, err := c.Call(ctxFor(t), []byte("x"))
 	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("lazy call: got %v, want ErrNoConnection wrapping ECONNREFUSED", err)
 	}
@@ -155,6 +158,38 @@ func TestWaitForConnection(t *testing.T) {
 	}
 	startServer(t, ln, addr, nil, nil)
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewBeforeServer: with the default settings, a client made before its
+// server listens is no error, and a call made while its dials are refused
+// gets its answer once the server is up.
+func TestNewBeforeServer(t *testing.T) {
+	addr := deadAddr(t)
+	ev := newEvents()
+	c := newClient(t, []string{addr}, client.Config{OnStateChange: ev.hook})
+	got, _ := ev.waitFor(t, client.Disconnected, 0) // a dial was refused
+	if !errors.Is(got.Err, syscall.ECONNREFUSED) {
+		t.Fatalf("first dial: %v, want ECONNREFUSED", got.Err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ans, err := c.Call(ctxFor(t), []byte("early"))
+		if err == nil && string(ans) != "early" {
+			err = errors.New("wrong answer " + string(ans))
+		}
+		done <- err
+	}()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skip("port taken meanwhile:", err)
+	}
+	startServer(t, ln, addr, nil, nil)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitConnected(ctxFor(t)); err != nil {
 		t.Fatal(err)
 	}
 }

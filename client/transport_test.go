@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/internal/testcert"
@@ -42,7 +43,8 @@ func TestTLS(t *testing.T) {
 	}
 
 	// A client that does not trust the certificate never gets a connection.
-	_, err = client.New([]string{srv.addr}, client.Config{TLS: &tls.Config{}})
+	untrusting := newClient(t, []string{srv.addr}, client.Config{TLS: &tls.Config{}, DialTimeout: time.Second})
+	err = untrusting.WaitConnected(ctx)
 	var verr *tls.CertificateVerificationError
 	if !errors.Is(err, client.ErrNoConnection) || !errors.As(err, &verr) {
 		t.Fatalf("untrusted certificate: got %v, want ErrNoConnection wrapping a verification error", err)

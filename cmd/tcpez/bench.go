@@ -84,6 +84,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Deferred after stopServer, so it runs first: the embedded server's
 	// graceful shutdown then finds no connections left to wait for.
 	defer c.Close()
+	// New does not wait for the network: an unreachable server is
+	// reported now, not as a run of failed requests.
+	if err := c.WaitConnected(ctx); err != nil {
+		return err
+	}
 
 	if !o.jsonOut {
 		fmt.Fprintln(stdout, describeRun(o, addr))
