@@ -21,6 +21,9 @@ type snapshot struct {
 	extras []*conn
 	// byAddr groups conns by address, for the Rendezvous balancer.
 	byAddr []addrConns
+	// connecting are the addresses still making their first connection
+	// (see endpoint.connecting): Rendezvous holds their keys for them.
+	connecting []string
 	// changed is closed when this snapshot is replaced: calls waiting for
 	// a connection or a slot wake and look again.
 	changed chan struct{}

@@ -377,6 +377,9 @@ func (e *endpoint) collect(s *snapshot) {
 	if e.dialing || e.redial || e.connecting {
 		s.pending = true
 	}
+	if e.connecting && len(e.conns) == 0 {
+		s.connecting = append(s.connecting, e.addr)
+	}
 	if e.lastErr != nil {
 		s.err = e.lastErr
 	}

@@ -35,12 +35,15 @@ func (s *snapshot) groupByAddr() {
 		s.byAddr = append(s.byAddr, addrConns{hash: hashString(s.conns[i].addr), conns: s.conns[i:j:j]})
 		i = j
 	}
+	for _, addr := range s.connecting {
+		s.byAddr = append(s.byAddr, addrConns{hash: hashString(addr)})
+	}
 }
 
 // chooseByKey takes a slot on the address with the highest rendezvous
 // score for key among those with a usable connection. When that address
-// is at MaxInFlight the caller waits for it rather than spill the key to
-// another cache.
+// is at MaxInFlight, or still making its first connection, the caller
+// waits for it rather than spill the key to another cache.
 func (c *Client) chooseByKey(s *snapshot, key string) (cn, alive *conn) {
 	kh := hashString(key)
 	best, bestScore := 0, uint64(0)
@@ -51,7 +54,10 @@ func (c *Client) chooseByKey(s *snapshot, key string) (cn, alive *conn) {
 		}
 	}
 	conns := s.byAddr[best].conns
-	if len(conns) == 1 {
+	switch len(conns) {
+	case 0:
+		return nil, nil // connecting: wait for the next snapshot
+	case 1:
 		return acquireFrom(conns, 0)
 	}
 	return acquireFrom(conns, int(c.rr.Add(1)%uint64(len(conns))))
