@@ -117,7 +117,7 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	}
 	err := cause
 	if cause != ErrClosed {
-		err = &ConnError{Addr: cn.addr, Err: cause}
+		err = &ConnError{Addr: cn.addr, Err: foreign(cause)}
 	}
 	cn.err = err
 	cn.broken.Store(true)

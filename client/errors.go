@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/tcpez/tcpez/frame"
 )
@@ -24,7 +25,27 @@ var (
 	// of the wrong size, or an answer with no request outstanding. It
 	// matches frame.ErrProtocol, like every other protocol violation.
 	ErrUnexpectedAnswer error = protocolError("answer does not match the request")
+	// ErrServerSpeaksTLS reports a server that answered with a TLS record:
+	// a TLS port, dialled without Config.TLS. It comes inside a ConnError
+	// and matches frame.ErrProtocol.
+	ErrServerSpeaksTLS error = protocolError("server speaks TLS: set Config.TLS to call it")
+	// ErrServerSpeaksHTTP reports a server that answered with an HTTP
+	// status line: an HTTP port, not a tcpez one. It comes inside a
+	// ConnError and matches frame.ErrProtocol.
+	ErrServerSpeaksHTTP error = protocolError("server speaks HTTP, not tcpez")
 )
+
+// foreign names the protocol the server speaks when cause, an answer
+// header over the limits, is recognisably not tcpez.
+func foreign(cause error) error {
+	switch frame.SniffError(cause) {
+	case frame.TLS:
+		return fmt.Errorf("%w (%w)", ErrServerSpeaksTLS, cause)
+	case frame.HTTP:
+		return fmt.Errorf("%w (%w)", ErrServerSpeaksHTTP, cause)
+	}
+	return cause
+}
 
 // ConnError reports that the connection to Addr broke while a call was on
 // it. Err is the cause: an I/O error, io.EOF for a server that closed the

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -255,9 +256,29 @@ func (c *conn) handshake() error {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.srv.count(StatErrTLS)
-		return err
+		return notTLS(err)
 	}
 	return nil
+}
+
+// tlsAlert is a TLS fatal alert record, unexpected_message: what a TLS
+// server answers to bytes that are not TLS, and what tells a plain tcpez
+// client that the port speaks TLS (frame.Sniff).
+var tlsAlert = []byte{21, 3, 3, 0, 2, 2, 10}
+
+// notTLS names a handshake that failed because the client does not speak
+// TLS at all, and sends that client a TLS alert to say so.
+func notTLS(err error) error {
+	var rhe tls.RecordHeaderError
+	if !errors.As(err, &rhe) || rhe.Conn == nil {
+		return err
+	}
+	_ = rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = rhe.Conn.Write(tlsAlert)
+	if frame.Sniff(frame.Header(binary.BigEndian.Uint32(rhe.RecordHeader[:]))) == frame.HTTP {
+		return fmt.Errorf("%w (%w)", ErrClientSpeaksHTTP, err)
+	}
+	return fmt.Errorf("%w (%w)", ErrClientNotTLS, err)
 }
 
 // readNext reads one request and starts it: a single frame, or the next
@@ -278,7 +299,7 @@ func (c *conn) readNext() error {
 	}
 	h, err := c.r.ReadHeader()
 	if err != nil {
-		return c.readError(err, false)
+		return foreign(c.readError(err, false))
 	}
 	if !h.IsBatch() {
 		return c.readRequest(h.Len(), false)

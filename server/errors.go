@@ -2,7 +2,10 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net"
+
+	"github.com/tcpez/tcpez/frame"
 )
 
 var (
@@ -26,6 +29,17 @@ var (
 	// ErrHandshakeEvicted ends a connection still in its TLS handshake or
 	// authentication when MaxHandshakes newer ones arrived.
 	ErrHandshakeEvicted = errors.New("tcpez/server: handshake evicted by newer connections")
+
+	// ErrClientSpeaksTLS ends a connection on a plain port whose first
+	// bytes are a TLS ClientHello: a client configured for TLS.
+	ErrClientSpeaksTLS = errors.New("tcpez/server: the client speaks TLS on a plain port")
+	// ErrClientSpeaksHTTP ends a connection whose first bytes are an HTTP
+	// request line, on a plain or a TLS port.
+	ErrClientSpeaksHTTP = errors.New("tcpez/server: the client speaks HTTP, not tcpez")
+	// ErrClientNotTLS ends a connection on a TLS port whose first bytes
+	// are not TLS: a plain tcpez client. The server answers with a TLS
+	// alert record, which such a client reports as a server speaking TLS.
+	ErrClientNotTLS = errors.New("tcpez/server: the client does not speak TLS on a TLS port")
 )
 
 // The timeouts that end a connection. Each is also a net.Error whose
@@ -54,3 +68,15 @@ func (e *timeoutError) Timeout() bool { return true }
 func (e *timeoutError) Temporary() bool { return false }
 
 var _ net.Error = (*timeoutError)(nil)
+
+// foreign names the protocol a client speaks when err, the failure of its
+// first header, shows it is not tcpez; otherwise it returns err.
+func foreign(err error) error {
+	switch frame.SniffError(err) {
+	case frame.TLS:
+		return fmt.Errorf("%w (%w)", ErrClientSpeaksTLS, err)
+	case frame.HTTP:
+		return fmt.Errorf("%w (%w)", ErrClientSpeaksHTTP, err)
+	}
+	return err
+}

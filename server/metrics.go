@@ -29,6 +29,7 @@ const (
 	StatErrWriteTimeout   = "errors.write_timeout"   // ErrWriteTimeout
 	StatErrMemory         = "errors.memory"          // no room in the memory budget (ErrMemoryBudget)
 	StatErrTLS            = "errors.tls"             // TLS handshake failed
+	StatErrForeign        = "errors.foreign"         // a TLS or HTTP client on a plain port, a plain one on a TLS port
 	StatErrAuth           = "errors.auth"            // Auth refused the connection (ErrUnauthenticated)
 	StatErrConn           = "errors.conn"            // any other I/O error
 	StatErrRefused        = "errors.refused"         // mux request refused: MaxCalls reached

@@ -133,6 +133,14 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	case errors.Is(err, ErrIdleTimeout):
 		s.count(StatConnsIdleTimeout)
 		entry.Debug("tcpez: connection closed: idle")
+	case errors.Is(err, ErrClientSpeaksTLS), errors.Is(err, ErrClientSpeaksHTTP), errors.Is(err, ErrClientNotTLS):
+		// Still a protocol error, and counted as one; errors.foreign says
+		// which kind, the log says what the client spoke.
+		if errors.Is(err, frame.ErrProtocol) {
+			s.count(StatErrProtocol)
+		}
+		s.count(StatErrForeign)
+		entry.WithError(err).Warn("tcpez: connection closed: the client speaks another protocol")
 	case errors.Is(err, frame.ErrProtocol):
 		s.count(StatErrProtocol)
 		entry.WithError(err).Warn("tcpez: connection closed: protocol error")

@@ -1,0 +1,43 @@
+package client_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/testserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// TestServerSpeaksTLS: a plain client calling a tcpez server's TLS port
+// is told so, rather than reading EOF.
+func TestServerSpeaksTLS(t *testing.T) {
+	cert, _ := selfSigned(t)
+	_, addr := testserver.Start(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) { return req, nil }), server.Config{
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
+	})
+	c := newClient(t, []string{addr}, client.Config{})
+	_, err := c.Call(ctxFor(t), []byte("PING"))
+	if !errors.Is(err, client.ErrServerSpeaksTLS) || !errors.Is(err, client.ErrConnLost) || !errors.Is(err, frame.ErrProtocol) {
+		t.Fatalf("got %v, want ErrServerSpeaksTLS in a ConnError", err)
+	}
+}
+
+// TestServerSpeaksHTTP: a client calling an HTTP server is told so,
+// rather than getting a frame size error. (The HTTP server answers "400
+// Bad Request" once a line ends, hence the newline.)
+func TestServerSpeaksHTTP(t *testing.T) {
+	hs := httptest.NewServer(http.NotFoundHandler())
+	defer hs.Close()
+	c := newClient(t, []string{hs.Listener.Addr().String()}, client.Config{})
+	_, err := c.Call(ctxFor(t), []byte("PING\n"))
+	if !errors.Is(err, client.ErrServerSpeaksHTTP) || !errors.Is(err, client.ErrConnLost) {
+		t.Fatalf("got %v, want ErrServerSpeaksHTTP in a ConnError", err)
+	}
+}
