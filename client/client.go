@@ -42,6 +42,13 @@ type Client struct {
 	// answers due, so that Close can end them too.
 	draining map[*conn]bool
 
+	// active counts the calls between their start and their result, and
+	// shuttingDown refuses new ones, for Shutdown; drained gets a token
+	// when active drops to zero while shutting down.
+	active       atomic.Int64
+	shuttingDown atomic.Bool
+	drained      chan struct{}
+
 	spawnMu     sync.Mutex
 	spawnClosed bool // guarded by spawnMu: no more goroutines start
 	wg          sync.WaitGroup
@@ -79,7 +86,8 @@ func New(addrs []string, cfg Config) (*Client, error) {
 		}
 	}
 
-	c := &Client{cfg: cfg.withDefaults(), eps: make(map[string]*endpoint), draining: make(map[*conn]bool)}
+	c := &Client{cfg: cfg.withDefaults(), eps: make(map[string]*endpoint), draining: make(map[*conn]bool),
+		drained: make(chan struct{}, 1)}
 	_, nop := c.cfg.Stats.(stats.Nop)
 	c.timed = !nop || c.cfg.Observer != nil
 	c.requests.New = func() any { return &request{done: make(chan struct{}, 1), pool: &c.requests} }
@@ -120,6 +128,46 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 		case <-s.changed:
 		case <-ctx.Done():
 			return ctxError(ctx)
+		}
+	}
+}
+
+// Shutdown closes the client gracefully: calls made from now on fail with
+// ErrClosed, and Shutdown waits for the calls already made (SendRecv,
+// SendRecvAppend, Go, Pipeline.Flush; Notify until its request is queued)
+// to return before it closes the client as Close does. When ctx ends
+// first, it closes the client at once, failing the calls left with
+// ErrClosed, and returns ctx's error. Like http.Server.Shutdown beside
+// Close.
+func (c *Client) Shutdown(ctx context.Context) error {
+	c.shuttingDown.Store(true)
+	for c.active.Load() > 0 {
+		select {
+		case <-c.drained:
+		case <-ctx.Done():
+			c.Close()
+			return ctxError(ctx)
+		}
+	}
+	return c.Close()
+}
+
+// begin counts a call in, unless the client is shutting down.
+func (c *Client) begin() error {
+	c.active.Add(1)
+	if c.shuttingDown.Load() {
+		c.end()
+		return ErrClosed
+	}
+	return nil
+}
+
+// end counts a call out, telling a waiting Shutdown when it was the last.
+func (c *Client) end() {
+	if c.active.Add(-1) == 0 && c.shuttingDown.Load() {
+		select {
+		case c.drained <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -211,6 +259,10 @@ func (c *Client) CallAppend(ctx context.Context, dst, req []byte) ([]byte, error
 }
 
 func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte) ([]byte, error) {
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer c.end()
 	var start time.Time
 	if c.timed {
 		start = time.Now()

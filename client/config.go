@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"time"
@@ -89,9 +90,19 @@ type Config struct {
 	// TLS, when set, makes every connection speak TLS with this config.
 	// An empty ServerName is taken from the address.
 	TLS *tls.Config
-	// DialTimeout bounds each dial, TLS handshake included, and the time
-	// an address has from its first dial to make its first connection,
-	// during which calls wait for it (see New). Default DefaultDialTimeout.
+	// AuthToken, when set, gives the credential sent as the first frame of
+	// every new connection (first dials, added connections, reconnects),
+	// for a server whose server.Auth has Token set. The connection is
+	// used once the server has answered it with its empty frame; a refusal
+	// fails the dial with ErrAuthFailed, and the address backs off like
+	// one that refuses connections. It is called for each connection, so
+	// it may return a fresh token each time; StaticToken sends one token.
+	// The dial's context (DialTimeout) bounds it.
+	AuthToken func(ctx context.Context, addr string) ([]byte, error)
+	// DialTimeout bounds each dial, TLS handshake and AuthToken included,
+	// and the time an address has from its first dial to make its first
+	// connection, during which calls wait for it (see New).
+	// Default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// Resolver supplies the address set and its changes. New's addrs and
 	// Resolver are exclusive: addrs is shorthand for a StaticResolver.

@@ -8,8 +8,9 @@ import (
 )
 
 var (
-	// ErrClosed is returned by every call made after Close, and by calls
-	// that were still waiting for an answer when Close ran.
+	// ErrClosed is returned by every call made after Close or once
+	// Shutdown began, and by calls that were still waiting for an answer
+	// when Close ran.
 	ErrClosed = errors.New("tcpez/client: closed")
 	// ErrNoConnection is returned when no address has a usable connection
 	// and none is being dialled. It wraps the last dial error when there is
@@ -18,6 +19,10 @@ var (
 	// ErrConnLost is matched by every *ConnError: the connection carrying
 	// the call broke before its answer arrived.
 	ErrConnLost = errors.New("tcpez/client: connection lost")
+	// ErrAuthFailed is the dial error of a connection whose
+	// Config.AuthToken the server did not accept, or that could not be
+	// sent; calls see it wrapped in ErrNoConnection.
+	ErrAuthFailed = errors.New("tcpez/client: authentication failed")
 	// ErrInvalidConfig wraps every error of Config.Validate.
 	ErrInvalidConfig = errors.New("tcpez/client: invalid config")
 	// ErrUnexpectedAnswer reports an answer that does not fit the request

@@ -37,6 +37,11 @@ func (c *Client) Go(ctx context.Context, req []byte) *Future {
 	if c.timed {
 		f.start = time.Now()
 	}
+	if err := c.begin(); err != nil {
+		f.ans, f.err = nil, err
+		close(f.done)
+		return f
+	}
 	if err := checkRequest(req); err != nil {
 		f.resolve(nil, err)
 		return f
@@ -126,6 +131,7 @@ func (f *Future) resolve(ans []byte, err error) {
 		f.c.record(OpGo, f.start, &f.o, len(f.req), len(ans), err)
 	}
 	close(f.done)
+	f.c.end()
 }
 
 // Notify sends req and does not wait for the answer, which is read and
@@ -133,6 +139,10 @@ func (f *Future) resolve(ans []byte, err error) {
 // connection; nil does not prove that a server received it. Notify retries
 // only while the failures prove nothing was sent.
 func (c *Client) Notify(ctx context.Context, req []byte) error {
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	var start time.Time
 	if c.timed {
 		start = time.Now()

@@ -74,6 +74,10 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 		return dst, answers, nil
 	}
 	c := p.c
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer c.end()
 	var start time.Time
 	if c.timed {
 		start = time.Now()

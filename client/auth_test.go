@@ -1,0 +1,117 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/faultproxy"
+	"github.com/tcpez/tcpez/internal/testserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// tokenServer serves its connections' identities to those that sent the
+// token "s3cret"; every credential checked is sent on checks.
+func tokenServer(t *testing.T, checks chan<- string) string {
+	_, addr := testserver.Start(t, server.HandlerFunc(func(ctx context.Context, _ []byte, _ *span.Span) ([]byte, error) {
+		id, _ := server.Identity(ctx)
+		return []byte(id), nil
+	}), server.Config{Auth: &server.Auth{
+		Token: true,
+		Check: func(_ context.Context, _ server.Peer, token []byte) (string, error) {
+			checks <- string(token)
+			if string(token) != "s3cret" {
+				return "", errors.New("bad token")
+			}
+			return "alice", nil
+		},
+	}})
+	return addr
+}
+
+// TestAuthTokenEveryConnection: with AuthToken, each of three connections
+// authenticates before its first call, and so do their replacements after
+// every connection was reset.
+func TestAuthTokenEveryConnection(t *testing.T) {
+	checks := make(chan string, 100)
+	proxy, err := faultproxy.New(tokenServer(t, checks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	c := newClient(t, []string{proxy.Addr()}, fast(client.Config{
+		ConnsPerAddr: 3,
+		AuthToken:    client.StaticToken([]byte("s3cret")),
+	}))
+	ctx := ctxFor(t)
+	expectChecks := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case tok := <-checks:
+				if tok != "s3cret" {
+					t.Fatalf("server checked %q", tok)
+				}
+			case <-ctx.Done():
+				t.Fatal("fewer credentials checked than connections dialled")
+			}
+		}
+	}
+	callAll := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 60)
+		for i := range 60 {
+			wg.Go(func() {
+				ans, err := c.Call(ctx, fmt.Appendf(nil, "who-%d", i))
+				if err == nil && string(ans) != "alice" {
+					err = fmt.Errorf("answer %q: the connection was not authenticated", ans)
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expectChecks(3)
+	callAll()
+	if n := proxy.Accepted(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+
+	proxy.ResetAll()
+	expectChecks(3) // the three replacements authenticate too
+	callAll()
+	select {
+	case tok := <-checks:
+		t.Fatalf("an extra credential %q was checked: a request sent as a token?", tok)
+	default:
+	}
+}
+
+// TestAuthTokenRefused: a token the server refuses fails the dial with
+// ErrAuthFailed, and no call is sent on the connection.
+func TestAuthTokenRefused(t *testing.T) {
+	checks := make(chan string, 100)
+	addr := tokenServer(t, checks)
+	cfg := fast(client.Config{AuthToken: client.StaticToken([]byte("guess"))})
+	cfg.DialTimeout = 200 * time.Millisecond
+	c := newClient(t, []string{addr}, cfg)
+	err := c.WaitConnected(ctxFor(t))
+	if !errors.Is(err, client.ErrNoConnection) || !errors.Is(err, client.ErrAuthFailed) {
+		t.Fatalf("got %v, want ErrNoConnection wrapping ErrAuthFailed", err)
+	}
+	if tok := <-checks; tok != "guess" {
+		t.Fatalf("server checked %q", tok)
+	}
+}
