@@ -12,6 +12,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/span"
 )
 
 // Invoker makes a service-mode call: it sends req to method and decodes the
@@ -44,7 +45,9 @@ type ClientConfig struct {
 // cannot be decoded — which wraps its cause.
 //
 // A call carries the context's deadline, the metadata of
-// WithOutgoingMetadata and the span id of WithSpanID.
+// WithOutgoingMetadata, and as its parent the span of the context
+// (span.FromContext: in a handler, the handler's own) or the span id of
+// WithSpanID, with the span's trace id.
 type Client struct {
 	c            *client.Client
 	interceptors []ClientInterceptor
@@ -148,11 +151,20 @@ func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Me
 func encodeCall(b []byte, ctx context.Context, method string, req proto.Message) ([]byte, error) {
 	var (
 		spanID  uint64
+		trace   span.TraceID
 		md      Metadata
 		timeout int64
 	)
 	if o := outgoingFrom(ctx); o != nil {
 		spanID, md = uint64(o.spanID), o.md
+	}
+	// A handler's context carries its span: its calls are the span's
+	// children, in its trace, with no code of the handler's.
+	if sp := span.FromContext(ctx); sp != nil {
+		if spanID == 0 {
+			spanID = uint64(sp.ID())
+		}
+		trace = sp.TraceID()
 	}
 	if d, ok := ctx.Deadline(); ok {
 		t := time.Until(d)
@@ -161,7 +173,7 @@ func encodeCall(b []byte, ctx context.Context, method string, req proto.Message)
 		}
 		timeout = int64(t)
 	}
-	b, err := appendRequest(b, method, req, spanID, timeout, md)
+	b, err := appendRequest(b, method, req, spanID, trace, timeout, md)
 	if err != nil {
 		return b, &Status{Code: Internal, Message: fmt.Sprintf("cannot encode the %s request: %v", method, err), cause: err}
 	}
@@ -221,7 +233,7 @@ func HealthProbe() client.Probe {
 		if d, ok := ctx.Deadline(); ok {
 			timeout = max(int64(time.Until(d)), 1)
 		}
-		req, err := appendRequest(nil, HealthMethod, &emptypb.Empty{}, 0, timeout, nil)
+		req, err := appendRequest(nil, HealthMethod, &emptypb.Empty{}, 0, span.TraceID{}, timeout, nil)
 		if err != nil {
 			return err
 		}

@@ -51,8 +51,12 @@
 // calls that got no answer; use errors.As, StatusOf or CodeOf.
 //
 // The caller's deadline travels as a timeout and becomes the handler's
-// context deadline; the caller's span id (WithSpanID) becomes the parent id
-// of the server's span; metadata (WithOutgoingMetadata) is read with
+// context deadline. Traces propagate themselves: a call made with a context
+// that carries a span (span.NewContext; a handler's context carries the
+// handler's span) sends that span's id and trace id, and the server's span
+// takes them as its parent and trace ids, so that a handler's downstream
+// calls are its children with no code of its own (WithSpanID sets the
+// parent id by hand); metadata (WithOutgoingMetadata) is read with
 // IncomingMetadata. Interceptors run around methods on the server
 // (ServiceConfig.Interceptors) and around calls on the client
 // (ClientConfig.Interceptors);

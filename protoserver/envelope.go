@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	tcpezv1 "github.com/tcpez/tcpez/proto/tcpez/v1"
+	"github.com/tcpez/tcpez/span"
 )
 
 // The envelope (proto/tcpez/v1/envelope.proto) is encoded and decoded here
@@ -24,6 +25,7 @@ const (
 	reqSpanID   protowire.Number = 3
 	reqTimeout  protowire.Number = 4
 	reqMetadata protowire.Number = 5
+	reqTraceID  protowire.Number = 6
 
 	respStatus  protowire.Number = 1
 	respPayload protowire.Number = 2
@@ -48,6 +50,7 @@ type request struct {
 	method  []byte
 	payload []byte
 	spanID  uint64
+	traceID []byte // 16 bytes when valid
 	timeout int64
 	md      Metadata // nil when the request has none
 }
@@ -69,6 +72,8 @@ func (r *request) decode(b []byte) error {
 			r.payload, n = protowire.ConsumeBytes(b)
 		case num == reqSpanID && typ == protowire.Fixed64Type:
 			r.spanID, n = protowire.ConsumeFixed64(b)
+		case num == reqTraceID && typ == protowire.BytesType:
+			r.traceID, n = protowire.ConsumeBytes(b)
 		case num == reqTimeout && typ == protowire.VarintType:
 			var v uint64
 			v, n = protowire.ConsumeVarint(b)
@@ -125,7 +130,7 @@ func (r *request) decodeEntry(b []byte) error {
 
 // appendRequest appends a tcpez.v1.Request to b. The payload is msg,
 // encoded in place.
-func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, timeout int64, md Metadata) ([]byte, error) {
+func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, trace span.TraceID, timeout int64, md Metadata) ([]byte, error) {
 	b = protowire.AppendTag(b, reqMethod, protowire.BytesType)
 	b = protowire.AppendString(b, method)
 	var err error
@@ -135,6 +140,10 @@ func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, ti
 	if spanID != 0 {
 		b = protowire.AppendTag(b, reqSpanID, protowire.Fixed64Type)
 		b = protowire.AppendFixed64(b, spanID)
+	}
+	if !trace.IsZero() {
+		b = protowire.AppendTag(b, reqTraceID, protowire.BytesType)
+		b = protowire.AppendBytes(b, trace[:])
 	}
 	if timeout != 0 {
 		b = protowire.AppendTag(b, reqTimeout, protowire.VarintType)

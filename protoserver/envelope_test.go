@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	tcpezv1 "github.com/tcpez/tcpez/proto/tcpez/v1"
+	"github.com/tcpez/tcpez/span"
 )
 
 // The hand-written envelope codec must agree with the generated types.
@@ -20,14 +21,15 @@ func TestAppendRequestDecodesAsGenerated(t *testing.T) {
 		method  string
 		msg     proto.Message
 		spanID  uint64
+		trace   span.TraceID
 		timeout int64
 		md      Metadata
 	}{
-		{"/a.B/C", wrapperspb.String("hello"), 0, 0, nil},
-		{"Echo", wrapperspb.Bytes(nil), 1<<64 - 1, -5, Metadata{"k": "v", "": "", "ü": "ö"}},
-		{"", nil, 42, 1 << 40, Metadata{"a": "b"}},
+		{"/a.B/C", wrapperspb.String("hello"), 0, span.TraceID{}, 0, nil},
+		{"Echo", wrapperspb.Bytes(nil), 1<<64 - 1, span.NewTraceID(), -5, Metadata{"k": "v", "": "", "ü": "ö"}},
+		{"", nil, 42, span.TraceID{15: 1}, 1 << 40, Metadata{"a": "b"}},
 	} {
-		b, err := appendRequest([]byte("prefix"), tc.method, tc.msg, tc.spanID, tc.timeout, tc.md)
+		b, err := appendRequest([]byte("prefix"), tc.method, tc.msg, tc.spanID, tc.trace, tc.timeout, tc.md)
 		if err != nil || !bytes.HasPrefix(b, []byte("prefix")) {
 			t.Fatal(err)
 		}
@@ -41,6 +43,9 @@ func TestAppendRequestDecodesAsGenerated(t *testing.T) {
 			payload, _ = proto.Marshal(tc.msg)
 		}
 		want := &tcpezv1.Request{Method: tc.method, Payload: payload, SpanId: tc.spanID, TimeoutNanos: tc.timeout, Metadata: tc.md}
+		if !tc.trace.IsZero() {
+			want.TraceId = tc.trace[:]
+		}
 		if !proto.Equal(&got, want) {
 			t.Fatalf("decoded %v\nwant %v", &got, want)
 		}
@@ -72,7 +77,7 @@ func checkDecode(t *testing.T, b []byte) {
 	if gotErr != nil {
 		t.Fatalf("%x: %v; the generated code decodes it as %v", b, gotErr, &want)
 	}
-	if string(got.method) != want.Method || !bytes.Equal(got.payload, want.Payload) || got.spanID != want.SpanId ||
+	if string(got.method) != want.Method || !bytes.Equal(got.payload, want.Payload) || got.spanID != want.SpanId || !bytes.Equal(got.traceID, want.TraceId) ||
 		got.timeout != want.TimeoutNanos || !maps.Equal(map[string]string(got.md), want.Metadata) {
 		t.Fatalf("%x: decoded %+v, want %v", b, got, &want)
 	}

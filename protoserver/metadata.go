@@ -28,10 +28,10 @@ func outgoingFrom(ctx context.Context) *outgoing {
 }
 
 // WithSpanID returns a context whose calls carry id as the caller's span
-// id; the server's span for each call gets it as its parent id. A handler
-// that calls other services passes its own span's id on:
-//
-//	ctx = protoserver.WithSpanID(ctx, sp.ID())
+// id; the server's span for each call gets it as its parent id. Handlers
+// need not call it: their context carries their span, whose id and trace
+// id calls send by themselves. It overrides the parent id a span in ctx
+// would give.
 func WithSpanID(ctx context.Context, id span.ID) context.Context {
 	var o outgoing
 	if old := outgoingFrom(ctx); old != nil {

@@ -226,6 +226,9 @@ func (s *Service) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Spa
 	if r.spanID != 0 {
 		sp.SetParentID(span.ID(r.spanID))
 	}
+	if len(r.traceID) == len(span.TraceID{}) {
+		sp.SetTraceID(span.TraceID(r.traceID))
+	}
 	m := s.methods[string(r.method)]
 	if m == nil {
 		return s.fail(dst, sp, Errorf(Unimplemented, "unknown method %q", r.method)), nil

@@ -643,3 +643,33 @@ func TestStatusHelpers(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+// TestTracePropagates: a handler's calls, made with its own context and no
+// other code, are its span's children in the caller's trace: client →
+// front → back make one trace, each span the parent of the next.
+func TestTracePropagates(t *testing.T) {
+	type ids struct {
+		trace       span.TraceID
+		parent, own span.ID
+	}
+	got := make(chan ids, 2)
+	back, _, _ := startService(t, func(_ context.Context, _ *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
+		got <- ids{sp.TraceID(), sp.ParentID(), sp.ID()}
+		return &testpb.EchoResponse{}, nil
+	}, protoserver.ServiceConfig{})
+	front, _, _ := startService(t, func(ctx context.Context, _ *testpb.EchoRequest, sp *span.Span) (*testpb.EchoResponse, error) {
+		got <- ids{sp.TraceID(), sp.ParentID(), sp.ID()}
+		return back.Echo(ctx, &testpb.EchoRequest{})
+	}, protoserver.ServiceConfig{})
+	root := span.New()
+	if _, err := front.Echo(span.NewContext(ctxFor(t), root), &testpb.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	f, b := <-got, <-got
+	if f.trace != root.TraceID() || f.parent != root.ID() {
+		t.Fatalf("front span %+v; root span %v in trace %v", f, root.ID(), root.TraceID())
+	}
+	if b.trace != root.TraceID() || b.parent != f.own || b.own == f.own {
+		t.Fatalf("back span %+v; front span %+v", b, f)
+	}
+}

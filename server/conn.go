@@ -572,10 +572,13 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 			}
 		}()
 	}
+	// The handler's context carries its span (span.FromContext), kept in
+	// the slot so that no request allocates one.
+	s.ctx.Context, s.ctx.Span = ctx, s.sp
 	if c.appender == nil {
-		return c.srv.Handler.Respond(ctx, s.req, s.sp)
+		return c.srv.Handler.Respond(&s.ctx, s.req, s.sp)
 	}
-	resp, err = c.appender.RespondAppend(ctx, s.ans[:0], s.req, s.sp)
+	resp, err = c.appender.RespondAppend(&s.ctx, s.ans[:0], s.req, s.sp)
 	if cap(resp) <= maxRetainedAnswer {
 		s.ans = resp[:0]
 	}

@@ -17,9 +17,12 @@ import (
 // connection ctx is the connection's: it ends when the connection closes
 // or the server stops. On a mux connection it is the call's: it also ends
 // when the client cancels the call, and when Respond returns; it must not
-// be used after that except through contexts derived from it.
-// sp belongs to this request and is reused after Respond returns, so
-// goroutines the handler starts must finish with it before then.
+// be used after that except through contexts derived from it. It carries
+// sp (span.FromContext), so that the calls the handler makes with it,
+// through clients that propagate spans, are sp's children. sp belongs to
+// this request and is reused after Respond returns, and so is the context
+// value itself: goroutines the handler starts must finish with both
+// before then.
 //
 // An error (or a panic) is answered as Config.EncodeError says; by default
 // the connection is closed after the answers before this one are written,

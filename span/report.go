@@ -17,7 +17,8 @@ type Recorder interface {
 }
 
 // Fields adds the span to dst and returns it, allocating a map if dst is
-// nil. The keys are "span_id", "parent_id" when there is a parent, each
+// nil. The keys are "span_id", "parent_id" when there is a parent,
+// "trace_id" when the span has one, each
 // attribute as a string, each counter as an int64, and each finished timing
 // as float64 milliseconds under "<name>_ms". All values encode as JSON.
 // The two IDs are written last so that no attribute can overwrite them.
@@ -47,7 +48,33 @@ func (s *Span) Fields(dst map[string]any) map[string]any {
 	if s.parent != 0 {
 		dst["parent_id"] = s.parent.String()
 	}
+	if !s.trace.IsZero() {
+		dst["trace_id"] = s.trace.String()
+	}
 	return dst
+}
+
+// Visit calls attr for each attribute, counter for each counter and
+// timing for each finished timing, in the order they were first noted,
+// for exporters of spans (an OpenTelemetry bridge, for one). The calls run
+// with the span locked: they must not use s.
+func (s *Span) Visit(attr func(key, value string), counter func(name string, value int64), timing func(name string, d time.Duration)) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.attrs {
+		attr(a.key, a.value)
+	}
+	for _, c := range s.counters {
+		counter(c.name, c.value)
+	}
+	for _, t := range s.timings {
+		if t.done {
+			timing(t.name, t.d)
+		}
+	}
 }
 
 // Record sends the counters to r as Count and the finished timings as

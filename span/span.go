@@ -37,6 +37,7 @@ type Span struct {
 
 	mu       sync.Mutex
 	parent   ID
+	trace    TraceID // zero until set or asked for (see TraceID)
 	attrs    []attr
 	counters []counter
 	timings  []timing
@@ -65,7 +66,7 @@ func New() *Span {
 }
 
 // Reset empties s for reuse by another request and gives it the ID id,
-// normally NewID(). The parent is cleared. Memory is kept, up to a bound,
+// normally NewID(). The parent and trace ids are cleared. Memory is kept, up to a bound,
 // so that a reused Span does not allocate again.
 //
 // Reset must not run while anything else uses s: the server calls it
@@ -77,6 +78,7 @@ func (s *Span) Reset(id ID) {
 	}
 	s.id = id
 	s.parent = 0
+	s.trace = TraceID{}
 	// An untouched span has no entries, so there is nothing to empty.
 	if s.touched.Load() {
 		s.attrs = reuse(s.attrs)

@@ -46,7 +46,11 @@ type Request struct {
 	// value means the deadline has passed.
 	TimeoutNanos int64 `protobuf:"varint,4,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
 	// Call metadata, such as credentials. Keys are case-sensitive.
-	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The trace the call belongs to: 16 bytes, a W3C trace-context trace-id,
+	// which the server's span takes. Empty: none (the server's span starts a
+	// trace). span_id is then the W3C parent-id.
+	TraceId       []byte `protobuf:"bytes,6,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -112,6 +116,13 @@ func (x *Request) GetTimeoutNanos() int64 {
 func (x *Request) GetMetadata() map[string]string {
 	if x != nil {
 		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Request) GetTraceId() []byte {
+	if x != nil {
+		return x.TraceId
 	}
 	return nil
 }
@@ -244,13 +255,14 @@ var File_proto_tcpez_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_proto_tcpez_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1dproto/tcpez/v1/envelope.proto\x12\btcpez.v1\x1a\x19google/protobuf/any.proto\"\xf3\x01\n" +
+	"\x1dproto/tcpez/v1/envelope.proto\x12\btcpez.v1\x1a\x19google/protobuf/any.proto\"\x8e\x02\n" +
 	"\aRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x17\n" +
 	"\aspan_id\x18\x03 \x01(\x06R\x06spanId\x12#\n" +
 	"\rtimeout_nanos\x18\x04 \x01(\x03R\ftimeoutNanos\x12;\n" +
-	"\bmetadata\x18\x05 \x03(\v2\x1f.tcpez.v1.Request.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v2\x1f.tcpez.v1.Request.MetadataEntryR\bmetadata\x12\x19\n" +
+	"\btrace_id\x18\x06 \x01(\fR\atraceId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
