@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -168,6 +170,10 @@ func (e *endpoint) run() {
 			}
 			if derr = e.dialMissing(want - live); derr != nil {
 				failures++
+				if refusedByServer(derr) && e.closeWindow() {
+					// Waiting out the window would not change the answer.
+					e.c.rebuild()
+				}
 			} else {
 				failures = 0
 			}
@@ -401,4 +407,17 @@ func (e *endpoint) emit(st State, err error) {
 	if f := e.c.cfg.OnStateChange; f != nil {
 		f(StateEvent{Addr: e.addr, State: st, Err: err})
 	}
+}
+
+// refusedByServer reports a dial that reached a server which refused the
+// connection: the wrong protocol, credentials or certificate. Calls need
+// not wait for such an address's first connection.
+func refusedByServer(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		aerr tls.AlertError
+		rerr tls.RecordHeaderError
+	)
+	return errors.Is(err, ErrMuxRefused) || errors.Is(err, ErrAuthFailed) ||
+		errors.As(err, &verr) || errors.As(err, &aerr) || errors.As(err, &rerr)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tcpez/tcpez/span"
@@ -82,6 +83,8 @@ type Interceptor func(ctx context.Context, info *MethodInfo, req proto.Message, 
 type MethodHandler struct {
 	newReq func() proto.Message
 	call   Next
+	// types are the request and response message types, for reflection.
+	types [2]protoreflect.MessageDescriptor
 }
 
 // Method makes fn a method for Service.Handle. fn gets the decoded request
@@ -97,6 +100,10 @@ func Method[Req, Resp any, PReq interface {
 }](fn func(ctx context.Context, req PReq, sp *span.Span) (PResp, error)) *MethodHandler {
 	return &MethodHandler{
 		newReq: func() proto.Message { return PReq(new(Req)) },
+		types: [2]protoreflect.MessageDescriptor{
+			PReq(new(Req)).ProtoReflect().Descriptor(),
+			PResp(new(Resp)).ProtoReflect().Descriptor(),
+		},
 		call: func(ctx context.Context, req proto.Message, sp *span.Span) (proto.Message, error) {
 			r, ok := req.(PReq)
 			if !ok {

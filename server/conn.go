@@ -573,12 +573,16 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 		}()
 	}
 	// The handler's context carries its span (span.FromContext), kept in
-	// the slot so that no request allocates one.
-	s.ctx.Context, s.ctx.Span = ctx, s.sp
-	if c.appender == nil {
-		return c.srv.Handler.Respond(&s.ctx, s.req, s.sp)
+	// the slot so that no request allocates one. It is replaced, never
+	// changed, when ctx is not the last one's: a context derived from the
+	// old one may still be watching it.
+	if s.ctx == nil || s.ctx.Context != ctx || s.ctx.Span != s.sp {
+		s.ctx = &span.Context{Context: ctx, Span: s.sp}
 	}
-	resp, err = c.appender.RespondAppend(&s.ctx, s.ans[:0], s.req, s.sp)
+	if c.appender == nil {
+		return c.srv.Handler.Respond(s.ctx, s.req, s.sp)
+	}
+	resp, err = c.appender.RespondAppend(s.ctx, s.ans[:0], s.req, s.sp)
 	if cap(resp) <= maxRetainedAnswer {
 		s.ans = resp[:0]
 	}

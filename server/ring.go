@@ -43,10 +43,11 @@ type slot struct {
 
 	sp    *span.Span
 	start time.Duration // a clock reading
-	// ctx is the handler's context: the connection's or the mux call's, carrying sp, so
-	// that calls the handler makes are sp's children (span.FromContext).
-	// It lives in the slot so that no request allocates one.
-	ctx span.Context
+	// ctx is the handler's context: the connection's or the mux call's,
+	// carrying sp, so that calls the handler makes are sp's children
+	// (span.FromContext). It lives in the slot so that requests do not
+	// allocate one; see conn.respond.
+	ctx *span.Context
 }
 
 // release readies s for the next request once its answer is written. A

@@ -32,6 +32,9 @@ type benchOptions struct {
 	jsonOut     bool
 	mode        string
 	protocol    string // "auto", "v1" or "mux"; see resolveProtocol
+	// method, data and protoset: load this service method with this
+	// JSON request instead of the echo (service mode).
+	method, data, protoset string
 }
 
 func (o *benchOptions) embedded() bool { return o.addr == "" }
@@ -93,7 +96,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !o.jsonOut {
 		fmt.Fprintln(stdout, describeRun(o, addr))
 	}
-	rep := benchmark(ctx, c, o, addr, stdout)
+	rep, err := benchmark(ctx, c, o, addr, stdout)
+	if err != nil {
+		return err
+	}
 	if o.jsonOut {
 		if err := writeJSON(stdout, rep); err != nil {
 			return err
@@ -122,6 +128,9 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object, and no progress")
 	fs.StringVar(&o.protocol, "protocol", "auto", `wire protocol: "mux", "v1", or "auto": mux if the server speaks it, else v1 (the report says which was measured)`)
 	fs.StringVar(&o.mode, "mode", "bytes", `what to send: "bytes", raw frames to an echo server, or "service", protobuf calls of method "`+echoMethod+`" (a BytesValue echo)`)
+	fs.StringVar(&o.method, "method", "", `load this service-mode method instead (implies --mode service), with the request of --data; answers are not checked, only their status`)
+	fs.StringVar(&o.data, "data", "{}", "the request of --method, as JSON")
+	fs.StringVar(&o.protoset, "protoset", "", "message types for --method from this descriptor set instead of the service's reflection method")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
@@ -137,6 +146,12 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	// --requests alone means "exactly N", not "N or 5 s, whichever first".
 	if o.requests > 0 && !set["duration"] {
 		o.duration = 0
+	}
+	if o.method != "" {
+		o.mode = "service"
+		if o.batch > 0 {
+			return o, badFlag(fs, "--method does not take --batch")
+		}
 	}
 	return o, o.check(fs)
 }
@@ -196,7 +211,7 @@ func benchTarget(addr, mode string) (target string, stop func(), err error) {
 	logger.SetLevel(logrus.PanicLevel)
 	var h server.Handler = echoHandler(0)
 	if mode == "service" {
-		h = echoService()
+		h = demoService(logger)
 	}
 	srv := server.New(h, server.Config{Logger: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -217,10 +232,16 @@ func benchTarget(addr, mode string) (target string, stop func(), err error) {
 }
 
 // benchmark warms up, measures until the run ends, and reports.
-func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr string, stdout io.Writer) benchReport {
+func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr string, stdout io.Writer) (benchReport, error) {
 	cfg := o.loadConfig()
 	if o.mode == "service" {
 		cfg.svc = protoserver.NewClient(c, protoserver.ClientConfig{})
+	}
+	if o.method != "" {
+		var err error
+		if cfg.call, err = loadedCall(ctx, cfg.svc, o); err != nil {
+			return benchReport{}, err
+		}
 	}
 	l := startLoad(ctx, c, cfg)
 	interrupted := o.warmup > 0 && !await(ctx, o.warmup, nil)
@@ -255,7 +276,7 @@ func benchmark(ctx context.Context, c *client.Client, o benchOptions, addr strin
 		a := float64(after.Mallocs-before.Mallocs) / float64(rep.Requests)
 		rep.AllocsPerReq = &a
 	}
-	return rep
+	return rep, nil
 }
 
 // await waits d (no limit when d is 0) or until done is closed. It
@@ -288,12 +309,17 @@ func resolveProtocol(ctx context.Context, addr, name string, timeout time.Durati
 		return client.ProtocolMux, nil
 	}
 	probe, err := client.New([]string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1, DialTimeout: timeout})
+	if err != nil {
+		return 0, err
+	}
+	defer probe.Close()
+	// New does not dial; a refusal ends the first connection's wait at once.
+	err = probe.WaitConnected(ctx)
 	if errors.Is(err, client.ErrMuxRefused) {
 		return client.ProtocolV1, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	_ = probe.Close()
 	return client.ProtocolMux, ctx.Err()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/protoserver"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Latency is recorded in microseconds, from 1 µs to 60 s, to 3 significant
@@ -78,6 +79,7 @@ var errMismatch = errors.New("an answer differs from its request")
 
 type loadConfig struct {
 	svc         *protoserver.Client // service mode; nil for raw frames
+	call        *anyCall            // --method: the call to make; nil for the echo
 	concurrency int
 	size        int
 	batch       int   // 0: single calls
@@ -124,6 +126,7 @@ type worker struct {
 
 	req, want, ans []byte
 	seq            uint64
+	anyResp        *dynamicpb.Message // --method's answers, reused
 
 	hist     *hdrhistogram.Histogram
 	ok       int64
@@ -229,6 +232,8 @@ func (l *load) run(w *worker) {
 		switch {
 		case l.cfg.svc != nil && l.cfg.batch > 0:
 			bad, err = w.pipelineService(l.cfg.svc.Pipeline(), n)
+		case l.cfg.call != nil:
+			err = w.singleAny(l.cfg.svc, l.cfg.call)
 		case l.cfg.svc != nil:
 			bad, err = w.singleService(l.cfg.svc)
 		case p == nil:

@@ -39,6 +39,10 @@ type benchReport struct {
 	P99us  int64 `json:"p99_us"`
 	P999us int64 `json:"p999_us"`
 	MaxUs  int64 `json:"max_us"`
+	// Counts by power-of-two latency bucket, from the first non-empty
+	// one to the last.
+	Histogram []histBucket `json:"latency_histogram"`
+	Method    string       `json:"method,omitempty"`
 	// Whole-process mallocs per request; null unless the server is
 	// embedded, when the process is the client and the server.
 	AllocsPerReq *float64 `json:"allocs_per_req"`
@@ -63,6 +67,8 @@ func newReport(o benchOptions, addr string, r loadResult, elapsed time.Duration)
 		P99us:        r.hist.ValueAtPercentile(99),
 		P999us:       r.hist.ValueAtPercentile(99.9),
 		MaxUs:        r.hist.Max(),
+		Histogram:    latencyBuckets(r.hist),
+		Method:       o.method,
 	}
 	for k, n := range r.errs {
 		rep.ErrorsByKind[errKind(k).String()] = n
@@ -143,6 +149,10 @@ func writeSummary(w io.Writer, rep benchReport) {
 		rep.P50us, rep.P90us, rep.P99us, rep.P999us, rep.MaxUs))
 	if rep.AllocsPerReq != nil {
 		fmt.Fprintf(w, row, "allocs/req (client+server)", fmt.Sprintf("%.2f", *rep.AllocsPerReq))
+	}
+	if len(rep.Histogram) > 0 {
+		fmt.Fprintln(w, "latency histogram")
+		writeHistogram(w, rep.Histogram, 40)
 	}
 }
 

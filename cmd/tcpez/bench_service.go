@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tcpez/tcpez/protoserver"
@@ -16,12 +20,25 @@ import (
 // service registering it can be loaded.
 const echoMethod = "tcpez.bench/Echo"
 
-// echoService is the embedded server's handler in service mode.
-func echoService() server.Handler {
-	return protoserver.NewService(protoserver.ServiceConfig{}).Handle(echoMethod, protoserver.Method(
+// demoMethod is the demo service's JSON-friendly method: it answers any
+// google.protobuf.Struct (any JSON object) with itself.
+const demoMethod = "/tcpez.demo.Demo/Echo"
+
+// demoService is the service of "tcpez serve --mode service" and of the
+// embedded server of "tcpez bench --mode service": echoMethod, demoMethod,
+// the health method every service has, and reflection, so that "tcpez
+// call" can find its methods.
+func demoService(logger logrus.FieldLogger) server.Handler {
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
+	svc.Handle(echoMethod, protoserver.Method(
 		func(_ context.Context, req *wrapperspb.BytesValue, _ *span.Span) (*wrapperspb.BytesValue, error) {
 			return req, nil
 		}))
+	svc.Handle(demoMethod, protoserver.Method(
+		func(_ context.Context, req *structpb.Struct, _ *span.Span) (*structpb.Struct, error) {
+			return req, nil
+		}))
+	return svc.Handle(protoserver.ReflectionMethod, protoserver.ReflectionHandler(svc))
 }
 
 // singleService makes one service-mode call; bad is 1 when its answer is
@@ -63,4 +80,37 @@ func (w *worker) pipelineService(p *protoserver.Pipeline, n int) (bad int, err e
 		}
 	}
 	return bad, nil
+}
+
+// anyCall is the call of "tcpez bench --method": one request, sent by
+// every worker (a message is safe to encode concurrently).
+type anyCall struct {
+	m   method
+	req proto.Message
+}
+
+// loadedCall resolves o.method and decodes its --data request.
+func loadedCall(ctx context.Context, svc *protoserver.Client, o benchOptions) (*anyCall, error) {
+	ms, err := serviceCall{protoset: o.protoset}.methods(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ms.lookup(o.method)
+	if err != nil {
+		return nil, err
+	}
+	req, err := jsonRequest(m, []byte(o.data))
+	if err != nil {
+		return nil, err
+	}
+	return &anyCall{m: m, req: req}, nil
+}
+
+// singleAny makes one call of --method. Its answer is decoded, so that
+// the cost of a real client is measured, and dropped.
+func (w *worker) singleAny(svc *protoserver.Client, c *anyCall) error {
+	if w.anyResp == nil {
+		w.anyResp = dynamicpb.NewMessage(c.m.resp)
+	}
+	return svc.Call(w.ctx, c.m.name, c.req, w.anyResp)
 }

@@ -6,13 +6,32 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
 )
 
+const callUsage = `usage: tcpez call [flags] DATA...
+       tcpez call [flags] --method METHOD [--data JSON] [--protoset FILE]
+       tcpez call [flags] --list [--protoset FILE]
+
+With DATA, sends each as a raw frame (or all as one batch) and prints the
+answers. With --method, calls a service-mode method with the JSON request
+and prints the JSON answer, as grpcurl does for gRPC; the message types come
+from --protoset or else from the service's reflection method. A failed call
+prints its status ("NotFound: ...") and exits 1.
+
+Flags:
+`
+
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runCallIn(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("call", stderr)
 	addr := fs.String("addr", "127.0.0.1:7070", `server address, "host:port" or "unix:/path"`)
 	timeout := fs.Duration("timeout", 5*time.Second, "time allowed for the whole exchange")
@@ -20,14 +39,20 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	useTLS := fs.Bool("tls", false, "speak TLS")
 	ca := fs.String("tls-ca", "", "verify the server against these CAs (PEM) instead of the system's")
 	maxFrame := fs.Int("max-frame", frame.DefaultMaxFrameSize, "largest answer accepted, in bytes")
+	var so serviceCall
+	fs.StringVar(&so.method, "method", "", `call this service-mode method ("/package.Service/Method") with --data, print the answer as JSON`)
+	fs.StringVar(&so.data, "data", "{}", `the request as JSON, for --method; "-" reads it from standard input`)
+	fs.StringVar(&so.protoset, "protoset", "", "message types from this descriptor set (protoc --descriptor_set_out --include_imports) instead of the service's reflection method")
+	fs.BoolVar(&so.list, "list", false, "list the service's methods and their message types")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tcpez call [flags] DATA...")
+		fmt.Fprint(stderr, callUsage)
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	service := so.method != "" || so.list
+	if service == (fs.NArg() > 0) {
 		fs.Usage()
 		return errUsage
 	}
@@ -44,6 +69,17 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			tlsCfg.RootCAs = pool
 		}
 	}
+	limits := frame.Limits{MaxFrameSize: *maxFrame}
+	if service {
+		if so.data == "-" {
+			b, err := io.ReadAll(stdin)
+			if err != nil {
+				return err
+			}
+			so.data = string(b)
+		}
+		return so.run(ctx, *addr, client.Config{TLS: tlsCfg, Limits: limits}, stdout)
+	}
 	c, err := dial(ctx, *addr, tlsCfg)
 	if err != nil {
 		return err
@@ -53,7 +89,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	answers, err := exchange(c, fs.Args(), *batch, frame.Limits{MaxFrameSize: *maxFrame})
+	answers, err := exchange(c, fs.Args(), *batch, limits)
 	if ctx.Err() != nil && err != nil {
 		err = fmt.Errorf("no answer within %v: %w", *timeout, ctx.Err())
 	}

@@ -30,7 +30,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	perPeer := fs.Int("max-conns-per-peer", server.DefaultMaxConnsPerPeer, "most connections from one IP address (/64 for IPv6), -1: no limit")
 	handshakes := fs.Int("max-handshakes", server.DefaultMaxHandshakes, "most connections in their TLS handshake at once; more evict the oldest")
 	protocol := fs.String("protocol", "auto", `"auto": serve v1 and mux clients on the same port; "v1": v1 only, as servers before mux`)
-	delay := fs.Duration("delay", 0, "wait this long before each answer (demos, tests)")
+	mode := fs.String("mode", "bytes", `"bytes": echo every frame; "service": a protobuf service with methods `+
+		demoMethod+` (JSON object echo), `+echoMethod+`, health and reflection`)
+	delay := fs.Duration("delay", 0, "wait this long before each answer (demos, tests; bytes mode)")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
 	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by these CAs (PEM)")
@@ -66,7 +68,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rec = sd
 	}
 
-	srv := server.New(echoHandler(*delay), server.Config{
+	var h server.Handler = echoHandler(*delay)
+	switch *mode {
+	case "bytes":
+	case "service":
+		h = demoService(logger)
+	default:
+		return badFlag(fs, `invalid --mode %q: want "bytes" or "service"`, *mode)
+	}
+	srv := server.New(h, server.Config{
 		Limits:          frame.Limits{MaxFrameSize: *maxFrame},
 		MaxConns:        *maxConns,
 		MaxInFlight:     *maxInFlight,

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const demoJSON = `{"hello": "world", "n": [1, 2.5, "three"], "nested": {"ok": true, "none": null}}`
+
+// sameJSON fails unless got and want hold the same JSON value.
+func sameJSON(t *testing.T, got, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		t.Fatalf("output %q is not JSON: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// TestCallServiceJSON: "tcpez call --method" against "tcpez serve --mode
+// service", both real processes, sends JSON and prints JSON, with the
+// message types from the service's reflection method.
+func TestCallServiceJSON(t *testing.T) {
+	addr, _ := startServe(t, "--mode", "service")
+	out, errOut, code := call(t, "--addr", addr, "--method", demoMethod, "--data", demoJSON)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	sameJSON(t, out, demoJSON)
+
+	// Without the leading slash, and a BytesValue (JSON: base64).
+	out, errOut, code = call(t, "--addr", addr, "--method", "tcpez.bench/Echo", "--data", `"aGVsbG8="`)
+	if code != 0 || strings.TrimSpace(out) != `"aGVsbG8="` {
+		t.Fatalf("exit %d: %q %s", code, out, errOut)
+	}
+
+	out, _, code = call(t, "--addr", addr, "--list")
+	if code != 0 || !strings.Contains(out, demoMethod+"(google.protobuf.Struct) returns (google.protobuf.Struct)") {
+		t.Fatalf("exit %d, list:\n%s", code, out)
+	}
+
+	// Errors say what is wrong, and exit 1.
+	for _, tc := range []struct{ args, want string }{
+		{"--method /no.Such/Method", "no such method"},
+		{"--method " + demoMethod + " --data [1]", "not a JSON google.protobuf.Struct"},
+	} {
+		_, errOut, code := call(t, append([]string{"--addr", addr}, strings.Fields(tc.args)...)...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, %q; want 1 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestCallProtoset: the message types can come from a descriptor set that
+// protoc wrote, instead of reflection.
+func TestCallProtoset(t *testing.T) {
+	protoc, err := exec.LookPath("protoc")
+	if err != nil {
+		t.Skip("protoc is not installed (.ci/run installs it)")
+	}
+	set := filepath.Join(t.TempDir(), "demo.protoset")
+	if out, err := exec.Command(protoc, "-I", "testdata", "--include_imports", "--descriptor_set_out", set, "demo.proto").CombinedOutput(); err != nil {
+		t.Fatalf("protoc: %v\n%s", err, out)
+	}
+	addr, _ := startServe(t, "--mode", "service")
+	out, errOut, code := call(t, "--addr", addr, "--protoset", set, "--method", "tcpez.demo.Demo/Echo", "--data", demoJSON)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	sameJSON(t, out, demoJSON)
+}
+
+// TestBenchAnyMethod: "tcpez bench --method" loads a method of a real
+// "tcpez serve --mode service" with a JSON request, and the report has a
+// latency histogram.
+func TestBenchAnyMethod(t *testing.T) {
+	addr, _ := startServe(t, "--mode", "service")
+	out, err := exec.Command(binary, "bench", "--addr", addr, "--method", demoMethod, "--data", demoJSON,
+		"--requests", "200", "--warmup", "0", "--json").Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var inHist int64
+	for _, b := range rep.Histogram {
+		inHist += b.Count
+	}
+	if rep.Requests != 200 || rep.Errors != 0 || rep.Method != demoMethod || inHist != 200 {
+		t.Fatalf("report %+v; %d in the histogram", rep, inHist)
+	}
+
+	// The built-in service-mode echo loads it too.
+	out, err = exec.Command(binary, "bench", "--addr", addr, "--mode", "service", "--requests", "100", "--warmup", "0", "--json").Output()
+	if err != nil {
+		t.Fatalf("--mode service: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal(out, &rep); err != nil || rep.Requests != 100 || rep.Errors != 0 {
+		t.Fatalf("--mode service: %v %+v", err, rep)
+	}
+
+	text, err := exec.Command(binary, "bench", "--addr", addr, "--method", demoMethod, "--requests", "50", "--warmup", "0").Output()
+	if err != nil || !strings.Contains(string(text), "latency histogram\n") || !strings.Contains(string(text), "█") {
+		t.Fatalf("%v\n%s", err, text)
+	}
+}
