@@ -1,9 +1,13 @@
 // Command tcpez runs and talks to tcpez servers.
 //
-//	tcpez serve --addr 127.0.0.1:7070     run an echo server
-//	tcpez call --addr 127.0.0.1:7070 hi   send frames, print the answers
+//	tcpez serve --addr 127.0.0.1:7070                  run an echo server
+//	tcpez serve --mode service                         run a demo protobuf service
+//	tcpez call --addr 127.0.0.1:7070 hi                send frames, print the answers
+//	tcpez call --method /tcpez.demo.Demo/Echo --data '{"a": 1}'
+//	                                                   call a method with JSON, print JSON
+//	tcpez bench [--addr A] [--method M --data JSON]    load a server, report its speed
 //
-// Run "tcpez <command> -h" for a command's flags.
+// Run "tcpez <command> -h" for a command's flags; docs/CLI.md has them all.
 package main
 
 import (
@@ -23,8 +27,8 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "run an echo server", runServe},
-	{"call", "send frames to a server and print the answers", runCall},
+	{"serve", "run an echo server, or a demo service (--mode service)", runServe},
+	{"call", "send frames, or call a method with JSON (--method), and print the answers", runCall},
 	{"bench", "load a server (or an embedded one) and report its speed", runBench},
 }
 
