@@ -144,10 +144,17 @@ func TestDeadAddressEjected(t *testing.T) {
 func TestWaitForConnection(t *testing.T) {
 	addr := deadAddr(t)
 	c := newClient(t, []string{addr}, fast(client.Config{LazyDial: true, WaitForConnection: true}))
+	callThenServe(t, c, addr)
+}
+
+// callThenServe makes a call to addr, where nothing listens yet, then
+// starts a server there, and requires the call to get its answer.
+func callThenServe(t *testing.T, c *client.Client, addr string) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		ans, err := c.Call(ctxFor(t), []byte("late"))
-		if err == nil && string(ans) != "late" {
+		ans, err := c.Call(ctxFor(t), []byte("early"))
+		if err == nil && string(ans) != "early" {
 			err = errors.New("wrong answer " + string(ans))
 		}
 		done <- err
@@ -173,22 +180,7 @@ func TestNewBeforeServer(t *testing.T) {
 	if !errors.Is(got.Err, syscall.ECONNREFUSED) {
 		t.Fatalf("first dial: %v, want ECONNREFUSED", got.Err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		ans, err := c.Call(ctxFor(t), []byte("early"))
-		if err == nil && string(ans) != "early" {
-			err = errors.New("wrong answer " + string(ans))
-		}
-		done <- err
-	}()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skip("port taken meanwhile:", err)
-	}
-	startServer(t, ln, addr, nil, nil)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	callThenServe(t, c, addr)
 	if err := c.WaitConnected(ctxFor(t)); err != nil {
 		t.Fatal(err)
 	}
