@@ -84,6 +84,14 @@
 // or when the context is marked WithIdempotent. Nothing is ever sent twice
 // behind the caller's back.
 //
+// # Authentication and closing
+//
+// Config.AuthToken sends a credential as the first frame of every new
+// connection, before any call may use it, for servers whose server.Auth
+// wants a token. Shutdown closes gracefully: new calls fail with ErrClosed
+// and Shutdown waits, up to its context, for the calls already made; Close
+// fails them at once.
+//
 // # Addresses
 //
 // New takes a fixed address list; a Resolver lets the set change while the
