@@ -24,6 +24,9 @@ type snapshot struct {
 	// connecting are the addresses still making their first connection
 	// (see endpoint.connecting): Rendezvous holds their keys for them.
 	connecting []string
+	// starting: an address has not finished its first round of dials
+	// (see endpoint.firstRound); calls wait for it.
+	starting bool
 	// changed is closed when this snapshot is replaced: calls waiting for
 	// a connection or a slot wake and look again.
 	changed chan struct{}
@@ -69,7 +72,7 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 		if s.closed {
 			return nil, ErrClosed
 		}
-		if len(s.conns) > 0 {
+		if len(s.conns) > 0 && !s.starting {
 			cn, alive := c.choose(ctx, s)
 			if cn != nil {
 				cn, wait := c.routeAround(s, cn, c.keyed(ctx))

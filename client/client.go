@@ -65,7 +65,9 @@ type Client struct {
 // that finds no connection yet waits, as long as its context allows, while
 // an address is making its first connection: for DialTimeout from its first
 // dial, refused dials being retried with ReconnectBackoff meanwhile. So a
-// client made before its server listens simply works. Once that window
+// client made before its server listens simply works. The first calls also
+// wait for every address of the first set to have been dialled once, so
+// that they are spread over all the servers that answer. Once that window
 // passes with no connection, calls fail with ErrNoConnection wrapping the
 // last dial error, unless WaitForConnection is set. WaitConnected waits for
 // the first connection, for a program that wants to fail at startup. With

@@ -77,6 +77,12 @@ type endpoint struct {
 	// window timer ends it.
 	connecting bool
 	window     *time.Timer
+	// firstRound: an address of the first set has not ended its first
+	// round of dials. Calls wait for it even when other addresses are
+	// connected, as New once did, so that the first calls are spread over
+	// every address that answers rather than piled on the first one to
+	// connect. Addresses a Resolver adds later do not hold calls up.
+	firstRound bool
 	removed    bool
 	lastErr    error
 	// quick counts the connections in a row that broke within
@@ -110,7 +116,9 @@ func (e *endpoint) setV1() {
 	e.mu.Unlock()
 }
 
-func newEndpoint(c *Client, addr string, started bool) *endpoint {
+// newEndpoint makes the endpoint of addr; initial says that it belongs to
+// the client's first address set, whose first dials calls wait for.
+func newEndpoint(c *Client, addr string, started, initial bool) *endpoint {
 	ctx, cancel := context.WithCancel(c.ctx)
 	return &endpoint{
 		c:       c,
@@ -120,6 +128,10 @@ func newEndpoint(c *Client, addr string, started bool) *endpoint {
 		kick:    make(chan struct{}, 1),
 		started: started,
 		dialing: started, // calls wait for the first dial, not fail
+		// Set here, not as run starts, so that no snapshot taken before
+		// run is scheduled leaves the address out.
+		connecting: started,
+		firstRound: started && initial,
 	}
 }
 
@@ -137,7 +149,7 @@ func (e *endpoint) start() bool {
 	if e.started {
 		return false
 	}
-	e.started, e.dialing = true, true
+	e.started, e.dialing, e.connecting, e.firstRound = true, true, true, true
 	e.wake()
 	return true
 }
@@ -180,7 +192,13 @@ func (e *endpoint) run() {
 			live, _, _ = e.status()
 			e.report(&st, live, derr)
 		}
-		firstRound = false
+		if firstRound {
+			firstRound = false
+			e.mu.Lock()
+			e.firstRound = false
+			e.mu.Unlock()
+			e.c.rebuild()
+		}
 		if derr != nil {
 			continue // back off, then dial again
 		}
@@ -385,6 +403,9 @@ func (e *endpoint) collect(s *snapshot) {
 	}
 	if e.connecting && len(e.conns) == 0 {
 		s.connecting = append(s.connecting, e.addr)
+	}
+	if e.firstRound {
+		s.starting = true
 	}
 	if e.lastErr != nil {
 		s.err = e.lastErr

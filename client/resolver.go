@@ -77,6 +77,7 @@ func (c *Client) setAddrs(addrs []string) {
 		c.mu.Unlock()
 		return
 	}
+	initial := !c.gotAddrs
 	c.resolved, c.gotAddrs = true, true
 	// An address set supersedes the failures reported before it.
 	c.resolveErr = nil
@@ -99,7 +100,7 @@ func (c *Client) setAddrs(addrs []string) {
 		if _, ok := c.eps[a]; ok {
 			continue
 		}
-		e := newEndpoint(c, a, started)
+		e := newEndpoint(c, a, started, initial)
 		if !c.spawn(e.run) {
 			break
 		}
