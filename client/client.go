@@ -135,8 +135,8 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 }
 
 // Shutdown closes the client gracefully: calls made from now on fail with
-// ErrClosed, and Shutdown waits for the calls already made (SendRecv,
-// SendRecvAppend, Go, Pipeline.Flush; Notify until its request is queued)
+// ErrClosed, and Shutdown waits for the calls already made (Call,
+// CallAppend, Go, Pipeline.Flush; Notify until its request is queued)
 // to return before it closes the client as Close does. When ctx ends
 // first, it closes the client at once, failing the calls left with
 // ErrClosed, and returns ctx's error. Like http.Server.Shutdown beside

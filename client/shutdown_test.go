@@ -25,7 +25,7 @@ func heldServer(t *testing.T) (addr string, entered chan string, release chan st
 	return addr, entered, release
 }
 
-// startHeldCalls makes a SendRecv, which the server holds, and two Go
+// startHeldCalls makes a Call, which the server holds, and two Go
 // calls queued behind it on the same connection (a connection's first
 // request at hand runs on its own goroutine), and reports their errors.
 func startHeldCalls(t *testing.T, c *client.Client, entered <-chan string) <-chan error {
