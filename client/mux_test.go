@@ -326,9 +326,13 @@ func echoV1(nc net.Conn) {
 // TestProtocolMuxRefused: a client that requires mux does not fall back.
 func TestProtocolMuxRefused(t *testing.T) {
 	_, addr, _ := startMux(t, newMuxHandler(), server.Config{V1Only: true})
-	_, err := client.New([]string{addr}, client.Config{Protocol: client.ProtocolMux})
-	if !errors.Is(err, client.ErrMuxRefused) {
-		t.Fatalf("New = %v, want ErrMuxRefused", err)
+	c, err := client.New([]string{addr}, client.Config{Protocol: client.ProtocolMux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitConnected(ctxFor(t)); !errors.Is(err, client.ErrMuxRefused) {
+		t.Fatalf("WaitConnected = %v, want ErrMuxRefused", err)
 	}
 }
 
