@@ -75,7 +75,7 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 	}
 	c := p.c
 	if err := c.begin(); err != nil {
-		return nil, err
+		return dst, answers, err
 	}
 	defer c.end()
 	var start time.Time
