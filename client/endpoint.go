@@ -405,7 +405,10 @@ func (e *endpoint) collect(s *snapshot) {
 		s.connecting = append(s.connecting, e.addr)
 	}
 	if e.firstRound {
-		s.starting = true
+		// Between its last dial ending and firstRound being cleared, the
+		// address is neither dialling nor connecting, yet calls must
+		// still wait for it: starting makes pick skip the connections.
+		s.starting, s.pending = true, true
 	}
 	if e.lastErr != nil {
 		s.err = e.lastErr
