@@ -13,11 +13,17 @@ import (
 	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
+	"github.com/tcpez/tcpez/stats"
 )
 
 // tokenServer serves its connections' identities to those that sent the
 // token "s3cret"; every credential checked is sent on checks.
 func tokenServer(t *testing.T, checks chan<- string) string {
+	return tokenServerV(t, checks, false)
+}
+
+// tokenServerV is tokenServer, speaking v1 only when v1Only is set.
+func tokenServerV(t *testing.T, checks chan<- string, v1Only bool) string {
 	_, addr := testserver.Start(t, server.HandlerFunc(func(ctx context.Context, _ []byte, _ *span.Span) ([]byte, error) {
 		id, _ := server.Identity(ctx)
 		return []byte(id), nil
@@ -30,8 +36,58 @@ func tokenServer(t *testing.T, checks chan<- string) string {
 			}
 			return "alice", nil
 		},
-	}})
+	}, V1Only: v1Only})
 	return addr
+}
+
+// TestAuthTokenNegotiated: the credential follows the mux negotiation, as
+// the server expects it, on every connection: ProtocolMux is refused
+// unless the server acknowledged the preface, and ProtocolAuto gets the
+// multiplexed mode (no fallback counted). Against a v1-only server, which
+// takes the preface for a credential and refuses it, ProtocolAuto dials
+// again and sends the token first.
+func TestAuthTokenNegotiated(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		proto     client.Protocol
+		v1Only    bool
+		fallbacks bool
+	}{
+		{"mux", client.ProtocolMux, false, false},
+		{"auto", client.ProtocolAuto, false, false},
+		{"auto-v1-server", client.ProtocolAuto, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checks := make(chan string, 100)
+			addr := tokenServerV(t, checks, tc.v1Only)
+			st := stats.NewMemory()
+			c, err := client.New([]string{addr}, fast(client.Config{
+				Protocol:     tc.proto,
+				ConnsPerAddr: 3,
+				AuthToken:    client.StaticToken([]byte("s3cret")),
+				Stats:        st,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := ctxFor(t)
+			for i := range 30 {
+				ans, err := c.Call(ctx, fmt.Appendf(nil, "who-%d", i))
+				if err != nil || string(ans) != "alice" {
+					t.Fatalf("call %d: %q, %v; want alice", i, ans, err)
+				}
+			}
+			if got := st.Counter(client.StatFallbacks) > 0; got != tc.fallbacks {
+				t.Fatalf("fallbacks to v1 counted: %v, want %v", got, tc.fallbacks)
+			}
+			for len(checks) > 0 {
+				if tok := <-checks; tok != "s3cret" && !tc.v1Only {
+					t.Fatalf("server checked %q", tok)
+				}
+			}
+		})
+	}
 }
 
 // TestAuthTokenEveryConnection: with AuthToken, each of three connections

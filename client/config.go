@@ -90,9 +90,12 @@ type Config struct {
 	// TLS, when set, makes every connection speak TLS with this config.
 	// An empty ServerName is taken from the address.
 	TLS *tls.Config
-	// AuthToken, when set, gives the credential sent as the first frame of
-	// every new connection (first dials, added connections, reconnects),
-	// for a server whose server.Auth has Token set. The connection is
+	// AuthToken, when set, gives the credential sent on every new
+	// connection (first dials, added connections, reconnects), for a
+	// server whose server.Auth has Token set: as its first frame in v1, or
+	// right after the mux negotiation, as docs/PROTOCOL.md says. A v1
+	// server that authenticates takes the mux preface for the credential
+	// and refuses it; ProtocolAuto then dials again in v1. The connection is
 	// used once the server has answered it with its empty frame; a refusal
 	// fails the dial with ErrAuthFailed, and the address backs off like
 	// one that refuses connections. It is called for each connection, so

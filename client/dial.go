@@ -3,9 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"time"
@@ -37,30 +35,18 @@ func checkAddr(addr string) error {
 }
 
 // dial opens one connection to addr within DialTimeout, TLS handshake
-// and authentication included.
+// included. The credential, if any, is sent by connect: after the mux
+// negotiation, as the server expects it (docs/PROTOCOL.md).
 func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	network, address := splitAddr(addr)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	d := &net.Dialer{}
-	var (
-		nc  net.Conn
-		err error
-	)
 	if c.cfg.TLS != nil {
 		td := &tls.Dialer{NetDialer: d, Config: c.cfg.TLS}
-		nc, err = td.DialContext(ctx, network, address)
-	} else {
-		nc, err = d.DialContext(ctx, network, address)
+		return td.DialContext(ctx, network, address)
 	}
-	if err != nil || c.cfg.AuthToken == nil {
-		return nc, err
-	}
-	if err := c.authenticate(ctx, nc, addr); err != nil {
-		_ = nc.Close()
-		return nil, err
-	}
-	return nc, nil
+	return d.DialContext(ctx, network, address)
 }
 
 // StaticToken is a Config.AuthToken that sends the same token to every
@@ -70,28 +56,46 @@ func StaticToken(token []byte) func(context.Context, string) ([]byte, error) {
 }
 
 // authenticate sends the credential frame of a new connection and reads
-// the server's empty answer (see server.Auth), before any call may use
-// the connection. It reads exactly that answer: nothing else is due.
-func (c *Client) authenticate(ctx context.Context, nc net.Conn, addr string) error {
-	token, err := c.cfg.AuthToken(ctx, addr)
+// the server's empty answer (see server.Auth), within DialTimeout, before
+// any call may use the connection. It reads exactly that answer, through
+// the connection's reader, which the negotiation may have used before:
+// nothing else is due. On failure it closes the connection and returns
+// nil.
+func (cn *conn) authenticate(ctx context.Context) (*conn, error) {
+	if cn.c.cfg.AuthToken == nil {
+		return cn, nil
+	}
+	if err := cn.sendToken(ctx); err != nil {
+		_ = cn.nc.Close()
+		return nil, err
+	}
+	return cn, nil
+}
+
+func (cn *conn) sendToken(ctx context.Context) error {
+	c := cn.c
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	token, err := c.cfg.AuthToken(ctx, cn.addr)
 	if err != nil {
 		return fmt.Errorf("%w: getting the token: %w", ErrAuthFailed, err)
 	}
 	if d, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(d)
-		defer nc.SetDeadline(time.Time{})
+		_ = cn.nc.SetDeadline(d)
+		defer cn.nc.SetDeadline(time.Time{})
 	}
-	if _, err := nc.Write(frame.AppendFrame(nil, token)); err != nil {
+	if _, err := cn.nc.Write(frame.AppendFrame(nil, token)); err != nil {
 		return fmt.Errorf("%w: sending the token: %w", ErrAuthFailed, err)
 	}
-	var hdr [frame.HeaderSize]byte
-	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+	h, err := cn.in.r.ReadHeader()
+	switch {
+	case frame.SniffError(err) != "":
+		return fmt.Errorf("%w: answer to the token: %w", ErrAuthFailed, foreign(err))
+	case err != nil:
 		// A server that refuses a token closes the connection.
 		return fmt.Errorf("%w: the server closed the connection: %w", ErrAuthFailed, err)
-	}
-	if h := frame.Header(binary.BigEndian.Uint32(hdr[:])); h != 0 {
-		return fmt.Errorf("%w: answer header %d to the token, want an empty frame: %w",
-			ErrAuthFailed, h, foreign(c.cfg.Limits.CheckHeader(h)))
+	case h != 0:
+		return fmt.Errorf("%w: answer header %d to the token, want an empty frame", ErrAuthFailed, h)
 	}
 	return nil
 }

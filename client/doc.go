@@ -86,9 +86,9 @@
 //
 // # Authentication and closing
 //
-// Config.AuthToken sends a credential as the first frame of every new
-// connection, before any call may use it, for servers whose server.Auth
-// wants a token. Shutdown closes gracefully: new calls fail with ErrClosed
+// Config.AuthToken sends a credential on every new connection (after the
+// mux negotiation, if any), before any call may use it, for servers whose
+// server.Auth wants a token. Shutdown closes gracefully: new calls fail with ErrClosed
 // and Shutdown waits, up to its context, for the calls already made; Close
 // fails them at once.
 //

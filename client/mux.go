@@ -83,11 +83,16 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	cn := newConn(c, e, nc)
 	p := c.cfg.Protocol
 	if p == ProtocolV1 || (p == ProtocolAuto && e.speaksV1()) {
-		return cn, nil
+		return cn.authenticate(ctx)
 	}
+	// The preface goes first; the credential follows the acknowledgement
+	// (docs/PROTOCOL.md), before the first mux frame.
 	ack, isMux, err := cn.negotiate(ctx)
 	switch {
 	case err == nil && isMux:
+		if _, err := cn.authenticate(ctx); err != nil {
+			return nil, err
+		}
 		cn.enableMux(ack)
 		return cn, nil
 	case p == ProtocolMux:
@@ -99,17 +104,20 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	}
 	e.setV1()
 	c.cfg.Stats.Count(StatFallbacks, 1)
-	if err == nil {
+	if err == nil && c.cfg.AuthToken == nil {
 		// A v1 server answered the preface as a request; the
 		// connection is in step and speaks v1.
 		return cn, nil
 	}
+	// A v1 server that authenticates took the preface for the credential:
+	// dial again and send the real one first.
 	_ = nc.Close()
 	nc, err = c.dial(ctx, e.addr)
 	if err != nil {
 		return nil, err
 	}
-	return newConn(c, e, nc), nil
+	cn = newConn(c, e, nc)
+	return cn.authenticate(ctx)
 }
 
 // negotiate sends the preface and reads the one answer frame, within the
