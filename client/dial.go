@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/tcpez/tcpez/frame"
 )
@@ -80,10 +79,7 @@ func (cn *conn) sendToken(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: getting the token: %w", ErrAuthFailed, err)
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = cn.nc.SetDeadline(d)
-		defer cn.nc.SetDeadline(time.Time{})
-	}
+	defer cn.handshakeDeadline(ctx)()
 	if _, err := cn.nc.Write(frame.AppendFrame(nil, token)); err != nil {
 		return fmt.Errorf("%w: sending the token: %w", ErrAuthFailed, err)
 	}

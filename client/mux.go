@@ -88,6 +88,11 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	// The preface goes first; the credential follows the acknowledgement
 	// (docs/PROTOCOL.md), before the first mux frame.
 	ack, isMux, err := cn.negotiate(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Cut short by ctx, not refused: the address may well speak mux.
+		_ = nc.Close()
+		return nil, ctx.Err()
+	}
 	switch {
 	case err == nil && isMux:
 		if _, err := cn.authenticate(ctx); err != nil {
@@ -120,15 +125,33 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	return cn.authenticate(ctx)
 }
 
-// negotiate sends the preface and reads the one answer frame, within the
-// dial timeout. isMux false with a nil error: a v1 server answered.
-func (cn *conn) negotiate(ctx context.Context) (ack frame.Ack, isMux bool, err error) {
+// handshakeDeadline bounds an exchange of a new connection (negotiation,
+// credential) by DialTimeout and ctx, and returns what lifts the bound.
+// ctx ending cuts the exchange short, so that Close or a removed address
+// does not wait for a server that holds the preface or the credential.
+func (cn *conn) handshakeDeadline(ctx context.Context) (lift func()) {
 	deadline := time.Now().Add(cn.c.cfg.DialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	_ = cn.nc.SetDeadline(deadline)
-	defer func() { _ = cn.nc.SetDeadline(time.Time{}) }()
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cut)
+		_ = cn.nc.SetDeadline(time.Unix(1, 0))
+	})
+	return func() {
+		if !stop() {
+			<-cut // its deadline must not land after the one lifting it
+		}
+		_ = cn.nc.SetDeadline(time.Time{})
+	}
+}
+
+// negotiate sends the preface and reads the one answer frame, within the
+// dial timeout. isMux false with a nil error: a v1 server answered.
+func (cn *conn) negotiate(ctx context.Context) (ack frame.Ack, isMux bool, err error) {
+	defer cn.handshakeDeadline(ctx)()
 	if _, err := cn.nc.Write(frame.AppendPreface(nil)); err != nil {
 		return ack, false, err
 	}

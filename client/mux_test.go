@@ -267,6 +267,36 @@ func TestFallbackWhenV1ServerCloses(t *testing.T) {
 	}
 }
 
+// TestCloseDuringNegotiation: Close does not wait out the dial timeout of
+// a connection whose server holds the preface.
+func TestCloseDuringNegotiation(t *testing.T) {
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	h := server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		got <- struct{}{}
+		<-release
+		return req, nil
+	})
+	_, addr, _ := startMux(t, h, server.Config{V1Only: true})
+	t.Cleanup(func() { close(release) })
+	// An hour: only ctx can end the negotiation before the test's end.
+	c, err := client.New([]string{addr}, client.Config{DialTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-got // the preface is in the handler
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctxFor(t).Done():
+		t.Fatal("Close waited for the negotiation's dial timeout")
+	}
+}
+
 // TestFallbackWhenServerSilent: a server that neither answers the preface
 // nor closes costs the client one dial timeout, not a hang; the client
 // then dials again in v1.
