@@ -162,7 +162,13 @@ func (e *endpoint) grow() bool {
 // ReconnectBackoff.Max: a call then waits on an overdue connection rather
 // than on dials that fail.
 func (e *endpoint) dialExtra() {
+	var cn *conn
 	nc, err := e.c.dial(e.ctx, e.addr)
+	if err == nil {
+		// Extras speak v1 (only v1 answers come in order), so the
+		// credential, if any, is their first frame.
+		cn, err = newConn(e.c, e, nc).authenticate(e.ctx)
+	}
 	e.mu.Lock()
 	e.growing = false
 	if err != nil {
@@ -175,7 +181,7 @@ func (e *endpoint) dialExtra() {
 		return
 	}
 	e.c.cfg.Stats.Count(StatExtraDialed, 1)
-	e.add(newConn(e.c, e, nc))
+	e.add(cn)
 	e.wake() // to watch the extra for idleness
 }
 
