@@ -171,3 +171,51 @@ func TestAuthTokenRefused(t *testing.T) {
 		t.Fatalf("server checked %q", tok)
 	}
 }
+
+// TestAuthTokenExtraConnection: the extra connection that routes around an
+// overdue answer authenticates like any other.
+func TestAuthTokenExtraConnection(t *testing.T) {
+	checks := make(chan string, 10)
+	started, gate := make(chan struct{}, 1), make(chan struct{})
+	_, addr := testserver.Start(t, server.HandlerFunc(func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if string(req) == "hold" {
+			started <- struct{}{}
+			<-gate
+		}
+		id, _ := server.Identity(ctx)
+		return []byte(id), nil
+	}), server.Config{Auth: &server.Auth{
+		Token: true,
+		Check: func(_ context.Context, _ server.Peer, token []byte) (string, error) {
+			checks <- string(token)
+			if string(token) != "s3cret" {
+				return "", errors.New("bad token")
+			}
+			return "alice", nil
+		},
+	}})
+	t.Cleanup(func() { close(gate) })
+	rec := stats.NewMemory()
+	c := newClient(t, []string{addr}, client.Config{
+		Stats:     rec,
+		AuthToken: client.StaticToken([]byte("s3cret")),
+	})
+	c.Go(ctxFor(t), []byte("hold")) // answered at cleanup, or failed by Close
+	waitStarted(t, started)
+	// The scenario, not an assertion: the held answer becomes overdue.
+	time.Sleep(3 * client.DefaultOverdueAfter)
+	if ans, err := c.Call(ctxFor(t), []byte("fast")); err != nil || string(ans) != "alice" {
+		t.Fatalf("call beside the held one: %q, %v; want alice", ans, err)
+	}
+	if n := rec.Counter(client.StatExtraDialed); n != 1 {
+		t.Fatalf("%s = %d, want 1", client.StatExtraDialed, n)
+	}
+	if len(checks) != 2 {
+		t.Fatalf("%d credentials checked, want 2", len(checks))
+	}
+	for range 2 {
+		if tok := <-checks; tok != "s3cret" {
+			t.Fatalf("server checked %q", tok)
+		}
+	}
+}
