@@ -19,8 +19,9 @@ var ErrUnauthenticated = errors.New("tcpez/server: unauthenticated")
 
 // Auth admits connections before any of their requests is served.
 //
-// With Token set, the first frame of every connection is a credential, not
-// a request: it goes to Check, and an accepted connection gets an empty
+// With Token set, the first frame of every connection (after the mux
+// negotiation, when the client asks for it) is a credential, not a
+// request: it goes to Check, and an accepted connection gets an empty
 // frame as its answer, so that the exchange is an ordinary request and
 // answer to any tcpez client. Without Token, Check sees only the peer, for
 // example the identity in its TLS client certificate.
