@@ -70,7 +70,7 @@ func (cn *conn) readLoop() {
 		if turn != readerKeep && !cn.awaitRead(watch) {
 			return
 		}
-		h, err := cn.in.r.ReadHeader()
+		h, err := cn.readStart()
 		if err != nil {
 			cn.failWith(next, err)
 			return
@@ -148,9 +148,22 @@ func (cn *conn) pop() *request {
 	return cn.q.pop()
 }
 
+// readStart reads the header of the next answer or, with a Codec, waits
+// for its first byte.
+func (cn *conn) readStart() (frame.Header, error) {
+	if cn.c.cfg.Codec == nil {
+		return cn.in.r.ReadHeader()
+	}
+	_, err := cn.in.r.Peek(1)
+	return 0, err
+}
+
 // answer reads the answer that starts with h and completes rq with it. On
 // error rq is left pending for the caller to fail.
 func (cn *conn) answer(rq *request, h frame.Header) error {
+	if cn.c.cfg.Codec != nil {
+		return cn.answerCodec(rq)
+	}
 	if rq.mode.batch() {
 		return cn.answerBatch(rq, h)
 	}
@@ -178,6 +191,35 @@ func (cn *conn) answer(rq *request, h frame.Header) error {
 		rq.complete(ans, nil, nil, false)
 		return nil
 	}
+}
+
+// answerCodec reads an answer with the Codec and completes rq with it,
+// claiming a caller's buffer only once the whole answer is read, as
+// answerAppend does.
+func (cn *conn) answerCodec(rq *request) error {
+	if rq.mode != modeAppend {
+		ans, err := cn.c.cfg.Codec.ReadAnswer(cn.in.r, nil)
+		if err != nil {
+			return err
+		}
+		rq.complete(ans, nil, nil, false) // or drops it, for a caller gone
+		return nil
+	}
+	p, err := cn.c.cfg.Codec.ReadAnswer(cn.in.r, cn.in.scratch[:0])
+	if cap(p) <= maxKeptBuffer {
+		cn.in.scratch = p[:0]
+	}
+	if err != nil {
+		return err
+	}
+	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.ans, rq.err = append(rq.dst, p...), nil
+		rq.state.Store(stateDone)
+		rq.signal()
+	} else {
+		rq.recycle()
+	}
+	return nil
 }
 
 // answerAppend appends an n-byte answer to the caller's buffer. The whole
