@@ -3,6 +3,8 @@ package textcmd
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tcpez/tcpez/frame"
 )
 
 // ErrProtocol matches, through errors.Is, every error by which this package
@@ -10,7 +12,9 @@ import (
 // out of sync and must be closed.
 var ErrProtocol = errors.New("textcmd: protocol error")
 
-// Protocol violations. Each matches ErrProtocol as well as itself.
+// Protocol violations. Each matches ErrProtocol as well as itself, and
+// frame.ErrProtocol, by which the tcpez server and client count and report
+// the protocol errors of every wire codec.
 var (
 	// ErrLineTooLong is matched by a *SizeError for a line over
 	// Limits.MaxLineLength, reported as soon as that many bytes have come
@@ -47,7 +51,9 @@ type protocolError string
 
 func (e protocolError) Error() string { return "textcmd: " + string(e) }
 
-func (e protocolError) Is(target error) bool { return target == ErrProtocol }
+func (e protocolError) Is(target error) bool {
+	return target == ErrProtocol || target == frame.ErrProtocol
+}
 
 // SizeError reports a size over a limit. It is returned before any memory
 // is taken for the announced size.
@@ -65,5 +71,7 @@ func (e *SizeError) Error() string {
 	return fmt.Sprintf("%v: %d, over the limit of %d", e.Kind, e.Size, e.Limit)
 }
 
-// Is makes a SizeError match ErrProtocol and its Kind.
-func (e *SizeError) Is(target error) bool { return target == ErrProtocol || target == e.Kind }
+// Is makes a SizeError match ErrProtocol, frame.ErrProtocol and its Kind.
+func (e *SizeError) Is(target error) bool {
+	return target == ErrProtocol || target == frame.ErrProtocol || target == e.Kind
+}
