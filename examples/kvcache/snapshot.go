@@ -123,7 +123,7 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 		}
 		switch r := rec.Record.(type) {
 		case *kvcachepb.SnapshotRecord_Item:
-			it := item{value: r.Item.Value, expires: r.Item.ExpiresUnixMs * 1_000_000}
+			it := item{value: r.Item.Value, expires: r.Item.ExpiresUnixMs * 1_000_000, cas: s.cas.Add(1)}
 			if it.expires != 0 && it.expires <= now {
 				continue
 			}

@@ -17,7 +17,7 @@ import (
 // cfg.EncodeError says otherwise.
 func NewServer(mux *Mux, cfg server.Config) *server.Server {
 	cfg.Codec = mux.Codec()
-	cfg.ReadBufferSize = max(cfg.ReadBufferSize, server.DefaultBufferSize, mux.cfg.Limits.LineLimit())
+	cfg.ReadBufferSize = max(cfg.ReadBufferSize, server.DefaultConnBufferSize, mux.cfg.Limits.LineLimit())
 	if cfg.EncodeError == nil {
 		cfg.EncodeError = mux.encodeError
 	}
