@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ const memcachedVersion = "1.6.0-kvcache"
 const maxRelativeExptime = 30 * 24 * 3600
 
 // memcache serves memcached's text protocol over a Store: the commands
-// get, gets, set, add, replace, append, prepend, cas, delete, incr, decr,
+// get, gets, gat, gats, set, add, replace, append, prepend, cas, delete, incr, decr,
 // touch, flush_all, version, stats, verbosity and quit.
 type memcache struct {
 	store   *Store
@@ -41,6 +42,8 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 	}})
 	mux.HandleFunc("get", m.get(false), textserver.Command{MinArgs: 1})
 	mux.HandleFunc("gets", m.get(true), textserver.Command{MinArgs: 1})
+	mux.HandleFunc("gat", m.getAndTouch(false), textserver.Command{MinArgs: 2})
+	mux.HandleFunc("gats", m.getAndTouch(true), textserver.Command{MinArgs: 2})
 	for name, mode := range map[string]StoreMode{"set": ModeSet, "add": ModeAdd, "replace": ModeReplace,
 		"append": ModeAppend, "prepend": ModePrepend} {
 		mux.HandleFunc(name, m.storage(mode), textserver.Command{CountArg: 4})
@@ -119,34 +122,63 @@ func (m *memcache) expires(b []byte) (int64, bool) {
 
 func (m *memcache) get(withCAS bool) textserver.HandlerFunc {
 	return func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
-		b := resp.Buffer()
-		for _, key := range req.Args {
-			if !validKey(key) {
-				return clientError
-			}
-			m.gets.Add(1)
-			it, ok := m.store.GetItem(string(key))
-			if !ok {
-				continue
-			}
-			m.hits.Add(1)
-			b = append(b, "VALUE "...)
-			b = append(b, key...)
-			b = append(b, ' ')
-			b = strconv.AppendUint(b, uint64(it.Flags), 10)
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, int64(len(it.Value)), 10)
-			if withCAS {
-				b = append(b, ' ')
-				b = strconv.AppendUint(b, it.CAS, 10)
-			}
-			b = append(b, '\r', '\n')
-			b = append(b, it.Value...)
-			b = append(b, '\r', '\n')
-		}
-		resp.SetBuffer(append(b, "END\r\n"...))
-		return nil
+		return m.getKeys(req.Args, withCAS, resp, m.store.GetItem)
 	}
+}
+
+// getAndTouch is gat and gats: "gat <exptime> <key>*" gets the keys and
+// gives them a new expiry.
+func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
+	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+		exp, ok := m.expires(req.Args[0])
+		if !ok {
+			return clientError
+		}
+		err := m.getKeys(req.Args[1:], withCAS, resp, func(key string) (Item, bool) {
+			if !m.store.Touch(key, exp) {
+				return Item{}, false
+			}
+			return m.store.GetItem(key)
+		})
+		if err != nil {
+			return err
+		}
+		return m.store.Durable(ctx)
+	}
+}
+
+// getKeys appends a VALUE line and data block for each key lookup finds,
+// then END.
+func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Response, lookup func(string) (Item, bool)) error {
+	b := resp.Buffer()
+	for _, key := range keys {
+		if !validKey(key) {
+			return clientError
+		}
+		m.gets.Add(1)
+		it, ok := lookup(string(key))
+		if !ok {
+			continue
+		}
+		m.hits.Add(1)
+		// One allocation for the answer, rather than one per doubling.
+		b = slices.Grow(b, len(key)+len(it.Value)+64)
+		b = append(b, "VALUE "...)
+		b = append(b, key...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(it.Flags), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(it.Value)), 10)
+		if withCAS {
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, it.CAS, 10)
+		}
+		b = append(b, '\r', '\n')
+		b = append(b, it.Value...)
+		b = append(b, '\r', '\n')
+	}
+	resp.SetBuffer(append(b, "END\r\n"...))
+	return nil
 }
 
 var storeStatus = [...]string{Stored: "STORED", NotStored: "NOT_STORED", Exists: "EXISTS", NotFound: "NOT_FOUND"}
