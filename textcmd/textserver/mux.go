@@ -119,8 +119,8 @@ type command struct {
 // for a server whose Codec is the Mux's (see NewServer). Register every
 // command before serving.
 type Mux struct {
-	cfg  Config
-	cmds map[string]*command
+	cfg   Config
+	cmds  map[string]*command
 	calls sync.Pool // *exchange, reused from request to request
 	bufs  answerBuffers
 }
