@@ -211,6 +211,7 @@ func (m *Mux) Respond(ctx context.Context, raw []byte, sp *span.Span) ([]byte, e
 		return resp.buf, nil
 	}
 	req.Span = sp
+	sp.Attr("command", c.name)
 	err := m.run(ctx, c, req, resp)
 	if errors.Is(err, server.ErrCloseConnection) {
 		return nil, err
