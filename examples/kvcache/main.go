@@ -7,10 +7,14 @@
 //
 // A client shards keys and channels over several servers by consistent
 // hashing: client.Rendezvous, with client.WithKey on every call. A server
-// can keep its store in a snapshot file across restarts.
+// can keep its store in a snapshot file across restarts, and its keys in
+// a journal that survives a crash (--journal, --sync), and can speak
+// memcached's text protocol on a second listener over the same store
+// (--memcache), for memcached's clients and tools. See README.md.
 //
 //	go run ./examples/kvcache        # the demo: three servers and a client in one process
 //	go run ./examples/kvcache --serve 127.0.0.1:7100 --snapshot cache.snap
+//	go run ./examples/kvcache --serve 127.0.0.1:7100 --memcache 127.0.0.1:11211 --journal cache.journal
 package main
 
 import (
