@@ -99,7 +99,7 @@ func quiet() *logrus.Logger {
 }
 
 // serve starts a text server for mux on a loopback port.
-func serve(t *testing.T, mux *textserver.Mux, cfg server.Config) (*server.Server, string) {
+func serve(t testing.TB, mux *textserver.Mux, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet()
