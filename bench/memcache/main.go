@@ -40,6 +40,7 @@ type options struct {
 	keys            int
 	sizes           string
 	journal         bool
+	threads         int
 	out             string
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
 	flag.StringVar(&o.sizes, "sizes", "16,4096", "value sizes in bytes")
 	flag.BoolVar(&o.journal, "journal", true, "also run kvcache with --journal (default --sync 100ms)")
+	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
 	flag.StringVar(&o.out, "out", "", "directory to write MEMCACHED.md into; empty: print only")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -96,7 +98,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			p.stop()
 		}
 	}()
-	mc, err := startMemcached(ctx)
+	mc, err := startMemcached(ctx, o.threads)
 	if err != nil {
 		return err
 	}
@@ -121,23 +123,26 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	results := make(map[string]map[cell][]float64)
+	cpuPerReq := make(map[string]map[cell][]float64) // the server's CPU µs per request
 	for _, p := range procs {
 		results[p.name] = make(map[cell][]float64)
+		cpuPerReq[p.name] = make(map[cell][]float64)
 	}
 	for r := range o.rounds {
 		for _, c := range cells {
 			for i := range procs {
 				p := procs[(i+r)%len(procs)]
-				rps, err := measure(ctx, p.addr, c, o)
+				rps, cpu, err := measure(ctx, p, c, o)
 				if err != nil {
 					return fmt.Errorf("%s %s %d B: %w", p.name, c.op, c.size, err)
 				}
 				results[p.name][c] = append(results[p.name][c], rps)
-				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s\n", r+1, p.name, c.op, c.size, rps)
+				cpuPerReq[p.name][c] = append(cpuPerReq[p.name][c], cpu)
+				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s, %5.2f µs CPU/req\n", r+1, p.name, c.op, c.size, rps, cpu)
 			}
 		}
 	}
-	report := table(o, procs, cells, results)
+	report := table(o, procs, cells, results, cpuPerReq)
 	fmt.Fprint(out, report)
 	if o.out != "" {
 		return os.WriteFile(filepath.Join(o.out, "MEMCACHED.md"), []byte(report), 0o644)
@@ -154,12 +159,12 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func table(o options, procs []*proc, cells []cell, results map[string]map[cell][]float64) string {
+func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string]map[cell][]float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# kvcache's memcached listener side by side with memcached\n\n")
-	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s`, %s.\n\n",
-		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached.\n\n", o.rounds)
+	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d`, %s.\n\n",
+		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs.\n\n", o.rounds)
 	b.WriteString("| op | value |")
 	for _, p := range procs {
 		fmt.Fprintf(&b, " %s |", p.name)
@@ -173,12 +178,12 @@ func table(o options, procs []*proc, cells []cell, results map[string]map[cell][
 		base := median(results[procs[0].name][c])
 		fmt.Fprintf(&b, "| %s | %d B |", c.op, c.size)
 		for i, p := range procs {
-			m := median(results[p.name][c])
+			m, cpu := median(results[p.name][c]), median(cpuPerReq[p.name][c])
 			if i == 0 {
-				fmt.Fprintf(&b, " %.0f |", m)
+				fmt.Fprintf(&b, " %.0f; %.1f µs |", m, cpu)
 				continue
 			}
-			fmt.Fprintf(&b, " %.0f (%.2f×) |", m, m/base)
+			fmt.Fprintf(&b, " %.0f (%.2f×); %.1f µs |", m, m/base, cpu)
 		}
 		b.WriteString("\n")
 	}
@@ -186,19 +191,41 @@ func table(o options, procs []*proc, cells []cell, results map[string]map[cell][
 }
 
 // measure populates the keys (for get), warms up, and returns the req/s of
-// one measuring window.
-func measure(ctx context.Context, addr string, c cell, o options) (float64, error) {
+// one measuring window and the server's CPU µs per request in it.
+func measure(ctx context.Context, p *proc, c cell, o options) (rps, cpu float64, err error) {
 	value := bytes.Repeat([]byte{'x'}, c.size)
 	if c.op == "get" {
-		if err := populate(addr, o.keys, value); err != nil {
-			return 0, err
+		if err := populate(p.addr, o.keys, value); err != nil {
+			return 0, 0, err
 		}
 	}
-	if _, err := load(ctx, addr, c, o, value, o.warmup); err != nil {
-		return 0, err
+	if _, err := load(ctx, p.addr, c, o, value, o.warmup); err != nil {
+		return 0, 0, err
 	}
-	n, err := load(ctx, addr, c, o, value, o.measure)
-	return float64(n) / o.measure.Seconds(), err
+	before := cpuTime(p.cmd.Process.Pid)
+	n, err := load(ctx, p.addr, c, o, value, o.measure)
+	used := cpuTime(p.cmd.Process.Pid) - before
+	if n > 0 {
+		cpu = float64(used.Microseconds()) / float64(n)
+	}
+	return float64(n) / o.measure.Seconds(), cpu, err
+}
+
+// cpuTime is the user and system time of process pid, from
+// /proc/pid/stat, in clock ticks of 10ms; 0 where there is no /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func key(i int) string { return "key:" + strconv.Itoa(i) }

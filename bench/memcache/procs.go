@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func freeAddr() (string, error) {
 
 // startMemcached starts /usr/bin/memcached (or memcached on PATH) on a
 // free port.
-func startMemcached(ctx context.Context) (*proc, error) {
+func startMemcached(ctx context.Context, threads int) (*proc, error) {
 	bin, err := exec.LookPath("memcached")
 	if err != nil {
 		return nil, fmt.Errorf("memcached not installed (apt-get install memcached): %w", err)
@@ -53,9 +54,13 @@ func startMemcached(ctx context.Context) (*proc, error) {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	// Its defaults (4 threads, 64 MB) but for the memory, which must hold
-	// the 4 KiB keys of the get cells.
-	cmd := exec.CommandContext(ctx, bin, "-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "1024")
+	// Its defaults (4 threads unless told, 64 MB) but for the memory, which
+	// must hold the 4 KiB keys of the get cells.
+	args := []string{"-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "1024"}
+	if threads > 0 {
+		args = append(args, "-t", strconv.Itoa(threads))
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
