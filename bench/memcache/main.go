@@ -202,9 +202,9 @@ func measure(ctx context.Context, p *proc, c cell, o options) (rps, cpu float64,
 	if _, err := load(ctx, p.addr, c, o, value, o.warmup); err != nil {
 		return 0, 0, err
 	}
-	before := cpuTime(p.cmd.Process.Pid)
+	before := cpuTime(p.pid)
 	n, err := load(ctx, p.addr, c, o, value, o.measure)
-	used := cpuTime(p.cmd.Process.Pid) - before
+	used := cpuTime(p.pid) - before
 	if n > 0 {
 		cpu = float64(used.Microseconds()) / float64(n)
 	}

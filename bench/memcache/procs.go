@@ -6,84 +6,37 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
-	"time"
+
+	"github.com/tcpez/tcpez/internal/memcachedtest"
 )
 
 // A proc is a server under test, in a process of its own.
 type proc struct {
 	name string
 	addr string
-	cmd  *exec.Cmd
-	dir  string
+	pid  int
+	stop func()
 }
 
-func (p *proc) stop() {
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	if p.dir != "" {
-		os.RemoveAll(p.dir)
-	}
-}
-
-// freeAddr returns a free port on 127.0.0.1.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// startMemcached starts /usr/bin/memcached (or memcached on PATH) on a
-// free port.
+// startMemcached starts memcached on a free port: its defaults (4
+// threads unless told) but for the memory, which must hold the 4 KiB keys
+// of the get cells.
 func startMemcached(ctx context.Context, threads int) (*proc, error) {
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		return nil, fmt.Errorf("memcached not installed (apt-get install memcached): %w", err)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	// Its defaults (4 threads unless told, 64 MB) but for the memory, which
-	// must hold the 4 KiB keys of the get cells.
-	args := []string{"-u", "nobody", "-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "1024"}
+	args := []string{"-m", "1024"}
 	if threads > 0 {
 		args = append(args, "-t", strconv.Itoa(threads))
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	if err := cmd.Start(); err != nil {
+	mc, err := memcachedtest.Run(ctx, args...)
+	if err != nil {
 		return nil, err
 	}
-	p := &proc{name: "memcached", addr: addr, cmd: cmd}
-	if err := awaitListening(ctx, addr); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
-}
-
-func awaitListening(ctx context.Context, addr string) error {
-	for range 1000 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("nothing listens on %s", addr)
+	return &proc{name: "memcached", addr: mc.Addr, pid: mc.Pid(), stop: mc.Stop}, nil
 }
 
 // buildKvcache builds examples/kvcache into dir.
@@ -122,7 +75,11 @@ func startKvcache(ctx context.Context, name, bin string, extra ...string) (*proc
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, dir: dir}
+	p := &proc{name: name, pid: cmd.Process.Pid, stop: func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.RemoveAll(dir)
+	}}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		if m := memcacheAddrRE.FindStringSubmatch(sc.Text()); m != nil {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -339,43 +338,27 @@ func decodePut(p []byte) (string, item, bool) {
 	return key, it, true
 }
 
-// compact rewrites the journal at path with one record per live key of s:
-// a temporary file, fsynced, renamed over it, the directory fsynced.
+// compact rewrites the journal at path with one record per live key of s
+// (see replaceFile).
 func compact(path string, s *Store) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, a no-op
-	w := bufio.NewWriter(f)
-	var buf []byte
-	now := s.now().UnixNano()
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for k, it := range sh.items {
-			if it.expires != 0 && it.expires <= now {
-				continue
+	return replaceFile(path, func(w io.Writer) error {
+		var buf []byte
+		now := s.now().UnixNano()
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			for k, it := range sh.items {
+				if it.expires != 0 && it.expires <= now {
+					continue
+				}
+				buf = appendPut(buf, k, it)
 			}
-			buf = appendPut(buf[:0], k, it)
+			sh.mu.Unlock()
 			if _, err := w.Write(buf); err != nil {
-				sh.mu.Unlock()
-				f.Close()
 				return err
 			}
+			buf = buf[:0]
 		}
-		sh.mu.Unlock()
-	}
-	err = errors.Join(w.Flush(), f.Sync(), f.Close())
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+		return nil
+	})
 }

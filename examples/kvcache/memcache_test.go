@@ -19,6 +19,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/tcpez/tcpez/internal/memcachedtest"
 	"github.com/tcpez/tcpez/internal/spec"
 	"github.com/tcpez/tcpez/textcmd"
 	"github.com/tcpez/tcpez/textcmd/textclient"
@@ -59,36 +60,6 @@ func startMemcacheNode(t *testing.T, opts nodeOptions) string {
 	return n.memcacheAddr
 }
 
-// startMemcached starts a real memcached on a free port of 127.0.0.1.
-func startMemcached(t *testing.T) string {
-	t.Helper()
-	bin := needTool(t, "memcached")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-u", "nobody", "-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for range 500 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("memcached did not listen on %s", addr)
-	return ""
-}
-
 // exchange sends req on a new connection and reads until it has as many
 // bytes as want, or the server closes.
 func exchange(t *testing.T, addr string, req []byte, n int) ([]byte, error) {
@@ -122,7 +93,7 @@ func TestSpecExamples(t *testing.T) {
 	}
 	servers := map[string]string{"kvcache": startMemcacheNode(t, nodeOptions{})}
 	if _, err := exec.LookPath("memcached"); err == nil || os.Getenv("CI") != "" {
-		servers["memcached"] = startMemcached(t)
+		servers["memcached"] = memcachedtest.Start(t)
 	}
 	for name, addr := range servers {
 		for _, ex := range examples {

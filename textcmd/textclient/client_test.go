@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/memcachedtest"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/textcmd"
 	"github.com/tcpez/tcpez/textcmd/textclient"
@@ -194,37 +193,7 @@ func TestServerBreaksProtocol(t *testing.T) {
 
 // TestAgainstMemcached: the client speaks to a real memcached.
 func TestAgainstMemcached(t *testing.T) {
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("memcached not installed: .ci/run installs it")
-		}
-		t.Skip("memcached not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-u", "nobody", "-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var c *textclient.Client
-	for range 500 {
-		if nc, err := net.Dial("tcp", addr); err == nil {
-			nc.Close()
-			c = newClient(t, addr, textcmd.Memcached)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c == nil {
-		t.Fatal("memcached did not listen")
-	}
+	c := newClient(t, memcachedtest.Start(t), textcmd.Memcached)
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
 	resp, err := c.Exec(ctx, textclient.Cmd("set").Arg("k").Uint(7).Uint(0).Count().Data([]byte("v\r\n1")))
