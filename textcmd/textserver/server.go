@@ -10,14 +10,24 @@ import (
 	"github.com/tcpez/tcpez/textcmd"
 )
 
+// DefaultReadBufferSize is a text server's read buffer when
+// cfg.ReadBufferSize is zero: a request with a 4 KiB value and its line
+// arrives with one read, where the 4 KiB of server.DefaultBufferSize took
+// two.
+const DefaultReadBufferSize = 16 << 10
+
 // NewServer returns a server.Server that serves the commands of mux with
 // cfg, as any tcpez server is configured, except that cfg.Codec becomes
-// mux's Codec, the read buffer holds at least a line, and a handler panic
+// mux's Codec, the read buffer is DefaultReadBufferSize unless set and
+// holds at least a line, and a handler panic
 // is answered with an error line ("SERVER_ERROR internal error") unless
 // cfg.EncodeError says otherwise.
 func NewServer(mux *Mux, cfg server.Config) *server.Server {
 	cfg.Codec = mux.Codec()
-	cfg.ReadBufferSize = max(cfg.ReadBufferSize, server.DefaultConnBufferSize, mux.cfg.Limits.LineLimit())
+	if cfg.ReadBufferSize == 0 {
+		cfg.ReadBufferSize = DefaultReadBufferSize
+	}
+	cfg.ReadBufferSize = max(cfg.ReadBufferSize, mux.cfg.Limits.LineLimit())
 	if cfg.EncodeError == nil {
 		cfg.EncodeError = mux.encodeError
 	}
