@@ -63,8 +63,10 @@ type Command struct {
 	// CountArg is set MinArgs is at least CountArg.
 	MinArgs int
 	// Timeout bounds the handler: its context ends then, and the command
-	// is answered with an error line ("SERVER_ERROR timeout"), whether or
-	// not the handler has returned. Zero: Config.Timeout; negative: none.
+	// is answered with an error line ("SERVER_ERROR timeout") — an async
+	// handler's at once, whether or not it has called done; a sync
+	// handler's when it returns, even with an answer, since it returned
+	// late. Zero: Config.Timeout; negative: none.
 	Timeout time.Duration
 }
 
