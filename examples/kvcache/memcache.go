@@ -9,12 +9,16 @@ import (
 	"time"
 
 	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/textcmd"
 	"github.com/tcpez/tcpez/textcmd/textserver"
 )
 
 // memcachedVersion is what the version command answers: the memcached
 // protocol level kvcache speaks, so that clients that parse it are happy.
 const memcachedVersion = "1.6.0-kvcache"
+
+// maxItemSize is the largest value stored, memcached's default item size.
+const maxItemSize = 1 << 20
 
 // maxRelativeExptime is memcached's line between an exptime in seconds
 // from now and one in Unix seconds: 30 days.
@@ -36,10 +40,14 @@ var clientError = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command l
 // newMemcacheMux registers memcached's commands.
 func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 	m := &memcache{store: store, journal: journal, started: time.Now()}
-	mux := textserver.NewMux(textserver.Config{Replies: map[string]textserver.Reply{
-		"VALUE": {CountArg: 3, Continues: true},
-		"STAT":  {Continues: true},
-	}})
+	mux := textserver.NewMux(textserver.Config{
+		// Data up to twice the item limit is read and refused with an error
+		// line, as memcached does; beyond, the connection is closed.
+		Limits: textcmd.Limits{MaxDataSize: 2 * maxItemSize},
+		Replies: map[string]textserver.Reply{
+			"VALUE": {CountArg: 3, Continues: true},
+			"STAT":  {Continues: true},
+		}})
 	mux.HandleFunc("get", m.get(false), textserver.Command{MinArgs: 1})
 	mux.HandleFunc("gets", m.get(true), textserver.Command{MinArgs: 1})
 	mux.HandleFunc("gat", m.getAndTouch(false), textserver.Command{MinArgs: 2})
@@ -196,6 +204,9 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			if casID, err = strconv.ParseUint(string(req.Args[4]), 10, 64); err != nil {
 				return clientError
 			}
+		}
+		if len(req.Data) > maxItemSize {
+			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
 		m.sets.Add(1)
 		// The request's bytes are the connection's; the store keeps its own.

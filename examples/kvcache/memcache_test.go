@@ -371,3 +371,20 @@ func TestJournalSIGKILLWindow(t *testing.T) {
 	}
 	t.Logf("the %d writes synced before SIGKILL survived; %d were acknowledged in all", want, acked)
 }
+
+// TestValueTooLarge: a value over memcached's item size is refused with
+// memcached's error line and the connection goes on; one over the codec's
+// limit closes it, before its data is read.
+func TestValueTooLarge(t *testing.T) {
+	addr := startMemcacheNode(t, nodeOptions{})
+	big := bytes.Repeat([]byte("x"), maxItemSize+1)
+	req := append(fmt.Appendf(nil, "set big 0 0 %d\r\n", len(big)), big...)
+	req = append(req, "\r\nversion\r\n"...)
+	want := "SERVER_ERROR object too large for cache\r\nVERSION " + memcachedVersion + "\r\n"
+	if got, err := exchange(t, addr, req, len(want)); err != nil || string(got) != want {
+		t.Fatalf("answered %q, %v; want %q", got, err, want)
+	}
+	if got, err := exchange(t, addr, fmt.Appendf(nil, "set huge 0 0 %d\r\n", 2*maxItemSize+1), 1); !errors.Is(err, io.EOF) {
+		t.Fatalf("a byte count over the limit: read %q, %v; want the connection closed", got, err)
+	}
+}
