@@ -29,4 +29,4 @@ type Codec interface {
 
 // ErrBatchUnsupported is Pipeline.Flush's error on a client whose Codec
 // has no batches.
-var ErrBatchUnsupported = errors.New("tcpez: this client's codec has no batches")
+var ErrBatchUnsupported = errors.New("tcpez/client: this client's codec has no batches")

@@ -38,4 +38,4 @@ type Codec interface {
 // closes its connection once the answers before it are written, without
 // an answer of its own: a protocol's "quit". It is not logged or counted
 // as a failure.
-var ErrCloseConnection = errors.New("tcpez: close the connection")
+var ErrCloseConnection = errors.New("tcpez/server: close the connection")

@@ -10,7 +10,7 @@ import (
 // ErrProtocol matches, through errors.Is, every error by which this package
 // reports input that breaks the protocol. A connection that returns one is
 // out of sync and must be closed.
-var ErrProtocol = errors.New("textcmd: protocol error")
+var ErrProtocol = errors.New("tcpez/textcmd: protocol error")
 
 // Protocol violations. Each matches ErrProtocol as well as itself, and
 // frame.ErrProtocol, by which the tcpez server and client count and report
@@ -42,14 +42,14 @@ var (
 
 // ErrBadToken reports, from Writer and the request builders, an argument
 // that cannot be sent: empty, or holding a space, "\r" or "\n".
-var ErrBadToken = errors.New("textcmd: argument empty or holding a space, CR or LF")
+var ErrBadToken = errors.New("tcpez/textcmd: argument empty or holding a space, CR or LF")
 
 // ErrInvalidLimits reports Limits that Validate rejects.
-var ErrInvalidLimits = errors.New("textcmd: invalid limits")
+var ErrInvalidLimits = errors.New("tcpez/textcmd: invalid limits")
 
 type protocolError string
 
-func (e protocolError) Error() string { return "textcmd: " + string(e) }
+func (e protocolError) Error() string { return "tcpez/textcmd: " + string(e) }
 
 func (e protocolError) Is(target error) bool {
 	return target == ErrProtocol || target == frame.ErrProtocol

@@ -176,7 +176,7 @@ func textClient(t *testing.T, addr string) *textclient.Client {
 }
 
 func set(ctx context.Context, c *textclient.Client, key, value string) error {
-	resp, err := c.Exec(ctx, textclient.Cmd("set").Arg(key).Arg("0").Arg("0").Count().Data([]byte(value)))
+	resp, err := c.Call(ctx, textclient.Cmd("set").Arg(key).Arg("0").Arg("0").Count().Data([]byte(value)))
 	if err == nil && resp.Status() != "STORED" {
 		err = fmt.Errorf("set %s: %s", key, resp.Status())
 	}
@@ -184,7 +184,7 @@ func set(ctx context.Context, c *textclient.Client, key, value string) error {
 }
 
 func get(ctx context.Context, c *textclient.Client, key string) (string, bool, error) {
-	resp, err := c.Exec(ctx, textclient.Cmd("get").Arg(key))
+	resp, err := c.Call(ctx, textclient.Cmd("get").Arg(key))
 	if err != nil {
 		return "", false, err
 	}
@@ -242,7 +242,7 @@ func startChild(t *testing.T, journal, sync string) (*exec.Cmd, string) {
 }
 
 func stat(ctx context.Context, c *textclient.Client, name string) (string, error) {
-	resp, err := c.Exec(ctx, textclient.Cmd("stats"))
+	resp, err := c.Call(ctx, textclient.Cmd("stats"))
 	if err != nil {
 		return "", err
 	}

@@ -118,14 +118,14 @@ func demo(addr string, g textcmd.Grammar) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	resp, err := c.Exec(ctx, textclient.Cmd("ECHO").Count().Data([]byte("hello\r\nworld")))
+	resp, err := c.Call(ctx, textclient.Cmd("ECHO").Count().Data([]byte("hello\r\nworld")))
 	if err != nil {
 		return err
 	}
 	fmt.Printf("ECHO: %s %q\n", resp.Status(), resp.Parts[0].Data)
 
 	// Three calls in flight at once share the connection, pipelined.
-	calls := []*textclient.Call{
+	calls := []*textclient.Future{
 		c.Go(ctx, textclient.Cmd("UPPER").Arg("tcp").Arg("made").Arg("easy")),
 		c.Go(ctx, textclient.Cmd("LIST").Uint(3)),
 		c.Go(ctx, textclient.Cmd("SLOW")),
@@ -142,7 +142,7 @@ func demo(addr string, g textcmd.Grammar) error {
 	fmt.Printf("LIST: %d items, closed by %s\n", len(resp.Items()), resp.Status())
 	_, err = calls[2].Wait()
 	fmt.Printf("SLOW: %v\n", err)
-	_, err = c.Exec(ctx, textclient.Cmd("NOPE"))
+	_, err = c.Call(ctx, textclient.Cmd("NOPE"))
 	fmt.Printf("NOPE: %v\n", err)
 	return nil
 }

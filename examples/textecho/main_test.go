@@ -10,8 +10,8 @@ func TestRuns(t *testing.T) {
 	const want = `ECHO: OK "hello\r\nworld"
 UPPER: TCP MADE EASY
 LIST: 3 items, closed by DONE
-SLOW: textclient: SERVER_ERROR timeout
-NOPE: textclient: ERROR
+SLOW: tcpez/textclient: SERVER_ERROR timeout
+NOPE: tcpez/textclient: ERROR
 `
 	out, err := exec.Command("go", "run", ".").CombinedOutput()
 	if err != nil || string(out) != want {

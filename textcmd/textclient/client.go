@@ -19,7 +19,7 @@ type Config struct {
 	Grammar textcmd.Grammar
 	// Limits bound what a server may send.
 	Limits textcmd.Limits
-	// ErrorStatuses are the statuses that Exec returns as a *StatusError.
+	// ErrorStatuses are the statuses that Call returns as a *StatusError.
 	// Default DefaultErrorStatuses; empty after New only if set to a
 	// non-nil empty slice.
 	ErrorStatuses []string
@@ -36,9 +36,9 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	if e.Text == "" {
-		return "textclient: " + e.Status
+		return "tcpez/textclient: " + e.Status
 	}
-	return "textclient: " + e.Status + " " + e.Text
+	return "tcpez/textclient: " + e.Status + " " + e.Text
 }
 
 // Client sends requests and reads their responses. It is safe for
@@ -57,7 +57,7 @@ func New(addrs []string, cfg Config) (*Client, error) {
 	}
 	cc := cfg.Client
 	cc.Codec = codec{g: cfg.Grammar, lim: cfg.Limits}
-	c, err := client.New(addrs, client.WithConfig(cc))
+	c, err := client.New(addrs, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -78,43 +78,43 @@ func (c *Client) Close() error { return c.c.Close() }
 // Raw returns the client underneath, for its stats and state.
 func (c *Client) Raw() *client.Client { return c.c }
 
-// Exec sends req and returns its response. A response with an error
+// Call sends req and returns its response. A response with an error
 // status comes with a *StatusError; errors of the connection are those
 // of package client.
-func (c *Client) Exec(ctx context.Context, req *Request) (*Response, error) {
+func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 	b, err := req.Build()
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.c.SendRecv(ctx, b)
+	raw, err := c.c.Call(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	return c.parse(raw)
 }
 
-// Call is a request in flight, started by Go.
-type Call struct {
-	c    *Client
-	call *client.Call
-	err  error
+// Future is a request in flight, started by Go.
+type Future struct {
+	c   *Client
+	fut *client.Future
+	err error
 }
 
 // Go sends req and returns at once; Wait returns its response.
-func (c *Client) Go(ctx context.Context, req *Request) *Call {
+func (c *Client) Go(ctx context.Context, req *Request) *Future {
 	b, err := req.Build()
 	if err != nil {
-		return &Call{c: c, err: err}
+		return &Future{c: c, err: err}
 	}
-	return &Call{c: c, call: c.c.Go(ctx, b)}
+	return &Future{c: c, fut: c.c.Go(ctx, b)}
 }
 
-// Wait waits for the response, as Exec returns it.
-func (f *Call) Wait() (*Response, error) {
+// Wait waits for the response, as Call returns it.
+func (f *Future) Wait() (*Response, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	raw, err := f.call.Wait()
+	raw, err := f.fut.Wait()
 	if err != nil {
 		return nil, err
 	}

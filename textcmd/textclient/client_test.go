@@ -106,7 +106,7 @@ func TestConcurrentCallsPipelined(t *testing.T) {
 	defer cancel()
 
 	// From cold: the first call of a new client.
-	resp, err := c.Exec(ctx, textclient.Cmd("LIST"))
+	resp, err := c.Call(ctx, textclient.Cmd("LIST"))
 	if err != nil || len(resp.Items()) != 3 || resp.Status() != "END" {
 		t.Fatalf("LIST: %+v, %v", resp, err)
 	}
@@ -117,7 +117,7 @@ func TestConcurrentCallsPipelined(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				data := fmt.Appendf(nil, "goroutine %d call %d\r\n", g, i)
-				resp, err := c.Exec(ctx, textclient.Cmd("ECHO").Count().Data(data))
+				resp, err := c.Call(ctx, textclient.Cmd("ECHO").Count().Data(data))
 				if err != nil {
 					errs <- err
 					return
@@ -147,13 +147,13 @@ func TestStatusErrorAndNoBatches(t *testing.T) {
 	c := newClient(t, addr, g)
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
-	_, err := c.Exec(ctx, textclient.Cmd("NOPE"))
+	_, err := c.Call(ctx, textclient.Cmd("NOPE"))
 	var se *textclient.StatusError
 	if !errors.As(err, &se) || se.Status != "ERROR" {
 		t.Fatalf("unknown command: %v, want a *StatusError ERROR", err)
 	}
 	p := c.Raw().Pipeline()
-	p.Send([]byte("LIST\r\n"))
+	p.Enqueue([]byte("LIST\r\n"))
 	if _, err := p.Flush(ctx); !errors.Is(err, client.ErrBatchUnsupported) {
 		t.Fatalf("Pipeline.Flush: %v, want ErrBatchUnsupported", err)
 	}
@@ -185,9 +185,9 @@ func TestServerBreaksProtocol(t *testing.T) {
 	c := newClient(t, l.Addr().String(), textcmd.Memcached)
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
-	_, err = c.Exec(ctx, textclient.Cmd("get").Arg("k"))
+	_, err = c.Call(ctx, textclient.Cmd("get").Arg("k"))
 	if !errors.Is(err, textcmd.ErrBadDataEnd) || !errors.Is(err, client.ErrConnLost) {
-		t.Fatalf("Exec: %v, want ErrBadDataEnd and ErrConnLost", err)
+		t.Fatalf("Call: %v, want ErrBadDataEnd and ErrConnLost", err)
 	}
 }
 
@@ -196,15 +196,15 @@ func TestAgainstMemcached(t *testing.T) {
 	c := newClient(t, memcachedtest.Start(t), textcmd.Memcached)
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
-	resp, err := c.Exec(ctx, textclient.Cmd("set").Arg("k").Uint(7).Uint(0).Count().Data([]byte("v\r\n1")))
+	resp, err := c.Call(ctx, textclient.Cmd("set").Arg("k").Uint(7).Uint(0).Count().Data([]byte("v\r\n1")))
 	if err != nil || resp.Status() != "STORED" {
 		t.Fatalf("set: %+v, %v", resp, err)
 	}
-	resp, err = c.Exec(ctx, textclient.Cmd("gets").Arg("k").Arg("missing"))
+	resp, err = c.Call(ctx, textclient.Cmd("gets").Arg("k").Arg("missing"))
 	if err != nil || len(resp.Items()) != 1 || string(resp.Items()[0].Data) != "v\r\n1" || string(resp.Items()[0].Arg(1)) != "7" {
 		t.Fatalf("gets: %+v, %v", resp, err)
 	}
-	_, err = c.Exec(ctx, textclient.Cmd("incr").Arg("k").Uint(1))
+	_, err = c.Call(ctx, textclient.Cmd("incr").Arg("k").Uint(1))
 	var se *textclient.StatusError
 	if !errors.As(err, &se) || se.Status != "CLIENT_ERROR" {
 		t.Fatalf("incr of a non-number: %v", err)

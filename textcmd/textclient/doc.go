@@ -3,13 +3,13 @@
 // load-balanced connections on which concurrent calls are pipelined.
 //
 //	c, err := textclient.New([]string{"127.0.0.1:11211"}, textclient.Config{Grammar: textcmd.Memcached})
-//	resp, err := c.Exec(ctx, textclient.Cmd("set").Arg("k").Arg("0").Arg("0").Count().Data([]byte("hello")))
+//	resp, err := c.Call(ctx, textclient.Cmd("set").Arg("k").Arg("0").Arg("0").Count().Data([]byte("hello")))
 //	// resp.Status() == "STORED"
-//	resp, err = c.Exec(ctx, textclient.Cmd("get").Arg("k"))
+//	resp, err = c.Call(ctx, textclient.Cmd("get").Arg("k"))
 //	// resp.Parts[0]: VALUE k 0 5, Data "hello"; resp.Status() == "END"
 //
 // A Request is built token by token; Count marks where the byte count of
-// its data block goes, at any position. Exec sends it and waits for its
+// its data block goes, at any position. Call sends it and waits for its
 // whole response, multi-part or not; Go starts it and returns a future.
 // Calls from many goroutines share connections and are pipelined: their
 // requests are coalesced into few writes and their responses read in

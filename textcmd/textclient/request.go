@@ -9,11 +9,11 @@ import (
 
 // ErrNoReply is the error of a request holding the token "noreply", whose
 // missing answer would put every later call on the connection out of step.
-var ErrNoReply = errors.New("textclient: noreply requests cannot be pipelined")
+var ErrNoReply = errors.New("tcpez/textclient: noreply requests cannot be pipelined")
 
 // ErrCount is the error of a request with data and no Count, or a Count
 // and no data.
-var ErrCount = errors.New("textclient: a data block needs a Count, and a Count a data block")
+var ErrCount = errors.New("tcpez/textclient: a data block needs a Count, and a Count a data block")
 
 // Request builds one request: a command name, its arguments, and a data
 // block whose byte count goes where Count was called. Building does not

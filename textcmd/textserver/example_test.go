@@ -29,7 +29,7 @@ func ExampleMux() {
 		return
 	}
 	defer c.Close()
-	resp, err := c.Exec(context.Background(), textclient.Cmd("ECHO").Count().Data([]byte("hello")))
+	resp, err := c.Call(context.Background(), textclient.Cmd("ECHO").Count().Data([]byte("hello")))
 	if err != nil {
 		fmt.Println(err)
 		return

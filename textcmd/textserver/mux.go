@@ -153,7 +153,7 @@ func (m *Mux) HandleAsync(name string, h AsyncHandlerFunc, c Command) {
 
 func (m *Mux) register(name string, c *command) {
 	if !textcmd.ValidToken([]byte(name)) || c.CountArg < 0 || c.MinArgs < 0 {
-		panic(fmt.Sprintf("textserver: bad command %q", name))
+		panic(fmt.Sprintf("tcpez/textserver: bad command %q", name))
 	}
 	c.name = name
 	c.MinArgs = max(c.MinArgs, c.CountArg)

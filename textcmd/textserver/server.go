@@ -12,7 +12,7 @@ import (
 
 // DefaultReadBufferSize is a text server's read buffer when
 // cfg.ReadBufferSize is zero: a request with a 4 KiB value and its line
-// arrives with one read, where the 4 KiB of server.DefaultBufferSize took
+// arrives with one read, where the 4 KiB of server.DefaultConnBufferSize took
 // two.
 const DefaultReadBufferSize = 16 << 10
 
