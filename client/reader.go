@@ -212,6 +212,13 @@ func (cn *conn) answerCodec(rq *request) error {
 	if err != nil {
 		return err
 	}
+	rq.appendAnswer(p)
+	return nil
+}
+
+// appendAnswer appends a whole answer to the caller's buffer if the caller
+// still waits, claiming the request first; else the request is recycled.
+func (rq *request) appendAnswer(p []byte) {
 	if rq.state.CompareAndSwap(statePending, stateClaimed) {
 		rq.ans, rq.err = append(rq.dst, p...), nil
 		rq.state.Store(stateDone)
@@ -219,7 +226,6 @@ func (cn *conn) answerCodec(rq *request) error {
 	} else {
 		rq.recycle()
 	}
-	return nil
 }
 
 // answerAppend appends an n-byte answer to the caller's buffer. The whole
@@ -231,13 +237,7 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 	if err != nil {
 		return err
 	}
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
-		rq.ans, rq.err = append(rq.dst, p...), nil
-		rq.state.Store(stateDone)
-		rq.signal()
-	} else {
-		rq.recycle()
-	}
+	rq.appendAnswer(p)
 	if inPlace(n) {
 		// Cannot fail: Peek buffered these bytes. rq is gone, so no error
 		// may reach the caller's error path from here.
