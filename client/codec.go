@@ -18,7 +18,7 @@ import (
 // headers), and Pipeline, which sends a v1 batch, fails with
 // ErrBatchUnsupported: concurrent calls pipeline on their own.
 type Codec interface {
-	// AppendRequest appends req, as the caller passed it to SendRecv, to
+	// AppendRequest appends req, as the caller passed it to Call, to
 	// the connection's write buffer buf.
 	AppendRequest(buf, req []byte) []byte
 	// ReadAnswer reads one whole answer, appending it to dst. Its errors
