@@ -210,3 +210,10 @@ func TestAgainstMemcached(t *testing.T) {
 		t.Fatalf("incr of a non-number: %v", err)
 	}
 }
+
+func TestNoMultiplexedMode(t *testing.T) {
+	_, err := textclient.New([]string{"127.0.0.1:1"}, textclient.Config{Client: client.Config{Protocol: client.ProtocolMux, LazyDial: true}})
+	if !errors.Is(err, client.ErrInvalidConfig) {
+		t.Fatalf("a Codec with ProtocolMux: %v, want ErrInvalidConfig", err)
+	}
+}

@@ -363,3 +363,13 @@ func TestSpansNameTheCommand(t *testing.T) {
 	}
 	t.Fatalf("no request entry with command LIST in %d entries", len(hook.AllEntries()))
 }
+
+// TestShortFirstRequest: a first request shorter than a frame header is
+// answered at once: a text connection is never read for the multiplexed
+// mode's preface.
+func TestShortFirstRequest(t *testing.T) {
+	_, addr := serve(t, testMux(newHolds()), server.Config{})
+	c := dial(t, "tcp", addr)
+	c.send(t, "\n")
+	c.expect(t, "ERROR\r\n")
+}
