@@ -6,6 +6,7 @@ replace github.com/tcpez/tcpez => ../
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10
 	github.com/tcpez/tcpez v0.0.0
 	gonum.org/v1/plot v0.17.0

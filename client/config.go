@@ -148,8 +148,12 @@ type Config struct {
 	// Default DefaultMaxInFlight; 1 gives one request at a time.
 	MaxInFlight int
 	// Limits bound the answers a server may send; an answer over them
-	// breaks the connection with a *frame.SizeError.
+	// breaks the connection with a *frame.SizeError. A Codec has limits
+	// of its own.
 	Limits frame.Limits
+	// Codec, when set, is the wire format of the client's connections in
+	// place of tcpez v1 frames; see Codec. Default nil: tcpez v1.
+	Codec Codec
 
 	// MaxRetries is how many times a failed call is tried again. Only calls
 	// that provably never reached a server, or that the caller marked with
@@ -219,6 +223,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
 	case c.Protocol < ProtocolAuto || c.Protocol > ProtocolMux:
 		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Protocol)
+	case c.Codec != nil && c.Protocol == ProtocolMux:
+		return fmt.Errorf("%w: a Codec has no multiplexed mode", ErrInvalidConfig)
 	case c.Balancer < PowerOfTwo || c.Balancer > Rendezvous:
 		return fmt.Errorf("%w: unknown %v", ErrInvalidConfig, c.Balancer)
 	}

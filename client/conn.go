@@ -82,6 +82,11 @@ func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 			idle: newIdleCheck(nc),
 		},
 	}
+	if c.cfg.Codec != nil {
+		// Callers read their own answers by peeking at frame headers,
+		// which another codec does not have.
+		cn.in.idle = nil
+	}
 	if cn.in.idle == nil {
 		// Nobody can tell a closed idle connection without reading it,
 		// so the reader goroutine always reads.

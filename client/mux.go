@@ -82,7 +82,8 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	}
 	cn := newConn(c, e, nc)
 	p := c.cfg.Protocol
-	if p == ProtocolV1 || (p == ProtocolAuto && e.speaksV1()) {
+	// A Codec speaks its own protocol, not v1's preface.
+	if p == ProtocolV1 || c.cfg.Codec != nil || (p == ProtocolAuto && e.speaksV1()) {
 		return cn.authenticate(ctx)
 	}
 	// The preface goes first; the credential follows the acknowledgement

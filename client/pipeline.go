@@ -73,6 +73,9 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 	if p.n == 0 {
 		return dst, answers, nil
 	}
+	if p.c.cfg.Codec != nil {
+		return dst, answers, ErrBatchUnsupported
+	}
 	c := p.c
 	if err := c.begin(); err != nil {
 		return dst, answers, err

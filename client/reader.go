@@ -70,7 +70,7 @@ func (cn *conn) readLoop() {
 		if turn != readerKeep && !cn.awaitRead(watch) {
 			return
 		}
-		h, err := cn.in.r.ReadHeader()
+		h, err := cn.readStart()
 		if err != nil {
 			cn.failWith(next, err)
 			return
@@ -148,9 +148,22 @@ func (cn *conn) pop() *request {
 	return cn.q.pop()
 }
 
+// readStart reads the header of the next answer or, with a Codec, waits
+// for its first byte.
+func (cn *conn) readStart() (frame.Header, error) {
+	if cn.c.cfg.Codec == nil {
+		return cn.in.r.ReadHeader()
+	}
+	_, err := cn.in.r.Peek(1)
+	return 0, err
+}
+
 // answer reads the answer that starts with h and completes rq with it. On
 // error rq is left pending for the caller to fail.
 func (cn *conn) answer(rq *request, h frame.Header) error {
+	if cn.c.cfg.Codec != nil {
+		return cn.answerCodec(rq)
+	}
 	if rq.mode.batch() {
 		return cn.answerBatch(rq, h)
 	}
@@ -180,6 +193,41 @@ func (cn *conn) answer(rq *request, h frame.Header) error {
 	}
 }
 
+// answerCodec reads an answer with the Codec and completes rq with it,
+// claiming a caller's buffer only once the whole answer is read, as
+// answerAppend does.
+func (cn *conn) answerCodec(rq *request) error {
+	if rq.mode != modeAppend {
+		ans, err := cn.c.cfg.Codec.ReadAnswer(cn.in.r, nil)
+		if err != nil {
+			return err
+		}
+		rq.complete(ans, nil, nil, false) // or drops it, for a caller gone
+		return nil
+	}
+	p, err := cn.c.cfg.Codec.ReadAnswer(cn.in.r, cn.in.scratch[:0])
+	if cap(p) <= maxKeptBuffer {
+		cn.in.scratch = p[:0]
+	}
+	if err != nil {
+		return err
+	}
+	rq.appendAnswer(p)
+	return nil
+}
+
+// appendAnswer appends a whole answer to the caller's buffer if the caller
+// still waits, claiming the request first; else the request is recycled.
+func (rq *request) appendAnswer(p []byte) {
+	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.ans, rq.err = append(rq.dst, p...), nil
+		rq.state.Store(stateDone)
+		rq.signal()
+	} else {
+		rq.recycle()
+	}
+}
+
 // answerAppend appends an n-byte answer to the caller's buffer. The whole
 // payload is read first and the call claimed only then, so the caller, who
 // may abandon the call at any moment until the claim, never waits on the
@@ -189,13 +237,7 @@ func (cn *conn) answerAppend(rq *request, n int) error {
 	if err != nil {
 		return err
 	}
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
-		rq.ans, rq.err = append(rq.dst, p...), nil
-		rq.state.Store(stateDone)
-		rq.signal()
-	} else {
-		rq.recycle()
-	}
+	rq.appendAnswer(p)
 	if inPlace(n) {
 		// Cannot fail: Peek buffered these bytes. rq is gone, so no error
 		// may reach the caller's error path from here.

@@ -108,7 +108,10 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	}
 	out := &cn.out
 	rq.gen, rq.off = out.gen, len(out.buf)
-	if cn.mux != nil {
+	if codec := cn.c.cfg.Codec; codec != nil {
+		out.buf = codec.AppendRequest(out.buf, payload)
+		payload = nil // appended by the codec
+	} else if cn.mux != nil {
 		if err := cn.appendMuxRequestLocked(rq, payload); err != nil {
 			cn.mu.Unlock()
 			cn.release()

@@ -95,6 +95,30 @@ func (w *Writer) WriteFrame(payload []byte) error {
 	if err := w.writeHeader(Header(len(payload))); err != nil {
 		return err
 	}
+	return w.writeOut(payload)
+}
+
+// Write writes p as it is, with no header, buffered as frames are: for
+// other wire codecs (package textcmd) that share a connection's Writer, its
+// gathering writes and its burst buffers. It always writes all of p or
+// returns an error.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(p) <= w.room() || w.borrow(len(p)) {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	if err := w.writeOut(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeOut writes what is buffered and then payload, which does not fit
+// in the buffer.
+func (w *Writer) writeOut(payload []byte) error {
 	if len(payload) <= maxGather {
 		return w.writeWith(payload)
 	}

@@ -42,7 +42,12 @@ const (
 // limit off where the field says so.
 type Config struct {
 	// Limits bound the frames and batches a peer may send; see frame.Limits.
+	// A Codec has limits of its own.
 	Limits frame.Limits
+	// Codec, when set, is the wire format of the server's connections in
+	// place of tcpez v1 frames; see Codec. Auth.Token cannot be used with
+	// it. Default nil: tcpez v1.
+	Codec Codec
 
 	// MaxConns is the most connections served at once; connections over it
 	// are accepted and closed at once, and counted as refused.
@@ -181,6 +186,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
 	case c.Auth != nil && c.Auth.Check == nil:
 		return fmt.Errorf("%w: Auth without a Check function", ErrInvalidConfig)
+	case c.Auth != nil && c.Auth.Token && c.Codec != nil:
+		return fmt.Errorf("%w: Auth.Token reads a tcpez frame, which a Codec does not speak", ErrInvalidConfig)
 	case c.StatsInterval < 0:
 		return fmt.Errorf("%w: StatsInterval %v is negative", ErrInvalidConfig, c.StatsInterval)
 	case c.ReadBufferSize < 0 || c.WriteBufferSize < 0:

@@ -297,6 +297,13 @@ func (c *conn) readNext() error {
 	if err := c.armRead(); err != nil {
 		return err
 	}
+	if c.cfg.Codec != nil {
+		n, err := c.cfg.Codec.RequestLen(c.r)
+		if err != nil {
+			return c.readError(err, false)
+		}
+		return c.readRequest(n, false)
+	}
 	h, err := c.r.ReadHeader()
 	if err != nil {
 		return foreign(c.readError(err, false))
@@ -364,6 +371,14 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 // that reading them will not block.
 func (c *conn) frameBuffered(n int) bool { return n <= c.r.Buffered() }
 
+// nextBuffered reports whether the next message has arrived whole.
+func (c *conn) nextBuffered() bool {
+	if c.cfg.Codec != nil {
+		return c.cfg.Codec.Whole(c.r)
+	}
+	return c.r.NextBuffered()
+}
+
 // awaitMessage waits for the first byte of the next message, flushing any
 // answers held back while more requests were at hand.
 func (c *conn) awaitMessage() error {
@@ -398,7 +413,7 @@ func (c *conn) awaitMessage() error {
 // back go out first, so that no finished answer waits for a later
 // request's bytes, and the read deadline is set.
 func (c *conn) armRead() error {
-	if c.r.NextBuffered() {
+	if c.nextBuffered() {
 		return nil
 	}
 	c.flushHeld()
@@ -697,7 +712,7 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 	for {
 		k := c.ring.ready()
 		if k == 0 {
-			if c.broken || c.w.Buffered() == 0 || (inline && c.r.NextBuffered()) {
+			if c.broken || c.w.Buffered() == 0 || (inline && c.nextBuffered()) {
 				return inline
 			}
 			c.mu.Unlock()
@@ -754,22 +769,32 @@ func (c *conn) writeSlots(k int) (int, error) {
 		if !c.w.Fits(len(resp)) {
 			c.armWrite()
 		}
-		if err := c.w.WriteFrame(resp); err != nil {
+		if err := c.writeAnswer(resp); err != nil {
 			return i, writeError(err)
+		}
+		if r, ok := c.srv.Handler.(AnswerReleaser); ok && s.err == nil {
+			r.ReleaseAnswer(resp) // the Writer has copied or written it
 		}
 	}
 	return k, nil
 }
 
+func (c *conn) writeAnswer(resp []byte) error {
+	if c.cfg.Codec != nil {
+		return c.cfg.Codec.WriteAnswer(c.w, resp)
+	}
+	return c.w.WriteFrame(resp)
+}
+
 func (c *conn) encodeError(s *slot) ([]byte, bool) {
-	if c.cfg.EncodeError == nil {
+	if c.cfg.EncodeError == nil || errors.Is(s.err, ErrCloseConnection) {
 		return nil, false
 	}
 	return c.cfg.EncodeError(c.ctx, s.err, s.sp)
 }
 
 func handlerError(err error) error {
-	if errors.Is(err, ErrHandlerPanic) {
+	if errors.Is(err, ErrHandlerPanic) || errors.Is(err, ErrCloseConnection) {
 		return err
 	}
 	return errors.Join(ErrHandler, err)
@@ -868,7 +893,7 @@ func (c *conn) close() error {
 	c.mu.Lock()
 	err := c.endErr
 	c.mu.Unlock()
-	clean := err == io.EOF || err == errStopping
+	clean := err == io.EOF || err == errStopping || errors.Is(err, ErrCloseConnection)
 	// A peer that has closed or sent nothing has nothing unread; any other
 	// may have sent more, even during Shutdown, and closing on unread
 	// bytes would reset the connection and destroy the answers in flight.

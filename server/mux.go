@@ -26,8 +26,8 @@ const maxKeptWriteBuffer = 256 << 10
 // nothing of a v1 client's first frame and waits only for bytes that
 // frame's own header announces.
 func (c *conn) negotiate() (bool, error) {
-	if c.cfg.V1Only {
-		return false, nil
+	if c.cfg.V1Only || c.cfg.Codec != nil {
+		return false, nil // a Codec speaks its own protocol, with no preface
 	}
 	if err := c.awaitFirst(); err != nil {
 		return false, err

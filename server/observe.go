@@ -64,7 +64,7 @@ func (s *Server) finishRequest(c *conn, sl *slot, d time.Duration) {
 	if sl.sp.Touched() {
 		sl.sp.Record(rec)
 	}
-	if sl.err != nil {
+	if sl.err != nil && !errors.Is(sl.err, ErrCloseConnection) {
 		s.logFailure(c, sl, d)
 		return
 	}
@@ -126,7 +126,7 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	entry := s.cfg.Logger.WithField("remote", c.remote)
 	var ne net.Error
 	switch {
-	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed:
+	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed, errors.Is(err, ErrCloseConnection):
 		entry.Debug("tcpez: connection closed")
 	case errors.Is(err, ErrUnauthenticated):
 		entry.WithError(err).Warn("tcpez: connection closed: unauthenticated")

@@ -418,7 +418,7 @@ func cluster(t *testing.T, n int) ([]*node, kvcachepb.CacheClient, []string) {
 	nodes := make([]*node, n)
 	addrs := make([]string, n)
 	for i := range nodes {
-		nd, err := startNode(fmt.Sprintf("cache-%d", i+1), "127.0.0.1:0", "", 0, logger)
+		nd, err := startNode(fmt.Sprintf("cache-%d", i+1), "127.0.0.1:0", nodeOptions{}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}

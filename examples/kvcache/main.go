@@ -7,10 +7,14 @@
 //
 // A client shards keys and channels over several servers by consistent
 // hashing: client.Rendezvous, with client.WithKey on every call. A server
-// can keep its store in a snapshot file across restarts.
+// can keep its store in a snapshot file across restarts, and its keys in
+// a journal that survives a crash (--journal, --sync), and can speak
+// memcached's text protocol on a second listener over the same store
+// (--memcache), for memcached's clients and tools. See README.md.
 //
 //	go run ./examples/kvcache        # the demo: three servers and a client in one process
 //	go run ./examples/kvcache --serve 127.0.0.1:7100 --snapshot cache.snap
+//	go run ./examples/kvcache --serve 127.0.0.1:7100 --memcache 127.0.0.1:11211 --journal cache.journal
 package main
 
 import (
@@ -33,6 +37,7 @@ import (
 	"github.com/tcpez/tcpez/examples/kvcache/kvcachepb"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/textcmd/textserver"
 )
 
 func main() {
@@ -40,6 +45,9 @@ func main() {
 	id := flag.String("id", "", "the server's name in its responses (default: the --serve address)")
 	snapshot := flag.String("snapshot", "", "with --serve: load the store from `file` at start if it exists, and write it there on shutdown")
 	retain := flag.Int("retain", DefaultRetain, "how many messages each channel keeps")
+	memcache := flag.String("memcache", "", "with --serve: also speak memcached's text protocol on `addr`, over the same store")
+	journal := flag.String("journal", "", "with --serve: keep every write of a key in the append-only `file`, replayed at start, so that a crash loses at most the --sync window")
+	syncFlag := flag.String("sync", DefaultSyncEvery.String(), "with --journal: how often the journal is fsynced (a `duration`), or \"always\": before each write is acknowledged")
 	flag.Parse()
 	if *serve == "" {
 		if err := demo(os.Stdout); err != nil {
@@ -50,50 +58,110 @@ func main() {
 	if *id == "" {
 		*id = *serve
 	}
-	if err := serveOne(*serve, *id, *snapshot, *retain); err != nil {
+	opts := nodeOptions{snapshot: *snapshot, retain: *retain, memcache: *memcache, journal: JournalConfig{Path: *journal}}
+	if *syncFlag == "always" {
+		opts.journal.SyncEvery = -1
+	} else {
+		d, err := time.ParseDuration(*syncFlag)
+		if err != nil || d <= 0 {
+			log.Fatalf("--sync %q: want a positive duration or \"always\"", *syncFlag)
+		}
+		opts.journal.SyncEvery = d
+	}
+	if err := serveOne(*serve, *id, opts); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// nodeOptions are the settings of one cache server beyond its address.
+type nodeOptions struct {
+	snapshot string
+	retain   int
+	memcache string        // the memcached listener's address; "": none
+	journal  JournalConfig // Path "": no journal
 }
 
 // node is one cache server.
 type node struct {
 	id, addr, snapshot string
+	memcacheAddr       string // "" without a memcached listener
 	store              *Store
+	journal            *Journal
 	svc                *protoserver.Service
 	srv                *server.Server
-	served             chan error // Serve's result
+	msrv               *server.Server // the memcached listener's server
+	served             chan error     // Serve's result, of either server
 }
 
 // startNode starts a cache server on addr, with the store of the snapshot
-// file if there is one.
-func startNode(id, addr, snapshot string, retain int, logger logrus.FieldLogger) (*node, error) {
-	store := NewStore(StoreConfig{Retain: retain, SweepEvery: time.Second})
-	if snapshot != "" {
-		if _, err := store.LoadFile(snapshot); err != nil {
-			store.Close()
+// file and the journal if there are, and a memcached listener if asked.
+func startNode(id, addr string, opts nodeOptions, logger logrus.FieldLogger) (_ *node, err error) {
+	store := NewStore(StoreConfig{Retain: opts.retain, SweepEvery: time.Second})
+	n := &node{id: id, snapshot: opts.snapshot, store: store, served: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if opts.snapshot != "" {
+		if _, err := store.LoadFile(opts.snapshot); err != nil {
 			return nil, err
 		}
 	}
-	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
-	kvcachepb.RegisterCache(svc, &cache{id: id, store: store})
-	srv := server.New(svc, server.Config{Logger: logger})
-	l, err := srv.Listen(addr)
+	if opts.journal.Path != "" {
+		if n.journal, err = OpenJournal(opts.journal, store); err != nil {
+			return nil, err
+		}
+	}
+	n.svc = protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
+	kvcachepb.RegisterCache(n.svc, &cache{id: id, store: store})
+	n.srv = server.New(n.svc, server.Config{Logger: logger})
+	l, err := n.srv.Listen(addr)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	n := &node{id: id, addr: l.Addr().String(), snapshot: snapshot, store: store, svc: svc, srv: srv, served: make(chan error, 1)}
-	go func() { n.served <- srv.Serve(l) }()
+	n.addr = l.Addr().String()
+	go func() { n.served <- n.srv.Serve(l) }()
+	if opts.memcache != "" {
+		n.msrv = textserver.NewServer(newMemcacheMux(store, n.journal), server.Config{Logger: logger})
+		ml, err := n.msrv.Listen(opts.memcache)
+		if err != nil {
+			return nil, err
+		}
+		n.memcacheAddr = ml.Addr().String()
+		go func() { n.served <- n.msrv.Serve(ml) }()
+	}
 	return n, nil
+}
+
+// close stops what a failed start had started.
+func (n *node) close() {
+	if n.srv != nil {
+		n.srv.Close()
+	}
+	if n.msrv != nil {
+		n.msrv.Close()
+	}
+	if n.journal != nil {
+		n.journal.Close()
+	}
+	n.store.Close()
 }
 
 // stop shuts the server down gracefully: new calls are answered
 // Unavailable, waiting Listens answer at once, the calls in hand finish,
-// and then the store is written to the snapshot file, if there is one.
+// the journal is synced, and then the store is written to the snapshot
+// file, if there is one.
 func (n *node) stop(ctx context.Context) error {
 	n.svc.Drain()
 	n.store.Close()
 	err := n.srv.Shutdown(ctx)
+	if n.msrv != nil {
+		err = errors.Join(err, n.msrv.Shutdown(ctx))
+	}
+	if n.journal != nil {
+		err = errors.Join(err, n.journal.Close())
+	}
 	if n.snapshot != "" {
 		err = errors.Join(err, n.store.SaveFile(n.snapshot))
 	}
@@ -101,13 +169,14 @@ func (n *node) stop(ctx context.Context) error {
 }
 
 // serveOne runs one server until a signal stops it.
-func serveOne(addr, id, snapshot string, retain int) error {
+func serveOne(addr, id string, opts nodeOptions) error {
 	logger := logrus.StandardLogger()
-	n, err := startNode(id, addr, snapshot, retain, logger)
+	n, err := startNode(id, addr, opts, logger)
 	if err != nil {
 		return err
 	}
-	logger.WithFields(logrus.Fields{"addr": addr, "id": id, "keys": n.store.Len(), "snapshot": snapshot}).Info("kvcache: serving")
+	logger.WithFields(logrus.Fields{"addr": n.addr, "memcache_addr": n.memcacheAddr, "id": id, "keys": n.store.Len(),
+		"snapshot": opts.snapshot, "journal": opts.journal.Path}).Info("kvcache: serving")
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	select {
@@ -139,7 +208,7 @@ func demo(out io.Writer) error {
 		if i == 2 {
 			snap = filepath.Join(dir, "cache-3.snap")
 		}
-		if nodes[i], err = startNode(fmt.Sprintf("cache-%d", i+1), "127.0.0.1:0", snap, DefaultRetain, logger); err != nil {
+		if nodes[i], err = startNode(fmt.Sprintf("cache-%d", i+1), "127.0.0.1:0", nodeOptions{snapshot: snap, retain: DefaultRetain}, logger); err != nil {
 			return err
 		}
 	}
@@ -280,7 +349,7 @@ func demo(out io.Writer) error {
 	}
 	_, err = kv.Get(on(on3[0]), &kvcachepb.GetRequest{Key: on3[0]})
 	fmt.Fprintln(out, "while cache-3 is down its keys hash to another server: get:", protoserver.CodeOf(err))
-	if nodes[2], err = startNode("cache-3", n3.addr, n3.snapshot, DefaultRetain, logger); err != nil {
+	if nodes[2], err = startNode("cache-3", n3.addr, nodeOptions{snapshot: n3.snapshot, retain: DefaultRetain}, logger); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, events, n3.addr, client.Reconnected); err != nil {

@@ -123,7 +123,7 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 		}
 		switch r := rec.Record.(type) {
 		case *kvcachepb.SnapshotRecord_Item:
-			it := item{value: r.Item.Value, expires: r.Item.ExpiresUnixMs * 1_000_000}
+			it := item{value: r.Item.Value, expires: r.Item.ExpiresUnixMs * 1_000_000, cas: s.cas.Add(1)}
 			if it.expires != 0 && it.expires <= now {
 				continue
 			}
@@ -148,7 +148,14 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 
 // SaveFile writes a snapshot of s to path atomically: to a temporary file
 // in the same directory, synced, then renamed over path.
-func (s *Store) SaveFile(path string) (err error) {
+func (s *Store) SaveFile(path string) error {
+	return replaceFile(path, s.WriteSnapshot)
+}
+
+// replaceFile writes a file at path with write, durably and atomically:
+// a temporary file beside it, fsynced, renamed over it, and the directory
+// fsynced, so that a crash leaves the old file or the new one.
+func replaceFile(path string, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -160,7 +167,7 @@ func (s *Store) SaveFile(path string) (err error) {
 		}
 	}()
 	bw := bufio.NewWriter(f)
-	if err := s.WriteSnapshot(bw); err != nil {
+	if err := write(bw); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {

@@ -44,6 +44,9 @@ type Store struct {
 	retain int
 	now    func() time.Time
 
+	cas     atomic.Uint64 // the last cas value given out
+	journal *Journal      // when set, every write of a key is logged
+
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
 	sweeper   sync.WaitGroup
@@ -58,7 +61,9 @@ type shard struct {
 
 type item struct {
 	value   []byte
-	expires int64 // Unix nanoseconds; 0: never
+	expires int64  // Unix nanoseconds; 0: never
+	flags   uint32 // memcached's client flags, kept for its clients
+	cas     uint64 // changes on every write: memcached's gets and cas
 }
 
 // channel is a channel's retained messages, a ring of at most Store.retain.
@@ -151,7 +156,7 @@ func (s *Store) Set(key string, value []byte, ttl time.Duration) (replaced bool)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	_, replaced = s.live(sh, key, now.UnixNano())
-	sh.items[key] = item{value: value, expires: s.expiry(ttl)}
+	s.put(sh, key, item{value: value, expires: s.expiry(ttl)})
 	return replaced
 }
 
@@ -162,7 +167,9 @@ func (s *Store) Delete(key string) (existed bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	_, existed = s.live(sh, key, now)
-	delete(sh.items, key)
+	if existed {
+		s.del(sh, key)
+	}
 	return existed
 }
 
@@ -190,8 +197,27 @@ func (s *Store) Incr(key string, delta int64, ttl time.Duration) (int64, error) 
 	}
 	n += delta
 	it.value = strconv.AppendInt(nil, n, 10)
-	sh.items[key] = it
+	s.put(sh, key, it)
 	return n, nil
+}
+
+// put stores it at key with a new cas value, and logs it. sh.mu must be
+// held, so that the journal has a key's writes in the order the store
+// had them.
+func (s *Store) put(sh *shard, key string, it item) {
+	it.cas = s.cas.Add(1)
+	sh.items[key] = it
+	if s.journal != nil {
+		s.journal.put(key, it)
+	}
+}
+
+// del removes key, and logs it. sh.mu must be held.
+func (s *Store) del(sh *shard, key string) {
+	delete(sh.items, key)
+	if s.journal != nil {
+		s.journal.del(key)
+	}
 }
 
 // Sweep removes every expired key and returns how many it removed.

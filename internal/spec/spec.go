@@ -1,5 +1,6 @@
-// Package spec reads the byte examples of docs/PROTOCOL.md so that the tests
-// of every layer check the specification itself, not a copy of it.
+// Package spec reads the byte examples of docs/PROTOCOL.md and
+// docs/TEXTPROTOCOL.md so that the tests of every layer check the
+// specification itself, not a copy of it.
 package spec
 
 import (
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -26,9 +28,15 @@ type Example struct {
 }
 
 // Path is the location of docs/PROTOCOL.md in the source tree.
-func Path() string {
+func Path() string { return Doc("PROTOCOL.md") }
+
+// TextPath is the location of docs/TEXTPROTOCOL.md in the source tree.
+func TextPath() string { return Doc("TEXTPROTOCOL.md") }
+
+// Doc is the location of the document name in docs/ of the source tree.
+func Doc(name string) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "docs", "PROTOCOL.md")
+	return filepath.Join(filepath.Dir(file), "..", "..", "docs", name)
 }
 
 // Load parses the v1 examples of the document at path.
@@ -70,7 +78,7 @@ func load(path string, mux bool) ([]Example, error) {
 		}
 		switch fields[0] {
 		case "request", "answer", "malformed":
-			b, err := hex.DecodeString(strings.Join(fields[1:], ""))
+			b, err := decodeBytes(line, fields)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %q: %w", cur.Name, line, err)
 			}
@@ -94,4 +102,15 @@ func load(path string, mux bool) ([]Example, error) {
 		}
 	}
 	return examples, sc.Err()
+}
+
+// decodeBytes reads the bytes of an example line: hex, or one Go string
+// literal for protocols written in text.
+func decodeBytes(line string, fields []string) ([]byte, error) {
+	rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0]))
+	if strings.HasPrefix(rest, `"`) {
+		s, err := strconv.Unquote(rest)
+		return []byte(s), err
+	}
+	return hex.DecodeString(strings.Join(fields[1:], ""))
 }

@@ -1,0 +1,352 @@
+// Command memcache runs the same load against a real memcached and
+// against kvcache's memcached listener (examples/kvcache --memcache), each
+// in a process of its own on 127.0.0.1, and prints their throughput side
+// by side: get and set of 16 B and 4 KiB values.
+//
+//	cd bench && go run ./memcache                 # 3 rounds, printed
+//	cd bench && go run ./memcache -out results    # also results/MEMCACHED.md
+//
+// The load generator is a plain loop per connection, no client library:
+// each of -conns connections writes -depth requests with one write and
+// reads their responses, checking each, so that its own cost is small
+// and the same for both servers. The servers run in turn, the order
+// rotated every round; the report gives the median of the rounds.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	rounds          int
+	warmup, measure time.Duration
+	conns, depth    int
+	keys            int
+	sizes           string
+	journal         bool
+	threads         int
+	out             string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell on every server, the servers in rotated order")
+	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
+	flag.DurationVar(&o.measure, "measure", 2*time.Second, "measuring window per cell")
+	flag.IntVar(&o.conns, "conns", 16, "connections, one goroutine each")
+	flag.IntVar(&o.depth, "depth", 1, "requests each connection writes at once before reading their responses")
+	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
+	flag.StringVar(&o.sizes, "sizes", "16,4096", "value sizes in bytes")
+	flag.BoolVar(&o.journal, "journal", true, "also run kvcache with --journal (default --sync 100ms)")
+	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
+	flag.StringVar(&o.out, "out", "", "directory to write MEMCACHED.md into; empty: print only")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// cell is one measurement: an operation at a value size.
+type cell struct {
+	op   string // "get" or "set"
+	size int
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	var sizes []int
+	for _, s := range strings.Split(o.sizes, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1<<20 {
+			return fmt.Errorf("bad size %q", s)
+		}
+		sizes = append(sizes, n)
+	}
+	if o.rounds < 1 || o.conns < 1 || o.depth < 1 || o.keys < 1 || o.measure <= 0 {
+		return errors.New("rounds, conns, depth, keys and measure must be positive")
+	}
+	dir, err := os.MkdirTemp("", "memcache-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildKvcache(ctx, dir)
+	if err != nil {
+		return err
+	}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	mc, err := startMemcached(ctx, o.threads)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, mc)
+	kv, err := startKvcache(ctx, "kvcache", bin)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, kv)
+	if o.journal {
+		kj, err := startKvcache(ctx, "kvcache --journal", bin, "--journal", "JOURNAL")
+		if err != nil {
+			return err
+		}
+		procs = append(procs, kj)
+	}
+
+	var cells []cell
+	for _, op := range []string{"get", "set"} {
+		for _, s := range sizes {
+			cells = append(cells, cell{op, s})
+		}
+	}
+	results := make(map[string]map[cell][]float64)
+	cpuPerReq := make(map[string]map[cell][]float64) // the server's CPU µs per request
+	for _, p := range procs {
+		results[p.name] = make(map[cell][]float64)
+		cpuPerReq[p.name] = make(map[cell][]float64)
+	}
+	for r := range o.rounds {
+		for _, c := range cells {
+			for i := range procs {
+				p := procs[(i+r)%len(procs)]
+				rps, cpu, err := measure(ctx, p, c, o)
+				if err != nil {
+					return fmt.Errorf("%s %s %d B: %w", p.name, c.op, c.size, err)
+				}
+				results[p.name][c] = append(results[p.name][c], rps)
+				cpuPerReq[p.name][c] = append(cpuPerReq[p.name][c], cpu)
+				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s, %5.2f µs CPU/req\n", r+1, p.name, c.op, c.size, rps, cpu)
+			}
+		}
+	}
+	report := table(o, procs, cells, results, cpuPerReq)
+	fmt.Fprint(out, report)
+	if o.out != "" {
+		return os.WriteFile(filepath.Join(o.out, "MEMCACHED.md"), []byte(report), 0o644)
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string]map[cell][]float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# kvcache's memcached listener side by side with memcached\n\n")
+	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d`, %s.\n\n",
+		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs.\n\n", o.rounds)
+	b.WriteString("| op | value |")
+	for _, p := range procs {
+		fmt.Fprintf(&b, " %s |", p.name)
+	}
+	b.WriteString("\n| --- | --- |")
+	for range procs {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
+	for _, c := range cells {
+		base := median(results[procs[0].name][c])
+		fmt.Fprintf(&b, "| %s | %d B |", c.op, c.size)
+		for i, p := range procs {
+			m, cpu := median(results[p.name][c]), median(cpuPerReq[p.name][c])
+			if i == 0 {
+				fmt.Fprintf(&b, " %.0f; %.1f µs |", m, cpu)
+				continue
+			}
+			fmt.Fprintf(&b, " %.0f (%.2f×); %.1f µs |", m, m/base, cpu)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// measure populates the keys (for get), warms up, and returns the req/s of
+// one measuring window and the server's CPU µs per request in it.
+func measure(ctx context.Context, p *proc, c cell, o options) (rps, cpu float64, err error) {
+	value := bytes.Repeat([]byte{'x'}, c.size)
+	if c.op == "get" {
+		if err := populate(p.addr, o.keys, value); err != nil {
+			return 0, 0, err
+		}
+	}
+	if _, err := load(ctx, p.addr, c, o, value, o.warmup); err != nil {
+		return 0, 0, err
+	}
+	before := cpuTime(p.pid)
+	n, err := load(ctx, p.addr, c, o, value, o.measure)
+	used := cpuTime(p.pid) - before
+	if n > 0 {
+		cpu = float64(used.Microseconds()) / float64(n)
+	}
+	return float64(n) / o.measure.Seconds(), cpu, err
+}
+
+// cpuTime is the user and system time of process pid, from
+// /proc/pid/stat, in clock ticks of 10ms; 0 where there is no /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func key(i int) string { return "key:" + strconv.Itoa(i) }
+
+func setRequest(k string, value []byte) []byte {
+	b := fmt.Appendf(nil, "set %s 0 0 %d\r\n", k, len(value))
+	return append(append(b, value...), '\r', '\n')
+}
+
+func populate(addr string, keys int, value []byte) error {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w := bufio.NewWriter(nc)
+	for i := range keys {
+		w.Write(setRequest(key(i), value))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	r := bufio.NewReader(nc)
+	for range keys {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line != "STORED\r\n" {
+			return fmt.Errorf("populating: %q", line)
+		}
+	}
+	return nil
+}
+
+// load runs the connections for d and returns the responses checked.
+func load(ctx context.Context, addr string, c cell, o options, value []byte, d time.Duration) (int64, error) {
+	var (
+		stop  atomic.Bool
+		total atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	conns := make([]net.Conn, o.conns)
+	for i := range conns {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return 0, err
+		}
+		conns[i] = nc
+	}
+	for i, nc := range conns {
+		wg.Go(func() {
+			defer nc.Close()
+			n, err := loop(nc, c, o, value, i, &stop)
+			total.Add(n)
+			if err != nil {
+				errMu.Lock()
+				first = errors.Join(first, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	stop.Store(true)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return total.Load(), first
+}
+
+// loop is one connection's load: depth requests per write, then their
+// responses, each checked, until stop.
+func loop(nc net.Conn, c cell, o options, value []byte, seed int, stop *atomic.Bool) (int64, error) {
+	r := bufio.NewReaderSize(nc, 64<<10)
+	var reqs, resps [][]byte
+	for i := range o.keys {
+		k := key((i + seed*7919) % o.keys)
+		if c.op == "get" {
+			reqs = append(reqs, []byte("get "+k+"\r\n"))
+			resp := fmt.Appendf(nil, "VALUE %s 0 %d\r\n", k, len(value))
+			resps = append(resps, append(append(resp, value...), "\r\nEND\r\n"...))
+		} else {
+			reqs = append(reqs, setRequest(k, value))
+			resps = append(resps, []byte("STORED\r\n"))
+		}
+	}
+	var (
+		n    int64
+		wbuf []byte
+		got  = make([]byte, len(resps[0])+64)
+	)
+	for i := 0; !stop.Load(); {
+		wbuf = wbuf[:0]
+		start := i
+		for range o.depth {
+			wbuf = append(wbuf, reqs[i%len(reqs)]...)
+			i++
+		}
+		if _, err := nc.Write(wbuf); err != nil {
+			return n, err
+		}
+		for j := start; j < i; j++ {
+			want := resps[j%len(resps)]
+			if _, err := io.ReadFull(r, got[:len(want)]); err != nil {
+				return n, err
+			}
+			// The first and last bytes: the status and the terminator.
+			if !bytes.Equal(got[:5], want[:5]) || !bytes.Equal(got[len(want)-5:len(want)], want[len(want)-5:]) {
+				return n, fmt.Errorf("response %q, want %q", got[:min(len(want), 64)], want[:min(len(want), 64)])
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+
+	"github.com/tcpez/tcpez/internal/memcachedtest"
+)
+
+// A proc is a server under test, in a process of its own.
+type proc struct {
+	name string
+	addr string
+	pid  int
+	stop func()
+}
+
+// startMemcached starts memcached on a free port: its defaults (4
+// threads unless told) but for the memory, which must hold the 4 KiB keys
+// of the get cells.
+func startMemcached(ctx context.Context, threads int) (*proc, error) {
+	args := []string{"-m", "1024"}
+	if threads > 0 {
+		args = append(args, "-t", strconv.Itoa(threads))
+	}
+	mc, err := memcachedtest.Run(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &proc{name: "memcached", addr: mc.Addr, pid: mc.Pid(), stop: mc.Stop}, nil
+}
+
+// buildKvcache builds examples/kvcache into dir.
+func buildKvcache(ctx context.Context, dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "kvcache")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/kvcache")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kvcache: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+var memcacheAddrRE = regexp.MustCompile(`memcache_addr="?([0-9.:]+)`)
+
+// startKvcache runs the kvcache binary with its memcached listener on a
+// free port, and the extra flags.
+func startKvcache(ctx context.Context, name, bin string, extra ...string) (*proc, error) {
+	dir, err := os.MkdirTemp("", "kvcache-bench")
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"--serve", "127.0.0.1:0", "--memcache", "127.0.0.1:0"}, extra...)
+	for i, a := range args {
+		if a == "JOURNAL" {
+			args[i] = filepath.Join(dir, "kv.journal")
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, pid: cmd.Process.Pid, stop: func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.RemoveAll(dir)
+	}}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := memcacheAddrRE.FindStringSubmatch(sc.Text()); m != nil {
+			p.addr = m[1]
+			go io.Copy(io.Discard, stderr)
+			return p, nil
+		}
+	}
+	p.stop()
+	return nil, errors.Join(errors.New("kvcache did not say where it serves"), sc.Err())
+}

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/textcmd"
+	"github.com/tcpez/tcpez/textcmd/textserver"
+)
+
+// memcachedVersion is what the version command answers: the memcached
+// protocol level kvcache speaks, so that clients that parse it are happy.
+const memcachedVersion = "1.6.0-kvcache"
+
+// maxItemSize is the largest value stored, memcached's default item size.
+const maxItemSize = 1 << 20
+
+// maxRelativeExptime is memcached's line between an exptime in seconds
+// from now and one in Unix seconds: 30 days.
+const maxRelativeExptime = 30 * 24 * 3600
+
+// memcache serves memcached's text protocol over a Store: the commands
+// get, gets, gat, gats, set, add, replace, append, prepend, cas, delete, incr, decr,
+// touch, flush_all, version, stats, verbosity and quit.
+type memcache struct {
+	store   *Store
+	journal *Journal // nil without --journal
+	started time.Time
+
+	gets, hits, sets, deletes, incrs, touches, flushes atomic.Uint64
+}
+
+var clientError = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command line format"}
+
+// newMemcacheMux registers memcached's commands.
+func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
+	m := &memcache{store: store, journal: journal, started: time.Now()}
+	mux := textserver.NewMux(textserver.Config{
+		// Data up to twice the item limit is read and refused with an error
+		// line, as memcached does; beyond, the connection is closed.
+		Limits: textcmd.Limits{MaxDataSize: 2 * maxItemSize},
+		Replies: map[string]textserver.Reply{
+			"VALUE": {CountArg: 3, Continues: true},
+			"STAT":  {Continues: true},
+		}})
+	mux.HandleFunc("get", m.get(false), textserver.Command{MinArgs: 1})
+	mux.HandleFunc("gets", m.get(true), textserver.Command{MinArgs: 1})
+	mux.HandleFunc("gat", m.getAndTouch(false), textserver.Command{MinArgs: 2})
+	mux.HandleFunc("gats", m.getAndTouch(true), textserver.Command{MinArgs: 2})
+	for name, mode := range map[string]StoreMode{"set": ModeSet, "add": ModeAdd, "replace": ModeReplace,
+		"append": ModeAppend, "prepend": ModePrepend} {
+		mux.HandleFunc(name, m.storage(mode), textserver.Command{CountArg: 4})
+	}
+	mux.HandleFunc("cas", m.storage(ModeCAS), textserver.Command{CountArg: 4, MinArgs: 5})
+	mux.HandleFunc("delete", m.delete, textserver.Command{MinArgs: 1})
+	mux.HandleFunc("incr", m.incr(false), textserver.Command{MinArgs: 2})
+	mux.HandleFunc("decr", m.incr(true), textserver.Command{MinArgs: 2})
+	mux.HandleFunc("touch", m.touch, textserver.Command{MinArgs: 2})
+	mux.HandleFunc("flush_all", m.flushAll, textserver.Command{})
+	mux.HandleFunc("version", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
+		resp.Line("VERSION", memcachedVersion)
+		return nil
+	}, textserver.Command{})
+	mux.HandleFunc("verbosity", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		if noreply(req) {
+			return nil // even "verbosity noreply", as memcached has it
+		}
+		if _, err := strconv.ParseUint(string(req.Args[0]), 10, 32); err != nil {
+			return clientError
+		}
+		resp.Line("OK")
+		return nil
+	}, textserver.Command{MinArgs: 1})
+	mux.HandleFunc("stats", m.stats, textserver.Command{})
+	mux.HandleFunc("quit", func(context.Context, *textserver.Request, *textserver.Response) error {
+		return server.ErrCloseConnection
+	}, textserver.Command{})
+	return mux
+}
+
+// noreply reports whether the request ends with memcached's noreply, which
+// asks for no answer at all.
+func noreply(req *textserver.Request) bool {
+	return len(req.Args) > 0 && string(req.Args[len(req.Args)-1]) == "noreply"
+}
+
+// reply answers status unless the request asked for no answer.
+func reply(req *textserver.Request, resp *textserver.Response, status string) {
+	if !noreply(req) {
+		resp.Line(status)
+	}
+}
+
+func validKey(k []byte) bool {
+	if len(k) == 0 || len(k) > maxKeyLen {
+		return false
+	}
+	for _, c := range k {
+		if c < 0x21 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// expires turns memcached's exptime into a Unix nanosecond expiry: 0
+// never, negative already expired, up to 30 days seconds from now, else
+// Unix seconds.
+func (m *memcache) expires(b []byte) (int64, bool) {
+	t, err := strconv.ParseInt(string(b), 10, 64)
+	switch {
+	case err != nil:
+		return 0, false
+	case t == 0:
+		return 0, true
+	case t < 0:
+		return 1, true
+	case t <= maxRelativeExptime:
+		return m.store.now().UnixNano() + t*int64(time.Second), true
+	case t > maxExpiry/int64(time.Second):
+		return maxExpiry, true
+	}
+	return t * int64(time.Second), true
+}
+
+func (m *memcache) get(withCAS bool) textserver.HandlerFunc {
+	return func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		return m.getKeys(req.Args, withCAS, resp, m.store.GetItem)
+	}
+}
+
+// getAndTouch is gat and gats: "gat <exptime> <key>*" gets the keys and
+// gives them a new expiry.
+func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
+	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+		exp, ok := m.expires(req.Args[0])
+		if !ok {
+			return clientError
+		}
+		err := m.getKeys(req.Args[1:], withCAS, resp, func(key string) (Item, bool) {
+			if !m.store.Touch(key, exp) {
+				return Item{}, false
+			}
+			return m.store.GetItem(key)
+		})
+		if err != nil {
+			return err
+		}
+		return m.store.Durable(ctx)
+	}
+}
+
+// getKeys appends a VALUE line and data block for each key lookup finds,
+// then END.
+func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Response, lookup func(string) (Item, bool)) error {
+	b := resp.Buffer()
+	for _, key := range keys {
+		if !validKey(key) {
+			return clientError
+		}
+		m.gets.Add(1)
+		it, ok := lookup(string(key))
+		if !ok {
+			continue
+		}
+		m.hits.Add(1)
+		// One allocation for the answer, rather than one per doubling.
+		b = slices.Grow(b, len(key)+len(it.Value)+64)
+		b = append(b, "VALUE "...)
+		b = append(b, key...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(it.Flags), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(it.Value)), 10)
+		if withCAS {
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, it.CAS, 10)
+		}
+		b = append(b, '\r', '\n')
+		b = append(b, it.Value...)
+		b = append(b, '\r', '\n')
+	}
+	resp.SetBuffer(append(b, "END\r\n"...))
+	return nil
+}
+
+var storeStatus = [...]string{Stored: "STORED", NotStored: "NOT_STORED", Exists: "EXISTS", NotFound: "NOT_FOUND"}
+
+func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
+	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+		key := req.Args[0]
+		flags, err := strconv.ParseUint(string(req.Args[1]), 10, 32)
+		exp, ok := m.expires(req.Args[2])
+		if !validKey(key) || err != nil || !ok {
+			return clientError
+		}
+		var casID uint64
+		if mode == ModeCAS {
+			if casID, err = strconv.ParseUint(string(req.Args[4]), 10, 64); err != nil {
+				return clientError
+			}
+		}
+		if len(req.Data) > maxItemSize {
+			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
+		}
+		m.sets.Add(1)
+		// The request's bytes are the connection's; the store keeps its own.
+		value := append([]byte(nil), req.Data...)
+		res := m.store.StoreItem(mode, string(key), value, uint32(flags), exp, casID)
+		if res == Stored {
+			if err := m.store.Durable(ctx); err != nil {
+				return err
+			}
+		}
+		reply(req, resp, storeStatus[res])
+		return nil
+	}
+}
+
+func (m *memcache) delete(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+	// memcached still takes the legacy "delete <key> 0".
+	legacy := len(req.Args) > 1 && string(req.Args[1]) == "0"
+	if !validKey(req.Args[0]) || len(req.Args) > 3 || (len(req.Args) > 1 && !noreply(req) && !legacy) {
+		return clientError
+	}
+	m.deletes.Add(1)
+	if !m.store.Delete(string(req.Args[0])) {
+		reply(req, resp, "NOT_FOUND")
+		return nil
+	}
+	if err := m.store.Durable(ctx); err != nil {
+		return err
+	}
+	reply(req, resp, "DELETED")
+	return nil
+}
+
+func (m *memcache) incr(decr bool) textserver.HandlerFunc {
+	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+		if !validKey(req.Args[0]) {
+			return clientError
+		}
+		delta, err := strconv.ParseUint(string(req.Args[1]), 10, 64)
+		if err != nil {
+			return &textserver.Error{Status: "CLIENT_ERROR", Text: "invalid numeric delta argument"}
+		}
+		m.incrs.Add(1)
+		n, res := m.store.IncrItem(string(req.Args[0]), delta, decr)
+		switch res {
+		case IncrNotFound:
+			reply(req, resp, "NOT_FOUND")
+			return nil
+		case NotANumber:
+			return &textserver.Error{Status: "CLIENT_ERROR", Text: "cannot increment or decrement non-numeric value"}
+		}
+		if err := m.store.Durable(ctx); err != nil {
+			return err
+		}
+		if !noreply(req) {
+			resp.SetBuffer(append(strconv.AppendUint(resp.Buffer(), n, 10), '\r', '\n'))
+		}
+		return nil
+	}
+}
+
+func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+	exp, ok := m.expires(req.Args[1])
+	if !validKey(req.Args[0]) || !ok {
+		return clientError
+	}
+	m.touches.Add(1)
+	if !m.store.Touch(string(req.Args[0]), exp) {
+		reply(req, resp, "NOT_FOUND")
+		return nil
+	}
+	if err := m.store.Durable(ctx); err != nil {
+		return err
+	}
+	reply(req, resp, "TOUCHED")
+	return nil
+}
+
+func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+	at := m.store.now().UnixNano()
+	if len(req.Args) > 0 && string(req.Args[0]) != "noreply" {
+		delay, err := strconv.ParseInt(string(req.Args[0]), 10, 64)
+		if err != nil || delay < 0 || delay > maxRelativeExptime {
+			return clientError
+		}
+		at += delay * int64(time.Second)
+	}
+	m.flushes.Add(1)
+	m.store.FlushAll(at)
+	if err := m.store.Durable(ctx); err != nil {
+		return err
+	}
+	reply(req, resp, "OK")
+	return nil
+}
+
+// stats answers the general statistics that memcached tools show, and
+// the journal's.
+func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+	if len(req.Args) > 0 {
+		return &textserver.Error{Status: "ERROR"} // no sub-statistics (items, slabs, …)
+	}
+	now := time.Now()
+	stat := func(name string, v uint64) { resp.Line("STAT", name, strconv.FormatUint(v, 10)) }
+	stat("pid", uint64(os.Getpid()))
+	stat("uptime", uint64(now.Sub(m.started)/time.Second))
+	stat("time", uint64(now.Unix()))
+	resp.Line("STAT", "version", memcachedVersion)
+	stat("curr_items", uint64(m.store.Len()))
+	hits := m.hits.Load() // before gets, so that misses cannot go negative
+	gets := m.gets.Load()
+	stat("cmd_get", gets)
+	stat("get_hits", hits)
+	stat("get_misses", gets-hits)
+	stat("cmd_set", m.sets.Load())
+	stat("cmd_delete", m.deletes.Load())
+	stat("cmd_incr_decr", m.incrs.Load())
+	stat("cmd_touch", m.touches.Load())
+	stat("cmd_flush", m.flushes.Load())
+	if m.journal != nil {
+		appended, synced := m.journal.Stats()
+		stat("journal_appended", appended)
+		stat("journal_synced", synced)
+	}
+	resp.Line("END")
+	return nil
+}

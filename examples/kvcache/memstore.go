@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"math"
+	"strconv"
+)
+
+// The memcached operations of the store, for the memcached listener
+// (memcache.go). Expiry times are Unix nanoseconds, 0 for never; the
+// listener turns memcached's exptime into them.
+
+// Item is a key's value as memcached's get and gets return it.
+type Item struct {
+	Value []byte
+	Flags uint32
+	CAS   uint64
+}
+
+// GetItem returns the item at key, or ok false if it is missing or
+// expired.
+func (s *Store) GetItem(key string) (Item, bool) {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	it, ok := s.live(sh, key, now)
+	sh.mu.Unlock()
+	return Item{Value: it.value, Flags: it.flags, CAS: it.cas}, ok
+}
+
+// StoreMode is memcached's storage command.
+type StoreMode int
+
+// The storage commands.
+const (
+	ModeSet StoreMode = iota
+	ModeAdd
+	ModeReplace
+	ModeAppend
+	ModePrepend
+	ModeCAS
+)
+
+// StoreResult is the outcome of a storage command, as memcached answers it.
+type StoreResult int
+
+// Storage outcomes.
+const (
+	Stored    StoreResult = iota // STORED
+	NotStored                    // NOT_STORED: add of a key held, replace/append/prepend of a missing one
+	Exists                       // EXISTS: cas of a key changed since
+	NotFound                     // NOT_FOUND: cas of a missing key
+)
+
+// StoreItem runs a storage command. value is kept, not copied. For
+// append and prepend, flags and expires are ignored, as memcached does;
+// for cas, casID must match the item's. An expiry in the past stores
+// nothing, yet is Stored, as memcached has it.
+func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32, expires int64, casID uint64) StoreResult {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	old, held := s.live(sh, key, now)
+	switch {
+	case mode == ModeAdd && held,
+		(mode == ModeReplace || mode == ModeAppend || mode == ModePrepend) && !held:
+		return NotStored
+	case mode == ModeCAS && !held:
+		return NotFound
+	case mode == ModeCAS && old.cas != casID:
+		return Exists
+	}
+	it := item{value: value, flags: flags, expires: expires}
+	switch mode {
+	case ModeAppend:
+		it = old
+		it.value = append(append(make([]byte, 0, len(old.value)+len(value)), old.value...), value...)
+	case ModePrepend:
+		it = old
+		it.value = append(append(make([]byte, 0, len(old.value)+len(value)), value...), old.value...)
+	}
+	if it.expires != 0 && it.expires <= now {
+		if held {
+			s.del(sh, key)
+		}
+		return Stored
+	}
+	s.put(sh, key, it)
+	return Stored
+}
+
+// IncrResult is the outcome of IncrItem.
+type IncrResult int
+
+// Outcomes of incr and decr.
+const (
+	Incremented IncrResult = iota
+	IncrNotFound
+	NotANumber
+)
+
+// IncrItem adds delta to, or with decr subtracts it from, the decimal
+// unsigned 64-bit number at key, as memcached's incr and decr: incr wraps
+// around at 2^64, decr stops at 0.
+func (s *Store) IncrItem(key string, delta uint64, decr bool) (uint64, IncrResult) {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it, ok := s.live(sh, key, now)
+	if !ok {
+		return 0, IncrNotFound
+	}
+	n, err := strconv.ParseUint(string(it.value), 10, 64)
+	if err != nil {
+		return 0, NotANumber
+	}
+	switch {
+	case !decr:
+		n += delta // wraps, as memcached's does
+	case delta > n:
+		n = 0
+	default:
+		n -= delta
+	}
+	it.value = strconv.AppendUint(nil, n, 10)
+	s.put(sh, key, it)
+	return n, Incremented
+}
+
+// Touch gives key a new expiry and reports whether it held a live value.
+func (s *Store) Touch(key string, expires int64) bool {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it, ok := s.live(sh, key, now)
+	if !ok {
+		return false
+	}
+	if expires != 0 && expires <= now {
+		s.del(sh, key)
+		return true
+	}
+	it.expires = expires
+	s.put(sh, key, it)
+	return true
+}
+
+// FlushAll makes every key held now expire at the time at (now, or
+// earlier, to remove them at once), as memcached's flush_all [delay].
+//
+// Every shard is locked at once, so that no write lands between the
+// flush of its shard and the flush's record in the journal: replayed, the
+// record would expire it.
+func (s *Store) FlushAll(at int64) {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+	for i := range s.shards {
+		s.flushShard(&s.shards[i], at)
+	}
+	if s.journal != nil {
+		s.journal.flush(at)
+	}
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
+}
+
+func (s *Store) flushShard(sh *shard, at int64) {
+	for k, it := range sh.items {
+		if it.expires == 0 || it.expires > at {
+			it.expires = at
+			sh.items[k] = it
+		}
+	}
+}
+
+// Durable waits until the writes made so far are on disk, when the
+// journal syncs before acknowledging (JournalConfig.SyncEvery 0); else it
+// returns at once.
+func (s *Store) Durable(ctx context.Context) error {
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.durable(ctx)
+}
+
+// maxExpiry keeps expiry arithmetic away from overflow.
+const maxExpiry = math.MaxInt64 / 2

@@ -1,0 +1,72 @@
+package textcmd_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/textcmd"
+)
+
+// TestLimitsBeforeMemory checks that each limit is reported as a typed
+// *SizeError, from the pure parser and from a Reader, before the announced
+// size is read or allocated.
+func TestLimitsBeforeMemory(t *testing.T) {
+	lim := textcmd.Limits{MaxLineLength: 32, MaxArgs: 4, MaxDataSize: 10, MaxParts: 2}
+	for _, tc := range []struct {
+		name, in string
+		want     error
+	}{
+		{"line", strings.Repeat("x", 40), textcmd.ErrLineTooLong},
+		{"line exactly at the limit without its end", strings.Repeat("x", 32), textcmd.ErrLineTooLong},
+		{"args", "get a b c d e\r\n", textcmd.ErrTooManyArgs},
+		{"data", "set k 0 0 11\r\n", textcmd.ErrDataTooLarge},
+		{"parts", "STAT a 1\r\nSTAT b 2\r\nEND\r\n", textcmd.ErrTooManyParts},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := textcmd.ParseResponse([]byte(tc.in), textcmd.Memcached, lim, nil)
+			var se *textcmd.SizeError
+			if !errors.Is(err, tc.want) || !errors.Is(err, textcmd.ErrProtocol) || !errors.As(err, &se) {
+				t.Fatalf("ParseResponse: %v, want a *SizeError matching %v", err, tc.want)
+			}
+			r := textcmd.NewReader(strings.NewReader(tc.in), textcmd.Memcached, lim)
+			if _, _, err := r.ReadResponse(nil, nil); !errors.Is(err, tc.want) {
+				t.Fatalf("Reader: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, ok, err := textcmd.NextLen([]byte(strings.Repeat("x", 31)), textcmd.Memcached, lim); ok || err != nil {
+		t.Fatalf("31 bytes of a 32-byte line: ok %t, %v; want more wanted", ok, err)
+	}
+}
+
+// TestReaderSmallBuffer: a line limit over the frame reader's buffer is
+// reported as a long line, not a buffer error.
+func TestReaderSmallBuffer(t *testing.T) {
+	fr := frame.NewReaderSize(strings.NewReader(strings.Repeat("y", 100)+"\r\n"), 16, frame.Limits{})
+	r := textcmd.Over(fr, textcmd.Memcached, textcmd.Limits{})
+	if _, err := r.NextLen(); !errors.Is(err, textcmd.ErrLineTooLong) {
+		t.Fatalf("NextLen: %v, want ErrLineTooLong", err)
+	}
+}
+
+func TestWriterChecksTokens(t *testing.T) {
+	var out bytes.Buffer
+	w := textcmd.NewWriter(&out)
+	for _, bad := range []string{"", "a b", "a\r", "a\nb"} {
+		if err := w.WriteMessage([]byte("get"), [][]byte{[]byte(bad)}, nil); !errors.Is(err, textcmd.ErrBadToken) {
+			t.Fatalf("argument %q: %v, want ErrBadToken", bad, err)
+		}
+	}
+	if err := w.WriteMessage([]byte("set"), [][]byte{[]byte("k"), []byte("0"), []byte("0"), []byte("3")}, []byte("a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "set k 0 0 3\r\na\r\n\r\n"; got != want {
+		t.Fatalf("wrote %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,219 @@
+package textclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.uber.org/goleak"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/memcachedtest"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/textcmd"
+	"github.com/tcpez/tcpez/textcmd/textclient"
+	"github.com/tcpez/tcpez/textcmd/textserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const safety = 10 * time.Second
+
+func TestRequestBuilder(t *testing.T) {
+	for _, tc := range []struct {
+		req  *textclient.Request
+		want string
+		err  error
+	}{
+		{textclient.Cmd("get").Arg("a").Arg("b"), "get a b\r\n", nil},
+		{textclient.Cmd("set").Arg("k").Uint(0).Int(-1).Count().Data([]byte("a\r\nb")), "set k 0 -1 4\r\na\r\nb\r\n", nil},
+		{textclient.Cmd("PUT").Arg("k").Count().Arg("tag").Data(nil), "PUT k 0 tag\r\n\r\n", nil},
+		{textclient.Cmd("set").Arg("k").Count().Arg("noreply").Data([]byte("x")), "", textclient.ErrNoReply},
+		{textclient.Cmd("get").Arg("a b"), "", textcmd.ErrBadToken},
+		{textclient.Cmd("get").Arg(""), "", textcmd.ErrBadToken},
+		{textclient.Cmd("set").Arg("k").Data([]byte("x")), "", textclient.ErrCount},
+		{textclient.Cmd("set").Arg("k").Count(), "", textclient.ErrCount},
+	} {
+		got, err := tc.req.Build()
+		if !errors.Is(err, tc.err) || (err == nil && string(got) != tc.want) {
+			t.Errorf("built %q, %v; want %q, %v", got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// echoServer serves ECHO <bytes> (answered DATA <bytes> and the data),
+// SLOW (held until release), and LIST (ITEM lines, then END).
+func echoServer(t *testing.T, release <-chan struct{}) (string, textcmd.Grammar) {
+	t.Helper()
+	mux := textserver.NewMux(textserver.Config{Replies: map[string]textserver.Reply{
+		"DATA": {CountArg: 1}, "ITEM": {Continues: true},
+	}})
+	mux.HandleFunc("ECHO", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		resp.Message("DATA", [][]byte{req.Arg(0)}, req.Data)
+		return nil
+	}, textserver.Command{CountArg: 1})
+	mux.HandleFunc("SLOW", func(ctx context.Context, _ *textserver.Request, resp *textserver.Response) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		resp.Line("SLOW")
+		return nil
+	}, textserver.Command{})
+	mux.HandleFunc("LIST", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
+		for i := range 3 {
+			resp.Message("ITEM", [][]byte{fmt.Append(nil, i)}, nil)
+		}
+		resp.Line("END")
+		return nil
+	}, textserver.Command{})
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	srv := textserver.NewServer(mux, server.Config{Logger: logger})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String(), mux.Grammar()
+}
+
+func newClient(t *testing.T, addr string, g textcmd.Grammar) *textclient.Client {
+	t.Helper()
+	c, err := textclient.New([]string{addr}, textclient.Config{Grammar: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestConcurrentCallsPipelined: many goroutines on one connection each
+// get their own answer, and a slow call does not mix up the order of the
+// fast ones queued behind it.
+func TestConcurrentCallsPipelined(t *testing.T) {
+	release := make(chan struct{})
+	addr, g := echoServer(t, release)
+	c := newClient(t, addr, g)
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+
+	// From cold: the first call of a new client.
+	resp, err := c.Call(ctx, textclient.Cmd("LIST"))
+	if err != nil || len(resp.Items()) != 3 || resp.Status() != "END" {
+		t.Fatalf("LIST: %+v, %v", resp, err)
+	}
+	slow := c.Go(ctx, textclient.Cmd("SLOW"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 20 {
+				data := fmt.Appendf(nil, "goroutine %d call %d\r\n", g, i)
+				resp, err := c.Call(ctx, textclient.Cmd("ECHO").Count().Data(data))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := resp.Parts[0].Data; string(got) != string(data) {
+					errs <- fmt.Errorf("goroutine %d got %q, want %q", g, got, data)
+					return
+				}
+			}
+		})
+	}
+	// The echoes queued behind SLOW on the one connection answer only
+	// once it does: release it, then collect.
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if resp, err := slow.Wait(); err != nil || resp.Status() != "SLOW" {
+		t.Fatalf("SLOW: %+v, %v", resp, err)
+	}
+}
+
+func TestStatusErrorAndNoBatches(t *testing.T) {
+	addr, g := echoServer(t, nil)
+	c := newClient(t, addr, g)
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	_, err := c.Call(ctx, textclient.Cmd("NOPE"))
+	var se *textclient.StatusError
+	if !errors.As(err, &se) || se.Status != "ERROR" {
+		t.Fatalf("unknown command: %v, want a *StatusError ERROR", err)
+	}
+	p := c.Raw().Pipeline()
+	p.Enqueue([]byte("LIST\r\n"))
+	if _, err := p.Flush(ctx); !errors.Is(err, client.ErrBatchUnsupported) {
+		t.Fatalf("Pipeline.Flush: %v, want ErrBatchUnsupported", err)
+	}
+}
+
+// TestServerBreaksProtocol: a response that breaks the grammar fails the
+// call with a protocol error, and the connection is replaced.
+func TestServerBreaksProtocol(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				buf := make([]byte, 64)
+				nc.Read(buf)
+				io.WriteString(nc, "VALUE k 0 3\r\nabcdef\r\n") // the data outruns its count
+				io.Copy(io.Discard, nc)
+			}()
+		}
+	}()
+	c := newClient(t, l.Addr().String(), textcmd.Memcached)
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	_, err = c.Call(ctx, textclient.Cmd("get").Arg("k"))
+	if !errors.Is(err, textcmd.ErrBadDataEnd) || !errors.Is(err, client.ErrConnLost) {
+		t.Fatalf("Call: %v, want ErrBadDataEnd and ErrConnLost", err)
+	}
+}
+
+// TestAgainstMemcached: the client speaks to a real memcached.
+func TestAgainstMemcached(t *testing.T) {
+	c := newClient(t, memcachedtest.Start(t), textcmd.Memcached)
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	resp, err := c.Call(ctx, textclient.Cmd("set").Arg("k").Uint(7).Uint(0).Count().Data([]byte("v\r\n1")))
+	if err != nil || resp.Status() != "STORED" {
+		t.Fatalf("set: %+v, %v", resp, err)
+	}
+	resp, err = c.Call(ctx, textclient.Cmd("gets").Arg("k").Arg("missing"))
+	if err != nil || len(resp.Items()) != 1 || string(resp.Items()[0].Data) != "v\r\n1" || string(resp.Items()[0].Arg(1)) != "7" {
+		t.Fatalf("gets: %+v, %v", resp, err)
+	}
+	_, err = c.Call(ctx, textclient.Cmd("incr").Arg("k").Uint(1))
+	var se *textclient.StatusError
+	if !errors.As(err, &se) || se.Status != "CLIENT_ERROR" {
+		t.Fatalf("incr of a non-number: %v", err)
+	}
+}
+
+func TestNoMultiplexedMode(t *testing.T) {
+	_, err := textclient.New([]string{"127.0.0.1:1"}, textclient.Config{Client: client.Config{Protocol: client.ProtocolMux, LazyDial: true}})
+	if !errors.Is(err, client.ErrInvalidConfig) {
+		t.Fatalf("a Codec with ProtocolMux: %v, want ErrInvalidConfig", err)
+	}
+}
