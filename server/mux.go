@@ -51,8 +51,9 @@ func (c *conn) negotiate() (bool, error) {
 		return false, nil
 	}
 	_ = c.r.Discard(len(p)) // cannot fail: Peek buffered them
+	c.muxVersion = min(version, frame.MuxVersion)
 	ack := frame.Ack{
-		Version:      min(version, frame.MuxVersion),
+		Version:      c.muxVersion,
 		MaxInFlight:  uint32(c.cfg.MaxInFlight),
 		MaxFrameSize: uint32(c.maxFrame()),
 	}
@@ -144,6 +145,13 @@ type muxConn struct {
 	quit       chan struct{} // closed when the connection has ended
 	ended      chan error    // serve's result, from a later reader
 	stopWatch  func() bool
+
+	// Traffic the server starts (version 2; see push.go): remote is the
+	// connection's handle, outCalls its calls to the client by id.
+	remote      *Remote
+	outCalls    map[uint32]*Future
+	nextOut     uint32
+	flushQueued bool // a goroutine is on its way to write what was pushed
 }
 
 // muxCall is one request on its way from being read to its answer.
@@ -168,6 +176,10 @@ func (c *conn) serveMux() error {
 		quit:  make(chan struct{}),
 	}
 	m.idle.L = &m.mu
+	if c.muxVersion >= 2 {
+		m.remote = newRemote(m)
+		c.ctx = context.WithValue(c.ctx, remoteKey{}, m.remote)
+	}
 	m.takeOverFn = m.takeOver
 	m.overrun = time.AfterFunc(time.Hour, m.takeOverFn)
 	m.overrun.Stop()
@@ -290,6 +302,10 @@ func (m *muxConn) readFrame() error {
 		}
 		m.cancelCall(f.ID, why)
 		return nil
+	case frame.KindAnswer, frame.KindError:
+		if m.remote != nil {
+			return m.remoteAnswer(f, h.Len()-frame.MuxHeaderSize)
+		}
 	}
 	return m.protocolError(fmt.Errorf("%w: a client sent %v", frame.ErrMuxMalformed, f.Kind))
 }
@@ -754,6 +770,7 @@ func (m *muxConn) sendGoAway() {
 // unless the client is gone or cannot be trusted to read.
 func (m *muxConn) finish(err error) {
 	m.mu.Lock()
+	m.failOutLocked()
 	if err != errStopping && err != ErrIdleTimeout {
 		// The client is gone, cannot be trusted to read, or broke the
 		// protocol and was told so (protocolError wrote it): answers
