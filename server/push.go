@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 
@@ -200,10 +201,10 @@ func (f *Future) Result() ([]byte, error) {
 // nil if it is not there. Called with the connection's mu held.
 func (m *muxConn) takeOutLocked(id uint32) *Future {
 	f := m.outCalls[id]
+	delete(m.outCalls, id)
 	if f == nil {
 		return nil
 	}
-	delete(m.outCalls, id)
 	if f.stop != nil {
 		f.stop()
 	}
@@ -270,6 +271,7 @@ func (m *muxConn) cancelOut(f *Future, err error) {
 		return // answered meanwhile
 	}
 	m.takeOutLocked(f.id)
+	m.outCalls[f.id] = nil // given up; its answer is still to come
 	why := frame.CodeCancelled
 	if errors.Is(err, context.DeadlineExceeded) {
 		why = frame.CodeDeadline
@@ -284,8 +286,15 @@ func (m *muxConn) cancelOut(f *Future, err error) {
 }
 
 // remoteAnswer reads the client's answer or error of n bytes to a call of
-// the server. One for a call given up meanwhile is dropped.
+// the server. One for a call given up meanwhile is dropped; one for an id
+// the server is not waiting on breaks the protocol.
 func (m *muxConn) remoteAnswer(h frame.MuxFrame, n int) error {
+	m.mu.Lock()
+	_, known := m.outCalls[h.ID]
+	m.mu.Unlock()
+	if !known {
+		return m.protocolError(fmt.Errorf("%w: %v for id %d, which the server did not call", frame.ErrMuxMalformed, h.Kind, h.ID))
+	}
 	body, err := m.r.ReadPayload(nil, n)
 	if err != nil {
 		return m.readError(frame.Truncated(err), false)
@@ -294,7 +303,7 @@ func (m *muxConn) remoteAnswer(h frame.MuxFrame, n int) error {
 	f := m.takeOutLocked(h.ID)
 	m.mu.Unlock()
 	if f == nil {
-		return nil
+		return nil // given up
 	}
 	if h.Kind == frame.KindAnswer {
 		f.finish(body, nil)
@@ -309,6 +318,8 @@ func (m *muxConn) remoteAnswer(h frame.MuxFrame, n int) error {
 // connection that ends.
 func (m *muxConn) failOutLocked() {
 	for id := range m.outCalls {
-		m.takeOutLocked(id).finish(nil, ErrRemoteGone)
+		if f := m.takeOutLocked(id); f != nil {
+			f.finish(nil, ErrRemoteGone)
+		}
 	}
 }
