@@ -176,8 +176,8 @@ func (h *Hub) Publish(channel string, data []byte) (sent, dropped int) {
 type doneContext struct{ done <-chan struct{} }
 
 func (d doneContext) Deadline() (deadline time.Time, ok bool) { return }
-func (d doneContext) Done() <-chan struct{}                    { return d.done }
-func (d doneContext) Value(any) any                            { return nil }
+func (d doneContext) Done() <-chan struct{}                   { return d.done }
+func (d doneContext) Value(any) any                           { return nil }
 func (d doneContext) Err() error {
 	select {
 	case <-d.done:
