@@ -300,8 +300,8 @@ func TestStalledListenerDelaysNobody(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("nothing dropped for the stalled listener")
 	}
-	if d := rec.Counter(server.StatPushDropped); d != int64(dropped) {
-		t.Errorf("%s = %d, want %d", server.StatPushDropped, d, dropped)
+	if d := rec.Counter(server.StatErrPushDropped); d != int64(dropped) {
+		t.Errorf("%s = %d, want %d", server.StatErrPushDropped, d, dropped)
 	}
 }
 

@@ -27,7 +27,7 @@
 // Delivery: every listener of a channel gets its messages in one order,
 // the order Publish (or NOTIFY) took them; a listener that does not keep
 // up loses messages rather than hold up the others (see server.Remote),
-// and the server counts them as server.StatPushDropped. Subscriptions
+// and the server counts them as server.StatErrPushDropped. Subscriptions
 // belong to a connection: when it is lost they are gone, and the client,
 // once connected again, listens again on every channel it listened on and
 // then delivers a Message with Reconnected set, after which messages flow

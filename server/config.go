@@ -91,7 +91,7 @@ type Config struct {
 	// PushBacklog bounds the bytes waiting to be written to one mux
 	// connection past which the server drops a notification to it (and
 	// refuses a call to it) rather than queue more: ErrPushDropped, counted
-	// as StatPushDropped. Default DefaultPushBacklog.
+	// as StatErrPushDropped. Default DefaultPushBacklog.
 	PushBacklog int
 
 	// ReadTimeout is how long a frame may take to arrive once its first

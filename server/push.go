@@ -15,11 +15,6 @@ import (
 // dropped.
 const DefaultPushBacklog = 1 << 20
 
-// StatPushDropped counts notifications dropped because their connection
-// had more than Config.PushBacklog bytes waiting (its client reads too
-// slowly), and calls to the client refused for the same reason.
-const StatPushDropped = "errors.push_dropped"
-
 var (
 	// ErrRemoteGone is the error of a notification or call to a client
 	// whose connection has ended, and of the calls still unanswered when it
@@ -72,7 +67,7 @@ var remoteIDs atomic.Uint64
 // queued and written by a goroutine of its own, so a client that stops
 // reading holds up nobody but itself. Once more than Config.PushBacklog
 // bytes wait for it, notifications to it are dropped (ErrPushDropped,
-// counted as StatPushDropped); if it reads nothing for WriteTimeout, its
+// counted as StatErrPushDropped); if it reads nothing for WriteTimeout, its
 // connection is closed.
 type Remote struct {
 	m  *muxConn
@@ -228,7 +223,7 @@ func (m *muxConn) pushableLocked() error {
 		return ErrRemoteGone
 	}
 	if len(m.wbuf) >= m.cfg.PushBacklog {
-		m.srv.count(StatPushDropped)
+		m.srv.count(StatErrPushDropped)
 		return ErrPushDropped
 	}
 	return nil
