@@ -311,3 +311,50 @@ func readIndex(p []byte) int {
 	i, _ := strconv.Atoi(string(p[:8]))
 	return i
 }
+
+// TestKeepOpenSparesListener: IdleTimeout closes an idle mux connection,
+// but not one whose Remote is kept open, which is still pushed to after
+// the other was closed.
+func TestKeepOpenSparesListener(t *testing.T) {
+	srv, addr, _ := startMux(t, server.HandlerFunc(echoHandler), server.Config{IdleTimeout: 20 * time.Millisecond})
+	kept := newNotifications()
+	c := pushClient(t, addr, client.Config{OnNotify: kept.add})
+	if _, err := c.Call(ctxFor(t), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	remotes := srv.Remotes()
+	if len(remotes) != 1 {
+		t.Fatalf("%d remotes, want 1", len(remotes))
+	}
+	listener := remotes[0]
+	listener.KeepOpen(true)
+
+	// Another connection, opened later and not kept open, is closed for
+	// idling: the listener then idled at least as long.
+	other := pushClient(t, addr, client.Config{OnNotify: func(client.Notification) {}})
+	if _, err := other.Call(ctxFor(t), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	var idler *server.Remote
+	for _, r := range srv.Remotes() {
+		if r != listener {
+			idler = r
+		}
+	}
+	select {
+	case <-idler.Done():
+	case <-time.After(safety):
+		t.Fatal("IdleTimeout did not close the idle connection")
+	}
+	select {
+	case <-listener.Done():
+		t.Fatal("the kept-open connection was closed")
+	default:
+	}
+	if err := listener.Notify([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if got := kept.await(t, 1); string(got[0]) != "still here" {
+		t.Fatalf("got %q", got[0])
+	}
+}

@@ -111,6 +111,7 @@ func (h *Hub) Listen(r *server.Remote, channel string) {
 		context.AfterFunc(doneContext{r.Done()}, func() { h.forget(r) })
 	}
 	mine[channel] = struct{}{}
+	r.KeepOpen(true) // a listener may send nothing for long
 	ls := h.chans[channel]
 	if ls == nil {
 		ls = make(map[*server.Remote]struct{})
@@ -125,6 +126,9 @@ func (h *Hub) Unlisten(r *server.Remote, channel string) {
 	defer h.mu.Unlock()
 	delete(h.subs[r], channel)
 	h.dropLocked(r, channel)
+	if len(h.subs[r]) == 0 {
+		r.KeepOpen(false)
+	}
 }
 
 func (h *Hub) dropLocked(r *server.Remote, channel string) {

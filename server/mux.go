@@ -152,6 +152,7 @@ type muxConn struct {
 	outCalls    map[uint32]*Future
 	nextOut     uint32
 	flushQueued bool // a goroutine is on its way to write what was pushed
+	keepOpen    atomic.Bool // see Remote.KeepOpen
 }
 
 // muxCall is one request on its way from being read to its answer.
@@ -727,7 +728,7 @@ func (m *muxConn) awaitFrame() error {
 			return m.readError(err, true)
 		case away && idle && !time.Now().Before(graceEnd):
 			return errStopping
-		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
+		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !m.keepOpen.Load():
 			return ErrIdleTimeout
 		}
 		// A poke, or calls still running: wait on, with a fresh deadline.

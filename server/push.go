@@ -91,6 +91,13 @@ func (r *Remote) Identity() (string, bool) { return Identity(r.m.ctx) }
 // further use.
 func (r *Remote) Done() <-chan struct{} { return r.m.quit }
 
+// KeepOpen says whether IdleTimeout spares the connection: set it for a
+// client that listens, and so may send nothing for a long time while it
+// is pushed to (package pubsub sets it while a remote listens). A stalled
+// or vanished client is still closed by WriteTimeout once something is
+// pushed to it, and Shutdown still closes it.
+func (r *Remote) KeepOpen(on bool) { r.m.keepOpen.Store(on) }
+
 // Notify sends payload to the client, which is not answered. It returns
 // once the notification is queued, never waiting for the client; the
 // notifications of one Remote arrive in the order Notify queued them.
