@@ -151,7 +151,7 @@ type muxConn struct {
 	remote      *Remote
 	outCalls    map[uint32]*Future
 	nextOut     uint32
-	flushQueued bool // a goroutine is on its way to write what was pushed
+	flushQueued bool        // a goroutine is on its way to write what was pushed
 	keepOpen    atomic.Bool // see Remote.KeepOpen
 }
 
