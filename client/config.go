@@ -168,7 +168,8 @@ type Config struct {
 	// goroutine of its own; its context ends when the server gives the
 	// call up or the connection fails. An error or a panic reaches the
 	// server's caller as an error with code CodeHandler ("handler panic").
-	// Without a Handler such calls are refused with CodeNoHandler.
+	// Without a Handler such calls are refused with CodeNoHandler; past
+	// MaxInFlight of them running on one connection, with CodeTooMany.
 	Handler Handler
 	// OnNotify, when set, receives the notifications servers push to this
 	// client, those of a connection one at a time and in order, on the

@@ -102,6 +102,14 @@ func (cn *conn) called(id uint32, n int) error {
 		cn.mu.Unlock()
 		return fmt.Errorf("%w: the server's call id %d is already running", ErrUnexpectedAnswer, id)
 	}
+	if len(s.calls) >= cn.c.cfg.MaxInFlight {
+		// A server may not make the client run without bound.
+		cn.mu.Unlock()
+		cn.queueFrame(func(b []byte) []byte {
+			return frame.AppendMuxError(b, frame.KindError, id, frame.CodeTooMany, "too many calls from the server")
+		})
+		return nil
+	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	s.calls[id] = cancel
 	cn.mu.Unlock()

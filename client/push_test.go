@@ -358,3 +358,35 @@ func TestKeepOpenSparesListener(t *testing.T) {
 		t.Fatalf("got %q", got[0])
 	}
 }
+
+// TestServerCallsBounded: a client runs at most MaxInFlight calls from the
+// server on a connection; past it they are refused, not run, with
+// CodeTooMany.
+func TestServerCallsBounded(t *testing.T) {
+	srv, addr, _ := startMux(t, server.HandlerFunc(echoHandler), server.Config{})
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	c := pushClient(t, addr, client.Config{MaxInFlight: 2, Handler: client.HandlerFunc(func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+		started <- struct{}{}
+		<-release
+		return req, nil
+	})})
+	if _, err := c.Call(ctxFor(t), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.Remotes()[0]
+	a, b := r.Go(ctxFor(t), []byte("a")), r.Go(ctxFor(t), []byte("b"))
+	<-started
+	<-started
+	_, err := r.Call(ctxFor(t), []byte("c"))
+	var re *server.RemoteError
+	if !errors.As(err, &re) || re.Code != frame.CodeTooMany {
+		t.Fatalf("third call: %v, want CodeTooMany", err)
+	}
+	close(release)
+	for _, f := range []*server.Future{a, b} {
+		if _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
