@@ -719,6 +719,9 @@ func (m *muxConn) awaitFrame() error {
 		m.mu.Lock()
 		m.waiting = false
 		idle, away = m.admitted == 0, m.goAway
+		// A connection the server is calling, or that listens, is not
+		// idle for IdleTimeout, even if the client sends nothing.
+		held := len(m.outCalls) > 0 || m.keepOpen.Load()
 		m.mu.Unlock()
 		switch {
 		case err == nil:
@@ -728,7 +731,7 @@ func (m *muxConn) awaitFrame() error {
 			return m.readError(err, true)
 		case away && idle && !time.Now().Before(graceEnd):
 			return errStopping
-		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !m.keepOpen.Load():
+		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !held:
 			return ErrIdleTimeout
 		}
 		// A poke, or calls still running: wait on, with a fresh deadline.
