@@ -180,6 +180,24 @@ type Config struct {
 	// is restored to it. It is called from the address's own goroutine,
 	// one event at a time per address, and should return quickly.
 	OnStateChange func(StateEvent)
+
+	// Handler, when set, answers the calls servers make to this client on
+	// its connections in the multiplexed mode (version 2; see
+	// docs/PROTOCOL.md, "Calls from the server"). Each call runs on a
+	// goroutine of its own; its context ends when the server gives the
+	// call up or the connection fails. An error or a panic reaches the
+	// server's caller as an error with code CodeHandler ("handler panic").
+	// Without a Handler such calls are refused with CodeNoHandler; past
+	// MaxInFlight of them running on one connection, with CodeTooMany.
+	Handler Handler
+	// OnNotify, when set, receives the notifications servers push to this
+	// client, those of a connection one at a time and in order, on the
+	// goroutine that reads it: it should return quickly. Without it they
+	// are dropped. A connection that fails loses what its server had not
+	// yet sent; OnStateChange's Reconnected says when to ask again (for
+	// example to LISTEN again). With Handler or OnNotify set, every
+	// connection is read at all times.
+	OnNotify func(Notification)
 	// Stats receives the client's metrics; see the Stat constants.
 	// Default stats.Nop.
 	Stats stats.Recorder

@@ -61,6 +61,9 @@ type conn struct {
 
 	out writeSide
 	in  readSide
+
+	// served holds the server's calls to the client running; under mu.
+	served servedCalls
 }
 
 func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
@@ -87,9 +90,11 @@ func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 		// which another codec does not have.
 		cn.in.idle = nil
 	}
-	if cn.in.idle == nil {
+	if cn.in.idle == nil || c.pushReader() {
 		// Nobody can tell a closed idle connection without reading it,
-		// so the reader goroutine always reads.
+		// and what a server pushes must be read while nobody calls: the
+		// reader goroutine always reads.
+		cn.in.idle = nil
 		cn.in.role = roleReader
 	}
 	return cn
@@ -135,6 +140,9 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 		unsent[i] = cn.out.unsentLocked(rq, wp)
 	}
 	cn.out.buf, cn.out.spare = nil, nil
+	if cn.served.cancel != nil {
+		cn.served.cancel() // the server's calls to this connection end with it
+	}
 	timer, draining := cn.drainTimer, cn.draining
 	cn.mu.Unlock()
 	cn.wakeReader() // to see the failure and exit

@@ -480,6 +480,12 @@ func (cn *conn) readMuxFrame() error {
 		}
 		cn.goAway()
 		return nil
+	case frame.KindNotify:
+		return cn.notified(n)
+	case frame.KindCall:
+		return cn.called(f.ID, n)
+	case frame.KindCancel:
+		return cn.cancelled(f.ID, n)
 	}
 	return fmt.Errorf("%w: a server sent %v", ErrUnexpectedAnswer, f.Kind)
 }

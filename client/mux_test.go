@@ -61,7 +61,7 @@ func (h *muxHandler) Respond(ctx context.Context, req []byte, _ *span.Span) ([]b
 }
 
 // startMux serves h on a real server and returns its address and stats.
-func startMux(t *testing.T, h server.Handler, cfg server.Config) (*server.Server, string, *stats.Memory) {
+func startMux(t testing.TB, h server.Handler, cfg server.Config) (*server.Server, string, *stats.Memory) {
 	t.Helper()
 	rec := stats.NewMemory()
 	cfg.Stats = rec

@@ -24,16 +24,24 @@ const MuxHeaderSize = 6
 // Kind says what a mux frame carries.
 type Kind uint8
 
-// The kinds of the multiplexed mode, version 1. The values 6 to 15 are
-// reserved for what the next versions add (notification, calls from the
-// server to the client, stream data, stream end, window update); a peer
-// only sends them once both sides announced them in the preface.
+// The kinds of the multiplexed mode. Version 1 has kinds 1 to 5; version 2
+// adds 6 and 7, traffic the server starts. The values 8 to 15 are reserved
+// for what the next versions add (stream data, stream end, window update);
+// a peer only sends a kind once both sides announced its version in the
+// negotiation.
+//
+// Calls go both ways in version 2, each direction with its own ids: a
+// request (from the client) and a call (from the server) open a call in
+// the sender's id space, and an answer, error or cancel names a call of
+// the id space of the side that opened it, so ids never collide.
 const (
-	KindRequest Kind = 1 // a call: the body is the request payload
-	KindAnswer  Kind = 2 // the answer to the call with the same id
-	KindError   Kind = 3 // the call with the same id failed: code and message
-	KindCancel  Kind = 4 // the caller gave up the call with the same id; an optional code
+	KindRequest Kind = 1 // a call from the client: the body is the request payload
+	KindAnswer  Kind = 2 // the answer to the peer's call with the same id
+	KindError   Kind = 3 // the peer's call with the same id failed: code and message
+	KindCancel  Kind = 4 // the caller gave up its call with the same id; an optional code
 	KindGoAway  Kind = 5 // the server takes no new calls; id 0, code and message
+	KindNotify  Kind = 6 // version 2: a notification from the server; id 0, never answered
+	KindCall    Kind = 7 // version 2: a call from the server to the client
 )
 
 func (k Kind) String() string {
@@ -48,6 +56,10 @@ func (k Kind) String() string {
 		return "cancel"
 	case KindGoAway:
 		return "goaway"
+	case KindNotify:
+		return "notify"
+	case KindCall:
+		return "call"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -66,11 +78,12 @@ const (
 	CodeTooLarge     Code = 6 // not run: the request frame was over the server's limit
 	CodeProtocol     Code = 7 // the peer broke the protocol; the connection closes
 	CodeDeadline     Code = 8 // the caller's deadline passed before the call was answered
+	CodeNoHandler    Code = 9 // not run: the client has no handler for calls from the server
 )
 
 // NotRun reports whether a call that failed with c never reached a handler.
 func (c Code) NotRun() bool {
-	return c == CodeTooMany || c == CodeOverloaded || c == CodeShuttingDown || c == CodeTooLarge
+	return c == CodeTooMany || c == CodeOverloaded || c == CodeShuttingDown || c == CodeTooLarge || c == CodeNoHandler
 }
 
 func (c Code) String() string {
@@ -91,6 +104,8 @@ func (c Code) String() string {
 		return "protocol error"
 	case CodeDeadline:
 		return "deadline exceeded"
+	case CodeNoHandler:
+		return "no handler"
 	}
 	return fmt.Sprintf("code(%d)", uint16(c))
 }
@@ -167,7 +182,11 @@ func ParseMuxHeader(p []byte, bodyLen int) (MuxFrame, error) {
 		return MuxFrame{}, fmt.Errorf("%w: flags %#02x", ErrMuxMalformed, f.Flags)
 	}
 	switch f.Kind {
-	case KindRequest, KindAnswer:
+	case KindRequest, KindAnswer, KindCall:
+	case KindNotify:
+		if f.ID != 0 {
+			return MuxFrame{}, fmt.Errorf("%w: notify with id %d", ErrMuxMalformed, f.ID)
+		}
 	case KindError, KindGoAway:
 		if bodyLen < 2 {
 			return MuxFrame{}, fmt.Errorf("%w: %v without a code", ErrMuxMalformed, f.Kind)
@@ -207,8 +226,9 @@ const (
 	PrefaceSize = 12
 	// AckSize is the payload length of the acknowledgement frame.
 	AckSize = 20
-	// MuxVersion is the version of the multiplexed mode this package speaks.
-	MuxVersion = 1
+	// MuxVersion is the version of the multiplexed mode this package
+	// speaks: 2, which adds notifications and calls from the server.
+	MuxVersion = 2
 )
 
 // Ack is what a server announces when it accepts the multiplexed mode.

@@ -49,6 +49,18 @@ var muxGolden = map[string]struct{ req, ans []frame.MuxFrame }{
 		},
 		ans: []frame.MuxFrame{errFrame(frame.KindError, 5, frame.CodeDeadline, "deadline exceeded")},
 	},
+	"A notification": {
+		ans: []frame.MuxFrame{{Kind: frame.KindNotify, Body: []byte("hello")}},
+	},
+	"A call from the server": {
+		ans: []frame.MuxFrame{{Kind: frame.KindCall, ID: 1, Body: []byte("PING")}},
+	},
+	"The client's answer to a call from the server": {
+		req: []frame.MuxFrame{{Kind: frame.KindAnswer, ID: 1, Body: []byte("PONG")}},
+	},
+	"A client without a handler refuses a call from the server": {
+		req: []frame.MuxFrame{errFrame(frame.KindError, 2, frame.CodeNoHandler, "no handler")},
+	},
 	"A go-away": {
 		ans: []frame.MuxFrame{errFrame(frame.KindGoAway, 0, frame.CodeShuttingDown, "shutting down")},
 	},
@@ -108,10 +120,10 @@ func TestMuxGoldenExamples(t *testing.T) {
 				if got := frame.AppendPreface(nil); !bytes.Equal(got, ex.Request) {
 					t.Errorf("preface\n got % x\nwant % x", got, ex.Request)
 				}
-				if v, ok := frame.IsPreface(ex.Request[frame.HeaderSize:]); !ok || v != 1 {
+				if v, ok := frame.IsPreface(ex.Request[frame.HeaderSize:]); !ok || v != frame.MuxVersion {
 					t.Errorf("IsPreface = %d, %v", v, ok)
 				}
-				ack := frame.Ack{Version: 1, MaxInFlight: 128, MaxFrameSize: frame.DefaultMaxFrameSize}
+				ack := frame.Ack{Version: frame.MuxVersion, MaxInFlight: 128, MaxFrameSize: frame.DefaultMaxFrameSize}
 				if got := frame.AppendAck(nil, ack); !bytes.Equal(got, ex.Answer) {
 					t.Errorf("ack\n got % x\nwant % x", got, ex.Answer)
 				}

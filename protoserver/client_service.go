@@ -12,6 +12,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 )
 
@@ -50,6 +51,7 @@ type ClientConfig struct {
 // WithSpanID, with the span's trace id.
 type Client struct {
 	c            *client.Client
+	remote       *server.Remote // set instead of c: calls go to a client
 	interceptors []ClientInterceptor
 	chain        Invoker // the interceptors around roundTrip; nil without
 }
@@ -61,6 +63,21 @@ func NewClient(c *client.Client, cfg ClientConfig) *Client {
 	if len(cc.interceptors) > 0 {
 		cc.chain = chain(cc.interceptors, cc.roundTrip)
 	}
+	return cc
+}
+
+// NewRemoteClient returns a Client that calls the methods a client
+// serves on a connection of this server (the multiplexed mode, version
+// 2): the client sets a Service as its client.Config.Handler, and a
+// handler calls it back through r, from server.RemoteFromContext. Generated
+// clients work over it unchanged: NewXxxClient(NewRemoteClient(r)).
+// Statuses, deadlines, metadata and span ids flow as they do to a server;
+// a client with no Handler answers Unimplemented, one that is gone
+// Unavailable.
+// Pipeline is not available on it.
+func NewRemoteClient(r *server.Remote, cfg ClientConfig) *Client {
+	cc := NewClient(nil, cfg)
+	cc.remote = r
 	return cc
 }
 
@@ -113,9 +130,9 @@ func Go[T any, PT interface {
 	proto.Message
 }](ctx context.Context, c *Client, method string, req proto.Message) *Future[T] {
 	f := newFuture[T, PT](true)
-	if c.chain != nil {
+	if c.chain != nil || c.remote != nil {
 		f.start()
-		go func() { f.resolve(c.chain(ctx, method, req, f.msg)) }()
+		go func() { f.resolve(c.Call(ctx, method, req, f.msg)) }()
 		return f
 	}
 	bufs := getBuffers()
@@ -139,8 +156,13 @@ func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Me
 	if err != nil {
 		return err
 	}
-	ans, err := c.c.CallAppend(ctx, bufs.ans[:0], b)
-	bufs.ans = ans
+	var ans []byte
+	if c.remote != nil {
+		ans, err = c.remote.Call(ctx, b)
+	} else {
+		ans, err = c.c.CallAppend(ctx, bufs.ans[:0], b)
+		bufs.ans = ans
+	}
 	if err != nil {
 		return transportError(err)
 	}
@@ -216,8 +238,21 @@ func transportError(err error) error {
 		code = ResourceExhausted
 	case errors.Is(err, frame.ErrProtocol):
 		code = Internal
-	case errors.Is(err, client.ErrConnLost), errors.Is(err, client.ErrNoConnection), errors.Is(err, client.ErrClosed):
+	case errors.Is(err, client.ErrConnLost), errors.Is(err, client.ErrNoConnection), errors.Is(err, client.ErrClosed),
+		errors.Is(err, server.ErrRemoteGone), errors.Is(err, server.ErrPushDropped):
 		code = Unavailable
+	}
+	if re, ok := errors.AsType[*server.RemoteError](err); ok {
+		switch re.Code {
+		case frame.CodeNoHandler:
+			code = Unimplemented
+		case frame.CodeCancelled:
+			code = Canceled
+		case frame.CodeDeadline:
+			code = DeadlineExceeded
+		case frame.CodeHandler:
+			code = Internal
+		}
 	}
 	return &Status{Code: code, Message: err.Error(), cause: err}
 }

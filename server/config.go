@@ -93,6 +93,11 @@ type Config struct {
 	// multiplexed mode do: a client's preface is then an ordinary request
 	// for the handler (see docs/PROTOCOL.md, "Negotiation").
 	V1Only bool
+	// PushBacklog bounds the bytes waiting to be written to one mux
+	// connection past which the server drops a notification to it (and
+	// refuses a call to it) rather than queue more: ErrPushDropped, counted
+	// as StatErrPushDropped. Default DefaultPushBacklog.
+	PushBacklog int
 
 	// ReadTimeout is how long a frame may take to arrive once its first
 	// byte has (slowloris). Default DefaultReadTimeout; negative: none.
@@ -206,6 +211,7 @@ func (c Config) withDefaults() Config {
 	c.MaxConns = defaults.Or(c.MaxConns, DefaultMaxConns)
 	c.MaxInFlight = defaults.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.MaxCalls = defaults.Or(c.MaxCalls, DefaultMaxCalls)
+	c.PushBacklog = defaults.Or(c.PushBacklog, DefaultPushBacklog)
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = DefaultMemoryBudget()
 	}

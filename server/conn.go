@@ -101,6 +101,8 @@ type conn struct {
 
 	// mux is set once the connection speaks the multiplexed mode.
 	mux atomic.Pointer[muxConn]
+	// muxVersion is the version negotiated; set before serveMux runs.
+	muxVersion uint8
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when the ring frees slots or the writer stops

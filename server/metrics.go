@@ -34,4 +34,5 @@ const (
 	StatErrConn           = "errors.conn"            // any other I/O error
 	StatErrRefused        = "errors.refused"         // mux request refused: MaxCalls reached
 	StatErrFrameTooLarge  = "errors.frame_too_large" // mux request over the frame limit, answered and skipped
+	StatErrPushDropped    = "errors.push_dropped"    // notification dropped (or call to a client refused): over Config.PushBacklog
 )

@@ -51,8 +51,9 @@ func (c *conn) negotiate() (bool, error) {
 		return false, nil
 	}
 	_ = c.r.Discard(len(p)) // cannot fail: Peek buffered them
+	c.muxVersion = min(version, frame.MuxVersion)
 	ack := frame.Ack{
-		Version:      min(version, frame.MuxVersion),
+		Version:      c.muxVersion,
 		MaxInFlight:  uint32(c.cfg.MaxInFlight),
 		MaxFrameSize: uint32(c.maxFrame()),
 	}
@@ -144,6 +145,14 @@ type muxConn struct {
 	quit       chan struct{} // closed when the connection has ended
 	ended      chan error    // serve's result, from a later reader
 	stopWatch  func() bool
+
+	// Traffic the server starts (version 2; see push.go): remote is the
+	// connection's handle, outCalls its calls to the client by id.
+	remote      *Remote
+	outCalls    map[uint32]*Future
+	nextOut     uint32
+	flushQueued bool        // a goroutine is on its way to write what was pushed
+	keepOpen    atomic.Bool // see Remote.KeepOpen
 }
 
 // muxCall is one request on its way from being read to its answer.
@@ -168,6 +177,10 @@ func (c *conn) serveMux() error {
 		quit:  make(chan struct{}),
 	}
 	m.idle.L = &m.mu
+	if c.muxVersion >= 2 {
+		m.remote = newRemote(m)
+		c.ctx = context.WithValue(c.ctx, remoteKey{}, m.remote)
+	}
 	m.takeOverFn = m.takeOver
 	m.overrun = time.AfterFunc(time.Hour, m.takeOverFn)
 	m.overrun.Stop()
@@ -290,6 +303,10 @@ func (m *muxConn) readFrame() error {
 		}
 		m.cancelCall(f.ID, why)
 		return nil
+	case frame.KindAnswer, frame.KindError:
+		if m.remote != nil {
+			return m.remoteAnswer(f, h.Len()-frame.MuxHeaderSize)
+		}
 	}
 	return m.protocolError(fmt.Errorf("%w: a client sent %v", frame.ErrMuxMalformed, f.Kind))
 }
@@ -702,6 +719,9 @@ func (m *muxConn) awaitFrame() error {
 		m.mu.Lock()
 		m.waiting = false
 		idle, away = m.admitted == 0, m.goAway
+		// A connection the server is calling, or that listens, is not
+		// idle for IdleTimeout, even if the client sends nothing.
+		held := len(m.outCalls) > 0 || m.keepOpen.Load()
 		m.mu.Unlock()
 		switch {
 		case err == nil:
@@ -711,7 +731,7 @@ func (m *muxConn) awaitFrame() error {
 			return m.readError(err, true)
 		case away && idle && !time.Now().Before(graceEnd):
 			return errStopping
-		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
+		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !held:
 			return ErrIdleTimeout
 		}
 		// A poke, or calls still running: wait on, with a fresh deadline.
@@ -754,6 +774,7 @@ func (m *muxConn) sendGoAway() {
 // unless the client is gone or cannot be trusted to read.
 func (m *muxConn) finish(err error) {
 	m.mu.Lock()
+	m.failOutLocked()
 	if err != errStopping && err != ErrIdleTimeout {
 		// The client is gone, cannot be trusted to read, or broke the
 		// protocol and was told so (protocolError wrote it): answers

@@ -1,8 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"strings"
+	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/pubsub"
+	"github.com/tcpez/tcpez/server"
 
 	"github.com/tcpez/tcpez/examples/kvcache/kvcachepb"
 	"github.com/tcpez/tcpez/protoserver"
@@ -22,6 +31,11 @@ const (
 type cache struct {
 	id    string
 	store *Store
+	// subs holds the connections subscribed to each channel. pubMu makes
+	// a message's seq and its push one step, so that every subscriber
+	// gets a channel's messages in seq order.
+	subs  *pubsub.Hub
+	pubMu sync.Mutex
 }
 
 func checkKey(key string) error {
@@ -89,7 +103,38 @@ func (c *cache) Publish(_ context.Context, req *kvcachepb.PublishRequest, _ *spa
 	if req.Channel == "" {
 		return nil, protoserver.Errorf(protoserver.InvalidArgument, "empty channel name")
 	}
-	return &kvcachepb.PublishResponse{Seq: c.store.Publish(req.Channel, req.Payload), Server: c.id}, nil
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	seq := c.store.Publish(req.Channel, req.Payload)
+	if c.subs.Listeners(req.Channel) > 0 {
+		m, err := proto.Marshal(&kvcachepb.Message{Seq: seq, Payload: req.Payload, Channel: req.Channel})
+		if err != nil {
+			return nil, err
+		}
+		c.subs.Publish(req.Channel, m)
+	}
+	return &kvcachepb.PublishResponse{Seq: seq, Server: c.id}, nil
+}
+
+// Subscribe subscribes the caller's connection to the channel, then
+// answers with what it missed after its cursor; see kvcache.proto.
+func (c *cache) Subscribe(ctx context.Context, req *kvcachepb.ListenRequest, sp *span.Span) (*kvcachepb.ListenResponse, error) {
+	if req.Channel == "" || strings.ContainsRune(req.Channel, ' ') {
+		return nil, protoserver.Errorf(protoserver.InvalidArgument, "channel name %q: empty or with a space", req.Channel)
+	}
+	r, ok := server.RemoteFromContext(ctx)
+	if !ok {
+		return nil, protoserver.Errorf(protoserver.FailedPrecondition, "Subscribe needs the multiplexed mode, version 2; use Listen")
+	}
+	c.subs.Listen(r, req.Channel)
+	return c.Listen(ctx, &kvcachepb.ListenRequest{Channel: req.Channel, Cursor: req.Cursor, MaxMessages: req.MaxMessages}, sp)
+}
+
+// Pushed decodes a message Subscribe pushed.
+func Pushed(n client.Notification) (*kvcachepb.Message, error) {
+	_, b, _ := bytes.Cut(n.Payload, []byte(" "))
+	m := new(kvcachepb.Message)
+	return m, proto.Unmarshal(b, m)
 }
 
 func (c *cache) Listen(ctx context.Context, req *kvcachepb.ListenRequest, sp *span.Span) (*kvcachepb.ListenResponse, error) {

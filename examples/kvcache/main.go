@@ -1,7 +1,8 @@
 // Kvcache is a tcpez example: an in-memory cache service in the manner of
 // memcached — Get, Set with TTLs, Delete, Incr — that also carries messages
 // between processes: Publish appends to a channel, which retains its last
-// messages, and Listen long-polls a channel from a cursor, so that a
+// messages, and Subscribe catches up from a cursor and then has the server
+// push every new message (Listen long-polls, for v1 clients), so that a
 // listener that comes back with its last cursor misses nothing the channel
 // still retains. The service is kvcachepb/kvcache.proto.
 //
@@ -36,6 +37,7 @@ import (
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/examples/kvcache/kvcachepb"
 	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/pubsub"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/textcmd/textserver"
 )
@@ -87,6 +89,7 @@ type node struct {
 	memcacheAddr       string // "" without a memcached listener
 	store              *Store
 	journal            *Journal
+	subs               *pubsub.Hub // who is subscribed to which channel
 	svc                *protoserver.Service
 	srv                *server.Server
 	msrv               *server.Server // the memcached listener's server
@@ -114,7 +117,8 @@ func startNode(id, addr string, opts nodeOptions, logger logrus.FieldLogger) (_ 
 		}
 	}
 	n.svc = protoserver.NewService(protoserver.ServiceConfig{Logger: logger})
-	kvcachepb.RegisterCache(n.svc, &cache{id: id, store: store})
+	n.subs = pubsub.NewHub()
+	kvcachepb.RegisterCache(n.svc, &cache{id: id, store: store, subs: n.subs})
 	n.srv = server.New(n.svc, server.Config{Logger: logger})
 	l, err := n.srv.Listen(addr)
 	if err != nil {
@@ -364,33 +368,49 @@ func demo(out io.Writer) error {
 	return nil
 }
 
-// demoChannels shows Publish and Listen: a long-polling listener, its
-// reconnection from its cursor, and a cursor older than the retained
-// window.
+// demoChannels shows Publish and Subscribe: a listener the server pushes
+// messages to, its reconnection from its cursor, and a cursor older than
+// the retained window.
 func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, addrs []string, nodes []*node) error {
 	on := func(key string) context.Context { return client.WithKey(ctx, key) }
-	// A Listen holds its connection's later answers back while it waits,
-	// since answers leave a connection in order. The client routes new
-	// calls around it, but a listener that waits most of the time is best
-	// given a client, and so connections, of its own.
+	// The listener subscribes, catches up from its cursor with the
+	// answer, and is then pushed every new message on that connection:
+	// nothing polls. It has a client of its own, to disconnect it.
 	listener := func(cursor uint64, until uint64, got chan<- string) (uint64, error) {
-		lc, err := client.New(addrs, client.Config{Balancer: client.Rendezvous})
+		pushed := make(chan *kvcachepb.Message, 16)
+		lc, err := client.New(addrs, client.Config{
+			Balancer: client.Rendezvous,
+			OnNotify: func(n client.Notification) {
+				if m, err := Pushed(n); err == nil {
+					pushed <- m
+				}
+			},
+		})
 		if err != nil {
 			return cursor, err
 		}
 		defer lc.Close()
 		l := kvcachepb.NewCacheClient(protoserver.NewClient(lc, protoserver.ClientConfig{}))
-		for cursor < until {
-			lctx, cancel := context.WithTimeout(on("deploys"), 5*time.Second)
-			resp, err := l.Listen(lctx, &kvcachepb.ListenRequest{Channel: "deploys", Cursor: cursor, MaxWaitMs: 10_000})
-			cancel()
-			if err != nil {
-				return cursor, err
-			}
-			for _, m := range resp.Messages {
+		resp, err := l.Subscribe(on("deploys"), &kvcachepb.ListenRequest{Channel: "deploys", Cursor: cursor})
+		if err != nil {
+			return cursor, err
+		}
+		deliver := func(m *kvcachepb.Message) {
+			if m.Seq > cursor { // a message both in the answer and pushed comes once
 				got <- fmt.Sprintf("#%d %s", m.Seq, m.Payload)
+				cursor = m.Seq
 			}
-			cursor = resp.Cursor
+		}
+		for _, m := range resp.Messages {
+			deliver(m)
+		}
+		for cursor < until {
+			select {
+			case m := <-pushed:
+				deliver(m)
+			case <-time.After(5 * time.Second):
+				return cursor, errors.New("nothing pushed")
+			}
 		}
 		return cursor, nil
 	}
@@ -402,10 +422,10 @@ func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, 
 		}
 		return nil
 	}
-	waiting := func() int {
+	subscribed := func() int {
 		w := 0
 		for _, n := range nodes {
-			w += n.store.Waiting()
+			w += n.subs.Listeners("deploys")
 		}
 		return w
 	}
@@ -418,11 +438,11 @@ func demoChannels(ctx context.Context, out io.Writer, kv kvcachepb.CacheClient, 
 		cursor, err = listener(0, 3, got)
 		done <- err
 	}()
-	// Publish once the listener is parked in its long poll, to show it wake.
-	for i := 0; i < 500 && waiting() == 0; i++ {
+	// Publish once the listener has subscribed, to show the push.
+	for i := 0; i < 500 && subscribed() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Fprintln(out, `listener long-polls channel "deploys" from cursor 0; waiting:`, waiting() == 1)
+	fmt.Fprintln(out, `listener subscribes to channel "deploys" from cursor 0, to be pushed its messages; subscribed:`, subscribed() == 1)
 	if err := publish("build started", "tests passed", "deployed"); err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func TestRuns(t *testing.T) {
 		"get greeting: NotFound\n" +
 		"60 keys user:1..user:60 over 3 servers: every server holds some: true\n" +
 		"each key read 3 times, always from the server it was set on: true\n" +
-		"listener long-polls channel \"deploys\" from cursor 0; waiting: true\n" +
+		"listener subscribes to channel \"deploys\" from cursor 0, to be pushed its messages; subscribed: true\n" +
 		"listener got #1 build started\n" +
 		"listener got #2 tests passed\n" +
 		"listener got #3 deployed\n" +

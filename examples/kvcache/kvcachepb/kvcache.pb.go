@@ -561,9 +561,11 @@ func (x *PublishResponse) GetServer() string {
 
 // Message is one message of a channel.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Seq     uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Payload []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Set in pushed messages.
+	Channel       string `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +612,13 @@ func (x *Message) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *Message) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
 }
 
 type ListenRequest struct {
@@ -1082,10 +1091,11 @@ const file_examples_kvcache_kvcachepb_kvcache_proto_rawDesc = "" +
 	"\apayload\x18\x02 \x01(\fR\apayload\";\n" +
 	"\x0fPublishResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
-	"\x06server\x18\x02 \x01(\tR\x06server\"5\n" +
+	"\x06server\x18\x02 \x01(\tR\x06server\"O\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"\x84\x01\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x18\n" +
+	"\achannel\x18\x03 \x01(\tR\achannel\"\x84\x01\n" +
 	"\rListenRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12\x1e\n" +
@@ -1112,14 +1122,15 @@ const file_examples_kvcache_kvcachepb_kvcache_proto_rawDesc = "" +
 	"\x0fSnapshotChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12;\n" +
-	"\bmessages\x18\x03 \x03(\v2\x1f.tcpez.examples.kvcache.MessageR\bmessages2\x88\x04\n" +
+	"\bmessages\x18\x03 \x03(\v2\x1f.tcpez.examples.kvcache.MessageR\bmessages2\xe4\x04\n" +
 	"\x05Cache\x12N\n" +
 	"\x03Get\x12\".tcpez.examples.kvcache.GetRequest\x1a#.tcpez.examples.kvcache.GetResponse\x12N\n" +
 	"\x03Set\x12\".tcpez.examples.kvcache.SetRequest\x1a#.tcpez.examples.kvcache.SetResponse\x12W\n" +
 	"\x06Delete\x12%.tcpez.examples.kvcache.DeleteRequest\x1a&.tcpez.examples.kvcache.DeleteResponse\x12Q\n" +
 	"\x04Incr\x12#.tcpez.examples.kvcache.IncrRequest\x1a$.tcpez.examples.kvcache.IncrResponse\x12Z\n" +
 	"\aPublish\x12&.tcpez.examples.kvcache.PublishRequest\x1a'.tcpez.examples.kvcache.PublishResponse\x12W\n" +
-	"\x06Listen\x12%.tcpez.examples.kvcache.ListenRequest\x1a&.tcpez.examples.kvcache.ListenResponseB3Z1github.com/tcpez/tcpez/examples/kvcache/kvcachepbb\x06proto3"
+	"\x06Listen\x12%.tcpez.examples.kvcache.ListenRequest\x1a&.tcpez.examples.kvcache.ListenResponse\x12Z\n" +
+	"\tSubscribe\x12%.tcpez.examples.kvcache.ListenRequest\x1a&.tcpez.examples.kvcache.ListenResponseB3Z1github.com/tcpez/tcpez/examples/kvcache/kvcachepbb\x06proto3"
 
 var (
 	file_examples_kvcache_kvcachepb_kvcache_proto_rawDescOnce sync.Once
@@ -1164,14 +1175,16 @@ var file_examples_kvcache_kvcachepb_kvcache_proto_depIdxs = []int32{
 	6,  // 7: tcpez.examples.kvcache.Cache.Incr:input_type -> tcpez.examples.kvcache.IncrRequest
 	8,  // 8: tcpez.examples.kvcache.Cache.Publish:input_type -> tcpez.examples.kvcache.PublishRequest
 	11, // 9: tcpez.examples.kvcache.Cache.Listen:input_type -> tcpez.examples.kvcache.ListenRequest
-	1,  // 10: tcpez.examples.kvcache.Cache.Get:output_type -> tcpez.examples.kvcache.GetResponse
-	3,  // 11: tcpez.examples.kvcache.Cache.Set:output_type -> tcpez.examples.kvcache.SetResponse
-	5,  // 12: tcpez.examples.kvcache.Cache.Delete:output_type -> tcpez.examples.kvcache.DeleteResponse
-	7,  // 13: tcpez.examples.kvcache.Cache.Incr:output_type -> tcpez.examples.kvcache.IncrResponse
-	9,  // 14: tcpez.examples.kvcache.Cache.Publish:output_type -> tcpez.examples.kvcache.PublishResponse
-	12, // 15: tcpez.examples.kvcache.Cache.Listen:output_type -> tcpez.examples.kvcache.ListenResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
+	11, // 10: tcpez.examples.kvcache.Cache.Subscribe:input_type -> tcpez.examples.kvcache.ListenRequest
+	1,  // 11: tcpez.examples.kvcache.Cache.Get:output_type -> tcpez.examples.kvcache.GetResponse
+	3,  // 12: tcpez.examples.kvcache.Cache.Set:output_type -> tcpez.examples.kvcache.SetResponse
+	5,  // 13: tcpez.examples.kvcache.Cache.Delete:output_type -> tcpez.examples.kvcache.DeleteResponse
+	7,  // 14: tcpez.examples.kvcache.Cache.Incr:output_type -> tcpez.examples.kvcache.IncrResponse
+	9,  // 15: tcpez.examples.kvcache.Cache.Publish:output_type -> tcpez.examples.kvcache.PublishResponse
+	12, // 16: tcpez.examples.kvcache.Cache.Listen:output_type -> tcpez.examples.kvcache.ListenResponse
+	12, // 17: tcpez.examples.kvcache.Cache.Subscribe:output_type -> tcpez.examples.kvcache.ListenResponse
+	11, // [11:18] is the sub-list for method output_type
+	4,  // [4:11] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name

@@ -16,12 +16,13 @@ const Cache_ServiceName = "tcpez.examples.kvcache.Cache"
 
 // Method names of the Cache service, as the envelope carries them.
 const (
-	Cache_Get_FullMethodName     = "/tcpez.examples.kvcache.Cache/Get"
-	Cache_Set_FullMethodName     = "/tcpez.examples.kvcache.Cache/Set"
-	Cache_Delete_FullMethodName  = "/tcpez.examples.kvcache.Cache/Delete"
-	Cache_Incr_FullMethodName    = "/tcpez.examples.kvcache.Cache/Incr"
-	Cache_Publish_FullMethodName = "/tcpez.examples.kvcache.Cache/Publish"
-	Cache_Listen_FullMethodName  = "/tcpez.examples.kvcache.Cache/Listen"
+	Cache_Get_FullMethodName       = "/tcpez.examples.kvcache.Cache/Get"
+	Cache_Set_FullMethodName       = "/tcpez.examples.kvcache.Cache/Set"
+	Cache_Delete_FullMethodName    = "/tcpez.examples.kvcache.Cache/Delete"
+	Cache_Incr_FullMethodName      = "/tcpez.examples.kvcache.Cache/Incr"
+	Cache_Publish_FullMethodName   = "/tcpez.examples.kvcache.Cache/Publish"
+	Cache_Listen_FullMethodName    = "/tcpez.examples.kvcache.Cache/Listen"
+	Cache_Subscribe_FullMethodName = "/tcpez.examples.kvcache.Cache/Subscribe"
 )
 
 // CacheClient is the client API of the Cache service: plain calls,
@@ -71,6 +72,17 @@ type CacheClient interface {
 	Listen(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
 	// GoListen starts a call of Listen and returns its future.
 	GoListen(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]
+	// Subscribe answers as Listen with max_wait_ms 0 (the messages after
+	// cursor, to catch up), and from then on the server pushes every new
+	// message of the channel to the caller's connection as a notification
+	// (the multiplexed mode, version 2): the channel's name, a space, then a
+	// Message. Push replaces long-polling. The subscription ends with the
+	// connection; a client that connects again subscribes again from its
+	// cursor. A message published while Subscribe runs may come both in the
+	// answer and pushed: a listener ignores seqs at or below its cursor.
+	Subscribe(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
+	// GoSubscribe starts a call of Subscribe and returns its future.
+	GoSubscribe(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
 	Pipeline() *CachePipeline
 }
@@ -130,6 +142,14 @@ func (c cacheClient) GoListen(ctx context.Context, req *ListenRequest) *protoser
 	return protoserver.Go[ListenResponse](ctx, c.cc, Cache_Listen_FullMethodName, req)
 }
 
+func (c cacheClient) Subscribe(ctx context.Context, req *ListenRequest) (*ListenResponse, error) {
+	return protoserver.Call[ListenResponse](ctx, c.cc, Cache_Subscribe_FullMethodName, req)
+}
+
+func (c cacheClient) GoSubscribe(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse] {
+	return protoserver.Go[ListenResponse](ctx, c.cc, Cache_Subscribe_FullMethodName, req)
+}
+
 func (c cacheClient) Pipeline() *CachePipeline {
 	return &CachePipeline{p: c.cc.Pipeline()}
 }
@@ -168,6 +188,11 @@ func (p *CachePipeline) Publish(req *PublishRequest) *protoserver.Future[Publish
 // Listen adds a call of Listen to the batch.
 func (p *CachePipeline) Listen(req *ListenRequest) *protoserver.Future[ListenResponse] {
 	return protoserver.Enqueue[ListenResponse](p.p, Cache_Listen_FullMethodName, req)
+}
+
+// Subscribe adds a call of Subscribe to the batch.
+func (p *CachePipeline) Subscribe(req *ListenRequest) *protoserver.Future[ListenResponse] {
+	return protoserver.Enqueue[ListenResponse](p.p, Cache_Subscribe_FullMethodName, req)
 }
 
 // Len is the number of calls waiting for Flush.
@@ -213,6 +238,15 @@ type CacheServer interface {
 	// lost, say by a restart without a snapshot) fails with OutOfRange: listen
 	// again from 0.
 	Listen(ctx context.Context, req *ListenRequest, sp *span.Span) (*ListenResponse, error)
+	// Subscribe answers as Listen with max_wait_ms 0 (the messages after
+	// cursor, to catch up), and from then on the server pushes every new
+	// message of the channel to the caller's connection as a notification
+	// (the multiplexed mode, version 2): the channel's name, a space, then a
+	// Message. Push replaces long-polling. The subscription ends with the
+	// connection; a client that connects again subscribes again from its
+	// cursor. A message published while Subscribe runs may come both in the
+	// answer and pushed: a listener ignores seqs at or below its cursor.
+	Subscribe(ctx context.Context, req *ListenRequest, sp *span.Span) (*ListenResponse, error)
 }
 
 // UnimplementedCacheServer answers every method with Unimplemented.
@@ -243,6 +277,10 @@ func (UnimplementedCacheServer) Listen(context.Context, *ListenRequest, *span.Sp
 	return nil, protoserver.Errorf(protoserver.Unimplemented, "method Listen is not implemented")
 }
 
+func (UnimplementedCacheServer) Subscribe(context.Context, *ListenRequest, *span.Span) (*ListenResponse, error) {
+	return nil, protoserver.Errorf(protoserver.Unimplemented, "method Subscribe is not implemented")
+}
+
 // RegisterCache adds the methods of impl to svc, under their full names.
 func RegisterCache(svc *protoserver.Service, impl CacheServer) {
 	svc.Handle(Cache_Get_FullMethodName, protoserver.Method(impl.Get))
@@ -251,4 +289,5 @@ func RegisterCache(svc *protoserver.Service, impl CacheServer) {
 	svc.Handle(Cache_Incr_FullMethodName, protoserver.Method(impl.Incr))
 	svc.Handle(Cache_Publish_FullMethodName, protoserver.Method(impl.Publish))
 	svc.Handle(Cache_Listen_FullMethodName, protoserver.Method(impl.Listen))
+	svc.Handle(Cache_Subscribe_FullMethodName, protoserver.Method(impl.Subscribe))
 }

@@ -1,0 +1,151 @@
+package pubsub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tcpez/tcpez/client"
+)
+
+// Message is what a listener receives: a message published to one of its
+// channels, or, with Reconnected set, word that the connection was lost
+// and is back, with every channel listened to again.
+type Message struct {
+	Channel     string
+	Data        []byte
+	Reconnected bool
+}
+
+// Config configures a Client.
+type Config struct {
+	// OnMessage receives the messages of the channels listened to, in
+	// each channel's order, one at a time: it should return quickly.
+	OnMessage func(Message)
+	// Client configures the connection; its OnNotify and OnStateChange are
+	// the Client's, and its ConnsPerAddr is 1: subscriptions belong to a
+	// connection.
+	Client client.Config
+}
+
+// Client listens and publishes on one pubsub server.
+type Client struct {
+	c   *client.Client
+	cfg Config
+
+	mu        sync.Mutex
+	listening map[string]bool
+	deliverMu sync.Mutex // OnMessage runs one at a time
+}
+
+// Dial connects to the Hub served at addr.
+func Dial(addr string, cfg Config) (*Client, error) {
+	pc := &Client{cfg: cfg, listening: make(map[string]bool)}
+	cc := cfg.Client
+	cc.ConnsPerAddr = 1
+	cc.OnNotify = pc.notified
+	user := cc.OnStateChange
+	cc.OnStateChange = func(ev client.StateEvent) {
+		if user != nil {
+			user(ev)
+		}
+		if ev.State == client.Reconnected {
+			// Not on the address's goroutine, which must go on.
+			go pc.relisten()
+		}
+	}
+	cc.Protocol = client.ProtocolMux
+	c, err := client.New([]string{addr}, cc)
+	if err != nil {
+		return nil, err
+	}
+	pc.c = c
+	return pc, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+func (c *Client) do(ctx context.Context, cmd string) error {
+	ans, err := c.c.Call(ctx, []byte(cmd))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(ans, ok) {
+		return fmt.Errorf("pubsub: %s: answered %q", strings.Fields(cmd)[0], ans)
+	}
+	return nil
+}
+
+func checkChannel(ch string) error {
+	if ch == "" || strings.ContainsRune(ch, ' ') {
+		return fmt.Errorf("%w: channel %q", ErrBadCommand, ch)
+	}
+	return nil
+}
+
+// Listen subscribes to channel: its messages go to OnMessage from now on.
+func (c *Client) Listen(ctx context.Context, channel string) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.listening[channel] = true
+	c.mu.Unlock()
+	return c.do(ctx, "LISTEN "+channel)
+}
+
+// Unlisten ends the subscription to channel.
+func (c *Client) Unlisten(ctx context.Context, channel string) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.listening, channel)
+	c.mu.Unlock()
+	return c.do(ctx, "UNLISTEN "+channel)
+}
+
+// Notify publishes data to channel's listeners, this client among them
+// if it listens.
+func (c *Client) Notify(ctx context.Context, channel string, data []byte) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	return c.do(ctx, "NOTIFY "+channel+" "+string(data))
+}
+
+func (c *Client) notified(n client.Notification) {
+	ch, data, _ := bytes.Cut(n.Payload, []byte(" "))
+	c.deliver(Message{Channel: string(ch), Data: data})
+}
+
+func (c *Client) deliver(m Message) {
+	if f := c.cfg.OnMessage; f != nil {
+		c.deliverMu.Lock()
+		defer c.deliverMu.Unlock()
+		f(m)
+	}
+}
+
+// relisten listens again on every channel after a reconnection, then
+// says so.
+func (c *Client) relisten() {
+	c.mu.Lock()
+	chans := make([]string, 0, len(c.listening))
+	for ch := range c.listening {
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	var err error
+	for _, ch := range chans {
+		err = errors.Join(err, c.do(context.Background(), "LISTEN "+ch))
+	}
+	if err != nil {
+		return // the connection failed again; the next Reconnected retries
+	}
+	c.deliver(Message{Reconnected: true})
+}

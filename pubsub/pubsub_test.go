@@ -1,0 +1,148 @@
+package pubsub_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/testserver"
+	"github.com/tcpez/tcpez/pubsub"
+	"github.com/tcpez/tcpez/server"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const safety = 10 * time.Second
+
+// inbox collects a client's messages on a channel.
+type inbox chan pubsub.Message
+
+func (in inbox) add(m pubsub.Message) { in <- m }
+
+func (in inbox) next(t *testing.T) pubsub.Message {
+	t.Helper()
+	select {
+	case m := <-in:
+		return m
+	case <-time.After(safety):
+		t.Fatal("no message")
+	}
+	return pubsub.Message{}
+}
+
+func dial(t *testing.T, addr string, in inbox, cc client.Config) *pubsub.Client {
+	t.Helper()
+	c, err := pubsub.Dial(addr, pubsub.Config{OnMessage: in.add, Client: cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestListenNotifyUnlisten: listeners of a channel get its messages, in
+// the order they were published, and nothing of other channels.
+func TestListenNotifyUnlisten(t *testing.T) {
+	hub := pubsub.NewHub()
+	_, addr := testserver.Start(t, hub, server.Config{})
+	a, b := make(inbox, 100), make(inbox, 100)
+	ca, cb := dial(t, addr, a, client.Config{}), dial(t, addr, b, client.Config{})
+	ctx := ctxFor(t)
+	for _, err := range []error{ca.Listen(ctx, "news"), cb.Listen(ctx, "news"), cb.Listen(ctx, "other")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{"1", "2", "3"} {
+		if err := ca.Notify(ctx, "news", []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub.Publish("other", []byte("b only"))
+	for _, in := range []inbox{a, b} {
+		for _, s := range []string{"1", "2", "3"} {
+			if m := in.next(t); m.Channel != "news" || string(m.Data) != s {
+				t.Fatalf("got %+v, want news %s", m, s)
+			}
+		}
+	}
+	if m := b.next(t); m.Channel != "other" || string(m.Data) != "b only" {
+		t.Fatalf("got %+v", m)
+	}
+	if err := cb.Unlisten(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	hub.Publish("news", []byte("4"))
+	hub.Publish("other", []byte("5"))
+	if m := a.next(t); string(m.Data) != "4" {
+		t.Fatalf("a got %+v", m)
+	}
+	// b's next message is 5 of other: 4 of news did not reach it.
+	if m := b.next(t); m.Channel != "other" || string(m.Data) != "5" {
+		t.Fatalf("b got %+v, want other 5", m)
+	}
+	if err := ca.Listen(ctx, "bad channel"); !errors.Is(err, pubsub.ErrBadCommand) {
+		t.Fatalf("Listen with a space: %v", err)
+	}
+}
+
+// TestReconnectedRelistens: after its connection is lost, a client
+// listens again on its own and says so with a Reconnected message; what
+// is published after that reaches it.
+func TestReconnectedRelistens(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	serve := func(l net.Listener) (*pubsub.Hub, *server.Server, chan error) {
+		hub := pubsub.NewHub()
+		srv := server.New(hub, server.Config{Logger: testserver.QuietLogger()})
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(l) }()
+		return hub, srv, done
+	}
+	hub, srv, done := serve(l)
+	in := make(inbox, 100)
+	c := dial(t, addr, in, client.Config{
+		ReconnectBackoff: client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
+	})
+	ctx := ctxFor(t)
+	if err := c.Listen(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	hub.Publish("news", []byte("before"))
+	if m := in.next(t); string(m.Data) != "before" {
+		t.Fatalf("got %+v", m)
+	}
+
+	// The server goes away and comes back, with none of the
+	// subscriptions.
+	_ = srv.Close()
+	<-done
+	if l, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	hub, srv, done = serve(l)
+	defer func() { _ = srv.Close(); <-done }()
+	if m := in.next(t); !m.Reconnected {
+		t.Fatalf("got %+v, want Reconnected", m)
+	}
+	if n := hub.Listeners("news"); n != 1 {
+		t.Fatalf("%d listeners after the reconnection, want 1", n)
+	}
+	hub.Publish("news", []byte("after"))
+	if m := in.next(t); string(m.Data) != "after" {
+		t.Fatalf("got %+v", m)
+	}
+}
