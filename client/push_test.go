@@ -269,6 +269,16 @@ func TestStalledListenerDelaysNobody(t *testing.T) {
 	if _, err := io.ReadFull(stalled, ack); err != nil {
 		t.Fatal(err)
 	}
+	// One call answered: the server serves the connection in the
+	// multiplexed mode, so it is among the remotes (the acknowledgement
+	// goes out before that).
+	call := frame.AppendMux(nil, frame.KindRequest, 1, []byte("hi"))
+	if _, err := stalled.Write(call); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(stalled, make([]byte, len(call))); err != nil {
+		t.Fatal(err)
+	}
 
 	n := newNotifications()
 	c := pushClient(t, addr, client.Config{OnNotify: n.add})
