@@ -134,17 +134,20 @@ type muxConn struct {
 	// slow is set while handlers take longer than inlineBudget: calls
 	// then go to workers rather than run on the reader's goroutine.
 	slow atomic.Bool
-	// inline is set while the reader runs a handler itself. reader counts
-	// the times overrun gave the reading to another goroutine: a goroutine
-	// that ran a handler inline reads on only if it has not moved.
-	inline     bool
-	reader     uint64
-	overrun    *time.Timer
-	takeOverFn func()        // m.takeOver, made once
-	work       chan *muxCall // to idle workers
-	quit       chan struct{} // closed when the connection has ended
-	ended      chan error    // serve's result, from a later reader
-	stopWatch  func() bool
+	// inline is the call the reader runs itself, if any, and inlineTok
+	// the token it published for it in conn.lead, which the server's
+	// watcher looks at (see handOff). An inline call is not in calls:
+	// while it runs, nobody reads a frame that could name it; it is
+	// added as the reading passes on. reader counts the times the
+	// reading passed on: a goroutine that ran a handler inline reads on
+	// only if it has not moved.
+	inline    *muxCall
+	inlineTok uint64
+	reader    uint64
+	work      chan *muxCall // to idle workers
+	quit      chan struct{} // closed when the connection has ended
+	ended     chan error    // serve's result, from a later reader
+	stopWatch func() bool
 
 	// Traffic the server starts (version 2; see push.go): remote is the
 	// connection's handle, outCalls its calls to the client by id.
@@ -181,9 +184,6 @@ func (c *conn) serveMux() error {
 		m.remote = newRemote(m)
 		c.ctx = context.WithValue(c.ctx, remoteKey{}, m.remote)
 	}
-	m.takeOverFn = m.takeOver
-	m.overrun = time.AfterFunc(time.Hour, m.takeOverFn)
-	m.overrun.Stop()
 	c.mux.Store(m)
 	m.stopWatch = context.AfterFunc(c.ctx, m.cancelAll)
 	if ended, err := m.readLoop(); ended {
@@ -210,34 +210,55 @@ func (m *muxConn) readLoop() (ended bool, result error) {
 		return false, nil
 	}
 	m.stopWatch()
-	m.overrun.Stop()
 	m.finish(err)
 	close(m.quit)
 	m.end(err)
 	return true, m.close()
 }
 
-// takeOver runs when a handler that the reader ran inline has run longer
-// than inlineBudget: a new goroutine takes the reading over, so that the
-// calls behind it are not held up (no head-of-line blocking), and calls
-// run on goroutines of their own until handlers are fast again.
-func (m *muxConn) takeOver() {
+// handOff is called by the server's watcher when the token the reader
+// published for an inline handler, tok, has stood still for a tick (see
+// watchTick): if that handler still runs, the reading passes on.
+func (m *muxConn) handOff(tok uint64) bool {
 	m.mu.Lock()
-	if !m.inline || m.broken {
-		m.mu.Unlock()
-		return // the handler ended first, or the timer is stale
+	defer m.mu.Unlock()
+	if m.inline == nil || m.inlineTok != tok {
+		return false // the handler ended first
+	}
+	return m.takeOverLocked()
+}
+
+// takeOver passes the reading on if mc is the call the reader runs
+// inline: its handler is about to wait (see callCtx.onWait).
+func (m *muxConn) takeOver(mc *muxCall) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inline == mc {
+		m.takeOverLocked()
+	}
+}
+
+// takeOverLocked runs when a handler that the reader runs inline is slow:
+// a new goroutine takes the reading over, so that the calls behind it are
+// not held up (no head-of-line blocking), and calls run on goroutines of
+// their own until handlers are fast again.
+func (m *muxConn) takeOverLocked() bool {
+	if m.broken {
+		return false
 	}
 	// The goroutine in the handler is the reader no more: it sees reader
-	// moved on, and the new reader is not inline.
+	// moved on, and the new reader is not inline. Its call becomes one a
+	// cancel frame may name.
+	m.calls[m.inline.id] = m.inline
 	m.reader++
-	m.inline = false
+	m.inline = nil
 	m.slow.Store(true)
-	m.mu.Unlock()
 	go func() {
 		if ended, err := m.readLoop(); ended {
 			m.ended <- err
 		}
 	}()
+	return true
 }
 
 // dispatch runs mc on an idle worker of the connection, or a new one.
@@ -309,6 +330,26 @@ func (m *muxConn) readFrame() error {
 		}
 	}
 	return m.protocolError(fmt.Errorf("%w: a client sent %v", frame.ErrMuxMalformed, f.Kind))
+}
+
+// armRead prepares for reading the next frame unless it has arrived
+// whole: the answers the reader held back go out first, as in v1, so that
+// no finished answer waits for a later request's bytes, and the read
+// deadline is set.
+func (m *muxConn) armRead() error {
+	if m.r.NextBuffered() {
+		return nil
+	}
+	m.mu.Lock()
+	if len(m.wbuf) > 0 {
+		m.flushLocked()
+	}
+	m.mu.Unlock()
+	if m.cfg.ReadTimeout <= 0 {
+		return nil
+	}
+	m.conn.idle.disarm()
+	return m.setReadDeadline(m.clock.at(m.clock.now(), m.cfg.ReadTimeout))
 }
 
 // readMuxHeader reads and checks the mux header of a frame of n bytes.
@@ -390,22 +431,31 @@ func (m *muxConn) request(id uint32, n int) error {
 	}
 	if mc.ctx == nil {
 		// onWait stays set for the context's life: when the call runs on
-		// a worker, or the reading already moved, takeOver finds the
-		// reader not inline and does nothing.
-		mc.ctx = &callCtx{Context: m.ctx, onWait: m.takeOverFn}
+		// a worker, or the reading already moved, takeOver finds mc is
+		// not the reader's inline call and does nothing.
+		mc.ctx = &callCtx{Context: m.ctx, onWait: func() { m.takeOver(mc) }}
 	}
+	var tok uint64
 	m.mu.Lock()
-	m.calls[id] = mc
 	m.admitted++
 	start := m.running < m.cfg.MaxInFlight
 	inline := start && !m.slow.Load()
+	switch {
+	case inline:
+		// Published for the watcher with one atomic store; whether the
+		// handler still runs is settled under mu (see handOff).
+		tok = m.lead.Load() + 1
+		m.lead.Store(tok)
+		m.inline, m.inlineTok = mc, tok
+	default:
+		m.calls[id] = mc
+	}
 	if start {
 		m.running++
 	} else {
 		m.parked = append(m.parked, mc)
 		m.nparked.Store(int64(len(m.parked)))
 	}
-	m.inline = inline
 	gen := m.reader
 	m.mu.Unlock()
 	if m.srv.gauges {
@@ -421,11 +471,11 @@ func (m *muxConn) request(id uint32, n int) error {
 }
 
 // runInline runs mc on the reader's goroutine, which costs no hand-off,
-// while handlers are fast; should this one overrun inlineBudget, takeOver
-// gives the reading to another goroutine.
+// while handlers are fast; should this one run on past the watcher's
+// looks, handOff gives the reading to another goroutine.
 // m.inline was set with gen, the reader's generation, as mc was admitted.
 func (m *muxConn) runInline(mc *muxCall, gen uint64) error {
-	m.overrun.Reset(inlineBudget)
+	m.srv.watch.started(m.conn)
 	next, lost := m.runOne(mc, true, gen)
 	if next != nil {
 		m.dispatch(next)
@@ -519,19 +569,16 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 	if !mc.answered && !m.broken {
 		m.queueAnswerLocked(mc)
 	}
-	if m.calls[mc.id] == mc {
+	if inline {
+		if lost = m.reader != gen; !lost {
+			m.inline = nil
+		}
+	}
+	if (!inline || lost) && m.calls[mc.id] == mc {
 		delete(m.calls, mc.id)
 	}
 	m.admitted--
 	m.putLocked(mc)
-	if inline {
-		if lost = m.reader != gen; !lost {
-			// Only the reader touches the timer: once the reading moved
-			// on, it is the new reader's.
-			m.inline = false
-			m.overrun.Stop()
-		}
-	}
 	if len(m.parked) > 0 {
 		next = m.parked[0]
 		m.parked = m.parked[1:]
@@ -680,6 +727,9 @@ func (m *muxConn) cancelAll() {
 	defer m.mu.Unlock()
 	for _, mc := range m.calls {
 		mc.ctx.cancel(context.Canceled)
+	}
+	if m.inline != nil {
+		m.inline.ctx.cancel(context.Canceled)
 	}
 }
 

@@ -25,7 +25,7 @@ const watchTick = 500 * time.Microsecond
 const watchIdleTicks = 5
 
 // watcher looks after a server's connections that run handlers on their
-// reading goroutine (see conn.runInline and conn.lead).
+// reading goroutine (see conn.runInline, muxConn.runInline and conn.lead).
 type watcher struct {
 	running atomic.Bool // a goroutine runs watch
 
@@ -101,10 +101,19 @@ func (w *watcher) look() bool {
 			busy = true
 		case v != c.checked:
 			c.checked = v
-			if c.handOff(v) {
+			if handOff(c, v) {
 				busy = true
 			}
 		}
 	}
 	return busy
+}
+
+// handOff passes c's reading on if the inline handler of token tok still
+// runs, in whichever mode c speaks.
+func handOff(c *conn, tok uint64) bool {
+	if m := c.mux.Load(); m != nil {
+		return m.handOff(tok)
+	}
+	return c.handOff(tok)
 }
