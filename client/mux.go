@@ -280,6 +280,9 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		return nil
 	}
 	rq.answers, rq.left = make([][]byte, rq.n), rq.n
+	// A batch has an id per frame: mid 0, which no call has, tells
+	// cancelOnWire to cancel each of them.
+	rq.mc, rq.mid = cn, 0
 	lim := frame.Limits{MaxFrameSize: max(cn.mux.maxBody, 1)}
 	for pos, rest := 0, payload; len(rest) > 0; pos++ {
 		var p []byte
@@ -310,9 +313,12 @@ func (t *muxTable) dropRequest(rq *request) {
 }
 
 // cancelOnWire tells the server that the caller of rq gave up its request
-// id, so that the handler's context ends. The answer still comes, and the
-// reader drops it. cn and id were read by the caller before it let go of
-// rq; holds checks that the id still names that call.
+// id, so that the handler's context ends; id 0 is a batch, whose every
+// unanswered id is cancelled. The answers still come, and the reader drops
+// them. cn and id were read by the caller before it let go of rq; holds
+// checks that the id still names that call, and a batch is still the
+// caller's while rq is abandoned: the reader recycles it, which makes it
+// pending, before anyone can reuse it.
 func (cn *conn) cancelOnWire(ctx context.Context, rq *request, id uint32) {
 	// The reason travels, so that the handler's context ends with the
 	// caller's error: context.DeadlineExceeded or context.Canceled.
@@ -321,19 +327,34 @@ func (cn *conn) cancelOnWire(ctx context.Context, rq *request, id uint32) {
 		why = frame.CodeDeadline
 	}
 	cn.mu.Lock()
-	if cn.err != nil || !cn.mux.holds(id, rq) {
-		cn.mu.Unlock()
-		return
+	sent := false
+	switch {
+	case cn.err != nil:
+	case id != 0:
+		if cn.mux.holds(id, rq) {
+			cn.appendCancelLocked(id, why)
+			sent = true
+		}
+	case rq.state.Load() == stateAbandoned:
+		for i := range cn.mux.entries {
+			if e := &cn.mux.entries[i]; e.rq == rq {
+				cn.appendCancelLocked(e.id, why)
+				sent = true
+			}
+		}
 	}
-	cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindCancel, id, 2)
-	cn.out.buf = append(cn.out.buf, byte(why>>8), byte(why))
-	if cn.out.writing {
+	if !sent || cn.out.writing {
 		cn.mu.Unlock()
 		return
 	}
 	// The caller is leaving: a background writer sends the cancel.
 	cn.out.writing = true
 	cn.handOffUnlock(nil, 0, 0)
+}
+
+func (cn *conn) appendCancelLocked(id uint32, why frame.Code) {
+	cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindCancel, id, 2)
+	cn.out.buf = append(cn.out.buf, byte(why>>8), byte(why))
 }
 
 // muxReadLoop reads a mux connection's frames and completes their calls,

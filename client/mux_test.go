@@ -207,6 +207,50 @@ func TestMuxCancelReachesHandler(t *testing.T) {
 	}
 }
 
+// TestMuxPipelineCancelReachesHandlers: a caller that gives up on a
+// Pipeline's batch over mux cancels every request of it on the wire, so
+// each handler's context ends, and the connection serves on.
+func TestMuxPipelineCancelReachesHandlers(t *testing.T) {
+	h := newMuxHandler()
+	_, addr, rec := startMux(t, h, server.Config{})
+	c := muxClient(t, addr, client.Config{})
+
+	const n = 3
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	go func() {
+		for range n {
+			<-h.started
+		}
+		cancel()
+	}()
+	p := c.Pipeline()
+	for range n {
+		p.Enqueue([]byte("wait"))
+	}
+	if _, err := p.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush: %v", err)
+	}
+	for i := range n {
+		select {
+		case err := <-h.ended:
+			if err != context.Canceled {
+				t.Fatalf("handler %d's ctx.Err() = %v, want context.Canceled", i, err)
+			}
+		case <-time.After(2 * safety): // the handlers gave up waiting
+			t.Fatalf("%d of %d handlers saw their context end", i, n)
+		}
+	}
+	if ans, err := c.Call(ctxFor(t), []byte("still")); err != nil || string(ans) != "still" {
+		t.Fatalf("after the cancel: %q, %v", ans, err)
+	}
+	if got := rec.Counter(server.StatRequestsCancelled); got != n {
+		t.Fatalf("%s = %d, want %d", server.StatRequestsCancelled, got, n)
+	}
+	if got := rec.Counter("conns.mux"); got != 1 {
+		t.Fatalf("conns.mux = %d: the cancel cost the connection", got)
+	}
+}
+
 // TestFallbackToV1Server: against a v1-only server, a default client
 // falls back and every call works; the handler sees the preface once,
 // and the client's next connections to that address send none.
