@@ -124,6 +124,9 @@ type muxConn struct {
 	parked   []*muxCall
 	nparked  atomic.Int64 // len(parked), for the reader to check unlocked
 	wbuf     []byte       // frames waiting to be written
+	// wbufHeld is the bytes of the memory budget charged for the answers
+	// in wbuf, released once they are written (see appendAnswerLocked).
+	wbufHeld int64
 	spare    []byte
 	writing  bool
 	broken   bool // answers are dropped: the connection is ending
@@ -607,11 +610,11 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 func (m *muxConn) queueAnswerLocked(mc *muxCall) {
 	mc.answered = true
 	if mc.err == nil {
-		m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, mc.id, mc.resp)
+		m.appendAnswerLocked(mc.id, mc.resp)
 		return
 	}
 	if p, ok := m.encodeError(mc.ctx, &mc.slot); ok {
-		m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, mc.id, p)
+		m.appendAnswerLocked(mc.id, p)
 		return
 	}
 	msg := mc.err.Error()
@@ -619,6 +622,44 @@ func (m *muxConn) queueAnswerLocked(mc *muxCall) {
 		msg = "handler panic"
 	}
 	m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, mc.id, frame.CodeHandler, msg)
+}
+
+// appendAnswerLocked queues an answer. Its copy in wbuf is charged to the
+// memory budget until written, as v1 charges the answers it holds, unless
+// it is small (answerFree): it was allocated already, so it does not wait,
+// but the connection's next large frames wait for it to be written.
+func (m *muxConn) appendAnswerLocked(id uint32, p []byte) {
+	m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, id, p)
+	if len(p) > answerFree {
+		m.wbufHeld += int64(len(p))
+		m.acct.Charge(int64(len(p)))
+	}
+}
+
+// room readies mc's buffer for a body of n bytes, as conn.room does.
+func (m *muxConn) room(s *slot, n int) error {
+	return s.room(n, m.srv.large, m.acct, m.acquire)
+}
+
+// acquire is conn.acquire for the multiplexed mode: the answers the reader
+// held back, charged to the budget, go out before it waits for room.
+func (m *muxConn) acquire(n int64) error {
+	if m.acct.TryAcquire(n) {
+		return nil
+	}
+	m.mu.Lock()
+	if len(m.wbuf) > 0 {
+		m.flushLocked()
+	}
+	m.mu.Unlock()
+	return m.conn.acquire(n)
+}
+
+// dropQueuedLocked drops what waits to be written: nobody will read it.
+func (m *muxConn) dropQueuedLocked() {
+	m.wbuf = nil
+	m.acct.Release(m.wbufHeld)
+	m.wbufHeld = 0
 }
 
 func (m *muxConn) encodeError(ctx context.Context, s *slot) ([]byte, bool) {
@@ -691,11 +732,12 @@ func (m *muxConn) flushLocked() {
 			m.mu.Lock()
 			continue
 		}
-		buf := m.wbuf
-		m.wbuf, m.spare = m.spare[:0], nil
+		buf, held := m.wbuf, m.wbufHeld
+		m.wbuf, m.spare, m.wbufHeld = m.spare[:0], nil, 0
 		m.mu.Unlock()
 		m.armWrite()
 		_, err := m.out.Write(buf)
+		m.acct.Release(held)
 		m.mu.Lock()
 		if cap(buf) <= maxKeptWriteBuffer {
 			m.spare = buf[:0]
@@ -715,7 +757,7 @@ func (m *muxConn) breakLocked(err error) {
 		return
 	}
 	m.broken = true
-	m.wbuf = nil
+	m.dropQueuedLocked()
 	m.conn.mu.Lock()
 	m.conn.failLocked(err)
 	m.conn.mu.Unlock()
@@ -831,7 +873,7 @@ func (m *muxConn) finish(err error) {
 		// would go nowhere. As in v1, handlers still running are not
 		// waited for once their connection is broken.
 		m.broken = true
-		m.wbuf = nil
+		m.dropQueuedLocked()
 	}
 	for _, mc := range m.calls {
 		mc.ctx.cancel(context.Canceled)
