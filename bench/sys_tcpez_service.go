@@ -23,7 +23,7 @@ type tcpezServiceSystem struct {
 	srv  *server.Server
 	done chan error
 	cl   *client.Client
-	call func(ctx context.Context, req []byte) ([]byte, error)
+	pc   *protoserver.Client
 }
 
 type tcpezEchoServer struct{}
@@ -39,7 +39,9 @@ func (vtEchoServer) Unary(_ context.Context, req *vtpb.EchoRequest, _ *span.Span
 }
 
 func (s *tcpezServiceSystem) Start() error {
-	svc := protoserver.NewService(protoserver.ServiceConfig{})
+	// Handlers keep no request past their return, so the service may reuse
+	// its request messages.
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true})
 	if s.vt {
 		vtpb.RegisterEcho(svc, vtEchoServer{})
 	} else {
@@ -53,25 +55,32 @@ func (s *tcpezServiceSystem) Start() error {
 	if s.cl, err = client.New([]string{addr}, client.Config{}); err != nil {
 		return err
 	}
-	pc := protoserver.NewClient(s.cl, protoserver.ClientConfig{})
-	if s.vt {
-		echo := vtpb.NewEchoClient(pc)
-		s.call = func(ctx context.Context, req []byte) ([]byte, error) {
-			resp, err := echo.Unary(ctx, &vtpb.EchoRequest{Payload: req})
-			return resp.GetPayload(), err
-		}
-		return nil
-	}
-	echo := tcpezpb.NewEchoClient(pc)
-	s.call = func(ctx context.Context, req []byte) ([]byte, error) {
-		resp, err := echo.Unary(ctx, &echopb.EchoRequest{Payload: req})
-		return resp.GetPayload(), err
-	}
+	s.pc = protoserver.NewClient(s.cl, protoserver.ClientConfig{})
 	return nil
 }
 
+// NewCaller returns a caller that reuses its request and response messages
+// from call to call, through the generated UnaryInto, as a loop that
+// keeps calling would.
 func (s *tcpezServiceSystem) NewCaller() (caller, error) {
-	return &tcpezServiceCaller{call: s.call}, nil
+	if s.vt {
+		echo := vtpb.NewEchoClient(s.pc)
+		var req vtpb.EchoRequest
+		var resp vtpb.EchoResponse
+		return &tcpezServiceCaller{call: func(ctx context.Context, b []byte) ([]byte, error) {
+			req.Payload = b
+			err := echo.UnaryInto(ctx, &req, &resp)
+			return resp.Payload, err
+		}}, nil
+	}
+	echo := tcpezpb.NewEchoClient(s.pc)
+	var req echopb.EchoRequest
+	var resp echopb.EchoResponse
+	return &tcpezServiceCaller{call: func(ctx context.Context, b []byte) ([]byte, error) {
+		req.Payload = b
+		err := echo.UnaryInto(ctx, &req, &resp)
+		return resp.Payload, err
+	}}, nil
 }
 
 func (s *tcpezServiceSystem) Close() {

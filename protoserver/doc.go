@@ -77,5 +77,7 @@
 // those, which skip protobuf-go's reflection (bench/vtpb measures both).
 // On the server, both modes encode the answer straight into a buffer the
 // connection keeps (server.AppendHandler); with ServiceConfig.RequestReuse
-// request messages are reused too.
+// request messages are reused too. On the client, a caller that reuses
+// its response message (Client.Call, or a generated client's ...Into
+// method) saves its allocation.
 package protoserver

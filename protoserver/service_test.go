@@ -125,6 +125,20 @@ func TestServiceWithoutCodegen(t *testing.T) {
 	wantCode(t, err, protoserver.Unimplemented)
 }
 
+// TestCallInto: the generated ...Into call decodes into the caller's
+// message, which it resets first: nothing of the previous answer is left.
+func TestCallInto(t *testing.T) {
+	c, _, _ := startService(t, echo, protoserver.ServiceConfig{})
+	ctx := ctxFor(t)
+	resp := &testpb.EchoResponse{Data: []byte("stale"), Text: "stale"}
+	if err := c.EchoInto(ctx, &testpb.EchoRequest{Data: []byte("one")}, resp); err != nil || string(resp.Data) != "one" || resp.Text != "" {
+		t.Fatalf("first: %v, %v", resp, err)
+	}
+	if err := c.EchoInto(ctx, &testpb.EchoRequest{Text: "two"}, resp); err != nil || resp.Data != nil || resp.Text != "two" {
+		t.Fatalf("second: %v, %v", resp, err)
+	}
+}
+
 // TestRequestReuse: with reused requests, answers that share the
 // requests' fields, or are the request, stay intact under concurrent calls.
 func TestRequestReuse(t *testing.T) {

@@ -26,6 +26,10 @@ const (
 type EchoClient interface {
 	// Unary answers one request.
 	Unary(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
+	// UnaryInto is Unary decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	UnaryInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoUnary starts a call of Unary and returns its future.
 	GoUnary(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
@@ -41,6 +45,10 @@ func NewEchoClient(cc *protoserver.Client) EchoClient {
 
 func (c echoClient) Unary(ctx context.Context, req *EchoRequest) (*EchoResponse, error) {
 	return protoserver.Call[EchoResponse](ctx, c.cc, Echo_Unary_FullMethodName, req)
+}
+
+func (c echoClient) UnaryInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error {
+	return c.cc.Call(ctx, Echo_Unary_FullMethodName, req, resp)
 }
 
 func (c echoClient) GoUnary(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse] {

@@ -11,8 +11,9 @@
 //
 //   - KV_ServiceName and KV_Get_FullMethodName, the method's name on the
 //     wire, in the gRPC form "/package.KV/Get";
-//   - KVClient, an interface with Get (a plain call), GoGet (a future) and
-//     Pipeline (a *KVPipeline, whose Get queues a call for one batch), and
+//   - KVClient, an interface with Get (a plain call), GetInto (the same,
+//     decoding into the caller's response message, which a loop can reuse),
+//     GoGet (a future) and Pipeline (a *KVPipeline, whose Get queues a call for one batch), and
 //     NewKVClient, which makes one over a *protoserver.Client;
 //   - KVServer, the interface an implementation satisfies, with
 //     UnimplementedKVServer to embed, and RegisterKV, which adds an

@@ -48,6 +48,8 @@ func check(s *protogen.Service) error {
 		switch {
 		case names["Go"+m.GoName]:
 			return fmt.Errorf("%s: the future method Go%s would clash with the method Go%s", s.Desc.FullName(), m.GoName, m.GoName)
+		case names[m.GoName+"Into"]:
+			return fmt.Errorf("%s: the method %sInto, which decodes into the caller's message, would clash with the method %sInto", s.Desc.FullName(), m.GoName, m.GoName)
 		case m.GoName == "Pipeline" || m.GoName == "Len" || m.GoName == "Flush":
 			return fmt.Errorf("%s: a method may not be named %s, which the generated client uses", m.Desc.FullName(), m.GoName)
 		}
@@ -100,6 +102,10 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		writeMethodComments(g, m)
 		g.P(m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error)")
+		g.P("// ", m.GoName, "Into is ", m.GoName, " decoding the answer into resp, which it resets")
+		g.P("// first: a caller that reuses its messages from call to call saves their")
+		g.P("// allocations.")
+		g.P(m.GoName, "Into(ctx ", ctx, ", req *", in, ", resp *", out, ") error")
 		g.P("// Go", m.GoName, " starts a call of ", m.GoName, " and returns its future.")
 		g.P("Go", m.GoName, "(ctx ", ctx, ", req *", in, ") *", future, "[", out, "]")
 	}
@@ -122,6 +128,10 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 		g.P()
 		g.P("func (c ", implName, ") ", m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error) {")
 		g.P("return ", protoserverPkg.Ident("Call"), "[", out, "](ctx, c.cc, ", fullMethodConst(m), ", req)")
+		g.P("}")
+		g.P()
+		g.P("func (c ", implName, ") ", m.GoName, "Into(ctx ", ctx, ", req *", in, ", resp *", out, ") error {")
+		g.P("return c.cc.Call(ctx, ", fullMethodConst(m), ", req, resp)")
 		g.P("}")
 		g.P()
 		g.P("func (c ", implName, ") Go", m.GoName, "(ctx ", ctx, ", req *", in, ") *", future, "[", out, "] {")

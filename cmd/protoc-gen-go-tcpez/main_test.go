@@ -158,6 +158,7 @@ func TestRefuses(t *testing.T) {
 	for name, req := range map[string]*pluginpb.CodeGeneratorRequest{
 		"streaming":           service(streaming),
 		"future name clash":   service(method("Get"), method("GoGet")),
+		"into name clash":     service(method("Get"), method("GetInto")),
 		"pipeline name clash": service(method("Flush")),
 		"client name clash":   service(method("Pipeline")),
 	} {

@@ -32,6 +32,10 @@ type JobsClient interface {
 	// result. It stops with DeadlineExceeded once the caller's deadline
 	// passes, while waiting for the worker or between two rows.
 	Resize(ctx context.Context, req *ImageJob) (*JobResult, error)
+	// ResizeInto is Resize decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	ResizeInto(ctx context.Context, req *ImageJob, resp *JobResult) error
 	// GoResize starts a call of Resize and returns its future.
 	GoResize(ctx context.Context, req *ImageJob) *protoserver.Future[JobResult]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
@@ -47,6 +51,10 @@ func NewJobsClient(cc *protoserver.Client) JobsClient {
 
 func (c jobsClient) Resize(ctx context.Context, req *ImageJob) (*JobResult, error) {
 	return protoserver.Call[JobResult](ctx, c.cc, Jobs_Resize_FullMethodName, req)
+}
+
+func (c jobsClient) ResizeInto(ctx context.Context, req *ImageJob, resp *JobResult) error {
+	return c.cc.Call(ctx, Jobs_Resize_FullMethodName, req, resp)
 }
 
 func (c jobsClient) GoResize(ctx context.Context, req *ImageJob) *protoserver.Future[JobResult] {

@@ -40,14 +40,26 @@ type CacheClient interface {
 	// Get returns the value of a key, or fails with NotFound when the key is
 	// missing or expired.
 	Get(ctx context.Context, req *GetRequest) (*GetResponse, error)
+	// GetInto is Get decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error
 	// GoGet starts a call of Get and returns its future.
 	GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse]
 	// Set sets the value of a key, with an optional TTL.
 	Set(ctx context.Context, req *SetRequest) (*SetResponse, error)
+	// SetInto is Set decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	SetInto(ctx context.Context, req *SetRequest, resp *SetResponse) error
 	// GoSet starts a call of Set and returns its future.
 	GoSet(ctx context.Context, req *SetRequest) *protoserver.Future[SetResponse]
 	// Delete removes a key; removing a missing key is no error.
 	Delete(ctx context.Context, req *DeleteRequest) (*DeleteResponse, error)
+	// DeleteInto is Delete decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error
 	// GoDelete starts a call of Delete and returns its future.
 	GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse]
 	// Incr adds delta to the counter at key and returns the new value. A
@@ -56,11 +68,19 @@ type CacheClient interface {
 	// value that is not a decimal int64 fails with FailedPrecondition, an
 	// overflow with OutOfRange.
 	Incr(ctx context.Context, req *IncrRequest) (*IncrResponse, error)
+	// IncrInto is Incr decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	IncrInto(ctx context.Context, req *IncrRequest, resp *IncrResponse) error
 	// GoIncr starts a call of Incr and returns its future.
 	GoIncr(ctx context.Context, req *IncrRequest) *protoserver.Future[IncrResponse]
 	// Publish appends a message to a channel and returns its sequence number:
 	// 1 for the first message of a channel, then 2, 3, ...
 	Publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error)
+	// PublishInto is Publish decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	PublishInto(ctx context.Context, req *PublishRequest, resp *PublishResponse) error
 	// GoPublish starts a call of Publish and returns its future.
 	GoPublish(ctx context.Context, req *PublishRequest) *protoserver.Future[PublishResponse]
 	// Listen returns the retained messages of a channel after cursor, oldest
@@ -70,6 +90,10 @@ type CacheClient interface {
 	// lost, say by a restart without a snapshot) fails with OutOfRange: listen
 	// again from 0.
 	Listen(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
+	// ListenInto is Listen decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	ListenInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error
 	// GoListen starts a call of Listen and returns its future.
 	GoListen(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]
 	// Subscribe answers as Listen with max_wait_ms 0 (the messages after
@@ -81,6 +105,10 @@ type CacheClient interface {
 	// cursor. A message published while Subscribe runs may come both in the
 	// answer and pushed: a listener ignores seqs at or below its cursor.
 	Subscribe(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
+	// SubscribeInto is Subscribe decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	SubscribeInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error
 	// GoSubscribe starts a call of Subscribe and returns its future.
 	GoSubscribe(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
@@ -98,12 +126,20 @@ func (c cacheClient) Get(ctx context.Context, req *GetRequest) (*GetResponse, er
 	return protoserver.Call[GetResponse](ctx, c.cc, Cache_Get_FullMethodName, req)
 }
 
+func (c cacheClient) GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error {
+	return c.cc.Call(ctx, Cache_Get_FullMethodName, req, resp)
+}
+
 func (c cacheClient) GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse] {
 	return protoserver.Go[GetResponse](ctx, c.cc, Cache_Get_FullMethodName, req)
 }
 
 func (c cacheClient) Set(ctx context.Context, req *SetRequest) (*SetResponse, error) {
 	return protoserver.Call[SetResponse](ctx, c.cc, Cache_Set_FullMethodName, req)
+}
+
+func (c cacheClient) SetInto(ctx context.Context, req *SetRequest, resp *SetResponse) error {
+	return c.cc.Call(ctx, Cache_Set_FullMethodName, req, resp)
 }
 
 func (c cacheClient) GoSet(ctx context.Context, req *SetRequest) *protoserver.Future[SetResponse] {
@@ -114,12 +150,20 @@ func (c cacheClient) Delete(ctx context.Context, req *DeleteRequest) (*DeleteRes
 	return protoserver.Call[DeleteResponse](ctx, c.cc, Cache_Delete_FullMethodName, req)
 }
 
+func (c cacheClient) DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error {
+	return c.cc.Call(ctx, Cache_Delete_FullMethodName, req, resp)
+}
+
 func (c cacheClient) GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse] {
 	return protoserver.Go[DeleteResponse](ctx, c.cc, Cache_Delete_FullMethodName, req)
 }
 
 func (c cacheClient) Incr(ctx context.Context, req *IncrRequest) (*IncrResponse, error) {
 	return protoserver.Call[IncrResponse](ctx, c.cc, Cache_Incr_FullMethodName, req)
+}
+
+func (c cacheClient) IncrInto(ctx context.Context, req *IncrRequest, resp *IncrResponse) error {
+	return c.cc.Call(ctx, Cache_Incr_FullMethodName, req, resp)
 }
 
 func (c cacheClient) GoIncr(ctx context.Context, req *IncrRequest) *protoserver.Future[IncrResponse] {
@@ -130,6 +174,10 @@ func (c cacheClient) Publish(ctx context.Context, req *PublishRequest) (*Publish
 	return protoserver.Call[PublishResponse](ctx, c.cc, Cache_Publish_FullMethodName, req)
 }
 
+func (c cacheClient) PublishInto(ctx context.Context, req *PublishRequest, resp *PublishResponse) error {
+	return c.cc.Call(ctx, Cache_Publish_FullMethodName, req, resp)
+}
+
 func (c cacheClient) GoPublish(ctx context.Context, req *PublishRequest) *protoserver.Future[PublishResponse] {
 	return protoserver.Go[PublishResponse](ctx, c.cc, Cache_Publish_FullMethodName, req)
 }
@@ -138,12 +186,20 @@ func (c cacheClient) Listen(ctx context.Context, req *ListenRequest) (*ListenRes
 	return protoserver.Call[ListenResponse](ctx, c.cc, Cache_Listen_FullMethodName, req)
 }
 
+func (c cacheClient) ListenInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error {
+	return c.cc.Call(ctx, Cache_Listen_FullMethodName, req, resp)
+}
+
 func (c cacheClient) GoListen(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse] {
 	return protoserver.Go[ListenResponse](ctx, c.cc, Cache_Listen_FullMethodName, req)
 }
 
 func (c cacheClient) Subscribe(ctx context.Context, req *ListenRequest) (*ListenResponse, error) {
 	return protoserver.Call[ListenResponse](ctx, c.cc, Cache_Subscribe_FullMethodName, req)
+}
+
+func (c cacheClient) SubscribeInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error {
+	return c.cc.Call(ctx, Cache_Subscribe_FullMethodName, req, resp)
 }
 
 func (c cacheClient) GoSubscribe(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse] {

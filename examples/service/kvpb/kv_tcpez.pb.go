@@ -29,18 +29,34 @@ const (
 type KVClient interface {
 	// Put sets the value of a key.
 	Put(ctx context.Context, req *PutRequest) (*PutResponse, error)
+	// PutInto is Put decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	PutInto(ctx context.Context, req *PutRequest, resp *PutResponse) error
 	// GoPut starts a call of Put and returns its future.
 	GoPut(ctx context.Context, req *PutRequest) *protoserver.Future[PutResponse]
 	// Get returns the value of a key, or fails with NotFound.
 	Get(ctx context.Context, req *GetRequest) (*GetResponse, error)
+	// GetInto is Get decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error
 	// GoGet starts a call of Get and returns its future.
 	GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse]
 	// Delete removes a key; removing a missing key is no error.
 	Delete(ctx context.Context, req *DeleteRequest) (*DeleteResponse, error)
+	// DeleteInto is Delete decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error
 	// GoDelete starts a call of Delete and returns its future.
 	GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse]
 	// List returns the keys that start with a prefix, sorted.
 	List(ctx context.Context, req *ListRequest) (*ListResponse, error)
+	// ListInto is List decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	ListInto(ctx context.Context, req *ListRequest, resp *ListResponse) error
 	// GoList starts a call of List and returns its future.
 	GoList(ctx context.Context, req *ListRequest) *protoserver.Future[ListResponse]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
@@ -58,12 +74,20 @@ func (c kVClient) Put(ctx context.Context, req *PutRequest) (*PutResponse, error
 	return protoserver.Call[PutResponse](ctx, c.cc, KV_Put_FullMethodName, req)
 }
 
+func (c kVClient) PutInto(ctx context.Context, req *PutRequest, resp *PutResponse) error {
+	return c.cc.Call(ctx, KV_Put_FullMethodName, req, resp)
+}
+
 func (c kVClient) GoPut(ctx context.Context, req *PutRequest) *protoserver.Future[PutResponse] {
 	return protoserver.Go[PutResponse](ctx, c.cc, KV_Put_FullMethodName, req)
 }
 
 func (c kVClient) Get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
 	return protoserver.Call[GetResponse](ctx, c.cc, KV_Get_FullMethodName, req)
+}
+
+func (c kVClient) GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error {
+	return c.cc.Call(ctx, KV_Get_FullMethodName, req, resp)
 }
 
 func (c kVClient) GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse] {
@@ -74,12 +98,20 @@ func (c kVClient) Delete(ctx context.Context, req *DeleteRequest) (*DeleteRespon
 	return protoserver.Call[DeleteResponse](ctx, c.cc, KV_Delete_FullMethodName, req)
 }
 
+func (c kVClient) DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error {
+	return c.cc.Call(ctx, KV_Delete_FullMethodName, req, resp)
+}
+
 func (c kVClient) GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse] {
 	return protoserver.Go[DeleteResponse](ctx, c.cc, KV_Delete_FullMethodName, req)
 }
 
 func (c kVClient) List(ctx context.Context, req *ListRequest) (*ListResponse, error) {
 	return protoserver.Call[ListResponse](ctx, c.cc, KV_List_FullMethodName, req)
+}
+
+func (c kVClient) ListInto(ctx context.Context, req *ListRequest, resp *ListResponse) error {
+	return c.cc.Call(ctx, KV_List_FullMethodName, req, resp)
 }
 
 func (c kVClient) GoList(ctx context.Context, req *ListRequest) *protoserver.Future[ListResponse] {

@@ -28,16 +28,28 @@ const (
 type TestClient interface {
 	// Echo answers with what the test's handler makes of the request.
 	Echo(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
+	// EchoInto is Echo decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	EchoInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoEcho starts a call of Echo and returns its future.
 	GoEcho(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
 	// Other is left unimplemented by the tests.
 	Other(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
+	// OtherInto is Other decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	OtherInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoOther starts a call of Other and returns its future.
 	GoOther(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
 	// Old is here to check the generated deprecation notice.
 	//
 	// Deprecated: Do not use.
 	Old(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
+	// OldInto is Old decoding the answer into resp, which it resets
+	// first: a caller that reuses its messages from call to call saves their
+	// allocations.
+	OldInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoOld starts a call of Old and returns its future.
 	GoOld(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
@@ -55,6 +67,10 @@ func (c testClient) Echo(ctx context.Context, req *EchoRequest) (*EchoResponse, 
 	return protoserver.Call[EchoResponse](ctx, c.cc, Test_Echo_FullMethodName, req)
 }
 
+func (c testClient) EchoInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error {
+	return c.cc.Call(ctx, Test_Echo_FullMethodName, req, resp)
+}
+
 func (c testClient) GoEcho(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse] {
 	return protoserver.Go[EchoResponse](ctx, c.cc, Test_Echo_FullMethodName, req)
 }
@@ -63,12 +79,20 @@ func (c testClient) Other(ctx context.Context, req *EchoRequest) (*EchoResponse,
 	return protoserver.Call[EchoResponse](ctx, c.cc, Test_Other_FullMethodName, req)
 }
 
+func (c testClient) OtherInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error {
+	return c.cc.Call(ctx, Test_Other_FullMethodName, req, resp)
+}
+
 func (c testClient) GoOther(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse] {
 	return protoserver.Go[EchoResponse](ctx, c.cc, Test_Other_FullMethodName, req)
 }
 
 func (c testClient) Old(ctx context.Context, req *EchoRequest) (*EchoResponse, error) {
 	return protoserver.Call[EchoResponse](ctx, c.cc, Test_Old_FullMethodName, req)
+}
+
+func (c testClient) OldInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error {
+	return c.cc.Call(ctx, Test_Old_FullMethodName, req, resp)
 }
 
 func (c testClient) GoOld(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse] {
