@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type options struct {
 	bandwidth bool
 	out       string
 	list      bool
+	cpuprof   string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -45,6 +47,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.bandwidth, "bandwidth", true, "add the bandwidth case: 1 MiB payloads at concurrency 4")
 	fs.StringVar(&o.out, "out", "results", "directory for RESULTS.md and rps.png; empty: print only")
 	fs.BoolVar(&o.list, "list", false, "list the systems and exit")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run (both sides of every system) to this file")
 }
 
 // bandwidthCase is the large-payload cell of the matrix.
@@ -194,7 +197,12 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	fmt.Fprintf(stderr, "bench: %d systems × %d workloads × %d rounds, about %s\n",
 		len(cfg.systems), len(cfg.workloads), cfg.rounds, estimate(cfg).Round(time.Second))
+	stopProfile, err := startCPUProfile(o.cpuprof)
+	if err != nil {
+		return err
+	}
 	res, runErr := run(ctx, cfg)
+	stopProfile()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
@@ -250,4 +258,24 @@ func emit(rep *report, out string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "bench: wrote %s\n", filepath.Join(out, chart))
 	}
 	return nil
+}
+
+// startCPUProfile starts profiling the process into path, unless path is
+// empty, and returns what stops it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

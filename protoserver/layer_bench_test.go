@@ -51,10 +51,31 @@ func BenchmarkLayer(b *testing.B) {
 			}
 		}
 	})
+	reuse := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger(), RequestReuse: true})
+	testpb.RegisterTest(reuse, testServer{echo: echo})
+	b.Run("respond-reuse", func(b *testing.B) {
+		b.ReportAllocs()
+		dst := make([]byte, 0, 64)
+		for b.Loop() {
+			sp.Reset(1)
+			if _, err := reuse.RespondAppend(ctx, dst, env, sp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := protoserver.DecodeAnswerForTest(ans, new(testpb.EchoResponse), true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-into", func(b *testing.B) {
+		b.ReportAllocs()
+		resp := new(testpb.EchoResponse)
+		for b.Loop() {
+			if err := protoserver.DecodeAnswerForTest(ans, resp, false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -121,8 +121,11 @@ func Method[Req, Resp any, PReq interface {
 type method struct {
 	info    MethodInfo
 	h       *MethodHandler
-	chained Next      // the interceptors around h.call
-	reqs    sync.Pool // reused requests, with ServiceConfig.RequestReuse
+	chained Next // the interceptors around h.call
+	// bare says that chained has no interceptors: h.call's own recovery
+	// is all a panic needs.
+	bare bool
+	reqs sync.Pool // reused requests, with ServiceConfig.RequestReuse
 }
 
 // newRequest returns an empty request message, and whether it goes back
@@ -178,6 +181,7 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 		}
 	}
 	m.chained = next
+	m.bare = !intercepted || len(s.cfg.Interceptors) == 0
 	s.methods[name] = m
 	return s
 }
@@ -309,6 +313,9 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 
 // run calls m's chain, turning a panic in an interceptor into an error.
 func (s *Service) run(ctx context.Context, m *method, req proto.Message, sp *span.Span) (resp proto.Message, err error) {
+	if m.bare {
+		return m.chained(ctx, req, sp)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			resp, err = nil, s.panicked(m, v, sp)
