@@ -27,6 +27,12 @@ const internalSafety = 10 * time.Second
 // server_test helpers cannot be imported from package server.)
 func startInternal(t *testing.T, h HandlerFunc, cfg Config) (*Server, string) {
 	t.Helper()
+	return serveInternal(t, h, cfg)
+}
+
+// serveInternal is startInternal for any Handler.
+func serveInternal(t *testing.T, h Handler, cfg Config) (*Server, string) {
+	t.Helper()
 	if cfg.Logger == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)

@@ -599,7 +599,7 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 	if c.appender == nil {
 		return c.srv.Handler.Respond(s.ctx, s.req, s.sp)
 	}
-	resp, err = c.appender.RespondAppend(s.ctx, s.ans[:0], s.req, s.sp)
+	resp, err = c.appender.RespondAppend(s.ctx, c.answerDst(s), s.req, s.sp)
 	if cap(resp) <= maxRetainedAnswer {
 		s.ans = resp[:0]
 	}
@@ -665,6 +665,7 @@ func (c *conn) claim(s *slot) (wanted, timedOut bool) {
 		// s left the ring when expire answered for it: its buffers and
 		// its share of the memory budget go back now that the handler is
 		// done with them.
+		s.returnLent(c.ring.large, c.ring.acct)
 		s.reqBuffer.release(c.ring.large, c.ring.acct, false)
 		return false, false
 	}

@@ -38,7 +38,10 @@ type Handler interface {
 // dst is empty, with some capacity; the answer is dst with the answer
 // appended, as append returns it, and nothing else: the connection keeps
 // the returned slice and appends a later answer to it once this one is
-// written. The rest of Handler's contract holds: req is valid only until
+// written. For a request over 4 KiB, dst is a buffer of about the
+// request's size lent from the server's pool of large buffers, within the
+// memory budget, so that a large answer is not a new allocation either;
+// it goes back to the pool once the answer is written. The rest of Handler's contract holds: req is valid only until
 // RespondAppend returns, and an error is answered as Respond's would be.
 type AppendHandler interface {
 	Handler

@@ -169,10 +169,10 @@ func (c *conn) rearmRead() error {
 }
 
 // chargeAnswer records s's answer in the memory budget, unless it is small
-// or the request's own buffer. It was allocated already, so it does not
+// or in the request's own buffer or a lent one. It was allocated already, so it does not
 // wait: it makes the connection's next frames wait instead.
 func (c *conn) chargeAnswer(s *slot) {
-	if len(s.resp) <= answerFree || (cap(s.req) > 0 && &s.resp[0] == &s.req[:1][0]) {
+	if len(s.resp) <= answerFree || (cap(s.req) > 0 && &s.resp[0] == &s.req[:1][0]) || s.inLent(s.resp) {
 		return
 	}
 	s.respHeld = int64(len(s.resp))

@@ -526,6 +526,7 @@ func (m *muxConn) getLocked() *muxCall {
 func (m *muxConn) putLocked(mc *muxCall) {
 	// The body's buffer is kept for the next call, charged to the budget,
 	// until the connection has ended; a large one goes back to the pool.
+	mc.returnLent(m.srv.large, m.acct) // its answer was copied to wbuf
 	mc.reqBuffer.release(m.srv.large, m.acct, !m.gone)
 	mc.resp, mc.err, mc.answered = nil, nil, false
 	if !mc.ctx.reusable() {

@@ -27,6 +27,7 @@ type slot struct {
 	reqBuffer // req, the request's payload
 	resp      []byte
 	ans       []byte // kept for AppendHandler answers; resp may alias it
+	lent      []byte // lent for a large AppendHandler answer (see answerDst)
 	err       error
 	done      bool
 
@@ -55,6 +56,7 @@ type slot struct {
 // the connection has ended, with its share of the budget.
 func (s *slot) release(r *ring) {
 	r.acct.Release(s.respHeld)
+	s.returnLent(r.large, r.acct)
 	s.reqBuffer.release(r.large, r.acct, !r.ended)
 	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch, s.expiry = nil, 0, nil, false, 0, false, nil
 }
