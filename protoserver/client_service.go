@@ -94,7 +94,9 @@ func chain(ics []ClientInterceptor, last Invoker) Invoker {
 }
 
 // Call calls method with req and decodes its answer into resp, which it
-// resets first.
+// resets first. A resp with vtprotobuf's pool feature is reset with its
+// ResetVT, which keeps the memory of its bytes and repeated fields for the
+// answer: the slices of its previous answer are then overwritten.
 func (c *Client) Call(ctx context.Context, method string, req, resp proto.Message) error {
 	if c.chain != nil {
 		return c.chain(ctx, method, req, resp)

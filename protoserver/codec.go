@@ -12,6 +12,13 @@ import (
 // protobuf-go's reflection: bench/vtpb measures the difference. Any other
 // message goes through protobuf-go, so plain generated code keeps working;
 // tcpez itself does not depend on vtprotobuf.
+//
+// A message reused from call to call (a client's response message, a
+// service's request with ServiceConfig.RequestReuse) is reset with the
+// ResetVT that vtprotobuf's pool feature generates, when it has one: that
+// keeps the memory of its bytes and repeated fields, into which the next
+// decoding copies, so a reused message of that kind decodes without
+// allocating.
 
 // vtMessage is what vtprotobuf generates for a message.
 type vtMessage interface {
@@ -65,8 +72,20 @@ func unmarshalNew(b []byte, m proto.Message) error {
 // unmarshalReset decodes b into m, replacing what m held.
 func unmarshalReset(b []byte, m proto.Message) error {
 	if vt, ok := m.(vtMessage); ok {
-		proto.Reset(m)
+		reset(m)
 		return vt.UnmarshalVT(b)
 	}
 	return unmarshalOpts.Unmarshal(b, m)
+}
+
+// vtResetter is a message with vtprotobuf's pool feature.
+type vtResetter interface{ ResetVT() }
+
+// reset empties m for reuse, keeping the memory of its fields if it can.
+func reset(m proto.Message) {
+	if r, ok := m.(vtResetter); ok {
+		r.ResetVT()
+		return
+	}
+	proto.Reset(m)
 }

@@ -60,3 +60,40 @@ func TestCodecUsesVTMethods(t *testing.T) {
 		t.Fatalf("%d calls of the VT methods, want 4", calls)
 	}
 }
+
+// vtPooled is a vtStatus with the ResetVT of vtprotobuf's pool feature,
+// which keeps the memory of a field for the next decoding.
+type vtPooled struct {
+	vtStatus
+	resets int
+}
+
+func (m *vtPooled) ResetVT() {
+	m.resets++
+	details := m.Details[:0]
+	m.Reset()
+	m.Details = details
+}
+
+// TestResetKeepsPooledMemory: a message reused with vtprotobuf's pool
+// feature is reset with its ResetVT, and a plain one with proto.Reset.
+func TestResetKeepsPooledMemory(t *testing.T) {
+	calls := 0
+	m := &vtPooled{vtStatus: vtStatus{Status: tcpezv1.Status{Code: 7, Message: "old"}, calls: &calls}}
+	m.Details = append(m.Details, nil)
+	enc, err := proto.Marshal(&tcpezv1.Status{Code: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unmarshalReset(enc, m); err != nil {
+		t.Fatal(err)
+	}
+	if m.resets != 1 || m.Code != 5 || m.Message != "" || len(m.Details) != 0 || cap(m.Details) == 0 {
+		t.Fatalf("after unmarshalReset: %d ResetVT, %v, details cap %d", m.resets, &m.Status, cap(m.Details))
+	}
+	plain := &tcpezv1.Status{Code: 7, Message: "old"}
+	reset(plain)
+	if plain.Code != 0 || plain.Message != "" {
+		t.Fatalf("reset kept %v", plain)
+	}
+}

@@ -58,7 +58,11 @@ type ServiceConfig struct {
 	// 100 ns of CPU for a small message) but a method must then not keep
 	// its request message, nor use it from a goroutine that outlives the
 	// call; the values of its fields, including sub-messages and byte
-	// slices, may be kept.
+	// slices, may be kept. Except for a request with vtprotobuf's pool
+	// feature (ResetVT), which is reset with ResetVT: that keeps the
+	// memory of its bytes and repeated fields for the next request and
+	// returns its pooled sub-messages to their pools, so that decoding
+	// allocates nothing, and then no part of the request may be kept.
 	RequestReuse bool
 }
 
@@ -282,7 +286,7 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	req, reuse := s.newRequest(m)
 	if reuse {
 		defer func() {
-			proto.Reset(req)
+			reset(req)
 			m.reqs.Put(req)
 		}()
 	}

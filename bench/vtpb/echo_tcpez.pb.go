@@ -28,7 +28,7 @@ type EchoClient interface {
 	Unary(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
 	// UnaryInto is Unary decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	UnaryInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoUnary starts a call of Unary and returns its future.
 	GoUnary(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]

@@ -9,6 +9,7 @@ import (
 	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	io "io"
+	sync "sync"
 )
 
 const (
@@ -98,6 +99,51 @@ func (m *EchoResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	return len(dAtA) - i, nil
 }
 
+var vtprotoPool_EchoRequest = sync.Pool{
+	New: func() interface{} {
+		return &EchoRequest{}
+	},
+}
+
+func (m *EchoRequest) ResetVT() {
+	if m != nil {
+		f0 := m.Payload[:0]
+		m.Reset()
+		m.Payload = f0
+	}
+}
+func (m *EchoRequest) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_EchoRequest.Put(m)
+	}
+}
+func EchoRequestFromVTPool() *EchoRequest {
+	return vtprotoPool_EchoRequest.Get().(*EchoRequest)
+}
+
+var vtprotoPool_EchoResponse = sync.Pool{
+	New: func() interface{} {
+		return &EchoResponse{}
+	},
+}
+
+func (m *EchoResponse) ResetVT() {
+	if m != nil {
+		f0 := m.Payload[:0]
+		m.Reset()
+		m.Payload = f0
+	}
+}
+func (m *EchoResponse) ReturnToVTPool() {
+	if m != nil {
+		m.ResetVT()
+		vtprotoPool_EchoResponse.Put(m)
+	}
+}
+func EchoResponseFromVTPool() *EchoResponse {
+	return vtprotoPool_EchoResponse.Get().(*EchoResponse)
+}
 func (m *EchoRequest) SizeVT() (n int) {
 	if m == nil {
 		return 0

@@ -34,7 +34,7 @@ type JobsClient interface {
 	Resize(ctx context.Context, req *ImageJob) (*JobResult, error)
 	// ResizeInto is Resize decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	ResizeInto(ctx context.Context, req *ImageJob, resp *JobResult) error
 	// GoResize starts a call of Resize and returns its future.
 	GoResize(ctx context.Context, req *ImageJob) *protoserver.Future[JobResult]

@@ -42,7 +42,7 @@ type CacheClient interface {
 	Get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 	// GetInto is Get decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error
 	// GoGet starts a call of Get and returns its future.
 	GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse]
@@ -50,7 +50,7 @@ type CacheClient interface {
 	Set(ctx context.Context, req *SetRequest) (*SetResponse, error)
 	// SetInto is Set decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	SetInto(ctx context.Context, req *SetRequest, resp *SetResponse) error
 	// GoSet starts a call of Set and returns its future.
 	GoSet(ctx context.Context, req *SetRequest) *protoserver.Future[SetResponse]
@@ -58,7 +58,7 @@ type CacheClient interface {
 	Delete(ctx context.Context, req *DeleteRequest) (*DeleteResponse, error)
 	// DeleteInto is Delete decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error
 	// GoDelete starts a call of Delete and returns its future.
 	GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse]
@@ -70,7 +70,7 @@ type CacheClient interface {
 	Incr(ctx context.Context, req *IncrRequest) (*IncrResponse, error)
 	// IncrInto is Incr decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	IncrInto(ctx context.Context, req *IncrRequest, resp *IncrResponse) error
 	// GoIncr starts a call of Incr and returns its future.
 	GoIncr(ctx context.Context, req *IncrRequest) *protoserver.Future[IncrResponse]
@@ -79,7 +79,7 @@ type CacheClient interface {
 	Publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error)
 	// PublishInto is Publish decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	PublishInto(ctx context.Context, req *PublishRequest, resp *PublishResponse) error
 	// GoPublish starts a call of Publish and returns its future.
 	GoPublish(ctx context.Context, req *PublishRequest) *protoserver.Future[PublishResponse]
@@ -92,7 +92,7 @@ type CacheClient interface {
 	Listen(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
 	// ListenInto is Listen decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	ListenInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error
 	// GoListen starts a call of Listen and returns its future.
 	GoListen(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]
@@ -107,7 +107,7 @@ type CacheClient interface {
 	Subscribe(ctx context.Context, req *ListenRequest) (*ListenResponse, error)
 	// SubscribeInto is Subscribe decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	SubscribeInto(ctx context.Context, req *ListenRequest, resp *ListenResponse) error
 	// GoSubscribe starts a call of Subscribe and returns its future.
 	GoSubscribe(ctx context.Context, req *ListenRequest) *protoserver.Future[ListenResponse]

@@ -31,7 +31,7 @@ type KVClient interface {
 	Put(ctx context.Context, req *PutRequest) (*PutResponse, error)
 	// PutInto is Put decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	PutInto(ctx context.Context, req *PutRequest, resp *PutResponse) error
 	// GoPut starts a call of Put and returns its future.
 	GoPut(ctx context.Context, req *PutRequest) *protoserver.Future[PutResponse]
@@ -39,7 +39,7 @@ type KVClient interface {
 	Get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 	// GetInto is Get decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	GetInto(ctx context.Context, req *GetRequest, resp *GetResponse) error
 	// GoGet starts a call of Get and returns its future.
 	GoGet(ctx context.Context, req *GetRequest) *protoserver.Future[GetResponse]
@@ -47,7 +47,7 @@ type KVClient interface {
 	Delete(ctx context.Context, req *DeleteRequest) (*DeleteResponse, error)
 	// DeleteInto is Delete decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	DeleteInto(ctx context.Context, req *DeleteRequest, resp *DeleteResponse) error
 	// GoDelete starts a call of Delete and returns its future.
 	GoDelete(ctx context.Context, req *DeleteRequest) *protoserver.Future[DeleteResponse]
@@ -55,7 +55,7 @@ type KVClient interface {
 	List(ctx context.Context, req *ListRequest) (*ListResponse, error)
 	// ListInto is List decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	ListInto(ctx context.Context, req *ListRequest, resp *ListResponse) error
 	// GoList starts a call of List and returns its future.
 	GoList(ctx context.Context, req *ListRequest) *protoserver.Future[ListResponse]

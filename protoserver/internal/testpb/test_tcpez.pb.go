@@ -30,7 +30,7 @@ type TestClient interface {
 	Echo(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
 	// EchoInto is Echo decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	EchoInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoEcho starts a call of Echo and returns its future.
 	GoEcho(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
@@ -38,7 +38,7 @@ type TestClient interface {
 	Other(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
 	// OtherInto is Other decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	OtherInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoOther starts a call of Other and returns its future.
 	GoOther(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
@@ -48,7 +48,7 @@ type TestClient interface {
 	Old(ctx context.Context, req *EchoRequest) (*EchoResponse, error)
 	// OldInto is Old decoding the answer into resp, which it resets
 	// first: a caller that reuses its messages from call to call saves their
-	// allocations.
+	// allocations (see protoserver.Client.Call).
 	OldInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoOld starts a call of Old and returns its future.
 	GoOld(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
