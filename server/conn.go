@@ -363,7 +363,7 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	// already at hand: then they run concurrently and reading goes on.
 	if c.slow.Load() && c.r.Buffered() > 0 {
 		c.publish()
-		go c.run(s)
+		go s.runner(c)()
 		return nil
 	}
 	return c.runInline(s)

@@ -31,6 +31,10 @@ type slot struct {
 	err       error
 	done      bool
 
+	// run is conn.run for this slot, made once: starting it on a
+	// goroutine then allocates no closure per request.
+	run func()
+
 	// respHeld is the bytes of the memory budget charged for resp.
 	respHeld int64
 	// expiry is set, by the goroutine running the handler, while
@@ -49,6 +53,14 @@ type slot struct {
 	// (span.FromContext). It lives in the slot so that requests do not
 	// allocate one; see conn.respond.
 	ctx *span.Context
+}
+
+// runner returns what runs s's handler for c on a goroutine of its own.
+func (s *slot) runner(c *conn) func() {
+	if s.run == nil {
+		s.run = func() { c.run(s) }
+	}
+	return s.run
 }
 
 // release readies s for the next request once its answer is written. A
