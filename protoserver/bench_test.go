@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/internal/israce"
@@ -24,10 +25,11 @@ import (
 // request; "service" is the generated client's Echo, an EchoRequest whose
 // bytes field the service copies into its EchoResponse; "service-reuse" the
 // same with ServiceConfig.RequestReuse, each goroutine calling EchoInto
-// with its own request and response messages; "compatible" is the same messages in
+// with its own request and response messages, and "service-deadline" the
+// same with a deadline on every call, as real calls have; "compatible" is the same messages in
 // compatible mode. ns/op is wall time per call.
 func BenchmarkOverhead(b *testing.B) {
-	for _, mode := range []string{"bytes", "service", "service-reuse", "compatible"} {
+	for _, mode := range []string{"bytes", "service", "service-reuse", "service-deadline", "compatible"} {
 		for _, size := range []int{16, 4 << 10} {
 			for _, conc := range []int{1, 64, 256} {
 				b.Run(fmt.Sprintf("%s/%s/conc=%d", mode, sizeName(size), conc), func(b *testing.B) {
@@ -81,8 +83,13 @@ func benchCall(b *testing.B, mode string, size int) func() func() {
 				b.Error(len(ans), err)
 			}
 		})
-	case "service-reuse":
+	case "service-reuse", "service-deadline":
 		c, _, _ := startService(b, echo, protoserver.ServiceConfig{RequestReuse: true})
+		if mode == "service-deadline" {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Hour)
+			b.Cleanup(cancel)
+		}
 		return func() func() {
 			req := &testpb.EchoRequest{Data: payload}
 			resp := new(testpb.EchoResponse)
@@ -161,6 +168,10 @@ func TestServiceAllocs(t *testing.T) {
 	c, _, _ = startService(t, echo, protoserver.ServiceConfig{RequestReuse: true})
 	resp := new(testpb.EchoResponse)
 	wantAllocs(t, "reused messages", 3, func() error { return c.EchoInto(ctx, req, resp) })
+	// A deadline, which real calls carry, costs no context of its own.
+	dctx, cancel := context.WithTimeout(ctx, time.Hour)
+	defer cancel()
+	wantAllocs(t, "reused messages, with a deadline", 3, func() error { return c.EchoInto(dctx, req, resp) })
 }
 
 // wantAllocs fails unless call, once warm, allocates at most limit times.

@@ -276,9 +276,9 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	}
 	hctx := ctx
 	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, time.Duration(r.timeout))
-		defer cancel()
+		dc := withDeadline(ctx, time.Duration(r.timeout))
+		defer dc.release()
+		hctx = dc
 	}
 	if r.md != nil {
 		hctx = context.WithValue(hctx, incomingKey{}, r.md)
