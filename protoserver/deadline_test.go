@@ -26,7 +26,11 @@ func TestDeadlineCtx(t *testing.T) {
 	<-c.Done() // made now, over a cancelled parent
 	c.release()
 
-	expired := withDeadline(context.Background(), time.Nanosecond)
+	// Over a parent that can be cancelled but was not, as the server's
+	// call contexts are.
+	live, stopLive := context.WithCancel(context.Background())
+	defer stopLive()
+	expired := withDeadline(live, time.Nanosecond)
 	for expired.Err() == nil {
 	}
 	if err := expired.Err(); err != context.DeadlineExceeded {
@@ -36,7 +40,20 @@ func TestDeadlineCtx(t *testing.T) {
 	if err := expired.Err(); err != context.DeadlineExceeded {
 		t.Fatalf("past its deadline, with Done: %v", err)
 	}
+	if err := context.Cause(expired); err != context.DeadlineExceeded {
+		t.Fatalf("Cause past its deadline: %v", err)
+	}
 	expired.release()
+
+	// Contexts derived from it end with it.
+	c = withDeadline(context.Background(), time.Millisecond)
+	child, stopChild := context.WithCancel(c)
+	defer stopChild()
+	<-child.Done()
+	if err := context.Cause(child); err != context.DeadlineExceeded {
+		t.Fatalf("child's cause: %v", err)
+	}
+	c.release()
 
 	// One whose Done was never asked for is reused; the earlier deadline
 	// of its parent wins.
