@@ -171,7 +171,7 @@ func TestServiceAllocs(t *testing.T) {
 	// A deadline, which real calls carry, costs no context of its own.
 	dctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
-	wantAllocs(t, "reused messages, with a deadline", 3, func() error { return c.EchoInto(dctx, req, resp) })
+	wantAllocs(t, "reused messages, with a deadline", 4, func() error { return c.EchoInto(dctx, req, resp) })
 }
 
 // wantAllocs fails unless call, once warm, allocates at most limit times.

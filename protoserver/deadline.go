@@ -13,9 +13,12 @@ import (
 // server that the handler is about to wait, and the connection's reading
 // moves to another goroutine. Most methods never wait on their context, so
 // deadlineCtx answers Deadline and Err by itself and makes the real
-// WithDeadline context only when Done is first asked for. One whose Done
-// was never asked for goes back to a pool for a later call: nothing can be
-// watching it.
+// WithDeadline context only when Done is first asked for.
+//
+// It is not pooled: a context derived with context.WithoutCancel never asks
+// for Done yet may outlive the method (background work started by the
+// handler), and a reused deadlineCtx would hand it another call's values.
+// One allocation per call with a deadline is the price.
 type deadlineCtx struct {
 	context.Context // the call's
 	deadline        time.Time
@@ -25,14 +28,10 @@ type deadlineCtx struct {
 	cancel context.CancelFunc
 }
 
-var deadlinePool = sync.Pool{New: func() any { return new(deadlineCtx) }}
-
 // withDeadline returns parent with a deadline at d from now; release
 // ends it once the method returned.
 func withDeadline(parent context.Context, d time.Duration) *deadlineCtx {
-	c := deadlinePool.Get().(*deadlineCtx)
-	c.Context, c.deadline = parent, time.Now().Add(d)
-	return c
+	return &deadlineCtx{Context: parent, deadline: time.Now().Add(d)}
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) {
@@ -73,16 +72,12 @@ func (c *deadlineCtx) materialize() context.Context {
 }
 
 // release ends c once its method returned: a context whose Done was asked
-// for is cancelled, as WithTimeout's cancel would, and left to the garbage
-// collector; any other is reused.
+// for is cancelled, as WithTimeout's cancel would.
 func (c *deadlineCtx) release() {
 	c.mu.Lock()
-	lazy, cancel := c.lazy, c.cancel
+	cancel := c.cancel
 	c.mu.Unlock()
-	if lazy != nil {
+	if cancel != nil {
 		cancel()
-		return
 	}
-	c.Context = nil
-	deadlinePool.Put(c)
 }

@@ -55,8 +55,7 @@ func TestDeadlineCtx(t *testing.T) {
 	}
 	c.release()
 
-	// One whose Done was never asked for is reused; the earlier deadline
-	// of its parent wins.
+	// The earlier deadline of its parent wins.
 	soon, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
 	c = withDeadline(soon, time.Hour)
@@ -64,7 +63,19 @@ func TestDeadlineCtx(t *testing.T) {
 		t.Fatalf("Deadline %v is the later one", d)
 	}
 	c.release()
-	if c.Context != nil {
-		t.Fatal("a released context keeps its parent")
+}
+
+// TestDeadlineCtxOutlivesMethod: work a handler starts with
+// context.WithoutCancel, which never asks for Done, keeps its own call's
+// values after the method returned and another call took its place.
+func TestDeadlineCtxOutlivesMethod(t *testing.T) {
+	type key struct{}
+	first := withDeadline(context.WithValue(context.Background(), key{}, "first"), time.Hour)
+	background := context.WithoutCancel(first)
+	first.release()
+	second := withDeadline(context.WithValue(context.Background(), key{}, "second"), time.Hour)
+	defer second.release()
+	if got := background.Value(key{}); got != "first" {
+		t.Fatalf("background work of the first call sees %v", got)
 	}
 }
