@@ -380,7 +380,7 @@ func (c *Client) retryWait(ctx context.Context, err error, unsent bool, attempts
 func (c *Client) mayRetry(ctx context.Context, err error, unsent bool, attempts int) bool {
 	switch {
 	case attempts > c.cfg.MaxRetries, ctx.Err() != nil, errors.Is(err, ErrClosed),
-		errors.Is(err, frame.ErrFrameTooLarge):
+		errors.Is(err, frame.ErrFrameTooLarge), errors.Is(err, ErrNoStreams):
 		return false
 	case unsent:
 		return true

@@ -147,6 +147,11 @@ type Config struct {
 	// a free slot, as long as its context allows. A batch counts as one.
 	// Default DefaultMaxInFlight; 1 gives one request at a time.
 	MaxInFlight int
+	// StreamWindow is the receive window of each stream (see Stream): how
+	// much a server may send on one stream before the caller reads it, and
+	// so the most the client buffers for it. Zero means 1 MiB; it is never
+	// below frame.StreamWindow (256 KiB).
+	StreamWindow int
 	// Limits bound the answers a server may send; an answer over them
 	// breaks the connection with a *frame.SizeError. A Codec has limits
 	// of its own.
@@ -233,6 +238,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: ConnsPerAddr %d is negative", ErrInvalidConfig, c.ConnsPerAddr)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.StreamWindow < 0 || c.StreamWindow > 1<<30:
+		return fmt.Errorf("%w: StreamWindow %d is out of range", ErrInvalidConfig, c.StreamWindow)
 	case c.DialTimeout < 0:
 		return fmt.Errorf("%w: DialTimeout %v is negative", ErrInvalidConfig, c.DialTimeout)
 	case c.ExtraIdleTimeout < 0:

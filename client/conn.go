@@ -158,7 +158,11 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	// retries do not find it again.
 	cn.ep.connDown(cn, cause)
 	for i, rq := range reqs {
-		rq.complete(nil, nil, err, unsent[i])
+		if rq.stream != nil {
+			rq.stream.finish(err)
+		} else {
+			rq.complete(nil, nil, err, unsent[i])
+		}
 		cn.release()
 	}
 }

@@ -180,6 +180,8 @@ type muxTable struct {
 	n       int // calls in the table
 	// maxBody is the largest request body the server accepts.
 	maxBody int
+	// version is the mux version the server acknowledged.
+	version uint8
 }
 
 type muxEntry struct {
@@ -255,7 +257,7 @@ func (t *muxTable) drain() []*request {
 // Reading works as in v1 (see readRole): a caller that finds nobody
 // reading reads its own answer, as long as the next frame is its own.
 func (cn *conn) enableMux(ack frame.Ack) {
-	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize}
+	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize, version: ack.Version}
 	// The server runs MaxInFlight calls and lets as many more wait; past
 	// that it stops reading, and a cancel would wait too. Callers beyond
 	// wait here instead.
@@ -271,12 +273,22 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		if len(payload) > cn.mux.maxBody {
 			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(len(payload))}
 		}
+		kind := frame.KindRequest
+		if rq.stream != nil {
+			if cn.mux.version < 3 {
+				return ErrNoStreams
+			}
+			kind = frame.KindOpen
+		}
 		id, ok := cn.mux.add(rq, 0)
 		if !ok {
 			return errOutOfIDs
 		}
 		rq.mc, rq.mid = cn, id
-		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, frame.KindRequest, id, len(payload))
+		if rq.stream != nil {
+			rq.stream.bind(cn, id)
+		}
+		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, kind, id, len(payload))
 		return nil
 	}
 	rq.answers, rq.left = make([][]byte, rq.n), rq.n
@@ -507,6 +519,8 @@ func (cn *conn) readMuxFrame() error {
 		return cn.called(f.ID, n)
 	case frame.KindCancel:
 		return cn.cancelled(f.ID, n)
+	case frame.KindData, frame.KindEnd, frame.KindWindow:
+		return cn.streamFrame(f, n)
 	}
 	return fmt.Errorf("%w: a server sent %v", ErrUnexpectedAnswer, f.Kind)
 }
@@ -522,6 +536,12 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 	}
 	if !ok {
 		return fmt.Errorf("%w: answer for id %d, which is not in flight", ErrUnexpectedAnswer, id)
+	}
+	if rq.stream != nil {
+		err := fmt.Errorf("%w: an answer for stream %d", ErrUnexpectedAnswer, id)
+		rq.stream.finish(&ConnError{Addr: cn.addr, Err: err})
+		cn.release()
+		return err
 	}
 	if !rq.mode.batch() {
 		if err := cn.answer(rq, frame.Header(n)); err != nil {
@@ -557,6 +577,11 @@ func (cn *conn) muxError(id uint32, n int) error {
 	cn.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: error for id %d, which is not in flight", ErrUnexpectedAnswer, id)
+	}
+	if rq.stream != nil {
+		rq.stream.finish(serr)
+		cn.release()
+		return nil
 	}
 	if rq.mode.batch() {
 		return cn.batchPart(rq, serr)

@@ -15,6 +15,7 @@ const (
 	modeBatch                         // n answers read into new slices
 	modeBatchAppend                   // n answers appended to dst and answers
 	modeDiscard                       // answer read and dropped (Notify)
+	modeStream                        // a stream's open: its frames go to stream (stream.go)
 )
 
 // batch reports whether the request is a batch.
@@ -79,6 +80,10 @@ type request struct {
 	mc   *conn
 	mid  uint32
 	left int
+
+	// stream is set for a stream's open: the request stays in the
+	// connection's table, keeping it read, until the stream ends.
+	stream *Stream
 }
 
 // complete delivers a result. Only the current owner (the connection, or

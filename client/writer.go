@@ -120,6 +120,10 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		if rq.mode.batch() {
 			payload = nil // appended, frame by frame
 		}
+	} else if rq.stream != nil {
+		cn.mu.Unlock()
+		cn.release()
+		return ErrNoStreams
 	} else {
 		h := frame.Header(len(payload))
 		if rq.mode.batch() {

@@ -25,23 +25,26 @@ const MuxHeaderSize = 6
 type Kind uint8
 
 // The kinds of the multiplexed mode. Version 1 has kinds 1 to 5; version 2
-// adds 6 and 7, traffic the server starts. The values 8 to 15 are reserved
-// for what the next versions add (stream data, stream end, window update);
-// a peer only sends a kind once both sides announced its version in the
-// negotiation.
+// adds 6 and 7, traffic the server starts; version 3 adds 8 to 11, streams
+// (see stream.go). The values 12 to 15 are reserved; a peer only sends a
+// kind once both sides announced its version in the negotiation.
 //
 // Calls go both ways in version 2, each direction with its own ids: a
 // request (from the client) and a call (from the server) open a call in
 // the sender's id space, and an answer, error or cancel names a call of
 // the id space of the side that opened it, so ids never collide.
 const (
-	KindRequest Kind = 1 // a call from the client: the body is the request payload
-	KindAnswer  Kind = 2 // the answer to the peer's call with the same id
-	KindError   Kind = 3 // the peer's call with the same id failed: code and message
-	KindCancel  Kind = 4 // the caller gave up its call with the same id; an optional code
-	KindGoAway  Kind = 5 // the server takes no new calls; id 0, code and message
-	KindNotify  Kind = 6 // version 2: a notification from the server; id 0, never answered
-	KindCall    Kind = 7 // version 2: a call from the server to the client
+	KindRequest Kind = 1  // a call from the client: the body is the request payload
+	KindAnswer  Kind = 2  // the answer to the peer's call with the same id
+	KindError   Kind = 3  // the peer's call with the same id failed: code and message
+	KindCancel  Kind = 4  // the caller gave up its call with the same id; an optional code
+	KindGoAway  Kind = 5  // the server takes no new calls; id 0, code and message
+	KindNotify  Kind = 6  // version 2: a notification from the server; id 0, never answered
+	KindCall    Kind = 7  // version 2: a call from the server to the client
+	KindOpen    Kind = 8  // version 3: the client opens a stream; the body is its opening payload
+	KindData    Kind = 9  // version 3: a chunk of a stream's message; FlagMore says the message goes on
+	KindEnd     Kind = 10 // version 3: the sender sends no more on the stream; the body is a trailer
+	KindWindow  Kind = 11 // version 3: the receiver lets the sender send more; a uint32 BE increment
 )
 
 func (k Kind) String() string {
@@ -60,6 +63,14 @@ func (k Kind) String() string {
 		return "notify"
 	case KindCall:
 		return "call"
+	case KindOpen:
+		return "open"
+	case KindData:
+		return "data"
+	case KindEnd:
+		return "end"
+	case KindWindow:
+		return "window"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -78,7 +89,7 @@ const (
 	CodeTooLarge     Code = 6 // not run: the request frame was over the server's limit
 	CodeProtocol     Code = 7 // the peer broke the protocol; the connection closes
 	CodeDeadline     Code = 8 // the caller's deadline passed before the call was answered
-	CodeNoHandler    Code = 9 // not run: the client has no handler for calls from the server
+	CodeNoHandler    Code = 9 // not run: the peer has no handler for calls from the server (or for streams)
 )
 
 // NotRun reports whether a call that failed with c never reached a handler.
@@ -140,6 +151,13 @@ func AppendMux(buf []byte, k Kind, id uint32, body []byte) []byte {
 	return append(AppendMuxHeader(buf, k, id, len(body)), body...)
 }
 
+// AppendMuxFrame appends f, flags included (the one way to send FlagMore).
+func AppendMuxFrame(buf []byte, f MuxFrame) []byte {
+	buf = AppendMux(buf, f.Kind, f.ID, f.Body)
+	buf[len(buf)-len(f.Body)-MuxHeaderSize+1] = f.Flags
+	return buf
+}
+
 // AppendMuxError appends an error frame (or, with KindGoAway, a go-away
 // frame) with code and message.
 func AppendMuxError(buf []byte, k Kind, id uint32, code Code, msg string) []byte {
@@ -178,11 +196,15 @@ func ParseMuxPayload(p []byte) (MuxFrame, error) {
 // read where it likes. The frame returned has no Body.
 func ParseMuxHeader(p []byte, bodyLen int) (MuxFrame, error) {
 	f := MuxFrame{Kind: Kind(p[0]), Flags: p[1], ID: binary.BigEndian.Uint32(p[2:])}
-	if f.Flags != 0 {
-		return MuxFrame{}, fmt.Errorf("%w: flags %#02x", ErrMuxMalformed, f.Flags)
+	if f.Flags != 0 && (f.Kind != KindData || f.Flags != FlagMore) {
+		return MuxFrame{}, fmt.Errorf("%w: flags %#02x on %v", ErrMuxMalformed, f.Flags, f.Kind)
 	}
 	switch f.Kind {
-	case KindRequest, KindAnswer, KindCall:
+	case KindRequest, KindAnswer, KindCall, KindOpen, KindData, KindEnd:
+	case KindWindow:
+		if bodyLen != 4 {
+			return MuxFrame{}, fmt.Errorf("%w: window update with a body of %d bytes", ErrMuxMalformed, bodyLen)
+		}
 	case KindNotify:
 		if f.ID != 0 {
 			return MuxFrame{}, fmt.Errorf("%w: notify with id %d", ErrMuxMalformed, f.ID)
@@ -227,8 +249,9 @@ const (
 	// AckSize is the payload length of the acknowledgement frame.
 	AckSize = 20
 	// MuxVersion is the version of the multiplexed mode this package
-	// speaks: 2, which adds notifications and calls from the server.
-	MuxVersion = 2
+	// speaks: 3, which adds streams to version 2's notifications and calls
+	// from the server.
+	MuxVersion = 3
 )
 
 // Ack is what a server announces when it accepts the multiplexed mode.

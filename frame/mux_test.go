@@ -61,6 +61,31 @@ var muxGolden = map[string]struct{ req, ans []frame.MuxFrame }{
 	"A client without a handler refuses a call from the server": {
 		req: []frame.MuxFrame{errFrame(frame.KindError, 2, frame.CodeNoHandler, "no handler")},
 	},
+	"A stream, echoed": {
+		req: []frame.MuxFrame{
+			{Kind: frame.KindOpen, ID: 1, Body: []byte("ECHO")},
+			{Kind: frame.KindData, ID: 1, Body: []byte("PING")},
+			{Kind: frame.KindData, Flags: frame.FlagMore, ID: 1, Body: []byte("PI")},
+			{Kind: frame.KindData, ID: 1, Body: []byte("NG")},
+			{Kind: frame.KindEnd, ID: 1, Body: []byte{}},
+		},
+		ans: []frame.MuxFrame{
+			windowFrame(1, 768<<10),
+			{Kind: frame.KindData, ID: 1, Body: []byte("PING")},
+			{Kind: frame.KindData, ID: 1, Body: []byte("PING")},
+			{Kind: frame.KindEnd, ID: 1, Body: []byte{}},
+		},
+	},
+	"A cancelled stream": {
+		req: []frame.MuxFrame{
+			{Kind: frame.KindOpen, ID: 2, Body: []byte("WAIT")},
+			{Kind: frame.KindCancel, ID: 2, Body: []byte{}},
+		},
+		ans: []frame.MuxFrame{windowFrame(2, 768<<10), errFrame(frame.KindError, 2, frame.CodeCancelled, "cancelled")},
+	},
+	"A window update": {
+		req: []frame.MuxFrame{windowFrame(1, frame.StreamWindow)},
+	},
 	"A go-away": {
 		ans: []frame.MuxFrame{errFrame(frame.KindGoAway, 0, frame.CodeShuttingDown, "shutting down")},
 	},
@@ -70,9 +95,13 @@ func errFrame(k frame.Kind, id uint32, code frame.Code, msg string) frame.MuxFra
 	return frame.MuxFrame{Kind: k, ID: id, Body: frame.AppendMuxError(nil, k, id, code, msg)[frame.HeaderSize+frame.MuxHeaderSize:]}
 }
 
+func windowFrame(id, n uint32) frame.MuxFrame {
+	return frame.MuxFrame{Kind: frame.KindWindow, ID: id, Body: frame.AppendWindow(nil, id, n)[frame.HeaderSize+frame.MuxHeaderSize:]}
+}
+
 func appendMuxFrames(buf []byte, fs []frame.MuxFrame) []byte {
 	for _, f := range fs {
-		buf = frame.AppendMux(buf, f.Kind, f.ID, f.Body)
+		buf = frame.AppendMuxFrame(buf, f)
 	}
 	return buf
 }

@@ -98,6 +98,11 @@ type Config struct {
 	// refuses a call to it) rather than queue more: ErrPushDropped, counted
 	// as StatErrPushDropped. Default DefaultPushBacklog.
 	PushBacklog int
+	// StreamWindow is the receive window of each stream (version 3): how
+	// much a client may send on one stream before the handler reads it,
+	// and so the most the server buffers for it. Zero means 1 MiB; it is
+	// never below frame.StreamWindow (256 KiB).
+	StreamWindow int
 
 	// ReadTimeout is how long a frame may take to arrive once its first
 	// byte has (slowloris). Default DefaultReadTimeout; negative: none.
@@ -189,6 +194,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.StreamWindow < 0 || c.StreamWindow > 1<<30:
+		return fmt.Errorf("%w: StreamWindow %d is out of range", ErrInvalidConfig, c.StreamWindow)
 	case c.Auth != nil && c.Auth.Check == nil:
 		return fmt.Errorf("%w: Auth without a Check function", ErrInvalidConfig)
 	case c.Auth != nil && c.Auth.Token && c.Codec != nil:

@@ -159,6 +159,10 @@ type muxConn struct {
 	nextOut     uint32
 	flushQueued bool        // a goroutine is on its way to write what was pushed
 	keepOpen    atomic.Bool // see Remote.KeepOpen
+
+	// streams holds the client's open streams by id (version 3; see
+	// stream.go). Guarded by mu.
+	streams map[uint32]*Stream
 }
 
 // muxCall is one request on its way from being read to its answer.
@@ -331,6 +335,8 @@ func (m *muxConn) readFrame() error {
 		if m.remote != nil {
 			return m.remoteAnswer(f, h.Len()-frame.MuxHeaderSize)
 		}
+	case frame.KindOpen, frame.KindData, frame.KindEnd, frame.KindWindow:
+		return m.streamFrame(f, h.Len()-frame.MuxHeaderSize)
 	}
 	return m.protocolError(fmt.Errorf("%w: a client sent %v", frame.ErrMuxMalformed, f.Kind))
 }
@@ -376,7 +382,7 @@ func (m *muxConn) skipLarge(n int, err error) error {
 	if herr != nil {
 		return herr
 	}
-	if f.Kind != frame.KindRequest {
+	if f.Kind != frame.KindRequest && (f.Kind != frame.KindOpen || m.muxVersion < 3) {
 		return m.protocolError(err)
 	}
 	m.srv.count(StatErrFrameTooLarge)
@@ -391,7 +397,7 @@ func (m *muxConn) skipLarge(n int, err error) error {
 // refuses it.
 func (m *muxConn) request(id uint32, n int) error {
 	m.mu.Lock()
-	if _, dup := m.calls[id]; dup {
+	if _, dup := m.calls[id]; dup || m.streams[id] != nil {
 		m.mu.Unlock()
 		return m.protocolError(fmt.Errorf("%w: call id %d already in flight", frame.ErrMuxMalformed, id))
 	}
@@ -682,6 +688,10 @@ func (m *muxConn) cancelCall(id uint32, why frame.Code) {
 	m.mu.Lock()
 	mc, ok := m.calls[id]
 	if !ok {
+		if m.cancelStreamLocked(id, code, cause, msg) {
+			m.flushLocked()
+			m.srv.count(StatRequestsCancelled)
+		}
 		m.mu.Unlock()
 		return // answered already: the cancel crossed the answer
 	}
@@ -879,6 +889,7 @@ func (m *muxConn) finish(err error) {
 	for _, mc := range m.calls {
 		mc.ctx.cancel(context.Canceled)
 	}
+	m.failStreamsLocked()
 	for (m.admitted > 0 && !m.broken) || m.writing {
 		m.idle.Wait()
 	}

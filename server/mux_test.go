@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/spec"
+	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
@@ -95,7 +96,7 @@ func TestMuxSpecExamples(t *testing.T) {
 		}
 		t.Run(ex.Name, func(t *testing.T) {
 			h := newMuxSpecHandler()
-			_, addr := startServer(t, h.respond, server.Config{})
+			_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{})
 			c := dial(t, addr)
 			if ex.Name != "The preface and the acknowledgement" {
 				var ack []byte

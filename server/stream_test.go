@@ -1,0 +1,151 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/testserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// muxSpecStreams adds to muxSpecHandler the streams docs/PROTOCOL.md's
+// examples assume: ECHO echoes each message, WAIT waits for its context.
+type muxSpecStreams struct{ *muxSpecHandler }
+
+func (h muxSpecStreams) Respond(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+	return h.respond(ctx, req, sp)
+}
+
+func (h muxSpecStreams) ServeStream(ctx context.Context, open []byte, s *server.Stream) error {
+	if string(open) == "WAIT" {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	for {
+		m, err := s.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.Send(m); err != nil {
+			return err
+		}
+	}
+}
+
+// TestStreamProtocolErrors: what breaks the rules of streams closes the
+// connection with a protocol error.
+func TestStreamProtocolErrors(t *testing.T) {
+	open := frame.AppendMux(nil, frame.KindOpen, 1, []byte("ECHO"))
+	over := frame.AppendMux(nil, frame.KindData, 1, make([]byte, 1<<20)) // the window is 1 MiB
+	cases := map[string][]byte{
+		"data over the window": append(append([]byte{}, open...), over...),
+		"a grant of 0":         append(append([]byte{}, open...), frame.AppendWindow(nil, 1, 0)...),
+		"a grant past 2^31-1":  append(append([]byte{}, open...), frame.AppendWindow(nil, 1, 1<<31)...),
+		"data after the end": append(append(append([]byte{}, open...), frame.AppendMux(nil, frame.KindEnd, 1, nil)...),
+			frame.AppendMux(nil, frame.KindData, 1, []byte("x"))...),
+		"an open on an id in flight": append(append([]byte{}, open...), open...),
+	}
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{})
+	for name, bad := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, r, _ := dialMux(t, addr)
+			write(t, c, bad)
+			for {
+				f := readMux(t, r)
+				if f.Kind == frame.KindError && f.ID == 0 {
+					if code, _ := f.ErrorCode(); code != frame.CodeProtocol {
+						t.Fatalf("got %+v, want a protocol error", f)
+					}
+					break
+				}
+			}
+			if _, err := r.ReadFrame(nil); err == nil {
+				t.Fatal("the connection stayed open")
+			}
+		})
+	}
+}
+
+// TestStreamOldVersionsSeeNoStreams: a client that negotiated version 2
+// may not open a stream.
+func TestStreamOldVersionsSeeNoStreams(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{})
+	c := dial(t, addr)
+	preface := frame.AppendPreface(nil)
+	preface[frame.HeaderSize+8] = 2
+	write(t, c, preface)
+	r := frame.NewReader(c, frame.Limits{})
+	p, err := r.ReadFrame(nil)
+	if ack, ok := frame.ParseAck(p); err != nil || !ok || ack.Version != 2 {
+		t.Fatalf("ack %+v, %v", ack, err)
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 1, []byte("ECHO")))
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindError || code != frame.CodeProtocol {
+		t.Fatalf("got %+v, want a protocol error", f)
+	}
+}
+
+// TestStreamOpenOverLimit: an open over the frame limit is refused with
+// code 6 and skipped, as a request is; late frames of a stream that has
+// ended are dropped.
+func TestStreamOpenOverLimit(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{Limits: frame.Limits{MaxFrameSize: 64}})
+	c, r, _ := dialMux(t, addr)
+	var req []byte
+	req = frame.AppendMux(req, frame.KindOpen, 3, make([]byte, 100))
+	req = frame.AppendMux(req, frame.KindData, 3, []byte("late")) // for the refused stream: dropped
+	req = frame.AppendMux(req, frame.KindRequest, 4, []byte("PING"))
+	write(t, c, req)
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 3 || code != frame.CodeTooLarge {
+		t.Fatalf("got %+v, want %v for id 3", f, frame.CodeTooLarge)
+	}
+	if f := readMux(t, r); f.Kind != frame.KindAnswer || f.ID != 4 {
+		t.Fatalf("got %+v, want the answer to id 4", f)
+	}
+}
+
+// TestStreamHandlerPanics: a panic fails the stream, not the connection.
+func TestStreamHandlerPanics(t *testing.T) {
+	_, addr := testserver.Start(t, panicStreams{}, server.Config{})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 1, nil))
+	for {
+		f := readMux(t, r)
+		if f.Kind == frame.KindWindow {
+			continue
+		}
+		if code, msg := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 1 || code != frame.CodeHandler || msg != "handler panic" {
+			t.Fatalf("got %+v", f)
+		}
+		break
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
+	if f := readMux(t, r); f.Kind != frame.KindAnswer || f.ID != 2 {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+type panicStreams struct{}
+
+func (panicStreams) Respond(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+	return req, nil
+}
+
+func (panicStreams) ServeStream(context.Context, []byte, *server.Stream) error {
+	panic(errors.New("stream panic"))
+}
