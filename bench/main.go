@@ -34,6 +34,7 @@ type options struct {
 	out       string
 	list      bool
 	cpuprof   string
+	stream    int
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.out, "out", "results", "directory for RESULTS.md and rps.png; empty: print only")
 	fs.BoolVar(&o.list, "list", false, "list the systems and exit")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run (both sides of every system) to this file")
+	fs.IntVar(&o.stream, "stream", 0, "run only the stream case: this many MiB echoed through one tcpez stream, beside the raw loop, -rounds times (1024: 1 GiB)")
 }
 
 // bandwidthCase is the large-payload cell of the matrix.
@@ -178,6 +180,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.stream > 0 {
+		return runStreamCase(context.Background(), o.stream, max(o.rounds, 1), stdout)
 	}
 	if o.list {
 		for _, e := range registry {

@@ -149,8 +149,9 @@ type Config struct {
 	MaxInFlight int
 	// StreamWindow is the receive window of each stream (see Stream): how
 	// much a server may send on one stream before the caller reads it, and
-	// so the most the client buffers for it. Zero means 1 MiB; it is never
-	// below frame.StreamWindow (256 KiB).
+	// so the most the client buffers for it. Zero means 256 KiB
+	// (frame.StreamWindow, the protocol's starting window, below which it
+	// never goes); a larger window suits long round trips.
 	StreamWindow int
 	// Limits bound the answers a server may send; an answer over them
 	// breaks the connection with a *frame.SizeError. A Codec has limits

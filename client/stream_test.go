@@ -378,3 +378,27 @@ func TestStreamRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamLargerWindow: windows over the protocol's start are granted
+// as the stream opens, on both sides.
+func TestStreamLargerWindow(t *testing.T) {
+	_, addr := testserver.Start(t, &streamServer{modes: map[string]func(context.Context, *server.Stream) error{
+		"copy": func(_ context.Context, s *server.Stream) error {
+			_, err := io.Copy(s, s)
+			return err
+		},
+	}}, server.Config{StreamWindow: 1 << 20})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, StreamWindow: 2 << 20})
+	s, err := c.Stream(ctxFor(t), []byte("copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 16 << 20
+	go func() {
+		_, _ = io.Copy(s, io.LimitReader(&pattern{}, size))
+		_ = s.CloseSend()
+	}()
+	if n, err := io.Copy(io.Discard, s); err != nil || n != size {
+		t.Fatalf("copied %d bytes, %v", n, err)
+	}
+}

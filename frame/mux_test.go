@@ -70,7 +70,6 @@ var muxGolden = map[string]struct{ req, ans []frame.MuxFrame }{
 			{Kind: frame.KindEnd, ID: 1, Body: []byte{}},
 		},
 		ans: []frame.MuxFrame{
-			windowFrame(1, 768<<10),
 			{Kind: frame.KindData, ID: 1, Body: []byte("PING")},
 			{Kind: frame.KindData, ID: 1, Body: []byte("PING")},
 			{Kind: frame.KindEnd, ID: 1, Body: []byte{}},
@@ -81,7 +80,7 @@ var muxGolden = map[string]struct{ req, ans []frame.MuxFrame }{
 			{Kind: frame.KindOpen, ID: 2, Body: []byte("WAIT")},
 			{Kind: frame.KindCancel, ID: 2, Body: []byte{}},
 		},
-		ans: []frame.MuxFrame{windowFrame(2, 768<<10), errFrame(frame.KindError, 2, frame.CodeCancelled, "cancelled")},
+		ans: []frame.MuxFrame{errFrame(frame.KindError, 2, frame.CodeCancelled, "cancelled")},
 	},
 	"A window update": {
 		req: []frame.MuxFrame{windowFrame(1, frame.StreamWindow)},

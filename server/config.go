@@ -100,8 +100,9 @@ type Config struct {
 	PushBacklog int
 	// StreamWindow is the receive window of each stream (version 3): how
 	// much a client may send on one stream before the handler reads it,
-	// and so the most the server buffers for it. Zero means 1 MiB; it is
-	// never below frame.StreamWindow (256 KiB).
+	// and so the most the server buffers for it. Zero means 256 KiB
+	// (frame.StreamWindow, the protocol's starting window, below which it
+	// never goes); a larger window suits long round trips.
 	StreamWindow int
 
 	// ReadTimeout is how long a frame may take to arrive once its first

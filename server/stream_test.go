@@ -43,7 +43,7 @@ func (h muxSpecStreams) ServeStream(ctx context.Context, open []byte, s *server.
 // connection with a protocol error.
 func TestStreamProtocolErrors(t *testing.T) {
 	open := frame.AppendMux(nil, frame.KindOpen, 1, []byte("ECHO"))
-	over := frame.AppendMux(nil, frame.KindData, 1, make([]byte, 1<<20)) // the window is 1 MiB
+	over := frame.AppendMux(nil, frame.KindData, 1, make([]byte, frame.StreamWindow))
 	cases := map[string][]byte{
 		"data over the window": append(append([]byte{}, open...), over...),
 		"a grant of 0":         append(append([]byte{}, open...), frame.AppendWindow(nil, 1, 0)...),
