@@ -34,6 +34,7 @@ type Service struct {
 	cfg      ServiceConfig
 	mu       sync.Mutex // guards methods until the first request
 	methods  map[string]*method
+	streams  map[string]*StreamMethodHandler // see stream.go
 	serving  atomic.Bool
 	draining atomic.Bool
 	active   atomic.Int64

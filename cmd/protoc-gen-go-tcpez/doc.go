@@ -19,7 +19,12 @@
 //     UnimplementedKVServer to embed, and RegisterKV, which adds an
 //     implementation's methods to a *protoserver.Service.
 //
-// Streaming methods are refused: tcpez is request/response.
+// Streaming methods (server-, client- and bidirectional streaming) are
+// generated in gRPC's shape, over the streams of the multiplexed mode
+// (version 3): for a method Watch the client's Watch returns a
+// KV_WatchClient (Send, Recv, CloseSend or CloseAndRecv, Context, as its
+// kind allows) and the server's Watch takes a KV_WatchServer (Send, Recv,
+// SendAndClose, Context); neither has a future nor a pipeline.
 //
 // The generated code calls through protoserver, which encodes a message
 // with the code planetscale/vtprotobuf generates when the message has it,

@@ -39,9 +39,6 @@ func generateFile(gen *protogen.Plugin, f *protogen.File) error {
 func check(s *protogen.Service) error {
 	names := make(map[string]bool, len(s.Methods))
 	for _, m := range s.Methods {
-		if m.Desc.IsStreamingClient() || m.Desc.IsStreamingServer() {
-			return fmt.Errorf("%s: streaming methods are not supported by tcpez", m.Desc.FullName())
-		}
 		names[m.GoName] = true
 	}
 	for _, m := range s.Methods {
@@ -75,6 +72,16 @@ func genService(g *protogen.GeneratedFile, s *protogen.Service) {
 	genClient(g, s, deprecated)
 	genPipeline(g, s)
 	genServer(g, s, deprecated)
+	for _, m := range s.Methods {
+		if streaming(m) {
+			genStreamTypes(g, m)
+		}
+	}
+}
+
+// streaming reports whether m streams in either direction.
+func streaming(m *protogen.Method) bool {
+	return m.Desc.IsStreamingClient() || m.Desc.IsStreamingServer()
 }
 
 func fullMethodConst(m *protogen.Method) string {
@@ -101,6 +108,10 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	for _, m := range s.Methods {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		writeMethodComments(g, m)
+		if streaming(m) {
+			g.P(m.GoName, clientStreamSignature(g, m))
+			continue
+		}
 		g.P(m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error)")
 		g.P("// ", m.GoName, "Into is ", m.GoName, " decoding the answer into resp, which it resets")
 		g.P("// first: a caller that reuses its messages from call to call saves their")
@@ -125,6 +136,10 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	g.P("}")
 	for _, m := range s.Methods {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
+		if streaming(m) {
+			genClientStreamMethod(g, m, implName)
+			continue
+		}
 		g.P()
 		g.P("func (c ", implName, ") ", m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error) {")
 		g.P("return ", protoserverPkg.Ident("Call"), "[", out, "](ctx, c.cc, ", fullMethodConst(m), ", req)")
@@ -156,6 +171,9 @@ func genPipeline(g *protogen.GeneratedFile, s *protogen.Service) {
 	g.P("// Flush.")
 	g.P("type ", name, " struct{ p *", protoserverPkg.Ident("Pipeline"), " }")
 	for _, m := range s.Methods {
+		if streaming(m) {
+			continue // a stream is no call of a batch
+		}
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		g.P()
 		g.P("// ", m.GoName, " adds a call of ", m.GoName, " to the batch.")
@@ -191,6 +209,10 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	for _, m := range s.Methods {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		writeMethodComments(g, m)
+		if streaming(m) {
+			g.P(m.GoName, serverStreamSignature(g, m, false))
+			continue
+		}
 		g.P(m.GoName, "(ctx ", ctx, ", req *", in, ", sp *", sp, ") (*", out, ", error)")
 	}
 	g.P("}")
@@ -201,6 +223,12 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	for _, m := range s.Methods {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		g.P()
+		if streaming(m) {
+			g.P("func (Unimplemented", serverName, ") ", m.GoName, serverStreamSignature(g, m, true), " {")
+			g.P("return ", protoserverPkg.Ident("Errorf"), "(", protoserverPkg.Ident("Unimplemented"), `, "method `, m.GoName, ` is not implemented")`)
+			g.P("}")
+			continue
+		}
 		g.P("func (Unimplemented", serverName, ") ", m.GoName, "(", ctx, ", *", in, ", *", sp, ") (*", out, ", error) {")
 		g.P("return nil, ", protoserverPkg.Ident("Errorf"), "(", protoserverPkg.Ident("Unimplemented"), `, "method `, m.GoName, ` is not implemented")`)
 		g.P("}")
@@ -213,6 +241,10 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	}
 	g.P("func Register", name, "(svc *", protoserverPkg.Ident("Service"), ", impl ", serverName, ") {")
 	for _, m := range s.Methods {
+		if streaming(m) {
+			genRegisterStream(g, m)
+			continue
+		}
 		g.P("svc.Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("Method"), "(impl.", m.GoName, "))")
 	}
 	g.P("}")

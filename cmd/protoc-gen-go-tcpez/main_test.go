@@ -153,10 +153,7 @@ func TestGenerates(t *testing.T) {
 }
 
 func TestRefuses(t *testing.T) {
-	streaming := method("Watch")
-	streaming.ServerStreaming = proto.Bool(true)
 	for name, req := range map[string]*pluginpb.CodeGeneratorRequest{
-		"streaming":           service(streaming),
 		"future name clash":   service(method("Get"), method("GoGet")),
 		"into name clash":     service(method("Get"), method("GetInto")),
 		"pipeline name clash": service(method("Flush")),

@@ -137,11 +137,14 @@ const file_protoserver_internal_testpb_test_proto_rawDesc = "" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"6\n" +
 	"\fEchoResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text2\xce\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text2\x9a\x03\n" +
 	"\x04Test\x12?\n" +
 	"\x04Echo\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse\x12@\n" +
 	"\x05Other\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse\x12C\n" +
-	"\x03Old\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse\"\x03\x88\x02\x01B4Z2github.com/tcpez/tcpez/protoserver/internal/testpbb\x06proto3"
+	"\x03Old\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse\"\x03\x88\x02\x01\x12B\n" +
+	"\x05Split\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse0\x01\x12A\n" +
+	"\x04Join\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse(\x01\x12C\n" +
+	"\x04Chat\x12\x1a.tcpez.test.v1.EchoRequest\x1a\x1b.tcpez.test.v1.EchoResponse(\x010\x01B4Z2github.com/tcpez/tcpez/protoserver/internal/testpbb\x06proto3"
 
 var (
 	file_protoserver_internal_testpb_test_proto_rawDescOnce sync.Once
@@ -164,11 +167,17 @@ var file_protoserver_internal_testpb_test_proto_depIdxs = []int32{
 	0, // 0: tcpez.test.v1.Test.Echo:input_type -> tcpez.test.v1.EchoRequest
 	0, // 1: tcpez.test.v1.Test.Other:input_type -> tcpez.test.v1.EchoRequest
 	0, // 2: tcpez.test.v1.Test.Old:input_type -> tcpez.test.v1.EchoRequest
-	1, // 3: tcpez.test.v1.Test.Echo:output_type -> tcpez.test.v1.EchoResponse
-	1, // 4: tcpez.test.v1.Test.Other:output_type -> tcpez.test.v1.EchoResponse
-	1, // 5: tcpez.test.v1.Test.Old:output_type -> tcpez.test.v1.EchoResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	0, // 3: tcpez.test.v1.Test.Split:input_type -> tcpez.test.v1.EchoRequest
+	0, // 4: tcpez.test.v1.Test.Join:input_type -> tcpez.test.v1.EchoRequest
+	0, // 5: tcpez.test.v1.Test.Chat:input_type -> tcpez.test.v1.EchoRequest
+	1, // 6: tcpez.test.v1.Test.Echo:output_type -> tcpez.test.v1.EchoResponse
+	1, // 7: tcpez.test.v1.Test.Other:output_type -> tcpez.test.v1.EchoResponse
+	1, // 8: tcpez.test.v1.Test.Old:output_type -> tcpez.test.v1.EchoResponse
+	1, // 9: tcpez.test.v1.Test.Split:output_type -> tcpez.test.v1.EchoResponse
+	1, // 10: tcpez.test.v1.Test.Join:output_type -> tcpez.test.v1.EchoResponse
+	1, // 11: tcpez.test.v1.Test.Chat:output_type -> tcpez.test.v1.EchoResponse
+	6, // [6:12] is the sub-list for method output_type
+	0, // [0:6] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name

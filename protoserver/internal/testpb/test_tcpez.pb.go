@@ -19,6 +19,9 @@ const (
 	Test_Echo_FullMethodName  = "/tcpez.test.v1.Test/Echo"
 	Test_Other_FullMethodName = "/tcpez.test.v1.Test/Other"
 	Test_Old_FullMethodName   = "/tcpez.test.v1.Test/Old"
+	Test_Split_FullMethodName = "/tcpez.test.v1.Test/Split"
+	Test_Join_FullMethodName  = "/tcpez.test.v1.Test/Join"
+	Test_Chat_FullMethodName  = "/tcpez.test.v1.Test/Chat"
 )
 
 // TestClient is the client API of the Test service: plain calls,
@@ -52,6 +55,12 @@ type TestClient interface {
 	OldInto(ctx context.Context, req *EchoRequest, resp *EchoResponse) error
 	// GoOld starts a call of Old and returns its future.
 	GoOld(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse]
+	// Split sends the request's data back in pieces (server-streaming).
+	Split(ctx context.Context, req *EchoRequest) (Test_SplitClient, error)
+	// Join answers with the data of every request, joined (client-streaming).
+	Join(ctx context.Context) (Test_JoinClient, error)
+	// Chat answers each request as it comes (bidirectional streaming).
+	Chat(ctx context.Context) (Test_ChatClient, error)
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
 	Pipeline() *TestPipeline
 }
@@ -97,6 +106,30 @@ func (c testClient) OldInto(ctx context.Context, req *EchoRequest, resp *EchoRes
 
 func (c testClient) GoOld(ctx context.Context, req *EchoRequest) *protoserver.Future[EchoResponse] {
 	return protoserver.Go[EchoResponse](ctx, c.cc, Test_Old_FullMethodName, req)
+}
+
+func (c testClient) Split(ctx context.Context, req *EchoRequest) (Test_SplitClient, error) {
+	s, err := protoserver.OpenServerStream[*EchoRequest, *EchoResponse](ctx, c.cc, Test_Split_FullMethodName, req)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c testClient) Join(ctx context.Context) (Test_JoinClient, error) {
+	s, err := protoserver.OpenStream[*EchoRequest, *EchoResponse](ctx, c.cc, Test_Join_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c testClient) Chat(ctx context.Context) (Test_ChatClient, error) {
+	s, err := protoserver.OpenStream[*EchoRequest, *EchoResponse](ctx, c.cc, Test_Chat_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (c testClient) Pipeline() *TestPipeline {
@@ -145,6 +178,12 @@ type TestServer interface {
 	//
 	// Deprecated: Do not use.
 	Old(ctx context.Context, req *EchoRequest, sp *span.Span) (*EchoResponse, error)
+	// Split sends the request's data back in pieces (server-streaming).
+	Split(req *EchoRequest, stream Test_SplitServer) error
+	// Join answers with the data of every request, joined (client-streaming).
+	Join(stream Test_JoinServer) error
+	// Chat answers each request as it comes (bidirectional streaming).
+	Chat(stream Test_ChatServer) error
 }
 
 // UnimplementedTestServer answers every method with Unimplemented.
@@ -163,9 +202,81 @@ func (UnimplementedTestServer) Old(context.Context, *EchoRequest, *span.Span) (*
 	return nil, protoserver.Errorf(protoserver.Unimplemented, "method Old is not implemented")
 }
 
+func (UnimplementedTestServer) Split(*EchoRequest, Test_SplitServer) error {
+	return protoserver.Errorf(protoserver.Unimplemented, "method Split is not implemented")
+}
+
+func (UnimplementedTestServer) Join(Test_JoinServer) error {
+	return protoserver.Errorf(protoserver.Unimplemented, "method Join is not implemented")
+}
+
+func (UnimplementedTestServer) Chat(Test_ChatServer) error {
+	return protoserver.Errorf(protoserver.Unimplemented, "method Chat is not implemented")
+}
+
 // RegisterTest adds the methods of impl to svc, under their full names.
 func RegisterTest(svc *protoserver.Service, impl TestServer) {
 	svc.Handle(Test_Echo_FullMethodName, protoserver.Method(impl.Echo))
 	svc.Handle(Test_Other_FullMethodName, protoserver.Method(impl.Other))
 	svc.Handle(Test_Old_FullMethodName, protoserver.Method(impl.Old))
+	svc.HandleStream(Test_Split_FullMethodName, protoserver.ServerStreamMethod(func(req *EchoRequest, s *protoserver.ServerStream[*EchoRequest, *EchoResponse]) error {
+		return impl.Split(req, s)
+	}))
+	svc.HandleStream(Test_Join_FullMethodName, protoserver.ClientStreamMethod(func(s *protoserver.ServerStream[*EchoRequest, *EchoResponse]) error { return impl.Join(s) }))
+	svc.HandleStream(Test_Chat_FullMethodName, protoserver.BidiStreamMethod(func(s *protoserver.ServerStream[*EchoRequest, *EchoResponse]) error { return impl.Chat(s) }))
+}
+
+// Test_SplitClient is the caller's end of a Split stream. Cancel the
+// context it was opened with to give it up early.
+type Test_SplitClient interface {
+	// Recv returns the next response; io.EOF once the method returned nil.
+	Recv() (*EchoResponse, error)
+	Context() context.Context
+}
+
+// Test_SplitServer is the method's end of a Split stream.
+type Test_SplitServer interface {
+	// Send sends a response.
+	Send(*EchoResponse) error
+	Context() context.Context
+}
+
+// Test_JoinClient is the caller's end of a Join stream. Cancel the
+// context it was opened with to give it up early.
+type Test_JoinClient interface {
+	// Send sends a request; io.EOF once the method has ended (Recv says how).
+	Send(*EchoRequest) error
+	// CloseAndRecv ends the requests and returns the one response.
+	CloseAndRecv() (*EchoResponse, error)
+	Context() context.Context
+}
+
+// Test_JoinServer is the method's end of a Join stream.
+type Test_JoinServer interface {
+	// Recv returns the next request; io.EOF once the caller sent all.
+	Recv() (*EchoRequest, error)
+	// SendAndClose sends the one response; the method then returns nil.
+	SendAndClose(*EchoResponse) error
+	Context() context.Context
+}
+
+// Test_ChatClient is the caller's end of a Chat stream. Cancel the
+// context it was opened with to give it up early.
+type Test_ChatClient interface {
+	// Send sends a request; io.EOF once the method has ended (Recv says how).
+	Send(*EchoRequest) error
+	// Recv returns the next response; io.EOF once the method returned nil.
+	Recv() (*EchoResponse, error)
+	// CloseSend tells the method that no more requests come.
+	CloseSend() error
+	Context() context.Context
+}
+
+// Test_ChatServer is the method's end of a Chat stream.
+type Test_ChatServer interface {
+	// Send sends a response.
+	Send(*EchoResponse) error
+	// Recv returns the next request; io.EOF once the caller sent all.
+	Recv() (*EchoRequest, error)
+	Context() context.Context
 }
