@@ -6,7 +6,9 @@
 // whose calls pile up, gets fewer jobs. Every job has a deadline, which the
 // worker checks between rows: a job given too little time comes back
 // DeadlineExceeded. Each job's span — queue, resize and blur timings and a
-// count of rows — shows in the workers' request log, on stderr.
+// count of rows — shows in the workers' request log, on stderr. An image
+// of any size goes through Process, a stream: pixels in, progress events
+// and the result out, in chunks, with memory bounded on both sides.
 //
 //	go run ./examples/jobs
 package main
@@ -39,6 +41,8 @@ const (
 	blurRadius = 3
 	images     = 4 // distinct source images
 	jobTimeout = 20 * time.Second
+	// The side of the image streamed with Process.
+	streamSize = 8192
 	// The deadline of a job too big to finish in it.
 	shortDeadline = 100 * time.Millisecond
 )
@@ -181,6 +185,18 @@ func demo(out io.Writer, logger logrus.FieldLogger) error {
 	fmt.Fprintln(out, "every worker got jobs:", len(b.perWorker) == 3)
 	fast := float64(b.perWorker["fast-1"]+b.perWorker["fast-2"]) / 2
 	fmt.Fprintln(out, "the slow worker got fewer than the fast ones' average:", float64(b.perWorker["slow-3"]) < fast)
+
+	// An image of any size streams in and its result streams out: a
+	// 64 MiB image, never held whole by the client or the worker.
+	progress := 0
+	crc := crc32.NewIEEE()
+	huge := &jobspb.ImageJob{Id: "streamed", Width: streamSize, Height: streamSize, OutWidth: streamSize / 8, OutHeight: streamSize / 8, BlurRadius: blurRadius}
+	done, err := processImage(ctx, jc, huge, newImageReader(streamSize, streamSize, 7), func(*jobspb.Progress) { progress++ }, crc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "a %d MiB image streamed: %d progress events, a %d×%d result whose checksum matches its rows: %t\n",
+		streamSize*streamSize>>20, progress, done.Width, done.Height, done.Checksum == crc.Sum32())
 
 	// A job that cannot finish in time (it would take seconds): the worker
 	// stops it between rows once the deadline passes, and the caller hears

@@ -20,6 +20,7 @@ func TestRuns(t *testing.T) {
 		"every result matches the job run locally: true\n" +
 		"every worker got jobs: true\n" +
 		"the slow worker got fewer than the fast ones' average: true\n" +
+		"a 64 MiB image streamed: 10 progress events, a 1024×1024 result whose checksum matches its rows: true\n" +
 		"a big job with a 100ms deadline: DeadlineExceeded\n"
 	if err != nil || string(out) != want {
 		t.Fatalf("go run: %v\n%s\nstderr:\n%s", err, out, stderr.Bytes())

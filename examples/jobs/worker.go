@@ -80,9 +80,17 @@ func (w *worker) Resize(ctx context.Context, job *jobspb.ImageJob, sp *span.Span
 }
 
 func check(job *jobspb.ImageJob) error {
-	switch {
-	case job.Width == 0 || job.Height == 0 || uint64(len(job.Pixels)) != uint64(job.Width)*uint64(job.Height):
+	if uint64(len(job.Pixels)) != uint64(job.Width)*uint64(job.Height) {
 		return protoserver.Errorf(protoserver.InvalidArgument, "job %s: %d pixels for a %d×%d image", job.Id, len(job.Pixels), job.Width, job.Height)
+	}
+	return checkShape(job)
+}
+
+// checkShape checks a job's sizes, whose pixels may come later.
+func checkShape(job *jobspb.ImageJob) error {
+	switch {
+	case job.Width == 0 || job.Height == 0:
+		return protoserver.Errorf(protoserver.InvalidArgument, "job %s: an image of %d×%d", job.Id, job.Width, job.Height)
 	case job.OutWidth == 0 || job.OutHeight == 0 || job.OutWidth > job.Width || job.OutHeight > job.Height:
 		return protoserver.Errorf(protoserver.InvalidArgument, "job %s: cannot resize %d×%d to %d×%d", job.Id, job.Width, job.Height, job.OutWidth, job.OutHeight)
 	case job.BlurRadius > maxBlurRadius:

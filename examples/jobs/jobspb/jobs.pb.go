@@ -23,6 +23,211 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ImageChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job, in the first chunk only.
+	Job           *ImageJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Pixels        []byte    `protobuf:"bytes,2,opt,name=pixels,proto3" json:"pixels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageChunk) Reset() {
+	*x = ImageChunk{}
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageChunk) ProtoMessage() {}
+
+func (x *ImageChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageChunk.ProtoReflect.Descriptor instead.
+func (*ImageChunk) Descriptor() ([]byte, []int) {
+	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ImageChunk) GetJob() *ImageJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *ImageChunk) GetPixels() []byte {
+	if x != nil {
+		return x.Pixels
+	}
+	return nil
+}
+
+type JobEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*JobEvent_Progress
+	//	*JobEvent_Result
+	//	*JobEvent_Done
+	Event         isJobEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobEvent) Reset() {
+	*x = JobEvent{}
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobEvent) ProtoMessage() {}
+
+func (x *JobEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
+func (*JobEvent) Descriptor() ([]byte, []int) {
+	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *JobEvent) GetEvent() isJobEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *JobEvent) GetProgress() *Progress {
+	if x != nil {
+		if x, ok := x.Event.(*JobEvent_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetResult() []byte {
+	if x != nil {
+		if x, ok := x.Event.(*JobEvent_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *JobEvent) GetDone() *JobResult {
+	if x != nil {
+		if x, ok := x.Event.(*JobEvent_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isJobEvent_Event interface {
+	isJobEvent_Event()
+}
+
+type JobEvent_Progress struct {
+	Progress *Progress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type JobEvent_Result struct {
+	// Rows of the result, in order.
+	Result []byte `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+type JobEvent_Done struct {
+	Done *JobResult `protobuf:"bytes,3,opt,name=done,proto3,oneof"`
+}
+
+func (*JobEvent_Progress) isJobEvent_Event() {}
+
+func (*JobEvent_Result) isJobEvent_Event() {}
+
+func (*JobEvent_Done) isJobEvent_Event() {}
+
+type Progress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source rows read so far, of rows.
+	RowsRead      uint32 `protobuf:"varint,1,opt,name=rows_read,json=rowsRead,proto3" json:"rows_read,omitempty"`
+	Rows          uint32 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Progress) Reset() {
+	*x = Progress{}
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Progress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Progress) ProtoMessage() {}
+
+func (x *Progress) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Progress.ProtoReflect.Descriptor instead.
+func (*Progress) Descriptor() ([]byte, []int) {
+	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Progress) GetRowsRead() uint32 {
+	if x != nil {
+		return x.RowsRead
+	}
+	return 0
+}
+
+func (x *Progress) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
 type ImageJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -41,7 +246,7 @@ type ImageJob struct {
 
 func (x *ImageJob) Reset() {
 	*x = ImageJob{}
-	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[0]
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +258,7 @@ func (x *ImageJob) String() string {
 func (*ImageJob) ProtoMessage() {}
 
 func (x *ImageJob) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[0]
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +271,7 @@ func (x *ImageJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageJob.ProtoReflect.Descriptor instead.
 func (*ImageJob) Descriptor() ([]byte, []int) {
-	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{0}
+	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ImageJob) GetId() string {
@@ -125,7 +330,8 @@ type JobResult struct {
 	Worker string `protobuf:"bytes,2,opt,name=worker,proto3" json:"worker,omitempty"`
 	Width  uint32 `protobuf:"varint,3,opt,name=width,proto3" json:"width,omitempty"`
 	Height uint32 `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
-	// The resized and blurred image: width × height bytes, row by row.
+	// The resized and blurred image: width × height bytes, row by row
+	// (empty in Process's Done: the rows came before it).
 	Pixels []byte `protobuf:"bytes,5,opt,name=pixels,proto3" json:"pixels,omitempty"`
 	// The CRC-32 (IEEE) of pixels.
 	Checksum      uint32 `protobuf:"varint,6,opt,name=checksum,proto3" json:"checksum,omitempty"`
@@ -135,7 +341,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[1]
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +353,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[1]
+	mi := &file_examples_jobs_jobspb_jobs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +366,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{1}
+	return file_examples_jobs_jobspb_jobs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JobResult) GetId() string {
@@ -209,7 +415,19 @@ var File_examples_jobs_jobspb_jobs_proto protoreflect.FileDescriptor
 
 const file_examples_jobs_jobspb_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x1fexamples/jobs/jobspb/jobs.proto\x12\x13tcpez.examples.jobs\"\xbd\x01\n" +
+	"\x1fexamples/jobs/jobspb/jobs.proto\x12\x13tcpez.examples.jobs\"U\n" +
+	"\n" +
+	"ImageChunk\x12/\n" +
+	"\x03job\x18\x01 \x01(\v2\x1d.tcpez.examples.jobs.ImageJobR\x03job\x12\x16\n" +
+	"\x06pixels\x18\x02 \x01(\fR\x06pixels\"\xa0\x01\n" +
+	"\bJobEvent\x12;\n" +
+	"\bprogress\x18\x01 \x01(\v2\x1d.tcpez.examples.jobs.ProgressH\x00R\bprogress\x12\x18\n" +
+	"\x06result\x18\x02 \x01(\fH\x00R\x06result\x124\n" +
+	"\x04done\x18\x03 \x01(\v2\x1e.tcpez.examples.jobs.JobResultH\x00R\x04doneB\a\n" +
+	"\x05event\";\n" +
+	"\bProgress\x12\x1b\n" +
+	"\trows_read\x18\x01 \x01(\rR\browsRead\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\xbd\x01\n" +
 	"\bImageJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\rR\x05width\x12\x16\n" +
@@ -226,9 +444,10 @@ const file_examples_jobs_jobspb_jobs_proto_rawDesc = "" +
 	"\x05width\x18\x03 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x04 \x01(\rR\x06height\x12\x16\n" +
 	"\x06pixels\x18\x05 \x01(\fR\x06pixels\x12\x1a\n" +
-	"\bchecksum\x18\x06 \x01(\rR\bchecksum2O\n" +
+	"\bchecksum\x18\x06 \x01(\rR\bchecksum2\x9e\x01\n" +
 	"\x04Jobs\x12G\n" +
-	"\x06Resize\x12\x1d.tcpez.examples.jobs.ImageJob\x1a\x1e.tcpez.examples.jobs.JobResultB-Z+github.com/tcpez/tcpez/examples/jobs/jobspbb\x06proto3"
+	"\x06Resize\x12\x1d.tcpez.examples.jobs.ImageJob\x1a\x1e.tcpez.examples.jobs.JobResult\x12M\n" +
+	"\aProcess\x12\x1f.tcpez.examples.jobs.ImageChunk\x1a\x1d.tcpez.examples.jobs.JobEvent(\x010\x01B-Z+github.com/tcpez/tcpez/examples/jobs/jobspbb\x06proto3"
 
 var (
 	file_examples_jobs_jobspb_jobs_proto_rawDescOnce sync.Once
@@ -242,19 +461,27 @@ func file_examples_jobs_jobspb_jobs_proto_rawDescGZIP() []byte {
 	return file_examples_jobs_jobspb_jobs_proto_rawDescData
 }
 
-var file_examples_jobs_jobspb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_examples_jobs_jobspb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_examples_jobs_jobspb_jobs_proto_goTypes = []any{
-	(*ImageJob)(nil),  // 0: tcpez.examples.jobs.ImageJob
-	(*JobResult)(nil), // 1: tcpez.examples.jobs.JobResult
+	(*ImageChunk)(nil), // 0: tcpez.examples.jobs.ImageChunk
+	(*JobEvent)(nil),   // 1: tcpez.examples.jobs.JobEvent
+	(*Progress)(nil),   // 2: tcpez.examples.jobs.Progress
+	(*ImageJob)(nil),   // 3: tcpez.examples.jobs.ImageJob
+	(*JobResult)(nil),  // 4: tcpez.examples.jobs.JobResult
 }
 var file_examples_jobs_jobspb_jobs_proto_depIdxs = []int32{
-	0, // 0: tcpez.examples.jobs.Jobs.Resize:input_type -> tcpez.examples.jobs.ImageJob
-	1, // 1: tcpez.examples.jobs.Jobs.Resize:output_type -> tcpez.examples.jobs.JobResult
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	3, // 0: tcpez.examples.jobs.ImageChunk.job:type_name -> tcpez.examples.jobs.ImageJob
+	2, // 1: tcpez.examples.jobs.JobEvent.progress:type_name -> tcpez.examples.jobs.Progress
+	4, // 2: tcpez.examples.jobs.JobEvent.done:type_name -> tcpez.examples.jobs.JobResult
+	3, // 3: tcpez.examples.jobs.Jobs.Resize:input_type -> tcpez.examples.jobs.ImageJob
+	0, // 4: tcpez.examples.jobs.Jobs.Process:input_type -> tcpez.examples.jobs.ImageChunk
+	4, // 5: tcpez.examples.jobs.Jobs.Resize:output_type -> tcpez.examples.jobs.JobResult
+	1, // 6: tcpez.examples.jobs.Jobs.Process:output_type -> tcpez.examples.jobs.JobEvent
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_examples_jobs_jobspb_jobs_proto_init() }
@@ -262,13 +489,18 @@ func file_examples_jobs_jobspb_jobs_proto_init() {
 	if File_examples_jobs_jobspb_jobs_proto != nil {
 		return
 	}
+	file_examples_jobs_jobspb_jobs_proto_msgTypes[1].OneofWrappers = []any{
+		(*JobEvent_Progress)(nil),
+		(*JobEvent_Result)(nil),
+		(*JobEvent_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_jobs_jobspb_jobs_proto_rawDesc), len(file_examples_jobs_jobspb_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

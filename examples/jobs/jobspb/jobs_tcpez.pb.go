@@ -16,7 +16,8 @@ const Jobs_ServiceName = "tcpez.examples.jobs.Jobs"
 
 // Method names of the Jobs service, as the envelope carries them.
 const (
-	Jobs_Resize_FullMethodName = "/tcpez.examples.jobs.Jobs/Resize"
+	Jobs_Resize_FullMethodName  = "/tcpez.examples.jobs.Jobs/Resize"
+	Jobs_Process_FullMethodName = "/tcpez.examples.jobs.Jobs/Process"
 )
 
 // JobsClient is the client API of the Jobs service: plain calls,
@@ -38,6 +39,13 @@ type JobsClient interface {
 	ResizeInto(ctx context.Context, req *ImageJob, resp *JobResult) error
 	// GoResize starts a call of Resize and returns its future.
 	GoResize(ctx context.Context, req *ImageJob) *protoserver.Future[JobResult]
+	// Process is Resize for images of any size, streamed: the first chunk
+	// carries the job (its pixels empty), the chunks after it the pixels,
+	// row by row, in pieces of any size. The worker resizes and blurs rows as
+	// they come, sends Progress events as it goes, then the result's rows in
+	// chunks, then Done. Neither side ever holds the image: the worker keeps
+	// a row of the source and 2 × blur_radius + 1 rows of the result.
+	Process(ctx context.Context) (Jobs_ProcessClient, error)
 	// Pipeline returns an empty pipeline, which sends calls as one batch.
 	Pipeline() *JobsPipeline
 }
@@ -59,6 +67,14 @@ func (c jobsClient) ResizeInto(ctx context.Context, req *ImageJob, resp *JobResu
 
 func (c jobsClient) GoResize(ctx context.Context, req *ImageJob) *protoserver.Future[JobResult] {
 	return protoserver.Go[JobResult](ctx, c.cc, Jobs_Resize_FullMethodName, req)
+}
+
+func (c jobsClient) Process(ctx context.Context) (Jobs_ProcessClient, error) {
+	s, err := protoserver.OpenStream[*ImageChunk, *JobEvent](ctx, c.cc, Jobs_Process_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (c jobsClient) Pipeline() *JobsPipeline {
@@ -97,6 +113,13 @@ type JobsServer interface {
 	// result. It stops with DeadlineExceeded once the caller's deadline
 	// passes, while waiting for the worker or between two rows.
 	Resize(ctx context.Context, req *ImageJob, sp *span.Span) (*JobResult, error)
+	// Process is Resize for images of any size, streamed: the first chunk
+	// carries the job (its pixels empty), the chunks after it the pixels,
+	// row by row, in pieces of any size. The worker resizes and blurs rows as
+	// they come, sends Progress events as it goes, then the result's rows in
+	// chunks, then Done. Neither side ever holds the image: the worker keeps
+	// a row of the source and 2 × blur_radius + 1 rows of the result.
+	Process(stream Jobs_ProcessServer) error
 }
 
 // UnimplementedJobsServer answers every method with Unimplemented.
@@ -107,7 +130,33 @@ func (UnimplementedJobsServer) Resize(context.Context, *ImageJob, *span.Span) (*
 	return nil, protoserver.Errorf(protoserver.Unimplemented, "method Resize is not implemented")
 }
 
+func (UnimplementedJobsServer) Process(Jobs_ProcessServer) error {
+	return protoserver.Errorf(protoserver.Unimplemented, "method Process is not implemented")
+}
+
 // RegisterJobs adds the methods of impl to svc, under their full names.
 func RegisterJobs(svc *protoserver.Service, impl JobsServer) {
 	svc.Handle(Jobs_Resize_FullMethodName, protoserver.Method(impl.Resize))
+	svc.HandleStream(Jobs_Process_FullMethodName, protoserver.BidiStreamMethod(func(s *protoserver.ServerStream[*ImageChunk, *JobEvent]) error { return impl.Process(s) }))
+}
+
+// Jobs_ProcessClient is the caller's end of a Process stream. Cancel the
+// context it was opened with to give it up early.
+type Jobs_ProcessClient interface {
+	// Send sends a request; io.EOF once the method has ended (Recv says how).
+	Send(*ImageChunk) error
+	// Recv returns the next response; io.EOF once the method returned nil.
+	Recv() (*JobEvent, error)
+	// CloseSend tells the method that no more requests come.
+	CloseSend() error
+	Context() context.Context
+}
+
+// Jobs_ProcessServer is the method's end of a Process stream.
+type Jobs_ProcessServer interface {
+	// Send sends a response.
+	Send(*JobEvent) error
+	// Recv returns the next request; io.EOF once the caller sent all.
+	Recv() (*ImageChunk, error)
+	Context() context.Context
 }
