@@ -535,7 +535,7 @@ func (m *muxConn) putLocked(mc *muxCall) {
 	mc.returnLent(m.srv.large, m.acct) // its answer was copied to wbuf
 	mc.reqBuffer.release(m.srv.large, m.acct, !m.gone)
 	mc.resp, mc.err, mc.answered = nil, nil, false
-	if !mc.ctx.reusable() {
+	if mc.ctx != nil && !mc.ctx.reusable() {
 		mc.ctx = nil
 	}
 	m.free = append(m.free, mc)

@@ -149,3 +149,24 @@ func (panicStreams) Respond(_ context.Context, req []byte, _ *span.Span) ([]byte
 func (panicStreams) ServeStream(context.Context, []byte, *server.Stream) error {
 	panic(errors.New("stream panic"))
 }
+
+// TestMuxFirstRequestCutShort: a connection that ends inside the body of
+// its first request is closed, not a panic (a fresh call had no context
+// to put back; found by FuzzStreamConn).
+func TestMuxFirstRequestCutShort(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{})
+	c, r, _ := dialMux(t, addr)
+	req := frame.AppendMux(nil, frame.KindRequest, 1, []byte("PINGPING"))
+	write(t, c, req[:len(req)-3])
+	_ = c.CloseWrite()
+	if _, err := r.ReadFrame(nil); err == nil {
+		t.Fatal("an answer to a request cut short")
+	}
+	c2, r2, _ := dialMux(t, addr)
+	write(t, c2, frame.AppendMux(nil, frame.KindRequest, 1, []byte("PING")))
+	if f := readMux(t, r2); f.Kind != frame.KindAnswer {
+		t.Fatalf("the next connection: %+v", f)
+	}
+}
