@@ -241,3 +241,16 @@ func (s *staller) Call(context.Context, []byte) (int, error) {
 	<-s.stop
 	return 0, errors.New("closed")
 }
+
+// TestStreamCase runs the stream case small: it echoes, and the stream's
+// heap stays within 16 MiB (runStreamCase fails otherwise). The ratio to
+// the raw loop is for -stream 1024 on a quiet machine, not a test.
+func TestStreamCase(t *testing.T) {
+	var out strings.Builder
+	if err := runStreamCase(context.Background(), 32, 1, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "32 MiB echoed") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+}

@@ -235,6 +235,15 @@ func FuzzParseMux(f *testing.F) {
 			}
 		}
 	}
+	// Version 3's kinds beyond the spec's examples: a chunked message, an
+	// end with a trailer, grants, and their near misses.
+	more := frame.AppendMuxFrame(nil, frame.MuxFrame{Kind: frame.KindData, Flags: frame.FlagMore, ID: 7, Body: []byte("chunk")})
+	f.Add(append(more, frame.AppendMux(nil, frame.KindData, 7, nil)...), uint8(11))
+	f.Add(frame.AppendMux(nil, frame.KindEnd, 7, []byte("trailer")), uint8(5))
+	f.Add(append(frame.AppendWindow(nil, 7, 1), frame.AppendWindow(nil, 0xffffffff, 0)...), uint8(14))
+	f.Add(frame.AppendMux(nil, frame.KindWindow, 7, []byte{0, 0, 1}), uint8(2))
+	f.Add(frame.AppendMuxFrame(nil, frame.MuxFrame{Kind: frame.KindOpen, Flags: frame.FlagMore, ID: 1}), uint8(0))
+	f.Add(frame.AppendMux(nil, frame.Kind(12), 1, nil), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
 		frames, err := parseMuxAll(data, fuzzLimits)
 		enc := appendMuxFrames(nil, frames)

@@ -1,0 +1,80 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/testserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// TestMuxRequestOverLimitNotSent: a request over the frame limit the
+// server announced is refused before anything is written, with an error
+// matching frame.ErrFrameTooLarge; the connection goes on.
+func TestMuxRequestOverLimitNotSent(t *testing.T) {
+	var ran atomic.Int64
+	_, addr := testserver.Start(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		ran.Add(1)
+		return req, nil
+	}), server.Config{Limits: frame.Limits{MaxFrameSize: 64}})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux})
+	_, err := c.Call(ctxFor(t), make([]byte, 100))
+	var se *frame.SizeError
+	if !errors.Is(err, frame.ErrFrameTooLarge) || !errors.As(err, &se) || se.Limit != 64-frame.MuxHeaderSize {
+		t.Fatalf("got %v, want a *frame.SizeError over %d", err, 64-frame.MuxHeaderSize)
+	}
+	if ans, err := c.Call(ctxFor(t), []byte("small")); err != nil || string(ans) != "small" {
+		t.Fatalf("after the refusal: %q, %v", ans, err)
+	}
+	if ran.Load() != 1 {
+		t.Fatalf("the handler ran %d times, want once", ran.Load())
+	}
+}
+
+// TestMuxServerAnswersTooLarge: a server's error code 6 (its limit is
+// lower than it announced, or it changed) reaches the caller as an error
+// matching frame.ErrFrameTooLarge, and the connection goes on.
+func TestMuxServerAnswersTooLarge(t *testing.T) {
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		if _, err := r.ReadFrame(nil); err != nil { // the preface
+			return
+		}
+		ack := frame.AppendAck(nil, frame.Ack{Version: frame.MuxVersion, MaxInFlight: 8, MaxFrameSize: 1 << 20})
+		if _, err := nc.Write(ack); err != nil {
+			return
+		}
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			out := frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)
+			if len(f.Body) > 10 {
+				out = frame.AppendMuxError(nil, frame.KindError, f.ID, frame.CodeTooLarge, "frame of 100 bytes over the limit of 10")
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1})
+	_, err := c.Call(ctxFor(t), make([]byte, 100))
+	var se *client.ServerError
+	if !errors.Is(err, frame.ErrFrameTooLarge) || !errors.As(err, &se) || se.Code != frame.CodeTooLarge {
+		t.Fatalf("got %v, want a ServerError matching frame.ErrFrameTooLarge", err)
+	}
+	if ans, err := c.Call(ctxFor(t), []byte("small")); err != nil || string(ans) != "small" {
+		t.Fatalf("after the refusal: %q, %v", ans, err)
+	}
+}
