@@ -189,20 +189,8 @@ func (cn *conn) sendData(ctx context.Context, id uint32, body []byte, more bool)
 		cn.mu.Unlock()
 		return err
 	}
-	out := &cn.out
-	out.buf = frame.AppendData(out.buf, id, more, len(body))
-	var tail []byte
-	if len(body) >= writevMin && !out.writing {
-		tail = body
-	} else {
-		out.buf = append(out.buf, body...)
-	}
-	if out.writing {
-		cn.mu.Unlock()
-		return nil
-	}
-	out.writing = true
-	cn.flushUnlock(callerWriter(ctx), tail)
+	cn.out.buf = frame.AppendData(cn.out.buf, id, more, len(body))
+	cn.sendUnlock(ctx, body)
 	return nil
 }
 
@@ -215,6 +203,9 @@ func (cn *conn) streamFrame(f frame.MuxFrame, n int) error {
 	cn.mu.Lock()
 	rq := cn.mux.get(f.ID)
 	cn.mu.Unlock()
+	if (rq == nil || rq.stream == nil) && f.Kind == frame.KindWindow {
+		return frame.Truncated(cn.in.r.Discard(n)) // for a stream that has ended: ignored
+	}
 	if rq == nil || rq.stream == nil {
 		return fmt.Errorf("%w: %v for id %d, which is no open stream", ErrUnexpectedAnswer, f.Kind, f.ID)
 	}

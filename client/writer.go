@@ -131,28 +131,35 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		}
 		out.buf = frame.AppendHeader(out.buf, h)
 	}
-	var tail []byte
-	if len(payload) >= writevMin && !out.writing {
-		// Written from the caller's slice; see flushUnlock.
-		// (awaitWriterLocked made sure nobody was writing, unless the
-		// connection is failing.)
-		tail = payload
-	} else {
-		out.buf = append(out.buf, payload...)
-	}
 	if cn.mux == nil {
 		cn.q.push(rq)
 		if cn.q.len() == 1 {
 			cn.prog.begin()
 		}
 	}
+	cn.sendUnlock(ctx, payload)
+	return nil
+}
+
+// sendUnlock puts payload after the header just appended to the write
+// buffer, and writes unless another writer is at it, which then writes it.
+// A large payload goes from the caller's slice rather than being copied;
+// see flushUnlock. (A caller with one waited in awaitWriterLocked until
+// nobody was writing, unless the connection is failing.)
+func (cn *conn) sendUnlock(ctx context.Context, payload []byte) {
+	out := &cn.out
+	var tail []byte
+	if len(payload) >= writevMin && !out.writing {
+		tail = payload
+	} else {
+		out.buf = append(out.buf, payload...)
+	}
 	if out.writing {
 		cn.mu.Unlock()
-		return nil
+		return
 	}
 	out.writing = true
 	cn.flushUnlock(callerWriter(ctx), tail)
-	return nil
 }
 
 // awaitWriterLocked waits, for a caller with a large payload, until nobody

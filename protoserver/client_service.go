@@ -245,18 +245,29 @@ func transportError(err error) error {
 		code = Unavailable
 	}
 	if re, ok := errors.AsType[*server.RemoteError](err); ok {
-		switch re.Code {
-		case frame.CodeNoHandler:
-			code = Unimplemented
-		case frame.CodeCancelled:
-			code = Canceled
-		case frame.CodeDeadline:
-			code = DeadlineExceeded
-		case frame.CodeHandler:
-			code = Internal
-		}
+		code = wireCode(re.Code, code)
 	}
 	return &Status{Code: code, Message: err.Error(), cause: err}
+}
+
+// wireCode is the Status code of a call the peer failed with a mux error
+// code; otherwise if the code has no match.
+func wireCode(c frame.Code, otherwise Code) Code {
+	switch c {
+	case frame.CodeNoHandler:
+		return Unimplemented
+	case frame.CodeCancelled:
+		return Canceled
+	case frame.CodeDeadline:
+		return DeadlineExceeded
+	case frame.CodeHandler:
+		return Internal
+	case frame.CodeOverloaded:
+		return ResourceExhausted
+	case frame.CodeShuttingDown:
+		return Unavailable
+	}
+	return otherwise
 }
 
 // HealthProbe returns a client.Probe that calls HealthMethod, for

@@ -171,12 +171,7 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.serving.Load() {
-		panic("tcpez/protoserver: Handle " + name + " after the service started serving")
-	}
-	if _, dup := s.methods[name]; dup {
-		panic("tcpez/protoserver: method " + name + " registered twice")
-	}
+	s.claimLocked(name)
 	m := &method{info: MethodInfo{Name: name}, h: h}
 	next := m.recovering(s)
 	for i := len(s.cfg.Interceptors) - 1; intercepted && i >= 0; i-- {
@@ -189,6 +184,17 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 	m.bare = !intercepted || len(s.cfg.Interceptors) == 0
 	s.methods[name] = m
 	return s
+}
+
+// claimLocked panics unless name may be added now: it is free among the
+// methods and streaming methods, and the service is not yet serving.
+func (s *Service) claimLocked(name string) {
+	if s.serving.Load() {
+		panic("tcpez/protoserver: method " + name + " added after the service started serving")
+	}
+	if _, dup := s.methods[name]; dup || s.streams[name] != nil {
+		panic("tcpez/protoserver: method " + name + " registered twice")
+	}
 }
 
 // Methods returns the names of the methods, sorted.

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpez/tcpez/client"
-	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
 )
@@ -91,12 +90,7 @@ func (s *Service) HandleStream(name string, h *StreamMethodHandler) *Service {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.serving.Load() {
-		panic("tcpez/protoserver: HandleStream " + name + " after the service started serving")
-	}
-	if _, dup := s.methods[name]; dup || s.streams[name] != nil {
-		panic("tcpez/protoserver: method " + name + " registered twice")
-	}
+	s.claimLocked(name)
 	if s.streams == nil {
 		s.streams = make(map[string]*StreamMethodHandler)
 	}
@@ -149,9 +143,9 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 	}
 	hctx := span.NewContext(ctx, sp)
 	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(hctx, time.Duration(r.timeout))
-		defer cancel()
+		dc := withDeadline(hctx, time.Duration(r.timeout))
+		defer dc.release()
+		hctx = dc
 	}
 	if r.md != nil {
 		hctx = context.WithValue(hctx, incomingKey{}, r.md)
@@ -316,22 +310,7 @@ func streamError(ctx context.Context, err error) error {
 		return transportError(ctx.Err())
 	}
 	if se, ok := errors.AsType[*client.ServerError](err); ok {
-		code := Unknown
-		switch se.Code {
-		case frame.CodeNoHandler:
-			code = Unimplemented
-		case frame.CodeCancelled:
-			code = Canceled
-		case frame.CodeDeadline:
-			code = DeadlineExceeded
-		case frame.CodeOverloaded:
-			code = ResourceExhausted
-		case frame.CodeShuttingDown:
-			code = Unavailable
-		case frame.CodeHandler:
-			code = Internal
-		}
-		return &Status{Code: code, Message: err.Error(), cause: err}
+		return &Status{Code: wireCode(se.Code, Unknown), Message: err.Error(), cause: err}
 	}
 	if errors.Is(err, client.ErrNoStreams) {
 		return &Status{Code: Unimplemented, Message: err.Error(), cause: err}

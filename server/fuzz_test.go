@@ -40,6 +40,30 @@ func answeredPrefix(data []byte) int {
 	return done
 }
 
+// splitExchange writes lead, then data in two pieces cut at split, then
+// shuts its side, and returns all the server sent until it closed. A
+// server that neither closes nor answers within safety fails t.
+func splitExchange(t *testing.T, addr string, lead, data []byte, split uint16) []byte {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(safety))
+	cut := int(split) % (len(data) + 1)
+	go func() {
+		_, _ = c.Write(lead)
+		_, _ = c.Write(data[:cut])
+		_, _ = c.Write(data[cut:])
+		_ = c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the server neither answered nor closed within %v", safety)
+	}
+	return got
+}
+
 // FuzzConn drives the server's connection loop with arbitrary bytes,
 // written in two pieces: the server answers exactly the whole messages
 // before the first fault, then closes, and never hangs or crashes.
@@ -51,22 +75,7 @@ func FuzzConn(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), uint16(4))
 	_, addr := startServer(f, echo, server.Config{Limits: fuzzLimits, ReadTimeout: 2 * time.Second})
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(safety))
-		cut := int(split) % (len(data) + 1)
-		go func() {
-			_, _ = c.Write(data[:cut])
-			_, _ = c.Write(data[cut:])
-			_ = c.(*net.TCPConn).CloseWrite()
-		}()
-		got, err := io.ReadAll(c)
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Fatalf("the server neither answered nor closed within %v", safety)
-		}
+		got := splitExchange(t, addr, nil, data, split)
 		want := data[:answeredPrefix(data)]
 		if !bytes.Equal(got, want) {
 			t.Fatalf("answers % x\nwant    % x", got, want)

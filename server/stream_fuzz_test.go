@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -31,24 +29,7 @@ func FuzzStreamConn(f *testing.F) {
 	close(h.release)
 	_, addr := testserver.Start(f, muxSpecStreams{h}, server.Config{Limits: fuzzLimits, ReadTimeout: 2 * time.Second})
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(safety))
-		cut := int(split) % (len(data) + 1)
-		go func() {
-			_, _ = c.Write(frame.AppendPreface(nil))
-			_, _ = c.Write(data[:cut])
-			_, _ = c.Write(data[cut:])
-			_ = c.(*net.TCPConn).CloseWrite()
-		}()
-		if _, err := io.Copy(io.Discard, c); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatalf("the server neither answered nor closed within %v", safety)
-			}
-		}
+		splitExchange(t, addr, frame.AppendPreface(nil), data, split)
 	})
 }
 
