@@ -109,8 +109,16 @@ func (s *Stream) Send(msg []byte) error { return s.core.Send(s.ctx, msg) }
 // Write sends p, for io.Writer (a message per Write).
 func (s *Stream) Write(p []byte) (int, error) { return s.core.Write(s.ctx, p) }
 
-// Recv returns the server's next message, valid until the next Recv.
-func (s *Stream) Recv() ([]byte, error) { return s.core.Recv() }
+// Recv returns the server's next message, valid until the next Recv. A
+// message over the client's frame limit (Config.Limits) is a
+// *frame.SizeError, and cancels the stream on the server.
+func (s *Stream) Recv() ([]byte, error) {
+	m, err := s.core.Recv()
+	if _, tooBig := errors.AsType[*frame.SizeError](err); tooBig {
+		s.cn.cancelOnWire(context.Background(), s.rq, s.id)
+	}
+	return m, err
+}
 
 // Read reads the server's bytes whatever their messages, for io.Reader.
 func (s *Stream) Read(p []byte) (int, error) { return s.core.Read(p) }

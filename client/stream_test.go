@@ -402,3 +402,30 @@ func TestStreamLargerWindow(t *testing.T) {
 		t.Fatalf("copied %d bytes, %v", n, err)
 	}
 }
+
+// TestStreamMessageOverLimit: a message over the client's frame limit
+// fails Recv with a *frame.SizeError and cancels the stream on the server.
+func TestStreamMessageOverLimit(t *testing.T) {
+	cancelled := make(chan error, 1)
+	_, addr := testserver.Start(t, &streamServer{modes: map[string]func(context.Context, *server.Stream) error{
+		"big": func(ctx context.Context, s *server.Stream) error {
+			err := s.Send(make([]byte, 2<<20))
+			<-ctx.Done()
+			cancelled <- ctx.Err()
+			return err
+		},
+	}}, server.Config{})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, Limits: frame.Limits{MaxFrameSize: 1 << 20}})
+	s, err := c.Stream(ctxFor(t), []byte("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *frame.SizeError
+	if _, err := s.Recv(); !errors.As(err, &se) || !errors.Is(err, frame.ErrFrameTooLarge) {
+		t.Fatalf("Recv: %v, want a *frame.SizeError", err)
+	}
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the handler's context ended with %v", err)
+	}
+	<-s.Done()
+}
