@@ -189,6 +189,17 @@ func (m *muxConn) openStream(id uint32, n int) error {
 	}
 	s := &Stream{m: m, id: id}
 	s.core = stream.New((*streamSink)(s), stream.Config{Window: m.cfg.StreamWindow, MaxMessage: m.maxFrame(), MaxChunk: m.maxFrame() - frame.MuxHeaderSize})
+	// What the stream may buffer, its window, is charged to the memory
+	// budget for its life, waiting for room with the connection unread as
+	// a request's body does; a stream that finds none is refused.
+	if err := m.acquire(int64(s.core.Window())); err != nil {
+		m.srv.releaseCall()
+		if !errors.Is(err, ErrMemoryBudget) {
+			return err
+		}
+		m.refuse(id, frame.CodeOverloaded, err.Error())
+		return nil
+	}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
 	m.mu.Lock()
 	if m.streams == nil {
@@ -211,6 +222,7 @@ func (m *muxConn) serveStream(sh StreamHandler, s *Stream, open []byte) {
 	err := m.runStream(sh, s, open)
 	s.cancel(context.Canceled)
 	s.core.Fail(ErrStreamDone)
+	m.acct.Release(int64(s.core.Window()))
 	m.srv.releaseCall()
 	if err != nil {
 		m.srv.count(StatErrHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/testserver"
@@ -168,5 +169,35 @@ func TestMuxFirstRequestCutShort(t *testing.T) {
 	write(t, c2, frame.AppendMux(nil, frame.KindRequest, 1, []byte("PING")))
 	if f := readMux(t, r2); f.Kind != frame.KindAnswer {
 		t.Fatalf("the next connection: %+v", f)
+	}
+}
+
+// TestStreamMemoryBudget: a stream's window is charged to the memory
+// budget for its life; a stream that finds no room within MemoryWait is
+// refused (code 4), and the connection goes on.
+func TestStreamMemoryBudget(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{
+		MemoryBudget: 2*frame.StreamWindow + frame.StreamWindow/2,
+		MemoryWait:   500 * time.Millisecond,
+	})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 1, []byte("WAIT")))
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 3, []byte("WAIT")))
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 5, []byte("WAIT")))
+	f := readMux(t, r)
+	if code, _ := f.ErrorCode(); f.Kind != frame.KindError || f.ID != 5 || code != frame.CodeOverloaded {
+		t.Fatalf("got %+v (%v), want code %v for id 5", f, code, frame.CodeOverloaded)
+	}
+	// Cancelling a stream gives its window back.
+	write(t, c, frame.AppendMux(nil, frame.KindCancel, 1, nil))
+	if f := readMux(t, r); f.Kind != frame.KindError || f.ID != 1 {
+		t.Fatalf("got %+v, want the cancel's answer", f)
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 7, []byte("ECHO")))
+	write(t, c, frame.AppendMux(nil, frame.KindData, 7, []byte("hi")))
+	if f := readMux(t, r); f.Kind != frame.KindData || f.ID != 7 || string(f.Body) != "hi" {
+		t.Fatalf("got %+v, want stream 7's echo", f)
 	}
 }

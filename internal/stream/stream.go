@@ -115,6 +115,9 @@ func New(sink Sink, cfg Config) *Core {
 	return c
 }
 
+// Window is the receive window: the most the Core buffers.
+func (c *Core) Window() int { return c.window }
+
 // InitialGrant is the credit to grant the peer as the stream opens, on
 // top of frame.StreamWindow, so that the window is Config.Window; 0 for
 // none. The engine sends it with its first frame.
