@@ -78,3 +78,43 @@ func TestMuxServerAnswersTooLarge(t *testing.T) {
 		t.Fatalf("after the refusal: %q, %v", ans, err)
 	}
 }
+
+// TestStreamVersion2Server: against a server that acknowledged version 2,
+// Stream fails with ErrNoStreams and sends nothing: the server's next
+// frame is the request that follows.
+func TestStreamVersion2Server(t *testing.T) {
+	kinds := make(chan frame.Kind, 4)
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		if _, err := r.ReadFrame(nil); err != nil { // the preface
+			return
+		}
+		if _, err := nc.Write(frame.AppendAck(nil, frame.Ack{Version: 2, MaxInFlight: 8, MaxFrameSize: 1 << 20})); err != nil {
+			return
+		}
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			kinds <- f.Kind
+			if _, err := nc.Write(frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)); err != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux})
+	if _, err := c.Stream(ctxFor(t), []byte("x")); !errors.Is(err, client.ErrNoStreams) {
+		t.Fatalf("Stream: %v, want ErrNoStreams", err)
+	}
+	if ans, err := c.Call(ctxFor(t), []byte("after")); err != nil || string(ans) != "after" {
+		t.Fatalf("a call after: %q, %v", ans, err)
+	}
+	if k := <-kinds; k != frame.KindRequest {
+		t.Fatalf("the server's first frame was a %v", k)
+	}
+}
