@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -116,5 +117,27 @@ func TestStreamVersion2Server(t *testing.T) {
 	}
 	if k := <-kinds; k != frame.KindRequest {
 		t.Fatalf("the server's first frame was a %v", k)
+	}
+}
+
+// TestMuxRefusedRequestLeavesReading: a request refused before it is
+// written, on a connection nobody reads, leaves the reading free: the
+// next call is answered. It hung when the refused caller kept the
+// reading, unless the next call happened to reuse its pooled request
+// (which the race detector's sync.Pool often does not).
+func TestMuxRefusedRequestLeavesReading(t *testing.T) {
+	_, addr := testserver.Start(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		return req, nil
+	}), server.Config{Limits: frame.Limits{MaxFrameSize: 64}})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, ConnsPerAddr: 1})
+	ctx, cancel := context.WithTimeout(ctxFor(t), 5*time.Second)
+	defer cancel()
+	for i := range 20 {
+		if ans, err := c.Call(ctx, []byte("small")); err != nil || string(ans) != "small" {
+			t.Fatalf("call %d, after %d refusals: %q, %v", i, i, ans, err)
+		}
+		if _, err := c.Call(ctx, make([]byte, 100)); !errors.Is(err, frame.ErrFrameTooLarge) {
+			t.Fatalf("got %v", err)
+		}
 	}
 }

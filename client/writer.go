@@ -96,7 +96,11 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		cn.release()
 		return err
 	}
-	if cn.in.role == roleFree {
+	// The reading of an idle connection goes to this request, but only
+	// once it is queued: one refused below (over the server's limit, say)
+	// must not leave the reading with a caller who will not read.
+	takeRead := cn.in.role == roleFree
+	if takeRead {
 		// Nobody reads, so this caller may look at the read buffer.
 		if err := cn.in.idle.check(cn.in.r); err != nil {
 			cn.mu.Unlock()
@@ -104,7 +108,6 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			cn.fail(err, writeProgress{})
 			return cn.failure()
 		}
-		cn.takeReadLocked(rq)
 	}
 	out := &cn.out
 	rq.gen, rq.off = out.gen, len(out.buf)
@@ -130,6 +133,9 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			h = frame.BatchHeader(rq.n)
 		}
 		out.buf = frame.AppendHeader(out.buf, h)
+	}
+	if takeRead {
+		cn.takeReadLocked(rq)
 	}
 	if cn.mux == nil {
 		cn.q.push(rq)
