@@ -272,7 +272,7 @@ func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte)
 	var (
 		o   outcome
 		ans []byte
-		err = checkRequest(req)
+		err = c.checkRequest(req)
 	)
 	if err == nil {
 		rq := c.getRequest(mode, dst)
@@ -295,9 +295,22 @@ func (c *Client) getRequest(mode answerMode, dst []byte) *request {
 	return rq
 }
 
-func checkRequest(req []byte) error {
-	if len(req) > frame.MaxFrameSize {
-		return &frame.SizeError{Limit: frame.MaxFrameSize, Size: int64(len(req))}
+// checkRequest refuses, before anything is written, a request over the
+// client's own frame limit (Config.Limits, 16 MiB by default: the server's
+// default too). Over v1 a server closes the connection on an oversize
+// frame, failing every call on it with no word of why; refusing here gives
+// the caller an error that says so and leaves the connection alone. A
+// Codec's requests are bounded by the codec.
+func (c *Client) checkRequest(req []byte) error {
+	limit := frame.MaxFrameSize
+	if c.cfg.Codec == nil {
+		limit = c.cfg.Limits.MaxFrameSize
+		if limit <= 0 {
+			limit = frame.DefaultMaxFrameSize
+		}
+	}
+	if len(req) > limit {
+		return &frame.SizeError{Limit: limit, Size: int64(len(req))}
 	}
 	return nil
 }

@@ -153,9 +153,12 @@ type Config struct {
 	// (frame.StreamWindow, the protocol's starting window, below which it
 	// never goes); a larger window suits long round trips.
 	StreamWindow int
-	// Limits bound the answers a server may send; an answer over them
-	// breaks the connection with a *frame.SizeError. A Codec has limits
-	// of its own.
+	// Limits bound frames both ways. A request over MaxFrameSize is
+	// refused before it is written, with a *frame.SizeError (matching
+	// frame.ErrFrameTooLarge), and the connection goes on; an answer over
+	// the limits breaks the connection with one. Raise it here and on the
+	// server to send larger frames, or use a Stream. A Codec has limits of
+	// its own.
 	Limits frame.Limits
 	// Codec, when set, is the wire format of the client's connections in
 	// place of tcpez v1 frames; see Codec. Default nil: tcpez v1.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tcpez/tcpez/client"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
 )
 
 // TestConcurrentLargeRequests: callers with large payloads take turns to
@@ -45,7 +47,7 @@ func TestConcurrentLargeRequests(t *testing.T) {
 // (or is writing itself); either way its context still ends the call.
 func TestLargeRequestWaitingToWrite(t *testing.T) {
 	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) { <-stop })
-	c := newClient(t, []string{addr}, client.Config{})
+	c := newClient(t, []string{addr}, client.Config{Limits: frame.Limits{MaxFrameSize: 64 << 20}})
 	stuck, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	first := make(chan error, 1)

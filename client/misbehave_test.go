@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/server"
 )
 
 // answerWith is a server script that reads want requests (frames or
@@ -154,9 +155,14 @@ func TestBadHeaderAmongAnswers(t *testing.T) {
 }
 
 func TestAnswerOverLimit(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, func(req []byte) []byte {
+		if string(req) == "big" {
+			return make([]byte, 11)
+		}
+		return req
+	})
 	c := newClient(t, []string{srv.addr}, client.Config{Limits: frame.Limits{MaxFrameSize: 10}})
-	_, err := c.Call(ctxFor(t), make([]byte, 11))
+	_, err := c.Call(ctxFor(t), []byte("big"))
 	var se *frame.SizeError
 	if !errors.As(err, &se) || se.Limit != 10 || se.Size != 11 || !errors.Is(err, frame.ErrFrameTooLarge) {
 		t.Fatalf("got %v, want a *frame.SizeError for 11 bytes over 10", err)
@@ -211,4 +217,40 @@ func TestServerNeverAnswers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestRequestOverOwnLimit: a request over the client's own frame limit is
+// refused before anything is written, with an error that says so, and the
+// connection serves the next call (over v1 a server would close it).
+func TestRequestOverOwnLimit(t *testing.T) {
+	for _, proto := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		t.Run(proto.String(), func(t *testing.T) {
+			_, addr, rec := startMux(t, newMuxHandler(), server.Config{})
+			c := newClient(t, []string{addr}, client.Config{Protocol: proto, Limits: frame.Limits{MaxFrameSize: 64}})
+			_, err := c.Call(ctxFor(t), make([]byte, 65))
+			var se *frame.SizeError
+			if !errors.As(err, &se) || se.Limit != 64 || se.Size != 65 || !errors.Is(err, frame.ErrFrameTooLarge) {
+				t.Fatalf("got %v, want a *frame.SizeError for 65 bytes over 64", err)
+			}
+			p := c.Pipeline()
+			p.Enqueue([]byte("ok"))
+			p.Enqueue(make([]byte, 65))
+			if _, err := p.Flush(ctxFor(t)); !errors.Is(err, frame.ErrFrameTooLarge) {
+				t.Fatalf("pipeline with an oversize request: %v", err)
+			}
+			if _, err := c.Go(ctxFor(t), make([]byte, 65)).Wait(); !errors.Is(err, frame.ErrFrameTooLarge) {
+				t.Fatalf("Go: %v", err)
+			}
+			ans, err := c.Call(ctxFor(t), []byte("small"))
+			if err != nil || string(ans) != "small" {
+				t.Fatalf("after the refused requests: %q, %v", ans, err)
+			}
+			if n := rec.Counter(server.StatConnsAccepted); n != 1 {
+				t.Fatalf("%d connections accepted, want 1: a refusal broke the connection", n)
+			}
+			if n := rec.Counter(server.StatRequests); n != 1 {
+				t.Fatalf("the server saw %d requests, want only the small one", n)
+			}
+		})
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tcpez/tcpez/client"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
 )
 
 // TestTimeoutsKeepConnectionInSync gives up on calls in the middle of a
@@ -108,10 +110,11 @@ func TestTimeoutsKeepConnectionInSync(t *testing.T) {
 func TestWriteBlockedOnStalledServer(t *testing.T) {
 	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) { <-stop })
 	big := make([]byte, 32<<20) // more than both sockets' buffers hold
+	cfg := client.Config{Limits: frame.Limits{MaxFrameSize: 64 << 20}}
 
 	// Each case has its own client, so that its caller is the one writing.
 	t.Run("deadline", func(t *testing.T) {
-		c := newClient(t, []string{addr}, client.Config{})
+		c := newClient(t, []string{addr}, cfg)
 		ctx, cancel := context.WithTimeout(ctxFor(t), 20*time.Millisecond)
 		defer cancel()
 		if _, err := c.Call(ctx, big); !errors.Is(err, context.DeadlineExceeded) {
@@ -120,7 +123,7 @@ func TestWriteBlockedOnStalledServer(t *testing.T) {
 		c.Close()
 	})
 	t.Run("cancel", func(t *testing.T) {
-		c := newClient(t, []string{addr}, client.Config{})
+		c := newClient(t, []string{addr}, cfg)
 		ctx, cancel := context.WithCancel(ctxFor(t))
 		time.AfterFunc(20*time.Millisecond, cancel)
 		if _, err := c.Call(ctx, big); !errors.Is(err, context.Canceled) {

@@ -38,7 +38,7 @@ func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	batch := fs.Bool("batch", false, "send all DATA as one batch")
 	useTLS := fs.Bool("tls", false, "speak TLS")
 	ca := fs.String("tls-ca", "", "verify the server against these CAs (PEM) instead of the system's")
-	maxFrame := fs.Int("max-frame", frame.DefaultMaxFrameSize, "largest answer accepted, in bytes")
+	maxFrame := fs.Int("max-frame", frame.DefaultMaxFrameSize, "largest request sent or answer accepted, in bytes")
 	var so serviceCall
 	fs.StringVar(&so.method, "method", "", `call this service-mode method ("/package.Service/Method") with --data, print the answer as JSON`)
 	fs.StringVar(&so.data, "data", "{}", `the request as JSON, for --method; "-" reads it from standard input`)
