@@ -130,7 +130,7 @@ func (m *memcache) expires(b []byte) (int64, bool) {
 
 func (m *memcache) get(withCAS bool) textserver.HandlerFunc {
 	return func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
-		return m.getKeys(req.Args, withCAS, resp, m.store.GetItem)
+		return m.getKeys(req.Args, withCAS, resp, false, 0)
 	}
 }
 
@@ -142,12 +142,7 @@ func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
 		if !ok {
 			return clientError
 		}
-		err := m.getKeys(req.Args[1:], withCAS, resp, func(key string) (Item, bool) {
-			if !m.store.Touch(key, exp) {
-				return Item{}, false
-			}
-			return m.store.GetItem(key)
-		})
+		err := m.getKeys(req.Args[1:], withCAS, resp, true, exp)
 		if err != nil {
 			return err
 		}
@@ -155,35 +150,38 @@ func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
 	}
 }
 
-// getKeys appends a VALUE line and data block for each key lookup finds,
-// then END.
-func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Response, lookup func(string) (Item, bool)) error {
+// getKeys appends a VALUE line and data block for each key held, then
+// END; with touch, it gives the keys the expiry exp first.
+func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Response, touch bool, exp int64) error {
 	b := resp.Buffer()
 	for _, key := range keys {
 		if !validKey(key) {
 			return clientError
 		}
 		m.gets.Add(1)
-		it, ok := lookup(string(key))
-		if !ok {
+		if touch && !m.store.Touch(string(key), exp) {
 			continue
 		}
-		m.hits.Add(1)
-		// One allocation for the answer, rather than one per doubling.
-		b = slices.Grow(b, len(key)+len(it.Value)+64)
-		b = append(b, "VALUE "...)
-		b = append(b, key...)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(it.Flags), 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(len(it.Value)), 10)
-		if withCAS {
+		found := m.store.ViewItem(string(key), func(it Item) {
+			// One allocation for the answer at most, rather than one per doubling.
+			b = slices.Grow(b, len(key)+len(it.Value)+64)
+			b = append(b, "VALUE "...)
+			b = append(b, key...)
 			b = append(b, ' ')
-			b = strconv.AppendUint(b, it.CAS, 10)
+			b = strconv.AppendUint(b, uint64(it.Flags), 10)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(len(it.Value)), 10)
+			if withCAS {
+				b = append(b, ' ')
+				b = strconv.AppendUint(b, it.CAS, 10)
+			}
+			b = append(b, '\r', '\n')
+			b = append(b, it.Value...)
+			b = append(b, '\r', '\n')
+		})
+		if found {
+			m.hits.Add(1)
 		}
-		b = append(b, '\r', '\n')
-		b = append(b, it.Value...)
-		b = append(b, '\r', '\n')
 	}
 	resp.SetBuffer(append(b, "END\r\n"...))
 	return nil
@@ -209,9 +207,7 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
 		m.sets.Add(1)
-		// The request's bytes are the connection's; the store keeps its own.
-		value := append([]byte(nil), req.Data...)
-		res := m.store.StoreItem(mode, string(key), value, uint32(flags), exp, casID)
+		res := m.store.StoreItem(mode, string(key), req.Data, uint32(flags), exp, casID)
 		if res == Stored {
 			if err := m.store.Durable(ctx); err != nil {
 				return err

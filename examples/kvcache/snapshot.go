@@ -44,6 +44,7 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 			if it.expires != 0 {
 				ms = (it.expires + 999_999) / 1_000_000 // rounded up: never earlier
 			}
+			sh.share(k, it) // written out after the lock is let go
 			items = append(items, &kvcachepb.SnapshotItem{Key: k, Value: it.value, ExpiresUnixMs: ms})
 		}
 		for name, ch := range sh.chans {

@@ -64,6 +64,19 @@ type item struct {
 	expires int64  // Unix nanoseconds; 0: never
 	flags   uint32 // memcached's client flags, kept for its clients
 	cas     uint64 // changes on every write: memcached's gets and cas
+	// owned: value is a buffer the store made and never handed out, so
+	// that only code holding the shard's lock reads it, and a memcached
+	// write of the key may overwrite it in place (see StoreItem).
+	owned bool
+}
+
+// share marks the item at key, whose value is about to leave the store,
+// as no longer the store's alone. sh.mu must be held.
+func (sh *shard) share(key string, it item) {
+	if it.owned {
+		it.owned = false
+		sh.items[key] = it
+	}
 }
 
 // channel is a channel's retained messages, a ring of at most Store.retain.
@@ -145,6 +158,7 @@ func (s *Store) Get(key string) (value []byte, ttl time.Duration, ok bool) {
 	if it.expires != 0 {
 		ttl = time.Duration(it.expires - now)
 	}
+	sh.share(key, it)
 	return it.value, ttl, true
 }
 
