@@ -20,7 +20,10 @@ const memoryFloor = 16 << 10
 // answerFree is the largest answer not charged to the memory budget. The
 // answers a connection holds are bounded by MaxInFlight, and charging
 // small ones would cost every request a lock that all connections share.
-const answerFree = 4 << 10
+// 8 KiB rather than 4: a 4 KiB value with its protocol's framing (a
+// memcached VALUE line) took that lock per request, and its answer buffer
+// was not kept for the next (see maxRetainedAnswer).
+const answerFree = 8 << 10
 
 // minSlotBuffer is the smallest request buffer: a connection may have
 // MaxInFlight (128) of them within memoryFloor.

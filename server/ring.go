@@ -11,8 +11,12 @@ import (
 // A larger frame is read into a buffer lent by the server's largeBuffers,
 // which takes it back once the answer is written, so that an idle
 // connection holds at most MaxInFlight buffers this large: memory each
-// holds of the budget for as long as the connection lives.
-const maxRetainedBuffer = 4 << 10
+// holds of the budget for as long as the connection lives. 8 KiB rather
+// than 4, so that a 4 KiB value with its protocol's framing (a memcached
+// set) is read into the slot's own buffer, not one borrowed from the pool
+// and given back, which took the pool's lock and the budget's three times
+// per request. memoryFloor still holds one buffer of each size.
+const maxRetainedBuffer = 8 << 10
 
 // maxRetainedAnswer is the largest answer buffer a slot keeps for an
 // AppendHandler's next answer. Small, since every slot of every connection
