@@ -775,9 +775,6 @@ func (c *conn) writeSlots(k int) (int, error) {
 		if err := c.writeAnswer(resp); err != nil {
 			return i, writeError(err)
 		}
-		if r, ok := c.srv.Handler.(AnswerReleaser); ok && s.err == nil {
-			r.ReleaseAnswer(resp) // the Writer has copied or written it
-		}
 	}
 	return k, nil
 }

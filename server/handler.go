@@ -48,14 +48,6 @@ type AppendHandler interface {
 	RespondAppend(ctx context.Context, dst, req []byte, sp *span.Span) ([]byte, error)
 }
 
-// AnswerReleaser is implemented by a Handler that takes its answers back
-// once they are written, to reuse their memory: ReleaseAnswer is called
-// with each answer Respond returned (not with error answers) as soon as
-// the connection no longer needs it.
-type AnswerReleaser interface {
-	ReleaseAnswer(answer []byte)
-}
-
 // HandlerFunc lets an ordinary function be a Handler.
 type HandlerFunc func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
 

@@ -30,12 +30,13 @@ func BenchmarkMemcacheHandler(b *testing.B) {
 		}{{"set", sets}, {"get", gets}} {
 			b.Run(fmt.Sprintf("%s/%dB", op.name, size), func(b *testing.B) {
 				b.ReportAllocs()
+				var resp []byte
 				for i := 0; b.Loop(); i++ {
-					resp, err := mux.Respond(ctx, op.reqs[i%len(op.reqs)], sp)
+					var err error
+					resp, err = mux.RespondAppend(ctx, resp[:0], op.reqs[i%len(op.reqs)], sp)
 					if err != nil || len(resp) == 0 {
 						b.Fatal(resp, err)
 					}
-					mux.ReleaseAnswer(resp)
 				}
 			})
 		}

@@ -124,7 +124,6 @@ type Mux struct {
 	cfg   Config
 	cmds  map[string]*command
 	calls sync.Pool // *exchange, reused from request to request
-	bufs  answerBuffers
 }
 
 // NewMux returns a Mux with no commands.
@@ -135,7 +134,7 @@ func NewMux(cfg Config) *Mux {
 	if cfg.UnknownStatus == "" {
 		cfg.UnknownStatus = DefaultUnknownStatus
 	}
-	m := &Mux{cfg: cfg, cmds: make(map[string]*command), bufs: make(answerBuffers, 256)}
+	m := &Mux{cfg: cfg, cmds: make(map[string]*command)}
 	m.calls.New = func() any { return new(exchange) }
 	return m
 }
@@ -180,9 +179,6 @@ func (m *Mux) countArg(name []byte) int {
 
 func (m *Mux) continues(status []byte) bool { return m.cfg.Replies[string(status)].Continues }
 
-// ReleaseAnswer takes back an answer's buffer once the server wrote it.
-func (m *Mux) ReleaseAnswer(answer []byte) { m.bufs.put(answer) }
-
 // exchange is what one request needs, pooled: two allocations fewer per
 // request, and the argument slice reused.
 type exchange struct {
@@ -193,6 +189,13 @@ type exchange struct {
 // Respond parses one request, as the Mux's Codec delimited it, and runs
 // its command.
 func (m *Mux) Respond(ctx context.Context, raw []byte, sp *span.Span) ([]byte, error) {
+	return m.RespondAppend(ctx, nil, raw, sp)
+}
+
+// RespondAppend is Respond appending the answer to dst: the Mux is a
+// server.AppendHandler, so that the server's connections keep the answer
+// buffers from request to request and a request allocates none.
+func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span) ([]byte, error) {
 	x := m.calls.Get().(*exchange)
 	defer func() {
 		// The answer's bytes now belong to the server; the rest is reused.
@@ -201,7 +204,7 @@ func (m *Mux) Respond(ctx context.Context, raw []byte, sp *span.Span) ([]byte, e
 		m.calls.Put(x)
 	}()
 	req, resp := &x.req, &x.resp
-	resp.buf = m.bufs.get()
+	resp.buf = dst
 	if _, ok, err := textcmd.ParseMessage(raw, m.Grammar(), m.cfg.Limits, &req.Message); !ok || err != nil {
 		// The codec checked the line; only a data block that does not end
 		// where its count says is left, and the stream is out of sync.

@@ -39,30 +39,3 @@ func (r *Response) SetBuffer(b []byte) { r.buf = b }
 
 // Len is the number of bytes appended so far.
 func (r *Response) Len() int { return len(r.buf) }
-
-// maxPooled is the largest answer buffer kept for reuse.
-const maxPooled = 64 << 10
-
-// answerBuffers keeps written answers' buffers for the next responses: a
-// 4 KiB get then costs no allocation. A channel rather than a sync.Pool,
-// which would box each slice.
-type answerBuffers chan []byte
-
-func (p answerBuffers) get() []byte {
-	select {
-	case b := <-p:
-		return b
-	default:
-		return nil
-	}
-}
-
-func (p answerBuffers) put(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooled {
-		return
-	}
-	select {
-	case p <- b[:0]:
-	default:
-	}
-}
