@@ -205,10 +205,8 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 	}()
 	req, resp := &x.req, &x.resp
 	resp.buf = dst
-	if _, ok, err := textcmd.ParseMessage(raw, m.Grammar(), m.cfg.Limits, &req.Message); !ok || err != nil {
-		// The codec checked the line; only a data block that does not end
-		// where its count says is left, and the stream is out of sync.
-		return nil, errors.Join(textcmd.ErrBadDataEnd, err)
+	if err := m.parse(raw, &req.Message); err != nil {
+		return nil, err
 	}
 	c := m.cmds[string(req.Name)]
 	if c == nil || len(req.Args) < c.MinArgs {
@@ -225,6 +223,32 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 		resp.buf = m.appendError(resp.buf[:0], err)
 	}
 	return resp.buf, nil
+}
+
+// parse splits raw, one whole message as the Mux's Codec measured it,
+// into msg: the name and arguments of its line and, after the line, the
+// data block whose byte count the Codec read from the line already, so
+// that the line is tokenized once more here rather than twice.
+func (m *Mux) parse(raw []byte, msg *textcmd.Message) error {
+	rest, line, ok, err := textcmd.ParseLine(raw, m.cfg.Limits)
+	if !ok || err != nil {
+		// The codec checked the line; only a data block that does not end
+		// where its count says is left, and the stream is out of sync.
+		return errors.Join(textcmd.ErrBadDataEnd, err)
+	}
+	if msg.Name, msg.Args, err = textcmd.SplitLine(line, msg.Args[:0], m.cfg.Limits); err != nil {
+		return errors.Join(textcmd.ErrBadDataEnd, err)
+	}
+	msg.Data = nil
+	if len(rest) == 0 {
+		return nil
+	}
+	n := len(rest) - 2
+	if n < 0 || rest[n] != '\r' || rest[n+1] != '\n' {
+		return textcmd.ErrBadDataEnd
+	}
+	msg.Data = rest[:n:n]
+	return nil
 }
 
 func (m *Mux) run(ctx context.Context, c *command, req *Request, resp *Response) error {
