@@ -29,7 +29,7 @@ func startKvcacheForTest(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := startKvcache(ctx, "kvcache", bin)
+	p, err := startKvcache(ctx, "kvcache", bin, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

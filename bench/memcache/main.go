@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type options struct {
 	sizes           string
 	journal         bool
 	threads         int
+	procs           int
 	out             string
 }
 
@@ -55,6 +57,7 @@ func main() {
 	flag.StringVar(&o.sizes, "sizes", "16,4096", "value sizes in bytes")
 	flag.BoolVar(&o.journal, "journal", true, "also run kvcache with --journal (default --sync 100ms)")
 	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
+	flag.IntVar(&o.procs, "kvcache-procs", 0, "kvcache's GOMAXPROCS; 0: Go's default, the CPUs it may use")
 	flag.StringVar(&o.out, "out", "", "directory to write MEMCACHED.md into; empty: print only")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -103,13 +106,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	procs = append(procs, mc)
-	kv, err := startKvcache(ctx, "kvcache", bin)
+	kv, err := startKvcache(ctx, "kvcache", bin, o.procs)
 	if err != nil {
 		return err
 	}
 	procs = append(procs, kv)
 	if o.journal {
-		kj, err := startKvcache(ctx, "kvcache --journal", bin, "--journal", "JOURNAL")
+		kj, err := startKvcache(ctx, "kvcache --journal", bin, o.procs, "--journal", "JOURNAL")
 		if err != nil {
 			return err
 		}
@@ -122,6 +125,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			cells = append(cells, cell{op, s})
 		}
 	}
+	loadBefore := loadAverage()
 	results := make(map[string]map[cell][]float64)
 	cpuPerReq := make(map[string]map[cell][]float64) // the server's CPU µs per request
 	for _, p := range procs {
@@ -142,7 +146,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			}
 		}
 	}
-	report := table(o, procs, cells, results, cpuPerReq)
+	report := table(o, procs, cells, results, cpuPerReq) + conditions(o, loadBefore, loadAverage())
 	fmt.Fprint(out, report)
 	if o.out != "" {
 		return os.WriteFile(filepath.Join(o.out, "MEMCACHED.md"), []byte(report), 0o644)
@@ -162,8 +166,8 @@ func median(xs []float64) float64 {
 func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string]map[cell][]float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# kvcache's memcached listener side by side with memcached\n\n")
-	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d`, %s.\n\n",
-		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d -kvcache-procs %d`, %s.\n\n",
+		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, o.procs, time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs.\n\n", o.rounds)
 	b.WriteString("| op | value |")
 	for _, p := range procs {
@@ -188,6 +192,33 @@ func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// conditions says what the figures were measured under: the machine's
+// CPUs and load, which move them more than anything else, and each
+// server's threads.
+func conditions(o options, before, after string) string {
+	threads := "its default 4 threads"
+	if o.threads > 0 {
+		threads = fmt.Sprintf("%d threads", o.threads)
+	}
+	procs := fmt.Sprintf("Go's default GOMAXPROCS (%d)", runtime.NumCPU())
+	if o.procs > 0 {
+		procs = fmt.Sprintf("GOMAXPROCS %d", o.procs)
+	}
+	return fmt.Sprintf("\nConditions: %d CPUs, shared by the load generator (%d connections, %d request(s) per write) and the servers, none pinned; load average %s before the run, %s after (1, 5, 15 minutes); memcached with %s, kvcache with %s.\n",
+		runtime.NumCPU(), o.conns, o.depth, before, after, threads, procs)
+}
+
+// loadAverage is the system's load average from /proc/loadavg, "?"
+// where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // measure populates the keys (for get), warms up, and returns the req/s of

@@ -55,8 +55,8 @@ func buildKvcache(ctx context.Context, dir string) (string, error) {
 var memcacheAddrRE = regexp.MustCompile(`memcache_addr="?([0-9.:]+)`)
 
 // startKvcache runs the kvcache binary with its memcached listener on a
-// free port, and the extra flags.
-func startKvcache(ctx context.Context, name, bin string, extra ...string) (*proc, error) {
+// free port, and the extra flags; procs > 0 is its GOMAXPROCS.
+func startKvcache(ctx context.Context, name, bin string, procs int, extra ...string) (*proc, error) {
 	dir, err := os.MkdirTemp("", "kvcache-bench")
 	if err != nil {
 		return nil, err
@@ -68,6 +68,9 @@ func startKvcache(ctx context.Context, name, bin string, extra ...string) (*proc
 		}
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if procs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
