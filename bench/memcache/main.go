@@ -206,8 +206,12 @@ func conditions(o options, before, after string) string {
 	if o.procs > 0 {
 		procs = fmt.Sprintf("GOMAXPROCS %d", o.procs)
 	}
-	return fmt.Sprintf("\nConditions: %d CPUs, shared by the load generator (%d connections, %d request(s) per write) and the servers, none pinned; load average %s before the run, %s after (1, 5, 15 minutes); memcached with %s, kvcache with %s.\n",
+	s := fmt.Sprintf("\nConditions: %d CPUs, shared by the load generator (%d connections, %d request(s) per write) and the servers, none pinned; load average %s before the run, %s after (1, 5, 15 minutes); memcached with %s, kvcache with %s.\n",
 		runtime.NumCPU(), o.conns, o.depth, before, after, threads, procs)
+	if o.journal {
+		s += "\n`kvcache --journal` also appends every write to its log, which it syncs every 100ms (`--sync`'s default): a set of 4 KiB writes 4 KiB more.\n"
+	}
+	return s
 }
 
 // loadAverage is the system's load average from /proc/loadavg, "?"
