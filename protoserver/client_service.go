@@ -29,8 +29,15 @@ type ClientInterceptor func(ctx context.Context, method string, req, resp proto.
 // ClientConfig holds a Client's settings, given to NewClient. The zero
 // value of every field means its default.
 type ClientConfig struct {
-	// Interceptors run around every call, the first outermost.
+	// Interceptors run around every call, the first outermost; not
+	// around streams.
 	Interceptors []ClientInterceptor
+	// StreamInterceptors run around the opening of every stream
+	// (OpenStream, OpenServerStream, a generated streaming method), the
+	// first outermost. A client interceptor that sends credentials or
+	// metadata (middleware.ClientToken) needs its stream form here too
+	// (middleware.ClientTokenStream) for streams to carry them.
+	StreamInterceptors []ClientStreamInterceptor
 }
 
 // Client makes service-mode calls over a client.Client: each request and
@@ -53,7 +60,8 @@ type Client struct {
 	c            *client.Client
 	remote       *server.Remote // set instead of c: calls go to a client
 	interceptors []ClientInterceptor
-	chain        Invoker // the interceptors around roundTrip; nil without
+	chain        Invoker  // the interceptors around roundTrip; nil without
+	streamChain  Streamer // the stream interceptors; nil without
 }
 
 // NewClient returns a Client that calls through c. Several Clients may
@@ -63,6 +71,7 @@ func NewClient(c *client.Client, cfg ClientConfig) *Client {
 	if len(cc.interceptors) > 0 {
 		cc.chain = chain(cc.interceptors, cc.roundTrip)
 	}
+	cc.streamChain = cc.chainStreamer(slices.Clone(cfg.StreamInterceptors))
 	return cc
 }
 

@@ -72,7 +72,10 @@ func TestServerInterceptors(t *testing.T) {
 			panic("in the handler")
 		}
 		return echo(ctx, req, sp)
-	}, protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{named("outer"), named("inner"), rewrite}})
+	}, protoserver.ServiceConfig{
+		Interceptors:       []protoserver.Interceptor{named("outer"), named("inner"), rewrite},
+		StreamInterceptors: []protoserver.StreamInterceptor{}, // none, on purpose
+	})
 	ctx := ctxFor(t)
 
 	resp, err := c.Echo(ctx, &testpb.EchoRequest{Text: "x"})

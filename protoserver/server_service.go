@@ -34,7 +34,7 @@ type Service struct {
 	cfg      ServiceConfig
 	mu       sync.Mutex // guards methods until the first request
 	methods  map[string]*method
-	streams  map[string]*StreamMethodHandler // see stream.go
+	streams  map[string]*streamMethod // see stream.go
 	serving  atomic.Bool
 	draining atomic.Bool
 	active   atomic.Int64
@@ -43,8 +43,17 @@ type Service struct {
 // ServiceConfig holds a Service's settings, given to NewService. The zero
 // value of every field means its default.
 type ServiceConfig struct {
-	// Interceptors run around every method, the first outermost.
+	// Interceptors run around every method, the first outermost; not
+	// around streaming methods, which StreamInterceptors guard.
 	Interceptors []Interceptor
+	// StreamInterceptors run around every streaming method, the first
+	// outermost. Interceptors without StreamInterceptors is refused: the
+	// first streaming method added panics, because it would run without
+	// the service's guards (an Auth interceptor would not run). Give the
+	// stream forms of the same interceptors (middleware.TokenAuthStream
+	// for middleware.TokenAuth, ...), or an empty, non-nil slice to serve
+	// streams with none on purpose.
+	StreamInterceptors []StreamInterceptor
 	// MaxConcurrency bounds how many calls the service runs at once, over
 	// all its connections. A call over the bound is answered
 	// ResourceExhausted at once, without running. 0 (the default) means
@@ -72,6 +81,11 @@ type MethodInfo struct {
 	// Name is the name the method was registered under, as the envelope
 	// carries it: "/package.Service/Method" for generated code.
 	Name string
+	// IsClientStream and IsServerStream say the kind of a streaming
+	// method, as in gRPC's StreamServerInfo: the caller streams, the
+	// method streams, or both (bidirectional). Both are false for a
+	// plain method.
+	IsClientStream, IsServerStream bool
 }
 
 // Next calls the rest of an interceptor chain: the next interceptor, or the
@@ -150,6 +164,7 @@ func (s *Service) newRequest(m *method) (proto.Message, bool) {
 func NewService(cfg ServiceConfig) *Service {
 	s := &Service{cfg: cfg, methods: make(map[string]*method)}
 	s.cfg.Interceptors = slices.Clone(cfg.Interceptors)
+	s.cfg.StreamInterceptors = slices.Clone(cfg.StreamInterceptors) // keeps nil apart from empty
 	if s.cfg.Logger == nil {
 		s.cfg.Logger = logrus.StandardLogger()
 	}

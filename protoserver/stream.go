@@ -22,30 +22,41 @@ import (
 // message after it is one bare encoded message; the server's trailer is a
 // response envelope with the method's Status, empty for OK. The shapes
 // follow gRPC's generated streams, so that code moves over with few
-// changes. Interceptors do not run around streaming methods.
+// changes. Interceptors (ServiceConfig.Interceptors,
+// ClientConfig.Interceptors) do not run around streaming methods: stream
+// interceptors do (ServiceConfig.StreamInterceptors,
+// ClientConfig.StreamInterceptors; stream_interceptor.go), and a service
+// with the first but not the second refuses streaming methods.
 
 // StreamMethodHandler is a streaming method, made by BidiStreamMethod,
 // ClientStreamMethod or ServerStreamMethod, for Service.HandleStream.
 type StreamMethodHandler struct {
-	serve func(ctx context.Context, payload []byte, s *server.Stream) error
+	clientStreams, serverStreams bool
+	// serve runs the method on msgs, or on ms when interceptors wrap
+	// the stream (msgs is then unused).
+	serve func(ctx context.Context, msgs serverMessages, ms MessageStream) error
 }
 
 // ServerStream is the server's end of a streaming method: it receives
 // Req messages and sends Resp messages. The generated Xxx_YyyServer
 // interfaces are subsets of its methods.
 type ServerStream[Req, Resp proto.Message] struct {
-	ctx context.Context
-	s   *server.Stream
-	buf []byte
+	ctx  context.Context
+	msgs serverMessages // the stream's own messages, when ms is nil
+	ms   MessageStream  // the stream as the interceptors wrapped it
 }
 
 // Context is the method's context: it carries the caller's deadline and
-// metadata, and ends when the caller cancels or the method returns.
+// metadata, and ends when the caller cancels or the method returns. With
+// stream interceptors, it is the context the innermost one passed on.
 func (x *ServerStream[Req, Resp]) Context() context.Context { return x.ctx }
 
 // Send sends m to the caller.
 func (x *ServerStream[Req, Resp]) Send(m Resp) error {
-	return sendMessage(x.s.Send, &x.buf, m)
+	if x.ms != nil {
+		return x.ms.SendMsg(m)
+	}
+	return x.msgs.SendMsg(m)
 }
 
 // SendAndClose sends the one response of a client-streaming method; the
@@ -54,47 +65,109 @@ func (x *ServerStream[Req, Resp]) SendAndClose(m Resp) error { return x.Send(m) 
 
 // Recv returns the caller's next message, or io.EOF once it has sent all.
 func (x *ServerStream[Req, Resp]) Recv() (Req, error) {
-	return recvMessage[Req](x.s.Recv)
+	m := newMessage[Req]()
+	var err error
+	if x.ms != nil {
+		err = x.ms.RecvMsg(m)
+	} else {
+		err = x.msgs.recv(m, true)
+	}
+	if err != nil {
+		var zero Req
+		return zero, err
+	}
+	return m, nil
 }
 
 // BidiStreamMethod makes fn a bidirectional streaming method.
 func BidiStreamMethod[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) error) *StreamMethodHandler {
-	return &StreamMethodHandler{serve: func(ctx context.Context, _ []byte, s *server.Stream) error {
-		return fn(&ServerStream[Req, Resp]{ctx: ctx, s: s})
-	}}
+	return streamMethodOf(fn, true)
 }
 
 // ClientStreamMethod makes fn a client-streaming method: it reads the
 // caller's messages with Recv and answers with SendAndClose.
 func ClientStreamMethod[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) error) *StreamMethodHandler {
-	return BidiStreamMethod(fn)
+	return streamMethodOf(fn, false)
+}
+
+func streamMethodOf[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) error, serverStreams bool) *StreamMethodHandler {
+	return &StreamMethodHandler{clientStreams: true, serverStreams: serverStreams,
+		serve: func(ctx context.Context, msgs serverMessages, ms MessageStream) error {
+			return fn(&ServerStream[Req, Resp]{ctx: ctx, msgs: msgs, ms: ms})
+		}}
 }
 
 // ServerStreamMethod makes fn a server-streaming method: it gets the one
-// request and sends its responses.
+// request and sends its responses. Stream interceptors see the request
+// as the stream's first received message.
 func ServerStreamMethod[Req, Resp proto.Message](fn func(Req, *ServerStream[Req, Resp]) error) *StreamMethodHandler {
-	return &StreamMethodHandler{serve: func(ctx context.Context, payload []byte, s *server.Stream) error {
-		req := newMessage[Req]()
-		if err := unmarshalNew(payload, req); err != nil {
-			return Errorf(InvalidArgument, "cannot decode the request: %v", err)
-		}
-		return fn(req, &ServerStream[Req, Resp]{ctx: ctx, s: s})
-	}}
+	return &StreamMethodHandler{serverStreams: true,
+		serve: func(ctx context.Context, msgs serverMessages, ms MessageStream) error {
+			x := &ServerStream[Req, Resp]{ctx: ctx, msgs: msgs, ms: ms}
+			req, err := x.Recv()
+			if err == io.EOF {
+				return Errorf(InvalidArgument, "no request")
+			}
+			if err != nil {
+				return err
+			}
+			return fn(req, x)
+		}}
+}
+
+// serverMessages is the MessageStream of a server.Stream, under the
+// interceptors.
+type serverMessages struct {
+	s *server.Stream
+	// first is the request of a server-streaming method, which came in
+	// the stream's opening; the first RecvMsg returns it.
+	first    []byte
+	hasFirst bool
+	buf      []byte
+}
+
+func (b *serverMessages) SendMsg(m proto.Message) error { return sendMessage(b.s.Send, &b.buf, m) }
+
+func (b *serverMessages) RecvMsg(m proto.Message) error { return b.recv(m, false) }
+
+// recv decodes the next message into m, which is empty if fresh.
+func (b *serverMessages) recv(m proto.Message, fresh bool) error {
+	if b.hasFirst {
+		b.hasFirst = false
+		p := b.first
+		b.first = nil
+		return decodeMessage(p, m, fresh)
+	}
+	p, err := b.s.Recv()
+	if err != nil {
+		return err
+	}
+	return decodeMessage(p, m, fresh)
 }
 
 // HandleStream adds the streaming method name, served by h, and returns
-// s; see Handle.
+// s; see Handle. It panics if the service has Interceptors but no
+// StreamInterceptors (see ServiceConfig.StreamInterceptors): the method
+// would run without the service's guards.
 func (s *Service) HandleStream(name string, h *StreamMethodHandler) *Service {
 	if name == "" || h == nil {
 		panic("tcpez/protoserver: HandleStream needs a name and a StreamMethodHandler")
+	}
+	if len(s.cfg.Interceptors) > 0 && s.cfg.StreamInterceptors == nil {
+		panic("tcpez/protoserver: streaming method " + name + " added to a service with Interceptors but no StreamInterceptors: " +
+			"interceptors do not run around streaming methods, so it would be served unguarded; " +
+			"set ServiceConfig.StreamInterceptors (middleware.AuthStream, TokenAuthStream, ...), " +
+			"or to an empty, non-nil slice to serve streams without")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.claimLocked(name)
 	if s.streams == nil {
-		s.streams = make(map[string]*StreamMethodHandler)
+		s.streams = make(map[string]*streamMethod)
 	}
-	s.streams[name] = h
+	m := &streamMethod{info: MethodInfo{Name: name, IsClientStream: h.clientStreams, IsServerStream: h.serverStreams}, h: h}
+	m.chained = chainStream(s.cfg.StreamInterceptors, &m.info, h)
+	s.streams[name] = m
 	return s
 }
 
@@ -118,9 +191,9 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 	if err := r.decode(open); err != nil {
 		return Errorf(InvalidArgument, "malformed request envelope: %v", err)
 	}
-	h := s.streams[string(r.method)]
+	m := s.streams[string(r.method)]
 	switch {
-	case h == nil:
+	case m == nil:
 		return Errorf(Unimplemented, "unknown streaming method %q", r.method)
 	case s.draining.Load():
 		return errDraining
@@ -152,10 +225,15 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			err = s.panicked(&method{info: MethodInfo{Name: string(r.method)}}, v, sp)
+			err = s.panicked(&method{info: m.info}, v, sp)
 		}
 	}()
-	err = h.serve(hctx, r.payload, st)
+	first := m.h.serverStreams && !m.h.clientStreams
+	if m.chained == nil {
+		err = m.h.serve(hctx, serverMessages{s: st, first: r.payload, hasFirst: first}, nil)
+	} else {
+		err = m.chained(hctx, &serverMessages{s: st, first: r.payload, hasFirst: first})
+	}
 	if r.timeout > 0 && hctx.Err() == context.DeadlineExceeded {
 		return errDeadline
 	}
@@ -167,9 +245,9 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 // interfaces are subsets of its methods. Cancel the context it was opened
 // with to give it up early.
 type ClientStream[Req, Resp proto.Message] struct {
-	ctx context.Context
-	s   *client.Stream
-	buf []byte
+	ctx  context.Context
+	msgs clientMessages      // the stream's own messages, when ms is nil
+	ms   ClientMessageStream // the stream as the interceptors returned it
 }
 
 // OpenStream opens a client-streaming or bidirectional stream of method.
@@ -180,29 +258,22 @@ func OpenStream[Req, Resp proto.Message](ctx context.Context, c *Client, method 
 // OpenServerStream calls the server-streaming method with req; the
 // responses are read with Recv.
 func OpenServerStream[Req, Resp proto.Message](ctx context.Context, c *Client, method string, req Req) (*ClientStream[Req, Resp], error) {
-	x, err := openStream[Req, Resp](ctx, c, method, req)
-	if err != nil {
-		return nil, err
-	}
-	if err := x.s.CloseSend(); err != nil {
-		return nil, streamError(ctx, err)
-	}
-	return x, nil
+	return openStream[Req, Resp](ctx, c, method, req)
 }
 
 func openStream[Req, Resp proto.Message](ctx context.Context, c *Client, method string, req proto.Message) (*ClientStream[Req, Resp], error) {
-	if c.c == nil {
-		return nil, Errorf(Unimplemented, "streams are not available on a remote client")
+	if c.streamChain != nil {
+		ms, err := c.streamChain(ctx, method, req)
+		if err != nil {
+			return nil, err
+		}
+		return &ClientStream[Req, Resp]{ctx: ctx, ms: ms}, nil
 	}
-	open, err := encodeCall(nil, ctx, method, req)
-	if err != nil {
+	x := &ClientStream[Req, Resp]{ctx: ctx}
+	if err := x.msgs.open(ctx, c, method, req); err != nil {
 		return nil, err
 	}
-	s, err := c.c.Stream(ctx, open)
-	if err != nil {
-		return nil, streamError(ctx, err)
-	}
-	return &ClientStream[Req, Resp]{ctx: ctx, s: s}, nil
+	return x, nil
 }
 
 // Context is the stream's context.
@@ -211,31 +282,36 @@ func (x *ClientStream[Req, Resp]) Context() context.Context { return x.ctx }
 // Send sends m. Once the method has ended it returns io.EOF: Recv then
 // says how.
 func (x *ClientStream[Req, Resp]) Send(m Req) error {
-	err := sendMessage(x.s.Send, &x.buf, m)
-	if err == nil || err == io.EOF {
-		return err
+	if x.ms != nil {
+		return x.ms.SendMsg(m)
 	}
-	return streamError(x.ctx, err)
+	return x.msgs.SendMsg(m)
 }
 
 // Recv returns the next response, or io.EOF once the method returned
 // successfully; its failure as a *Status.
 func (x *ClientStream[Req, Resp]) Recv() (Resp, error) {
-	m, err := recvMessage[Resp](x.s.Recv)
-	if err == io.EOF {
-		if t := x.s.Trailer(); len(t) > 0 {
-			return m, trailerStatus(t)
-		}
-		return m, io.EOF
+	m := newMessage[Resp]()
+	var err error
+	if x.ms != nil {
+		err = x.ms.RecvMsg(m)
+	} else {
+		err = x.msgs.recv(m, true)
 	}
 	if err != nil {
-		return m, streamError(x.ctx, err)
+		var zero Resp
+		return zero, err
 	}
 	return m, nil
 }
 
 // CloseSend tells the method that the caller sends no more.
-func (x *ClientStream[Req, Resp]) CloseSend() error { return x.s.CloseSend() }
+func (x *ClientStream[Req, Resp]) CloseSend() error {
+	if x.ms != nil {
+		return x.ms.CloseSend()
+	}
+	return x.msgs.CloseSend()
+}
 
 // CloseAndRecv closes the sending side and returns the one response of
 // a client-streaming method.
@@ -272,6 +348,66 @@ func trailerStatus(t []byte) error {
 	return io.EOF
 }
 
+// clientMessages is the ClientMessageStream of a client.Stream, under
+// the interceptors.
+type clientMessages struct {
+	ctx context.Context // the context it was opened with
+	s   *client.Stream
+	buf []byte
+}
+
+// open opens the stream of method, with req in its opening for a
+// server-streaming method, which then sends nothing more.
+func (b *clientMessages) open(ctx context.Context, c *Client, method string, req proto.Message) error {
+	if c.c == nil {
+		return Errorf(Unimplemented, "streams are not available on a remote client")
+	}
+	open, err := encodeCall(nil, ctx, method, req)
+	if err != nil {
+		return err
+	}
+	s, err := c.c.Stream(ctx, open)
+	if err != nil {
+		return streamError(ctx, err)
+	}
+	b.ctx, b.s = ctx, s
+	if req == nil {
+		return nil
+	}
+	if err := s.CloseSend(); err != nil {
+		return streamError(ctx, err)
+	}
+	return nil
+}
+
+func (b *clientMessages) SendMsg(m proto.Message) error {
+	err := sendMessage(b.s.Send, &b.buf, m)
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return streamError(b.ctx, err)
+}
+
+func (b *clientMessages) RecvMsg(m proto.Message) error { return b.recv(m, false) }
+
+// recv decodes the next response into m, which is empty if fresh: io.EOF
+// once the method returned successfully, its failure as a *Status.
+func (b *clientMessages) recv(m proto.Message, fresh bool) error {
+	p, err := b.s.Recv()
+	if err == io.EOF {
+		if t := b.s.Trailer(); len(t) > 0 {
+			return trailerStatus(t)
+		}
+		return io.EOF
+	}
+	if err != nil {
+		return streamError(b.ctx, err)
+	}
+	return decodeMessage(p, m, fresh)
+}
+
+func (b *clientMessages) CloseSend() error { return b.s.CloseSend() }
+
 // sendMessage encodes m into buf and sends it with send.
 func sendMessage(send func([]byte) error, buf *[]byte, m proto.Message) error {
 	b, err := marshalAppend((*buf)[:0], m)
@@ -284,18 +420,17 @@ func sendMessage(send func([]byte) error, buf *[]byte, m proto.Message) error {
 	return send(b)
 }
 
-// recvMessage receives a message with recv and decodes it into a new T.
-func recvMessage[T proto.Message](recv func() ([]byte, error)) (T, error) {
-	var zero T
-	b, err := recv()
-	if err != nil {
-		return zero, err
+// decodeMessage decodes a stream's message p into m, which is empty if
+// fresh.
+func decodeMessage(p []byte, m proto.Message, fresh bool) error {
+	decode := unmarshalReset
+	if fresh {
+		decode = unmarshalNew
 	}
-	m := newMessage[T]()
-	if err := unmarshalNew(b, m); err != nil {
-		return zero, Errorf(InvalidArgument, "cannot decode the %s message: %v", m.ProtoReflect().Descriptor().FullName(), err)
+	if err := decode(p, m); err != nil {
+		return Errorf(InvalidArgument, "cannot decode the %s message: %v", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return m, nil
+	return nil
 }
 
 // newMessage returns a new, empty T (a pointer to a generated message).

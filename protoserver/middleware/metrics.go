@@ -27,6 +27,7 @@ import (
 // becomes "pkg_v1_Svc.Get". Calls refused before reaching a method (an
 // unknown method, an undecodable request, overload, draining) are not
 // counted here; the server's own request metrics count them.
+// MetricsStream records streams.
 func Metrics(rec stats.Recorder) protoserver.Interceptor {
 	m := newMeter(rec, "rpc.server")
 	return func(ctx context.Context, info *protoserver.MethodInfo, req proto.Message, sp *span.Span, next protoserver.Next) (proto.Message, error) {
@@ -37,10 +38,24 @@ func Metrics(rec stats.Recorder) protoserver.Interceptor {
 	}
 }
 
+// MetricsStream returns a stream interceptor that records every
+// streaming method to rec under the names of Metrics: a stream counts as
+// one call, timed from its opening until the method returns. Give it
+// the same rec as Metrics.
+func MetricsStream(rec stats.Recorder) protoserver.StreamInterceptor {
+	m := newMeter(rec, "rpc.server")
+	return func(ctx context.Context, info *protoserver.MethodInfo, ms protoserver.MessageStream, next protoserver.StreamNext) error {
+		start := time.Now()
+		err := next(ctx, ms)
+		m.record(info.Name, time.Since(start), err)
+		return err
+	}
+}
+
 // ClientMetrics returns a client interceptor that records every call to
 // rec, under the names of Metrics with "rpc.client" for "rpc.server".
 // Calls that got no answer count with the client-made code, such as
-// Unavailable or DeadlineExceeded.
+// Unavailable or DeadlineExceeded. ClientMetricsStream records streams.
 func ClientMetrics(rec stats.Recorder) protoserver.ClientInterceptor {
 	m := newMeter(rec, "rpc.client")
 	return func(ctx context.Context, method string, req, resp proto.Message, next protoserver.Invoker) error {
@@ -48,6 +63,23 @@ func ClientMetrics(rec stats.Recorder) protoserver.ClientInterceptor {
 		err := next(ctx, method, req, resp)
 		m.record(method, time.Since(start), err)
 		return err
+	}
+}
+
+// ClientMetricsStream returns a client stream interceptor that records
+// every stream to rec under the names of ClientMetrics: a stream counts
+// as one call, timed from its opening until it ends for the caller (see
+// protoserver.OnClientStreamEnd).
+func ClientMetricsStream(rec stats.Recorder) protoserver.ClientStreamInterceptor {
+	m := newMeter(rec, "rpc.client")
+	return func(ctx context.Context, method string, req proto.Message, next protoserver.Streamer) (protoserver.ClientMessageStream, error) {
+		start := time.Now()
+		ms, err := next(ctx, method, req)
+		if err != nil {
+			m.record(method, time.Since(start), err)
+			return nil, err
+		}
+		return protoserver.OnClientStreamEnd(ctx, ms, func(err error) { m.record(method, time.Since(start), err) }), nil
 	}
 }
 

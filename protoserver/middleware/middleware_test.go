@@ -54,9 +54,19 @@ type userKey struct{}
 // start serves the Test service with ics on a real server and returns a
 // function that makes generated clients with cics.
 func start(t *testing.T, ics []protoserver.Interceptor) func(cics ...protoserver.ClientInterceptor) testpb.TestClient {
+	newClient := serve(t, protoserver.ServiceConfig{Interceptors: ics, StreamInterceptors: []protoserver.StreamInterceptor{}})
+	return func(cics ...protoserver.ClientInterceptor) testpb.TestClient {
+		return newClient(protoserver.ClientConfig{Interceptors: cics})
+	}
+}
+
+// serve serves the Test service with cfg on a real server and returns a
+// function that makes generated clients.
+func serve(t *testing.T, cfg protoserver.ServiceConfig) func(protoserver.ClientConfig) testpb.TestClient {
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	svc := protoserver.NewService(protoserver.ServiceConfig{Interceptors: ics, Logger: quiet})
+	cfg.Logger = quiet
+	svc := protoserver.NewService(cfg)
 	testpb.RegisterTest(svc, testServer{})
 	srv := server.New(svc, server.Config{Logger: quiet})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,13 +79,13 @@ func start(t *testing.T, ics []protoserver.Interceptor) func(cics ...protoserver
 		srv.Close()
 		<-done
 	})
-	return func(cics ...protoserver.ClientInterceptor) testpb.TestClient {
+	return func(ccfg protoserver.ClientConfig) testpb.TestClient {
 		c, err := client.New([]string{l.Addr().String()}, client.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		return testpb.NewTestClient(protoserver.NewClient(c, protoserver.ClientConfig{Interceptors: cics}))
+		return testpb.NewTestClient(protoserver.NewClient(c, ccfg))
 	}
 }
 
