@@ -48,6 +48,40 @@ func ClientInterceptor(tp trace.TracerProvider) protoserver.ClientInterceptor {
 	}
 }
 
+// ServerStreamInterceptor exports the span of every streaming method a
+// service serves as an OpenTelemetry server span named after the method,
+// from the stream's opening until the method returns. Its parent is the
+// caller's span, which the opening carries as a call's request does.
+func ServerStreamInterceptor(tp trace.TracerProvider) protoserver.StreamInterceptor {
+	tracer := tp.Tracer(ScopeName)
+	return func(ctx context.Context, info *protoserver.MethodInfo, ms protoserver.MessageStream, next protoserver.StreamNext) error {
+		start := time.Now()
+		err := next(ctx, ms)
+		export(tracer, span.FromContext(ctx), info.Name, trace.SpanKindServer, start, err)
+		return err
+	}
+}
+
+// ClientStreamInterceptor gives every stream a client opens a span of its
+// own, the child of the context's span (or a root), which the stream's
+// opening carries as its server span's parent, and exports it as an
+// OpenTelemetry client span once the stream ends for the caller (see
+// protoserver.OnClientStreamEnd): read to its end, failed, or cancelled.
+func ClientStreamInterceptor(tp trace.TracerProvider) protoserver.ClientStreamInterceptor {
+	tracer := tp.Tracer(ScopeName)
+	return func(ctx context.Context, method string, req proto.Message, next protoserver.Streamer) (protoserver.ClientMessageStream, error) {
+		start := time.Now()
+		sp := span.FromContext(ctx).Child()
+		done := func(err error) { export(tracer, sp, method, trace.SpanKindClient, start, err) }
+		ms, err := next(span.NewContext(ctx, sp), method, req)
+		if err != nil {
+			done(err)
+			return nil, err
+		}
+		return protoserver.OnClientStreamEnd(ctx, ms, done), nil
+	}
+}
+
 // export records sp, which ran from start until now, as an OpenTelemetry
 // span with sp's trace, span and parent ids.
 func export(tracer trace.Tracer, sp *span.Span, name string, kind trace.SpanKind, start time.Time, err error) {
