@@ -18,7 +18,8 @@
 // Each mode has a server side and a client side, each in files of its
 // own: server_service.go (Service), server_compatible.go (Compatible),
 // client_service.go and client_service_pipeline.go (Client, Call, Go,
-// Pipeline, Enqueue), client_compatible.go (CompatibleClient,
+// Pipeline, Enqueue), stream.go (streaming methods, both sides) and
+// stream_interceptor.go (their interceptors), client_compatible.go (CompatibleClient,
 // CompatiblePipeline) and client_future.go (the Future both client modes
 // return). envelope.go (the service-mode wire envelope), status.go and
 // metadata.go are what the two sides share.
@@ -57,10 +58,25 @@
 // takes them as its parent and trace ids, so that a handler's downstream
 // calls are its children with no code of its own (WithSpanID sets the
 // parent id by hand); metadata (WithOutgoingMetadata) is read with
-// IncomingMetadata. Interceptors run around methods on the server
+// IncomingMetadata.
+//
+// # Interceptors
+//
+// Interceptors run around methods on the server
 // (ServiceConfig.Interceptors) and around calls on the client
-// (ClientConfig.Interceptors);
-// the middleware package has logging, authentication and metrics ones.
+// (ClientConfig.Interceptors); stream interceptors, in the shape of
+// gRPC's, run around streaming methods on the server
+// (ServiceConfig.StreamInterceptors: StreamInterceptor, which may wrap the
+// method's MessageStream) and around the opening of streams on the client
+// (ClientConfig.StreamInterceptors: ClientStreamInterceptor). Neither
+// kind runs around the other's methods: a service guarded by an
+// authentication interceptor must install its stream form too, or its
+// streaming methods are open to anyone. A Service with Interceptors but
+// no StreamInterceptors therefore panics when a streaming method is added
+// (a generated Register function adds them); set StreamInterceptors to an
+// empty, non-nil slice to serve streams without on purpose. The
+// middleware package has logging, authentication and metrics
+// interceptors in both forms, and the otel module tracing ones.
 //
 // # Typed calls
 //
