@@ -32,18 +32,19 @@ import (
 // ClientStreamMethod or ServerStreamMethod, for Service.HandleStream.
 type StreamMethodHandler struct {
 	clientStreams, serverStreams bool
-	// serve runs the method on msgs, or on ms when interceptors wrap
-	// the stream (msgs is then unused).
-	serve func(ctx context.Context, msgs serverMessages, ms MessageStream) error
+	// serve runs the method on st, whose opening carried first, or on
+	// ms when interceptors wrap the stream (st and first are then nil).
+	serve func(ctx context.Context, st *server.Stream, first []byte, ms MessageStream) error
 }
 
 // ServerStream is the server's end of a streaming method: it receives
 // Req messages and sends Resp messages. The generated Xxx_YyyServer
 // interfaces are subsets of its methods.
 type ServerStream[Req, Resp proto.Message] struct {
-	ctx  context.Context
-	msgs serverMessages // the stream's own messages, when ms is nil
-	ms   MessageStream  // the stream as the interceptors wrapped it
+	ctx context.Context
+	s   *server.Stream // without stream interceptors
+	buf []byte
+	ms  MessageStream // the stream as the interceptors wrapped it
 }
 
 // Context is the method's context: it carries the caller's deadline and
@@ -56,7 +57,7 @@ func (x *ServerStream[Req, Resp]) Send(m Resp) error {
 	if x.ms != nil {
 		return x.ms.SendMsg(m)
 	}
-	return x.msgs.SendMsg(m)
+	return sendMessage(x.s.Send, &x.buf, m)
 }
 
 // SendAndClose sends the one response of a client-streaming method; the
@@ -65,18 +66,10 @@ func (x *ServerStream[Req, Resp]) SendAndClose(m Resp) error { return x.Send(m) 
 
 // Recv returns the caller's next message, or io.EOF once it has sent all.
 func (x *ServerStream[Req, Resp]) Recv() (Req, error) {
-	m := newMessage[Req]()
-	var err error
 	if x.ms != nil {
-		err = x.ms.RecvMsg(m)
-	} else {
-		err = x.msgs.recv(m, true)
+		return recvNew[Req](x.ms, nil)
 	}
-	if err != nil {
-		var zero Req
-		return zero, err
-	}
-	return m, nil
+	return recvNew[Req](nil, x.s.Recv)
 }
 
 // BidiStreamMethod makes fn a bidirectional streaming method.
@@ -92,8 +85,8 @@ func ClientStreamMethod[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp
 
 func streamMethodOf[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) error, serverStreams bool) *StreamMethodHandler {
 	return &StreamMethodHandler{clientStreams: true, serverStreams: serverStreams,
-		serve: func(ctx context.Context, msgs serverMessages, ms MessageStream) error {
-			return fn(&ServerStream[Req, Resp]{ctx: ctx, msgs: msgs, ms: ms})
+		serve: func(ctx context.Context, st *server.Stream, _ []byte, ms MessageStream) error {
+			return fn(&ServerStream[Req, Resp]{ctx: ctx, s: st, ms: ms})
 		}}
 }
 
@@ -102,9 +95,18 @@ func streamMethodOf[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) e
 // as the stream's first received message.
 func ServerStreamMethod[Req, Resp proto.Message](fn func(Req, *ServerStream[Req, Resp]) error) *StreamMethodHandler {
 	return &StreamMethodHandler{serverStreams: true,
-		serve: func(ctx context.Context, msgs serverMessages, ms MessageStream) error {
-			x := &ServerStream[Req, Resp]{ctx: ctx, msgs: msgs, ms: ms}
-			req, err := x.Recv()
+		serve: func(ctx context.Context, st *server.Stream, first []byte, ms MessageStream) error {
+			x := &ServerStream[Req, Resp]{ctx: ctx, s: st, ms: ms}
+			var (
+				req Req
+				err error
+			)
+			if ms != nil {
+				req, err = recvNew[Req](ms, nil)
+			} else {
+				req = newMessage[Req]()
+				err = decodeMessage(first, req, true)
+			}
 			if err == io.EOF {
 				return Errorf(InvalidArgument, "no request")
 			}
@@ -115,7 +117,7 @@ func ServerStreamMethod[Req, Resp proto.Message](fn func(Req, *ServerStream[Req,
 		}}
 }
 
-// serverMessages is the MessageStream of a server.Stream, under the
+// serverMessages is the MessageStream of a server.Stream under stream
 // interceptors.
 type serverMessages struct {
 	s *server.Stream
@@ -128,21 +130,22 @@ type serverMessages struct {
 
 func (b *serverMessages) SendMsg(m proto.Message) error { return sendMessage(b.s.Send, &b.buf, m) }
 
-func (b *serverMessages) RecvMsg(m proto.Message) error { return b.recv(m, false) }
-
-// recv decodes the next message into m, which is empty if fresh.
-func (b *serverMessages) recv(m proto.Message, fresh bool) error {
-	if b.hasFirst {
-		b.hasFirst = false
-		p := b.first
-		b.first = nil
-		return decodeMessage(p, m, fresh)
-	}
-	p, err := b.s.Recv()
+func (b *serverMessages) RecvMsg(m proto.Message) error {
+	p, err := b.next()
 	if err != nil {
 		return err
 	}
-	return decodeMessage(p, m, fresh)
+	return decodeMessage(p, m, false)
+}
+
+// next returns the next message's bytes.
+func (b *serverMessages) next() ([]byte, error) {
+	if b.hasFirst {
+		p := b.first
+		b.first, b.hasFirst = nil, false
+		return p, nil
+	}
+	return b.s.Recv()
 }
 
 // HandleStream adds the streaming method name, served by h, and returns
@@ -228,11 +231,10 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 			err = s.panicked(&method{info: m.info}, v, sp)
 		}
 	}()
-	first := m.h.serverStreams && !m.h.clientStreams
 	if m.chained == nil {
-		err = m.h.serve(hctx, serverMessages{s: st, first: r.payload, hasFirst: first}, nil)
+		err = m.h.serve(hctx, st, r.payload, nil)
 	} else {
-		err = m.chained(hctx, &serverMessages{s: st, first: r.payload, hasFirst: first})
+		err = m.chained(hctx, &serverMessages{s: st, first: r.payload, hasFirst: !m.h.clientStreams})
 	}
 	if r.timeout > 0 && hctx.Err() == context.DeadlineExceeded {
 		return errDeadline
@@ -245,8 +247,7 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 // interfaces are subsets of its methods. Cancel the context it was opened
 // with to give it up early.
 type ClientStream[Req, Resp proto.Message] struct {
-	ctx  context.Context
-	msgs clientMessages      // the stream's own messages, when ms is nil
+	msgs clientMessages      // the stream's own messages, when ms is nil; its ctx always
 	ms   ClientMessageStream // the stream as the interceptors returned it
 }
 
@@ -267,9 +268,9 @@ func openStream[Req, Resp proto.Message](ctx context.Context, c *Client, method 
 		if err != nil {
 			return nil, err
 		}
-		return &ClientStream[Req, Resp]{ctx: ctx, ms: ms}, nil
+		return &ClientStream[Req, Resp]{msgs: clientMessages{ctx: ctx}, ms: ms}, nil
 	}
-	x := &ClientStream[Req, Resp]{ctx: ctx}
+	x := &ClientStream[Req, Resp]{}
 	if err := x.msgs.open(ctx, c, method, req); err != nil {
 		return nil, err
 	}
@@ -277,7 +278,7 @@ func openStream[Req, Resp proto.Message](ctx context.Context, c *Client, method 
 }
 
 // Context is the stream's context.
-func (x *ClientStream[Req, Resp]) Context() context.Context { return x.ctx }
+func (x *ClientStream[Req, Resp]) Context() context.Context { return x.msgs.ctx }
 
 // Send sends m. Once the method has ended it returns io.EOF: Recv then
 // says how.
@@ -291,18 +292,10 @@ func (x *ClientStream[Req, Resp]) Send(m Req) error {
 // Recv returns the next response, or io.EOF once the method returned
 // successfully; its failure as a *Status.
 func (x *ClientStream[Req, Resp]) Recv() (Resp, error) {
-	m := newMessage[Resp]()
-	var err error
 	if x.ms != nil {
-		err = x.ms.RecvMsg(m)
-	} else {
-		err = x.msgs.recv(m, true)
+		return recvNew[Resp](x.ms, nil)
 	}
-	if err != nil {
-		var zero Resp
-		return zero, err
-	}
-	return m, nil
+	return recvNew[Resp](nil, x.msgs.next)
 }
 
 // CloseSend tells the method that the caller sends no more.
@@ -388,22 +381,28 @@ func (b *clientMessages) SendMsg(m proto.Message) error {
 	return streamError(b.ctx, err)
 }
 
-func (b *clientMessages) RecvMsg(m proto.Message) error { return b.recv(m, false) }
+func (b *clientMessages) RecvMsg(m proto.Message) error {
+	p, err := b.next()
+	if err != nil {
+		return err
+	}
+	return decodeMessage(p, m, false)
+}
 
-// recv decodes the next response into m, which is empty if fresh: io.EOF
-// once the method returned successfully, its failure as a *Status.
-func (b *clientMessages) recv(m proto.Message, fresh bool) error {
+// next returns the next response's bytes: io.EOF once the method returned
+// successfully, its failure as a *Status.
+func (b *clientMessages) next() ([]byte, error) {
 	p, err := b.s.Recv()
 	if err == io.EOF {
 		if t := b.s.Trailer(); len(t) > 0 {
-			return trailerStatus(t)
+			return nil, trailerStatus(t)
 		}
-		return io.EOF
+		return nil, io.EOF
 	}
 	if err != nil {
-		return streamError(b.ctx, err)
+		return nil, streamError(b.ctx, err)
 	}
-	return decodeMessage(p, m, fresh)
+	return p, nil
 }
 
 func (b *clientMessages) CloseSend() error { return b.s.CloseSend() }
@@ -418,6 +417,29 @@ func sendMessage(send func([]byte) error, buf *[]byte, m proto.Message) error {
 		*buf = b
 	}
 	return send(b)
+}
+
+// recvNew receives the next message as a new T: through ms when
+// interceptors wrap the stream, from next otherwise, where the message is
+// made only once its bytes have come (the end of a stream costs none).
+func recvNew[T proto.Message](ms interface{ RecvMsg(proto.Message) error }, next func() ([]byte, error)) (T, error) {
+	var zero T
+	if ms != nil {
+		m := newMessage[T]()
+		if err := ms.RecvMsg(m); err != nil {
+			return zero, err
+		}
+		return m, nil
+	}
+	p, err := next()
+	if err != nil {
+		return zero, err
+	}
+	m := newMessage[T]()
+	if err := decodeMessage(p, m, true); err != nil {
+		return zero, err
+	}
+	return m, nil
 }
 
 // decodeMessage decodes a stream's message p into m, which is empty if

@@ -86,7 +86,7 @@ func chainStream(ics []StreamInterceptor, info *MethodInfo, h *StreamMethodHandl
 		return nil
 	}
 	next := StreamNext(func(ctx context.Context, ms MessageStream) error {
-		return h.serve(ctx, serverMessages{}, ms)
+		return h.serve(ctx, nil, nil, ms)
 	})
 	for i := len(ics) - 1; i >= 0; i-- {
 		ic, inner := ics[i], next
