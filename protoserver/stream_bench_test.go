@@ -26,7 +26,7 @@ func BenchmarkStream(b *testing.B) {
 
 func benchStreams(b *testing.B, scfg protoserver.ServiceConfig, ccfg protoserver.ClientConfig) {
 	svc := protoserver.NewService(scfg)
-	testpb.RegisterTest(svc, streamServer{testServer{echo: echo}})
+	testpb.RegisterTest(svc, streamServer{testServer: testServer{echo: echo}})
 	_, addr := serve(b, svc, server.Config{})
 	c := testpb.NewTestClient(protoserver.NewClient(newClient(b, addr, client.Config{}), ccfg))
 	ctx := ctxFor(b)

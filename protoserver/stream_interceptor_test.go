@@ -147,7 +147,7 @@ func TestStreamInterceptors(t *testing.T) {
 		Logger:             quietLogger(),
 		StreamInterceptors: []protoserver.StreamInterceptor{named("outer"), named("inner"), tap},
 	})
-	testpb.RegisterTest(svc, ctxServer{streamServer{testServer{echo: echo}}})
+	testpb.RegisterTest(svc, ctxServer{streamServer{testServer: testServer{echo: echo}}})
 	_, addr := serve(t, svc, server.Config{})
 	c := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{
 		StreamInterceptors: []protoserver.ClientStreamInterceptor{cnamed("outer"), cnamed("inner"), ctap},
@@ -295,7 +295,7 @@ func TestUnguardedStreams(t *testing.T) {
 				panicked = fmt.Sprint(v)
 			}
 		}()
-		testpb.RegisterTest(protoserver.NewService(cfg), streamServer{testServer{echo: echo}})
+		testpb.RegisterTest(protoserver.NewService(cfg), streamServer{testServer: testServer{echo: echo}})
 		return ""
 	}
 	if p := register(protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{pass}}); !strings.Contains(p, "StreamInterceptors") {

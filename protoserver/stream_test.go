@@ -16,34 +16,7 @@ import (
 // streamServer implements the Test service's streaming methods.
 type streamServer struct {
 	testServer
-}
-
-// Split sends req.Data back a byte at a time, or fails with req.Text.
-func (streamServer) Split(req *testpb.EchoRequest, s testpb.Test_SplitServer) error {
-	if req.Text != "" {
-		return protoserver.Errorf(protoserver.FailedPrecondition, "%s", req.Text)
-	}
-	for _, b := range req.Data {
-		if err := s.Send(&testpb.EchoResponse{Data: []byte{b}}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Join answers with every request's data, joined.
-func (streamServer) Join(s testpb.Test_JoinServer) error {
-	var all []byte
-	for {
-		req, err := s.Recv()
-		if err == io.EOF {
-			return s.SendAndClose(&testpb.EchoResponse{Data: all})
-		}
-		if err != nil {
-			return err
-		}
-		all = append(all, req.Data...)
-	}
+	testpb.Streams
 }
 
 // Chat echoes each request; WAIT waits for the context.
@@ -69,7 +42,7 @@ func (streamServer) Chat(s testpb.Test_ChatServer) error {
 func startStreamService(t *testing.T) testpb.TestClient {
 	t.Helper()
 	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
-	testpb.RegisterTest(svc, streamServer{testServer{echo: echo}})
+	testpb.RegisterTest(svc, streamServer{testServer: testServer{echo: echo}})
 	_, addr := serve(t, svc, server.Config{})
 	return testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{}))
 }

@@ -31,9 +31,14 @@ func ctxFor(t testing.TB) context.Context {
 	return ctx
 }
 
+// testServer serves Echo and Chat itself, Split and Join as
+// testpb.Streams does, and Other not.
 type testServer struct {
-	testpb.UnimplementedTestServer
+	unimplemented
+	testpb.Streams
 }
+
+type unimplemented struct{ testpb.UnimplementedTestServer }
 
 // Echo fails with the code named by the request's text, if any.
 func (testServer) Echo(ctx context.Context, req *testpb.EchoRequest, _ *span.Span) (*testpb.EchoResponse, error) {

@@ -14,34 +14,6 @@ import (
 	"github.com/tcpez/tcpez/stats"
 )
 
-// Split sends req.Data back a byte at a time; "missing" fails NotFound.
-func (testServer) Split(req *testpb.EchoRequest, s testpb.Test_SplitServer) error {
-	if req.Text == "missing" {
-		return protoserver.Errorf(protoserver.NotFound, "no such thing")
-	}
-	for _, b := range req.Data {
-		if err := s.Send(&testpb.EchoResponse{Data: []byte{b}}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Join answers with every request's data, joined.
-func (testServer) Join(s testpb.Test_JoinServer) error {
-	var all []byte
-	for {
-		req, err := s.Recv()
-		if err == io.EOF {
-			return s.SendAndClose(&testpb.EchoResponse{Data: all})
-		}
-		if err != nil {
-			return err
-		}
-		all = append(all, req.Data...)
-	}
-}
-
 // Chat answers each request with the caller's identity.
 func (testServer) Chat(s testpb.Test_ChatServer) error {
 	for {
@@ -171,7 +143,7 @@ func TestLoggingStreams(t *testing.T) {
 	if codes, _ := streamAll(t, ctx, c); codes != [3]protoserver.Code{} {
 		t.Fatal(codes)
 	}
-	split, err := c.Split(ctx, &testpb.EchoRequest{Text: "missing"})
+	split, err := c.Split(ctx, &testpb.EchoRequest{Text: "refused"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +157,7 @@ func TestLoggingStreams(t *testing.T) {
 		{logrus.DebugLevel, testpb.Test_Split_FullMethodName, "server", "OK"},
 		{logrus.DebugLevel, testpb.Test_Join_FullMethodName, "client", "OK"},
 		{logrus.DebugLevel, testpb.Test_Chat_FullMethodName, "bidi", "OK"},
-		{logrus.WarnLevel, testpb.Test_Split_FullMethodName, "server", "NotFound"},
+		{logrus.WarnLevel, testpb.Test_Split_FullMethodName, "server", "FailedPrecondition"},
 	}
 	for side, entries := range map[string][]*logrus.Entry{"server": shook.AllEntries(), "client": chook.AllEntries()} {
 		if len(entries) != len(want) {
@@ -213,7 +185,7 @@ func TestMetricsStreams(t *testing.T) {
 	})
 	ctx := ctxFor(t)
 	_, _ = streamAll(t, ctx, c)
-	split, err := c.Split(ctx, &testpb.EchoRequest{Text: "missing"})
+	split, err := c.Split(ctx, &testpb.EchoRequest{Text: "refused"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +195,7 @@ func TestMetricsStreams(t *testing.T) {
 		p := "rpc." + side
 		for name, want := range map[string]int64{
 			p + ".calls":                           4,
-			p + ".errors.NotFound":                 1,
+			p + ".errors.FailedPrecondition":       1,
 			p + ".tcpez_test_v1_Test.Split.calls":  2,
 			p + ".tcpez_test_v1_Test.Split.errors": 1,
 			p + ".tcpez_test_v1_Test.Join.calls":   1,
