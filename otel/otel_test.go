@@ -29,6 +29,13 @@ func serve(t *testing.T, tp trace.TracerProvider, rec stats.Recorder, fn echoFun
 	t.Helper()
 	svc := protoserver.NewService(protoserver.ServiceConfig{Interceptors: []protoserver.Interceptor{tcpezotel.ServerInterceptor(tp)}})
 	svc.Handle("Echo", protoserver.Method(fn))
+	return listen(t, svc, rec)
+}
+
+// listen serves svc on loopback, with its server metrics to rec, and
+// returns the address.
+func listen(t *testing.T, svc *protoserver.Service, rec stats.Recorder) string {
+	t.Helper()
 	srv := server.New(svc, server.Config{Stats: rec})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

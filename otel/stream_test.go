@@ -3,7 +3,6 @@ package tcpezotel_test
 import (
 	"context"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 	"github.com/tcpez/tcpez/client"
 	tcpezotel "github.com/tcpez/tcpez/otel"
 	"github.com/tcpez/tcpez/protoserver"
-	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/stats"
 )
 
 type (
@@ -52,14 +51,7 @@ func TestStreamTrace(t *testing.T) {
 		}
 		return protoserver.Errorf(protoserver.FailedPrecondition, "no")
 	}))
-	srv := server.New(svc, server.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	c, err := client.New([]string{ln.Addr().String()}, client.Config{})
+	c, err := client.New([]string{listen(t, svc, stats.Nop{})}, client.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
