@@ -354,6 +354,7 @@ func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *
 // submit queues rq on a connection, trying again while the failures prove
 // that nothing was sent.
 func (c *Client) submit(ctx context.Context, rq *request, payload []byte, o *outcome) error {
+	draining := 0
 	for {
 		if ctx.Err() != nil {
 			// Do not send what nobody will wait for.
@@ -366,12 +367,24 @@ func (c *Client) submit(ctx context.Context, rq *request, payload []byte, o *out
 			if err = cn.enqueue(ctx, rq, payload); err == nil {
 				return nil
 			}
+			// A connection picked just as its server said it goes away
+			// is left by the balancer a moment later: trying another is
+			// not a retry the caller's budget should pay for, or a
+			// graceful scale-in would fail calls that were never sent.
+			if errors.Is(err, errDraining) && draining < maxDrainingPicks {
+				draining++
+				o.attempts--
+			}
 		}
 		if err := c.retryWait(ctx, err, true, o.attempts); err != nil {
 			return err
 		}
 	}
 }
+
+// maxDrainingPicks bounds how often one call may pick a connection that
+// turns out to be draining without it counting as an attempt.
+const maxDrainingPicks = 8
 
 // retryWait decides whether a failed attempt is tried again and, if so,
 // waits the backoff and returns nil; otherwise it returns the error to
