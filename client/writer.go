@@ -102,7 +102,15 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	takeRead := cn.in.role == roleFree
 	if takeRead {
 		// Nobody reads, so this caller may look at the read buffer.
-		if err := cn.in.idle.check(cn.in.r); err != nil {
+		switch err := cn.in.idle.check(cn.in.r); {
+		case err == nil:
+		case cn.mux != nil && errors.Is(err, ErrUnexpectedAnswer):
+			// A mux server may send first (a notification, a call):
+			// the reader goroutine reads what came, and judges it.
+			takeRead = false
+			cn.in.role = roleReader
+			cn.wakeReader()
+		default:
 			cn.mu.Unlock()
 			cn.release()
 			cn.fail(err, writeProgress{})

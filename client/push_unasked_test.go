@@ -1,0 +1,76 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+)
+
+// TestPushWhileIdleKeepsConnection checks that a client without OnNotify
+// or Handler takes a server's notification and call that arrive while it
+// has no call in flight as version 2 allows, not as unasked answers: a
+// user of server.Broadcast(srv.Remotes(), …) saw plain clients lose their
+// connection to it, and some of their calls fail with "answer does not
+// match the request: 14+ bytes with no request outstanding".
+//
+// The server sends its notification and call in the same write as the
+// acknowledgement, so that they wait in the client's read buffer when the
+// first call comes.
+func TestPushWhileIdleKeepsConnection(t *testing.T) {
+	var conns atomic.Int32
+	refused := make(chan frame.MuxFrame, 1)
+	addr := rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+		conns.Add(1)
+		r := frame.NewReader(nc, frame.Limits{})
+		if _, err := r.ReadFrame(nil); err != nil { // the preface
+			return
+		}
+		out := frame.AppendAck(nil, frame.Ack{Version: 2, MaxInFlight: 128, MaxFrameSize: frame.DefaultMaxFrameSize})
+		out = frame.AppendMux(out, frame.KindNotify, 0, []byte("tick"))
+		out = frame.AppendMux(out, frame.KindCall, 1, []byte("PING"))
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			switch f.Kind {
+			case frame.KindRequest:
+				if _, err := nc.Write(frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)); err != nil {
+					return
+				}
+			case frame.KindError:
+				refused <- f
+			}
+		}
+	})
+	c, err := client.New([]string{addr}, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		got, err := c.Call(ctx, []byte("hello"))
+		if err != nil || string(got) != "hello" {
+			t.Fatalf("call %d: %q, %v", i, got, err)
+		}
+	}
+	f := <-refused
+	if code, _ := f.ErrorCode(); f.ID != 1 || code != frame.CodeNoHandler {
+		t.Errorf("the server's call was answered with id %d, code %v; want id 1, %v", f.ID, code, frame.CodeNoHandler)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections; want 1", n)
+	}
+}
