@@ -327,3 +327,26 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("addrs and Resolver: %v", err)
 	}
 }
+
+// TestNewRejectsBadPort checks that New refuses a port no dial can use: a
+// user who typed "127.0.0.1:99999" got a client whose first call waited
+// DialTimeout (5 s) before failing with "invalid port".
+func TestNewRejectsBadPort(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:", "127.0.0.1:no-such-service"} {
+		c, err := client.New([]string{addr}, client.Config{LazyDial: true})
+		if !errors.Is(err, client.ErrInvalidConfig) {
+			t.Errorf("New(%q) = %v, want ErrInvalidConfig", addr, err)
+		}
+		if err == nil {
+			c.Close()
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:1", "localhost:65535", "[::1]:7070", ":7070"} {
+		c, err := client.New([]string{addr}, client.Config{LazyDial: true})
+		if err != nil {
+			t.Errorf("New(%q) = %v", addr, err)
+			continue
+		}
+		c.Close()
+	}
+}

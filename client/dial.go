@@ -27,7 +27,16 @@ func checkAddr(addr string) error {
 		}
 		return nil
 	}
-	if _, _, err := net.SplitHostPort(address); err != nil {
+	_, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	// A port no dial can use would otherwise only fail the first calls,
+	// after DialTimeout.
+	if port == "" {
+		return fmt.Errorf("address %q: missing port", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
 	return nil
