@@ -148,7 +148,7 @@ func (c *Client) Shutdown(ctx context.Context) error {
 		case <-c.drained:
 		case <-ctx.Done():
 			c.Close()
-			return ctxError(ctx)
+			return ctx.Err()
 		}
 	}
 	return c.Close()
