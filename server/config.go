@@ -137,8 +137,12 @@ type Config struct {
 	// errors.handler_timeout rises. (A request run on the connection's
 	// reading goroutine can be answered early only once the reading has
 	// passed on, within a millisecond: a timeout shorter than that is
-	// answered when the handler returns.) Zero (the default): no timeout, and a
-	// handler that never returns holds up every answer after its own.
+	// answered when the handler returns.) In the multiplexed mode the call
+	// is answered when the timeout passes with an error frame (code 1,
+	// "handler timeout") or EncodeError's answer, and the connection goes
+	// on; context.Cause(ctx) is then context.DeadlineExceeded too. Zero
+	// (the default): no timeout, and a handler that never returns holds up
+	// every answer after its own (in v1) or keeps its call unanswered.
 	HandlerTimeout time.Duration
 
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client

@@ -175,6 +175,9 @@ type muxCall struct {
 	// ctx is reused only while no handler asked for its Done channel; see
 	// callCtx.
 	ctx *callCtx
+	// limit tells a HandlerTimeout expiry which run of mc it was set for
+	// (see limitCall). Guarded by muxConn.mu.
+	limit uint64
 }
 
 func (c *conn) serveMux() error {
@@ -255,8 +258,10 @@ func (m *muxConn) takeOverLocked() bool {
 	}
 	// The goroutine in the handler is the reader no more: it sees reader
 	// moved on, and the new reader is not inline. Its call becomes one a
-	// cancel frame may name.
-	m.calls[m.inline.id] = m.inline
+	// cancel frame may name, unless it was answered (HandlerTimeout).
+	if !m.inline.answered {
+		m.calls[m.inline.id] = m.inline
+	}
 	m.reader++
 	m.inline = nil
 	m.slow.Store(true)
@@ -561,7 +566,14 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 		began = m.clock.now()
 	}
 	if mc.ctx.Err() == nil {
+		var stop func()
+		if d := m.cfg.HandlerTimeout; d > 0 {
+			stop = m.limitCall(mc, d)
+		}
 		mc.resp, mc.err = m.respond(mc.ctx, &mc.slot)
+		if stop != nil {
+			stop()
+		}
 	} else {
 		// Cancelled while it waited: answered already, not run.
 		mc.err = mc.ctx.Err()
