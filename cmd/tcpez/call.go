@@ -132,7 +132,7 @@ func exchange(c net.Conn, data []string, batch bool, lim frame.Limits) ([]string
 	if batch {
 		h, err := r.ReadHeader()
 		if err != nil {
-			return nil, fmt.Errorf("reading the batch answer: %w", err)
+			return nil, fmt.Errorf("reading the batch answer: %w", foreign(err))
 		}
 		if !h.IsBatch() || h.Count() != len(data) {
 			return nil, fmt.Errorf("%w: answer header %d to a batch of %d", frame.ErrProtocol, h, len(data))
@@ -142,9 +142,22 @@ func exchange(c net.Conn, data []string, batch bool, lim frame.Limits) ([]string
 	for range data {
 		p, err := r.ReadFrame(nil)
 		if err != nil {
-			return answers, fmt.Errorf("reading answer %d: %w", len(answers)+1, err)
+			return answers, fmt.Errorf("reading answer %d: %w", len(answers)+1, foreign(err))
 		}
 		answers = append(answers, string(p))
 	}
 	return answers, nil
+}
+
+// foreign names the protocol of a server whose answer is no tcpez frame,
+// as the client package does, so that a TLS port is not reported as a
+// frame of 352518912 bytes.
+func foreign(err error) error {
+	switch frame.SniffError(err) {
+	case frame.TLS:
+		return fmt.Errorf("the server speaks TLS: use --tls (%w)", err)
+	case frame.HTTP:
+		return fmt.Errorf("the server speaks HTTP, not tcpez (%w)", err)
+	}
+	return err
 }

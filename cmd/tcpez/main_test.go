@@ -148,6 +148,11 @@ func TestCallFailuresAreOneLine(t *testing.T) {
 					_, _ = c.Write([]byte{0x80, 0, 0, 0, 1, 2})
 					return
 				}
+				if bytes.Contains(buf, []byte("tls")) {
+					// What a TLS server answers a plain client: an alert.
+					_, _ = c.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32})
+					return
+				}
 				time.Sleep(safety) // never answers
 			}()
 		}
@@ -163,8 +168,11 @@ func TestCallFailuresAreOneLine(t *testing.T) {
 		want string
 	}{
 		"malformed answer": {[]string{"--addr", l.Addr().String(), "garbage"}, "malformed header"},
-		"timeout":          {[]string{"--addr", l.Addr().String(), "--timeout", "100ms", "silence"}, "no answer within 100ms"},
-		"refused":          {[]string{"--addr", refusedAddr, "x"}, "connection refused"},
+		// It said "frame of 352518912 bytes exceeds the limit", which
+		// named neither TLS nor --tls.
+		"TLS port": {[]string{"--addr", l.Addr().String(), "tls"}, "the server speaks TLS: use --tls"},
+		"timeout":  {[]string{"--addr", l.Addr().String(), "--timeout", "100ms", "silence"}, "no answer within 100ms"},
+		"refused":  {[]string{"--addr", refusedAddr, "x"}, "connection refused"},
 	} {
 		out, errOut, code := call(t, tc.args...)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
