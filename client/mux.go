@@ -168,6 +168,11 @@ func (cn *conn) negotiate(ctx context.Context) (ack frame.Ack, isMux bool, err e
 		return ack, false, err
 	}
 	ack, isMux = frame.ParseAck(p)
+	// A server speaks the lower of the two versions, and every mux frame
+	// holds a header: an acknowledgement that says otherwise is broken.
+	if isMux && (ack.Version > frame.MuxVersion || ack.MaxFrameSize < frame.MuxHeaderSize) {
+		return ack, false, fmt.Errorf("%w: an acknowledgement of version %d with frames up to %d bytes", ErrUnexpectedAnswer, ack.Version, ack.MaxFrameSize)
+	}
 	return ack, isMux, nil
 }
 
