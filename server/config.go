@@ -143,6 +143,9 @@ type Config struct {
 	// on; context.Cause(ctx) is then context.DeadlineExceeded too. Zero
 	// (the default): no timeout, and a handler that never returns holds up
 	// every answer after its own (in v1) or keeps its call unanswered.
+	// Streams (StreamHandler) are not bounded by it: a stream lives as
+	// long as its two ends want, so bound one with the client's context
+	// (a deadline reaches ServeStream's ctx) or in the handler.
 	HandlerTimeout time.Duration
 
 	// TLS, when set, makes Serve and ListenAndServe speak TLS. Client
