@@ -128,11 +128,16 @@ type muxConn struct {
 	// in wbuf, released once they are written (see appendAnswerLocked).
 	wbufHeld int64
 	spare    []byte
-	writing  bool
-	broken   bool // answers are dropped: the connection is ending
-	goAway   bool // a go-away was sent: requests are refused
-	waiting  bool // the reader waits for a frame, and may be poked
-	gone     bool // calls give their buffers and budget back as they end
+	// refs are the large answers queued by reference, in wbuf's order
+	// (see mux_refs.go); spareRefs and vec are kept for the next write.
+	refs      []refAnswer
+	spareRefs []refAnswer
+	vec       [][]byte
+	writing   bool
+	broken    bool // answers are dropped: the connection is ending
+	goAway    bool // a go-away was sent: requests are refused
+	waiting   bool // the reader waits for a frame, and may be poked
+	gone      bool // calls give their buffers and budget back as they end
 
 	// slow is set while handlers take longer than inlineBudget: calls
 	// then go to workers rather than run on the reader's goroutine.
@@ -178,6 +183,9 @@ type muxCall struct {
 	// limit tells a HandlerTimeout expiry which run of mc it was set for
 	// (see limitCall). Guarded by muxConn.mu.
 	limit uint64
+	// unsent is set while the call's answer, queued by reference, waits
+	// to be written: the writer puts the call back then.
+	unsent bool
 }
 
 func (c *conn) serveMux() error {
@@ -537,9 +545,11 @@ func (m *muxConn) getLocked() *muxCall {
 func (m *muxConn) putLocked(mc *muxCall) {
 	// The body's buffer is kept for the next call, charged to the budget,
 	// until the connection has ended; a large one goes back to the pool.
-	mc.returnLent(m.srv.large, m.acct) // its answer was copied to wbuf
+	// Its answer was copied to wbuf, or written by reference already.
+	m.acct.Release(mc.respHeld)
+	mc.returnLent(m.srv.large, m.acct)
 	mc.reqBuffer.release(m.srv.large, m.acct, !m.gone)
-	mc.resp, mc.err, mc.answered = nil, nil, false
+	mc.resp, mc.respHeld, mc.err, mc.answered = nil, 0, nil, false
 	if mc.ctx != nil && !mc.ctx.reusable() {
 		mc.ctx = nil
 	}
@@ -600,7 +610,9 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 		delete(m.calls, mc.id)
 	}
 	m.admitted--
-	m.putLocked(mc)
+	if !mc.unsent {
+		m.putLocked(mc)
+	}
 	if len(m.parked) > 0 {
 		next = m.parked[0]
 		m.parked = m.parked[1:]
@@ -629,6 +641,11 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 func (m *muxConn) queueAnswerLocked(mc *muxCall) {
 	mc.answered = true
 	if mc.err == nil {
+		if len(mc.resp) >= refAnswerMin {
+			m.wbuf = frame.AppendMuxHeader(m.wbuf, frame.KindAnswer, mc.id, len(mc.resp))
+			m.queueRefLocked(mc, mc.resp)
+			return
+		}
 		m.appendAnswerLocked(mc.id, mc.resp)
 		return
 	}
@@ -679,6 +696,8 @@ func (m *muxConn) dropQueuedLocked() {
 	m.wbuf = nil
 	m.acct.Release(m.wbufHeld)
 	m.wbufHeld = 0
+	m.putWrittenLocked(m.refs)
+	m.refs = m.refs[:0]
 }
 
 func (m *muxConn) encodeError(ctx context.Context, s *slot) ([]byte, bool) {
@@ -755,13 +774,16 @@ func (m *muxConn) flushLocked() {
 			m.mu.Lock()
 			continue
 		}
-		buf, held := m.wbuf, m.wbufHeld
+		buf, held, refs := m.wbuf, m.wbufHeld, m.refs
 		m.wbuf, m.spare, m.wbufHeld = m.spare[:0], nil, 0
+		m.refs, m.spareRefs = m.spareRefs[:0], nil
 		m.mu.Unlock()
 		m.armWrite()
-		_, err := m.out.Write(buf)
+		err := m.writeQueued(buf, refs)
 		m.acct.Release(held)
 		m.mu.Lock()
+		m.putWrittenLocked(refs)
+		m.spareRefs = refs[:0]
 		if cap(buf) <= maxKeptWriteBuffer {
 			m.spare = buf[:0]
 		}
