@@ -54,7 +54,7 @@ protoc -I . \
   --plugin=protoc-gen-go-vtproto="$tmp/protoc-gen-go-vtproto" \
   --go_out=. --go_opt=paths=source_relative \
   --go-tcpez_out=. --go-tcpez_opt=paths=source_relative \
-  --go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size+pool \
+  --go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size+pool \
   --go-vtproto_opt=pool=github.com/tcpez/tcpez/bench/vtpb.EchoRequest,pool=github.com/tcpez/tcpez/bench/vtpb.EchoResponse \
   bench/vtpb/echo.proto
 

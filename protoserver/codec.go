@@ -78,6 +78,37 @@ func unmarshalReset(b []byte, m proto.Message) error {
 	return unmarshalOpts.Unmarshal(b, m)
 }
 
+// vtAliaser is a message with vtprotobuf's unmarshal_unsafe feature: its
+// UnmarshalVTUnsafe points bytes and string fields into the buffer it
+// decodes rather than copying them, which at 1 MiB is a copy of the whole
+// request saved.
+type vtAliaser interface{ UnmarshalVTUnsafe(b []byte) error }
+
+// unmarshalRequest decodes a service's request b into m, which is empty,
+// and reports whether m's fields alias b. They do when the request is
+// reused (ServiceConfig.RequestReuse: no part of it may outlive the call)
+// and m has UnmarshalVTUnsafe: b, the server's request buffer, outlives
+// the method, and such a message must then be emptied with releaseRequest.
+func unmarshalRequest(b []byte, m proto.Message, reuse bool) (aliased bool, err error) {
+	if a, ok := m.(vtAliaser); ok && reuse {
+		return true, a.UnmarshalVTUnsafe(b)
+	}
+	return false, unmarshalNew(b, m)
+}
+
+// releaseRequest empties a reused request for the next call. One whose
+// fields alias a request buffer is emptied with proto.Reset, not ResetVT:
+// ResetVT would keep those fields' slices for the next decoding to append
+// into, or return sub-messages holding them to vtprotobuf's pools, where
+// anyone's decoding would write into a buffer the server has since reused.
+func releaseRequest(m proto.Message, aliased bool) {
+	if aliased {
+		proto.Reset(m)
+		return
+	}
+	reset(m)
+}
+
 // vtResetter is a message with vtprotobuf's pool feature.
 type vtResetter interface{ ResetVT() }
 

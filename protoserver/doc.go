@@ -93,7 +93,10 @@
 // those, which skip protobuf-go's reflection (bench/vtpb measures both).
 // On the server, both modes encode the answer straight into a buffer the
 // connection keeps (server.AppendHandler); with ServiceConfig.RequestReuse
-// request messages are reused too. On the client, a caller that reuses
+// request messages are reused too, and those with vtprotobuf's
+// unmarshal_unsafe feature are decoded without copying their bytes and
+// string fields, which then point into the request as read (valid until
+// the method returns). On the client, a caller that reuses
 // its response message (Client.Call, or a generated client's ...Into
 // method) saves its allocation.
 package protoserver

@@ -73,6 +73,12 @@ type ServiceConfig struct {
 	// memory of its bytes and repeated fields for the next request and
 	// returns its pooled sub-messages to their pools, so that decoding
 	// allocates nothing, and then no part of the request may be kept.
+	// And a request with vtprotobuf's unmarshal_unsafe feature
+	// (UnmarshalVTUnsafe) is decoded with it: its bytes and string fields
+	// point into the request as the server read it, with no copy, and are
+	// valid only until the method returns; no part of it may be kept then
+	// either (copy what must outlive the call). Plain messages are
+	// decoded as without RequestReuse.
 	RequestReuse bool
 }
 
@@ -306,13 +312,14 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 		hctx = context.WithValue(hctx, incomingKey{}, r.md)
 	}
 	req, reuse := s.newRequest(m)
+	aliased, err := unmarshalRequest(r.payload, req, reuse)
 	if reuse {
 		defer func() {
-			reset(req)
+			releaseRequest(req, aliased)
 			m.reqs.Put(req)
 		}()
 	}
-	if err := unmarshalNew(r.payload, req); err != nil {
+	if err != nil {
 		return nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
 	}
 	resp, err := s.run(hctx, m, req, sp)

@@ -14,7 +14,8 @@ import (
 // every message gets) and the code vtprotobuf generates ("vt", what
 // protoserver uses when the message has it). Encoding appends to a reused
 // buffer and decoding goes into a reused message, as protoserver does, so
-// what remains is the codec's own work and the copy of the bytes field.
+// what remains is the codec's own work and the copy of the bytes field
+// (none for vt-unsafe, which aliases it).
 //
 //	cd bench && go test -run '^$' -bench Codec -benchmem -count 6 ./vtpb/ > codec.txt
 //	benchstat -col /codec codec.txt
@@ -63,6 +64,18 @@ func BenchmarkCodec(b *testing.B) {
 			for b.Loop() {
 				proto.Reset(into)
 				if err := into.UnmarshalVT(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// What protoserver does for a reused request (RequestReuse): the
+		// payload points into enc, not copied.
+		b.Run(fmt.Sprintf("unmarshal/size=%d/codec=vt-unsafe", size), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				proto.Reset(into)
+				if err := into.UnmarshalVTUnsafe(enc); err != nil {
 					b.Fatal(err)
 				}
 			}
