@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -252,5 +253,55 @@ func TestStreamCase(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "32 MiB echoed") {
 		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+// BenchmarkLarge runs the 1 MiB case (concurrency 4, one client) of the
+// systems that the large-payload ratios compare, as Go benchmarks, so that
+// two builds can be compared with benchstat over many runs on a noisy
+// machine:
+//
+//	go test -run '^$' -bench Large -benchtime 400x -count 6 . > large.txt
+func BenchmarkLarge(b *testing.B) {
+	for _, name := range []string{"tcpez", "tcpez-mux", "tcpez-service", "tcpez-service-vt", "raw"} {
+		b.Run(name, func(b *testing.B) {
+			var e entry
+			for _, r := range registry {
+				if r.name == name {
+					e = r
+				}
+			}
+			sys := e.new()
+			b.Cleanup(sys.Close)
+			if err := sys.Start(); err != nil {
+				b.Fatal(err)
+			}
+			// RunParallel runs a multiple of GOMAXPROCS goroutines: 4 on
+			// the 2-core machine the figures come from.
+			par := max(1, 4/runtime.GOMAXPROCS(0))
+			conc := par * runtime.GOMAXPROCS(0)
+			callers := make(chan caller, conc)
+			for range conc {
+				c, err := sys.NewCaller()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(c.Close)
+				callers <- c
+			}
+			b.SetParallelism(par)
+			b.SetBytes(int64(bandwidthCase.size))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c := <-callers
+				req := bytes.Repeat([]byte{'x'}, bandwidthCase.size)
+				for pb.Next() {
+					if _, err := c.Call(context.Background(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
