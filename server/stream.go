@@ -80,6 +80,12 @@ func (ss *streamSink) Data(_ context.Context, body []byte, more bool) error {
 	m := s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Behind a write in progress, queue at most a chunk: credit alone
+	// would let a client that grants 2 GiB and stops reading hold that
+	// much of the server's memory.
+	for m.writing && len(m.wbuf) >= stream.MaxChunk && !m.broken && !s.answered {
+		m.idle.Wait()
+	}
 	switch {
 	case m.broken:
 		return ErrRemoteGone
@@ -280,6 +286,7 @@ func (m *muxConn) cancelStreamLocked(id uint32, code frame.Code, cause error, ms
 	}
 	s.cancel(cause)
 	s.core.Fail(cause)
+	m.idle.Broadcast() // its Send may wait for the writer
 	return true
 }
 
