@@ -429,3 +429,22 @@ func TestStreamMessageOverLimit(t *testing.T) {
 	}
 	<-s.Done()
 }
+
+// TestStreamMessageOverServerLimit: a message over the server's frame
+// limit fails the stream with an error matching frame.ErrFrameTooLarge,
+// as a request over it does. Before, the client saw a handler error (code
+// 1) that only said so in its text.
+func TestStreamMessageOverServerLimit(t *testing.T) {
+	_, c := startStreams(t, server.Config{Limits: frame.Limits{MaxFrameSize: 1 << 20}},
+		map[string]func(context.Context, *server.Stream) error{"echo": echoMessages})
+	s, err := c.Stream(ctxFor(t), []byte("echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Send(make([]byte, 2<<20)) }()
+	_, err = s.Recv()
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != frame.CodeTooLarge || !errors.Is(err, frame.ErrFrameTooLarge) {
+		t.Fatalf("Recv: %v, want a ServerError with code 6 matching frame.ErrFrameTooLarge", err)
+	}
+}

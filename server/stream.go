@@ -17,7 +17,9 @@ import (
 // name, say); it is the handler's to keep. The stream ends when
 // ServeStream returns: with nil, the client reads what was sent and then
 // io.EOF (with the trailer set by SetTrailer); with an error, the client
-// gets it as a *client.ServerError, code 1, as for a request. A Handler
+// gets it as a *client.ServerError, code 1, as for a request (code 6,
+// matching frame.ErrFrameTooLarge, when the error is Recv's of a message
+// over the server's frame limit). A Handler
 // without the method refuses streams with code 9 ("no handler").
 //
 // ctx is s.Context(): it ends when the client cancels, the connection
@@ -240,11 +242,16 @@ func (m *muxConn) serveStream(sh StreamHandler, s *Stream, open []byte) {
 		if err == nil {
 			m.wbuf = frame.AppendMux(m.wbuf, frame.KindEnd, s.id, s.trailer)
 		} else {
-			msg := err.Error()
-			if errors.Is(err, ErrHandlerPanic) {
+			code, msg := frame.CodeHandler, err.Error()
+			switch {
+			case errors.Is(err, ErrHandlerPanic):
 				msg = "handler panic"
+			case errors.Is(err, frame.ErrFrameTooLarge):
+				// Recv met a message over the frame limit: the client
+				// gets it as it gets a request over it.
+				code = frame.CodeTooLarge
 			}
-			m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, s.id, frame.CodeHandler, msg)
+			m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindError, s.id, code, msg)
 		}
 	}
 	if m.streams[s.id] == s {
