@@ -127,7 +127,9 @@ func startNode(id, addr string, opts nodeOptions, logger logrus.FieldLogger) (_ 
 	n.addr = l.Addr().String()
 	go func() { n.served <- n.srv.Serve(l) }()
 	if opts.memcache != "" {
-		n.msrv = textserver.NewServer(newMemcacheMux(store, n.journal), server.Config{Logger: logger})
+		// One command of a connection at a time, as memcached runs them: a
+		// pipelined get must see the set written before it.
+		n.msrv = textserver.NewServer(newMemcacheMux(store, n.journal), server.Config{Logger: logger, MaxInFlight: 1})
 		ml, err := n.msrv.Listen(opts.memcache)
 		if err != nil {
 			return nil, err
