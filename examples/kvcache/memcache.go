@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -54,14 +55,14 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 	mux.HandleFunc("gats", m.getAndTouch(true), textserver.Command{MinArgs: 2})
 	for name, mode := range map[string]StoreMode{"set": ModeSet, "add": ModeAdd, "replace": ModeReplace,
 		"append": ModeAppend, "prepend": ModePrepend} {
-		mux.HandleFunc(name, m.storage(mode), textserver.Command{CountArg: 4})
+		handle(mux, name, m.storage(mode), textserver.Command{CountArg: 4})
 	}
-	mux.HandleFunc("cas", m.storage(ModeCAS), textserver.Command{CountArg: 4, MinArgs: 5})
-	mux.HandleFunc("delete", m.delete, textserver.Command{MinArgs: 1})
-	mux.HandleFunc("incr", m.incr(false), textserver.Command{MinArgs: 2})
-	mux.HandleFunc("decr", m.incr(true), textserver.Command{MinArgs: 2})
-	mux.HandleFunc("touch", m.touch, textserver.Command{MinArgs: 2})
-	mux.HandleFunc("flush_all", m.flushAll, textserver.Command{})
+	handle(mux, "cas", m.storage(ModeCAS), textserver.Command{CountArg: 4, MinArgs: 5})
+	handle(mux, "delete", m.delete, textserver.Command{MinArgs: 1})
+	handle(mux, "incr", m.incr(false), textserver.Command{MinArgs: 2})
+	handle(mux, "decr", m.incr(true), textserver.Command{MinArgs: 2})
+	handle(mux, "touch", m.touch, textserver.Command{MinArgs: 2})
+	handle(mux, "flush_all", m.flushAll, textserver.Command{})
 	mux.HandleFunc("version", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
 		resp.Line("VERSION", memcachedVersion)
 		return nil
@@ -81,6 +82,19 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		return server.ErrCloseConnection
 	}, textserver.Command{})
 	return mux
+}
+
+// handle registers h, a command that takes noreply, which then gets no
+// answer even when it fails, as in memcached: its client reads nothing for
+// it, and would take an error line for the answer to its next command.
+func handle(mux *textserver.Mux, name string, h textserver.HandlerFunc, c textserver.Command) {
+	mux.HandleFunc(name, func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+		err := h(ctx, req, resp)
+		if _, status := errors.AsType[*textserver.Error](err); status && noreply(req) {
+			return nil
+		}
+		return err
+	}, c)
 }
 
 // noreply reports whether the request ends with memcached's noreply, which
