@@ -18,6 +18,9 @@ import (
 // protocol level kvcache speaks, so that clients that parse it are happy.
 const memcachedVersion = "1.6.0-kvcache"
 
+// maxLine is the longest request line, a get of many keys.
+const maxLine = 64 << 10
+
 // maxItemSize is the largest value stored, memcached's default item size.
 const maxItemSize = 1 << 20
 
@@ -44,7 +47,11 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 	mux := textserver.NewMux(textserver.Config{
 		// Data up to twice the item limit is read and refused with an error
 		// line, as memcached does; beyond, the connection is closed.
-		Limits: textcmd.Limits{MaxDataSize: 2 * maxItemSize},
+		// A client's multi-get sends every key of a server on one line:
+		// 64 KiB holds 256 keys of memcached's longest, or a thousand of
+		// 60 bytes. (memcached reads a get line of any length; the line
+		// has to fit in the connection's read buffer here.)
+		Limits: textcmd.Limits{MaxDataSize: 2 * maxItemSize, MaxLineLength: maxLine, MaxArgs: maxLine / 2},
 		Replies: map[string]textserver.Reply{
 			"VALUE": {CountArg: 3, Continues: true},
 			"STAT":  {Continues: true},
