@@ -47,7 +47,8 @@
 // (see Errorf), Unknown for its other errors, Internal for a panic,
 // Unimplemented for an unknown method, InvalidArgument for an undecodable
 // request, DeadlineExceeded when the caller's deadline passed,
-// ResourceExhausted over ServiceConfig.MaxConcurrency, Unavailable once Drain was
+// ResourceExhausted over ServiceConfig.MaxConcurrency or for a streamed message
+// over the server's frame limit, Unavailable once Drain was
 // called. The client adds DeadlineExceeded, Canceled and Unavailable for
 // calls that got no answer; use errors.As, StatusOf or CodeOf.
 //

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tcpez/tcpez/frame"
 	tcpezv1 "github.com/tcpez/tcpez/proto/tcpez/v1"
 )
 
@@ -29,7 +30,7 @@ const (
 	NotFound           Code = 5
 	AlreadyExists      Code = 6
 	PermissionDenied   Code = 7
-	ResourceExhausted  Code = 8 // the service's concurrency limit was reached
+	ResourceExhausted  Code = 8 // the service's concurrency limit was reached, or a frame limit
 	FailedPrecondition Code = 9
 	Aborted            Code = 10
 	OutOfRange         Code = 11
@@ -147,7 +148,8 @@ func FromProto(p *tcpezv1.Status) *Status {
 
 // StatusOf returns the Status that err stands for: nil for nil, the
 // *Status found by errors.As, DeadlineExceeded or Canceled for the context
-// errors, and Unknown with err's text for anything else.
+// errors, ResourceExhausted for a message over a frame limit (a stream's
+// Recv), and Unknown with err's text for anything else.
 func StatusOf(err error) *Status {
 	if err == nil {
 		return nil
@@ -160,6 +162,8 @@ func StatusOf(err error) *Status {
 		return &Status{Code: DeadlineExceeded, Message: err.Error(), cause: err}
 	case errors.Is(err, context.Canceled):
 		return &Status{Code: Canceled, Message: err.Error(), cause: err}
+	case errors.Is(err, frame.ErrFrameTooLarge):
+		return &Status{Code: ResourceExhausted, Message: err.Error(), cause: err}
 	}
 	return &Status{Code: Unknown, Message: err.Error(), cause: err}
 }

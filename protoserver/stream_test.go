@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/protoserver"
 	"github.com/tcpez/tcpez/protoserver/internal/testpb"
 	"github.com/tcpez/tcpez/server"
@@ -152,4 +153,21 @@ func TestStreamUnimplemented(t *testing.T) {
 	if _, err := v1.Join(ctxFor(t)); !errors.Is(err, client.ErrNoStreams) {
 		wantCode(t, err, protoserver.Unimplemented)
 	}
+}
+
+// TestStreamMessageOverServerLimit: a streamed message over the server's
+// frame limit fails the call with ResourceExhausted, as a request over it
+// does. Before, the handler's Recv error came back as Unknown.
+func TestStreamMessageOverServerLimit(t *testing.T) {
+	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
+	testpb.RegisterTest(svc, streamServer{testServer: testServer{echo: echo}})
+	_, addr := serve(t, svc, server.Config{Limits: frame.Limits{MaxFrameSize: 1 << 20}})
+	c := testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{}))
+	s, err := c.Join(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Send(&testpb.EchoRequest{Data: bytes.Repeat([]byte("z"), 2<<20)}) // io.EOF once the server failed the stream
+	_, err = s.CloseAndRecv()
+	wantCode(t, err, protoserver.ResourceExhausted)
 }
