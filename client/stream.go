@@ -186,7 +186,13 @@ func (ss *streamSink) Window(n uint32) {
 // else writes.
 func (cn *conn) sendData(ctx context.Context, id uint32, body []byte, more bool) error {
 	cn.mu.Lock()
-	if len(body) >= writevMin {
+	// Behind a write in progress, queue at most a chunk: credit alone
+	// would let a server that grants 2 GiB and reads slowly make the
+	// client buffer that much. A caller that waited writes the queue
+	// itself, its body as the tail: a writer without one would yield to
+	// the next waiter before writing anything.
+	full := len(cn.out.buf) >= stream.MaxChunk
+	if len(body) >= writevMin || full {
 		if err := cn.awaitWriterLocked(ctx); err != nil {
 			cn.mu.Unlock()
 			return err
@@ -198,6 +204,11 @@ func (cn *conn) sendData(ctx context.Context, id uint32, body []byte, more bool)
 		return err
 	}
 	cn.out.buf = frame.AppendData(cn.out.buf, id, more, len(body))
+	if full && len(body) > 0 && !cn.out.writing {
+		cn.out.writing = true
+		cn.flushUnlock(callerWriter(ctx), body)
+		return nil
+	}
 	cn.sendUnlock(ctx, body)
 	return nil
 }
