@@ -55,6 +55,13 @@ type Stream struct {
 // opening payload the server's StreamHandler is given (a method name,
 // say). ctx governs the whole stream: when it ends, the stream is
 // cancelled on both sides.
+//
+// A stream holds one of its connection's in-flight slots until it ends,
+// like a call (Config.MaxInFlight; over the multiplexed mode also at most
+// twice the MaxInFlight the server announced, 256 against a default
+// server). When every slot is taken, Stream waits for one as long as ctx
+// allows, as gRPC does at a connection's stream limit; ConnsPerAddr adds
+// connections, and so slots.
 func (c *Client) Stream(ctx context.Context, open []byte) (*Stream, error) {
 	if err := c.begin(); err != nil {
 		return nil, err
