@@ -27,8 +27,10 @@ type Codec interface {
 	// frame.ErrProtocol.
 	RequestLen(r *frame.Reader) (int, error)
 	// Whole reports whether the whole next request has arrived, so that
-	// reading it will not block.
-	Whole(r *frame.Reader) bool
+	// reading it will not block, and if so its length, checked as
+	// RequestLen checks it: the engine then reads the request without
+	// asking RequestLen, so that a request at hand is measured once.
+	Whole(r *frame.Reader) (n int, ok bool)
 	// WriteAnswer writes one handler's answer, which may be empty: a
 	// request that gets no answer on the wire.
 	WriteAnswer(w *frame.Writer, answer []byte) error

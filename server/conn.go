@@ -296,13 +296,15 @@ func (c *conn) readNext() error {
 	if err := c.awaitMessage(); err != nil {
 		return err
 	}
-	if err := c.armRead(); err != nil {
+	n, err := c.armReadLen()
+	if err != nil {
 		return err
 	}
 	if c.cfg.Codec != nil {
-		n, err := c.cfg.Codec.RequestLen(c.r)
-		if err != nil {
-			return c.readError(err, false)
+		if n < 0 {
+			if n, err = c.cfg.Codec.RequestLen(c.r); err != nil {
+				return c.readError(err, false)
+			}
 		}
 		return c.readRequest(n, false)
 	}
@@ -373,12 +375,13 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 // that reading them will not block.
 func (c *conn) frameBuffered(n int) bool { return n <= c.r.Buffered() }
 
-// nextBuffered reports whether the next message has arrived whole.
-func (c *conn) nextBuffered() bool {
+// nextBuffered reports whether the next message has arrived whole and,
+// with a codec, its length (-1 without one).
+func (c *conn) nextBuffered() (int, bool) {
 	if c.cfg.Codec != nil {
 		return c.cfg.Codec.Whole(c.r)
 	}
-	return c.r.NextBuffered()
+	return -1, c.r.NextBuffered()
 }
 
 // awaitMessage waits for the first byte of the next message, flushing any
@@ -410,20 +413,33 @@ func (c *conn) awaitMessage() error {
 	}
 }
 
+// wholeAtHand reports whether the next message has arrived whole.
+func (c *conn) wholeAtHand() bool {
+	_, ok := c.nextBuffered()
+	return ok
+}
+
 // armRead prepares for reading the frame about to be read unless it has
 // arrived whole, in which case no read will block. Otherwise answers held
 // back go out first, so that no finished answer waits for a later
 // request's bytes, and the read deadline is set.
 func (c *conn) armRead() error {
-	if c.nextBuffered() {
-		return nil
+	_, err := c.armReadLen()
+	return err
+}
+
+// armReadLen is armRead returning the codec's length of a request that
+// has arrived whole, -1 otherwise (and always without a codec).
+func (c *conn) armReadLen() (int, error) {
+	if n, ok := c.nextBuffered(); ok {
+		return n, nil
 	}
 	c.flushHeld()
 	if c.cfg.ReadTimeout <= 0 {
-		return nil
+		return -1, nil
 	}
 	c.idle.disarm()
-	return c.setReadDeadline(c.clock.at(c.clock.now(), c.cfg.ReadTimeout))
+	return -1, c.setReadDeadline(c.clock.at(c.clock.now(), c.cfg.ReadTimeout))
 }
 
 func (c *conn) setReadDeadline(t time.Time) error {
@@ -715,7 +731,7 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 	for {
 		k := c.ring.ready()
 		if k == 0 {
-			if c.broken || c.w.Buffered() == 0 || (inline && c.nextBuffered()) {
+			if c.broken || c.w.Buffered() == 0 || (inline && c.wholeAtHand()) {
 				return inline
 			}
 			c.mu.Unlock()

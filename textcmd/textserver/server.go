@@ -58,7 +58,11 @@ func (c codec) RequestLen(r *frame.Reader) (int, error) {
 	return textcmd.Over(r, c.g, c.lim).NextLen()
 }
 
-func (c codec) Whole(r *frame.Reader) bool { return textcmd.Over(r, c.g, c.lim).Whole() }
+func (c codec) Whole(r *frame.Reader) (int, bool) {
+	b, _ := r.Peek(r.Buffered())
+	n, ok, err := textcmd.NextLen(b, c.g, c.lim)
+	return n, ok && err == nil && n <= len(b)
+}
 
 func (c codec) WriteAnswer(w *frame.Writer, answer []byte) error {
 	if len(answer) == 0 {
