@@ -1,6 +1,10 @@
 package span
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tcpez/tcpez/stats"
+)
 
 // BenchmarkUntouched is the server's per-request cost when the handler
 // ignores its span.
@@ -40,6 +44,21 @@ func BenchmarkAttrCounterTiming(b *testing.B) {
 		s.Finish("db")
 		if !s.Touched() {
 			b.Fatal("span not touched")
+		}
+	}
+}
+
+// BenchmarkAttrRecorded is a server's per-request span work when the
+// handler notes one attribute (textserver's command name): Reset, Attr,
+// Record.
+func BenchmarkAttrRecorded(b *testing.B) {
+	b.ReportAllocs()
+	s, rec := New(), stats.Recorder(stats.Nop{})
+	for b.Loop() {
+		s.Reset(NewID())
+		s.Attr("command", "get")
+		if s.Touched() {
+			s.Record(rec)
 		}
 	}
 }

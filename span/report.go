@@ -81,7 +81,7 @@ func (s *Span) Visit(attr func(key, value string), counter func(name string, val
 // Timing. Attributes are left out: they are per-request values, which
 // would give a metrics backend one series per value. r must not use s.
 func (s *Span) Record(r Recorder) {
-	if s == nil || r == nil {
+	if s == nil || r == nil || !s.measured.Load() {
 		return
 	}
 	s.mu.Lock()

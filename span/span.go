@@ -34,6 +34,10 @@ type Span struct {
 	// It is atomic so that the per-request checks Touched and Reset make on
 	// an untouched span cost a plain load instead of a lock.
 	touched atomic.Bool
+	// measured is set, under mu, with the first counter or timing and
+	// cleared by Reset: Record, which records only those, skips a span of
+	// attributes alone (a server's command name, say) without the lock.
+	measured atomic.Bool
 
 	mu       sync.Mutex
 	parent   ID
@@ -85,6 +89,7 @@ func (s *Span) Reset(id ID) {
 		s.counters = reuse(s.counters)
 		s.timings = reuse(s.timings)
 		s.touched.Store(false)
+		s.measured.Store(false)
 	}
 }
 
@@ -161,7 +166,7 @@ func (s *Span) Add(name string, delta int64) int64 {
 		}
 	}
 	s.counters = append(s.counters, counter{name: name, value: delta})
-	s.touch()
+	s.touchMeasured()
 	return delta
 }
 
@@ -175,6 +180,15 @@ func (s *Span) Increment(name string) int64 {
 // recording for an untouched span.
 func (s *Span) Touched() bool {
 	return s != nil && s.touched.Load()
+}
+
+// touchMeasured marks s as having counters or timings, and entries.
+// s.mu must be held.
+func (s *Span) touchMeasured() {
+	if !s.measured.Load() {
+		s.measured.Store(true)
+	}
+	s.touch()
 }
 
 // touch marks s as having entries. s.mu must be held. Storing only on the

@@ -296,6 +296,32 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// TestRecordAttributesOnly: a span with attributes alone records nothing,
+// and one Reset and given a counter records it.
+func TestRecordAttributesOnly(t *testing.T) {
+	s := New()
+	s.Attr("command", "get")
+	m := stats.NewMemory()
+	s.Record(m)
+	if got := m.Names(); len(got) != 0 {
+		t.Errorf("Names() = %q after recording attributes only, want none", got)
+	}
+	s.Reset(NewID())
+	s.Attr("command", "set")
+	s.Increment("rows")
+	s.Record(m)
+	if got := m.Counter("rows"); got != 1 {
+		t.Errorf("Counter(rows) = %d after Reset and Increment, want 1", got)
+	}
+	s.Reset(NewID())
+	s.Start("db")
+	s.Finish("db")
+	s.Record(m)
+	if got := m.Timings("db"); len(got) != 1 {
+		t.Errorf("Timings(db) = %v after Reset, Start and Finish, want one", got)
+	}
+}
+
 func TestString(t *testing.T) {
 	s := New()
 	fill(s)

@@ -81,6 +81,6 @@ func (s *Span) timing(name string) *timing {
 		}
 	}
 	s.timings = append(s.timings, timing{name: name})
-	s.touch()
+	s.touchMeasured()
 	return &s.timings[len(s.timings)-1]
 }
