@@ -41,3 +41,18 @@ func TestServerSpeaksHTTP(t *testing.T) {
 		t.Fatalf("got %v, want ErrServerSpeaksHTTP in a ConnError", err)
 	}
 }
+
+// TestMuxClientOnTLSPortIsToldTLS: a ProtocolMux client without
+// Config.TLS dialling a TLS port is told the server speaks TLS, as a v1 or
+// auto client is, not only that the mux preface was refused.
+func TestMuxClientOnTLSPortIsToldTLS(t *testing.T) {
+	cert, _ := selfSigned(t)
+	_, addr := testserver.Start(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) { return req, nil }), server.Config{
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux})
+	_, err := c.Call(ctxFor(t), []byte("PING"))
+	if !errors.Is(err, client.ErrServerSpeaksTLS) || !errors.Is(err, client.ErrMuxRefused) {
+		t.Fatalf("got %v, want ErrServerSpeaksTLS (and ErrMuxRefused)", err)
+	}
+}

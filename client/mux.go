@@ -106,7 +106,8 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 		if err == nil {
 			err = errors.New("it answered the preface as a v1 request")
 		}
-		return nil, fmt.Errorf("%w: %w", ErrMuxRefused, err)
+		// A TLS or HTTP port refuses the preface too; say which.
+		return nil, fmt.Errorf("%w: %w", ErrMuxRefused, foreign(err))
 	}
 	e.setV1()
 	c.cfg.Stats.Count(StatFallbacks, 1)
