@@ -90,12 +90,17 @@ func (cn *conn) sendToken(ctx context.Context) error {
 	}
 	defer cn.handshakeDeadline(ctx)()
 	if _, err := cn.nc.Write(frame.AppendFrame(nil, token)); err != nil {
+		if resetByServer(err) {
+			return fmt.Errorf("tcpez/client: sending the token: %w", err)
+		}
 		return fmt.Errorf("%w: sending the token: %w", ErrAuthFailed, err)
 	}
 	h, err := cn.in.r.ReadHeader()
 	switch {
 	case frame.SniffError(err) != "":
 		return fmt.Errorf("%w: answer to the token: %w", ErrAuthFailed, foreign(err))
+	case resetByServer(err):
+		return fmt.Errorf("tcpez/client: the server reset the connection before answering the token: %w", err)
 	case err != nil:
 		// A server that refuses a token closes the connection.
 		return fmt.Errorf("%w: the server closed the connection: %w", ErrAuthFailed, err)

@@ -94,6 +94,10 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 		_ = nc.Close()
 		return nil, ctx.Err()
 	}
+	if resetByServer(err) {
+		_ = nc.Close()
+		return nil, err
+	}
 	switch {
 	case err == nil && isMux:
 		if _, err := cn.authenticate(ctx); err != nil {

@@ -50,7 +50,9 @@ type Config struct {
 	Codec Codec
 
 	// MaxConns is the most connections served at once; connections over it
-	// are accepted and closed at once, and counted as refused.
+	// are accepted and reset at once (a TCP reset, not a clean close, so
+	// that clients do not take it for a refused credential or protocol),
+	// and counted as refused.
 	// Default DefaultMaxConns; negative means no limit.
 	MaxConns int
 	// MaxInFlight is how many requests of one connection may be read but
@@ -72,8 +74,8 @@ type Config struct {
 	// DefaultMemoryWait; negative: no limit.
 	MemoryWait time.Duration
 	// MaxConnsPerPeer is the most connections served at once from one
-	// remote IP address (one /64 for IPv6); more are accepted and closed
-	// at once. Unix sockets are not limited. Default
+	// remote IP address (one /64 for IPv6); more are accepted and reset
+	// at once, as over MaxConns. Unix sockets are not limited. Default
 	// DefaultMaxConnsPerPeer; negative: no limit.
 	MaxConnsPerPeer int
 	// MaxHandshakes is the most connections that may be in their TLS

@@ -132,7 +132,7 @@ func (s *Server) accept(nc net.Conn) {
 	s.count(StatConnsAccepted)
 	c, ok := s.addConn(nc, true)
 	if !ok {
-		_ = nc.Close()
+		refuse(nc)
 		return
 	}
 	go func() { _ = c.serve() }()
