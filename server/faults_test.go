@@ -392,8 +392,8 @@ func TestMaxConnsRefusesAndCounts(t *testing.T) {
 		write(t, c, frame.AppendFrame(nil, []byte("x")))
 		readN(t, c, 5)
 	}
-	refused := dial(t, addr)
-	expectClosed(t, refused)
+	refused, err := net.DialTimeout("tcp", addr, safety)
+	expectRefused(t, refused, err)
 	if rec.Counter("conns.refused") != 1 {
 		t.Errorf("conns.refused = %d", rec.Counter("conns.refused"))
 	}

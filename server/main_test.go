@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,6 +87,22 @@ func expectClosed(t testing.TB, c net.Conn) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("connection still open after %v", safety)
 	}
+}
+
+// expectRefused checks that a connection the server will not serve (over
+// MaxConns or MaxConnsPerPeer) ends. The server resets it, and on loopback
+// the reset can reach the dial itself.
+func expectRefused(t testing.TB, c net.Conn, err error) {
+	t.Helper()
+	if err != nil {
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(safety))
+	expectClosed(t, c)
 }
 
 // roundTrip checks that a fresh connection to addr is served.

@@ -21,14 +21,18 @@ import (
 // is the local host on Linux), so that one test can play several peers.
 func dialFrom(t *testing.T, src, addr string) net.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: safety}
-	c, err := d.Dial("tcp", addr)
+	c, err := dialFromErr(src, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(safety))
 	return c
+}
+
+func dialFromErr(src, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: safety}
+	return d.Dial("tcp", addr)
 }
 
 // TestPeerLimitDoesNotLockOutOthers: with MaxConnsPerPeer N, one peer
@@ -49,7 +53,8 @@ func TestPeerLimitDoesNotLockOutOthers(t *testing.T) {
 		held = append(held, c)
 	}
 	for range 2 {
-		expectClosed(t, dialFrom(t, "127.0.0.1", addr))
+		c, err := dialFromErr("127.0.0.1", addr)
+		expectRefused(t, c, err)
 	}
 	if got := rec.Counter(server.StatConnsRefusedPeer); got != 2 {
 		t.Fatalf("%s = %d, want 2", server.StatConnsRefusedPeer, got)
