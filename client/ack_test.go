@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -22,16 +21,7 @@ func TestImpossibleAcknowledgementRefused(t *testing.T) {
 		"version above the preface's":  {Version: frame.MuxVersion + 1, MaxInFlight: 8, MaxFrameSize: 1 << 20},
 		"frames shorter than a header": {Version: frame.MuxVersion, MaxInFlight: 8, MaxFrameSize: frame.MuxHeaderSize - 1},
 	} {
-		addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
-			r := frame.NewReader(nc, frame.Limits{})
-			if _, err := r.ReadFrame(nil); err != nil { // the preface
-				return
-			}
-			if _, err := nc.Write(frame.AppendAck(nil, ack)); err != nil {
-				return
-			}
-			<-stop
-		})
+		addr := rawMuxServer(t, ackWith(ack), func(frame.MuxFrame) []byte { return nil })
 		c, err := client.New([]string{addr}, client.Config{Protocol: client.ProtocolMux, DialTimeout: time.Second})
 		if err != nil {
 			t.Fatal(err)

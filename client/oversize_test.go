@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,32 +41,11 @@ func TestMuxRequestOverLimitNotSent(t *testing.T) {
 // lower than it announced, or it changed) reaches the caller as an error
 // matching frame.ErrFrameTooLarge, and the connection goes on.
 func TestMuxServerAnswersTooLarge(t *testing.T) {
-	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
-		r := frame.NewReader(nc, frame.Limits{})
-		if _, err := r.ReadFrame(nil); err != nil { // the preface
-			return
+	addr := rawMuxServer(t, ackWith(frame.Ack{Version: frame.MuxVersion, MaxInFlight: 8, MaxFrameSize: 1 << 20}), func(f frame.MuxFrame) []byte {
+		if len(f.Body) > 10 {
+			return frame.AppendMuxError(nil, frame.KindError, f.ID, frame.CodeTooLarge, "frame of 100 bytes over the limit of 10")
 		}
-		ack := frame.AppendAck(nil, frame.Ack{Version: frame.MuxVersion, MaxInFlight: 8, MaxFrameSize: 1 << 20})
-		if _, err := nc.Write(ack); err != nil {
-			return
-		}
-		for {
-			p, err := r.ReadFrame(nil)
-			if err != nil {
-				return
-			}
-			f, err := frame.ParseMuxPayload(p)
-			if err != nil {
-				return
-			}
-			out := frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)
-			if len(f.Body) > 10 {
-				out = frame.AppendMuxError(nil, frame.KindError, f.ID, frame.CodeTooLarge, "frame of 100 bytes over the limit of 10")
-			}
-			if _, err := nc.Write(out); err != nil {
-				return
-			}
-		}
+		return frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)
 	})
 	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1})
 	_, err := c.Call(ctxFor(t), make([]byte, 100))
@@ -85,28 +63,9 @@ func TestMuxServerAnswersTooLarge(t *testing.T) {
 // frame is the request that follows.
 func TestStreamVersion2Server(t *testing.T) {
 	kinds := make(chan frame.Kind, 4)
-	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
-		r := frame.NewReader(nc, frame.Limits{})
-		if _, err := r.ReadFrame(nil); err != nil { // the preface
-			return
-		}
-		if _, err := nc.Write(frame.AppendAck(nil, frame.Ack{Version: 2, MaxInFlight: 8, MaxFrameSize: 1 << 20})); err != nil {
-			return
-		}
-		for {
-			p, err := r.ReadFrame(nil)
-			if err != nil {
-				return
-			}
-			f, err := frame.ParseMuxPayload(p)
-			if err != nil {
-				return
-			}
-			kinds <- f.Kind
-			if _, err := nc.Write(frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)); err != nil {
-				return
-			}
-		}
+	addr := rawMuxServer(t, ackWith(frame.Ack{Version: 2, MaxInFlight: 8, MaxFrameSize: 1 << 20}), func(f frame.MuxFrame) []byte {
+		kinds <- f.Kind
+		return frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)
 	})
 	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux})
 	if _, err := c.Stream(ctxFor(t), []byte("x")); !errors.Is(err, client.ErrNoStreams) {

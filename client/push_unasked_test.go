@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 
@@ -23,36 +22,20 @@ import (
 func TestPushWhileIdleKeepsConnection(t *testing.T) {
 	var conns atomic.Int32
 	refused := make(chan frame.MuxFrame, 1)
-	addr := rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+	greet := func() []byte {
 		conns.Add(1)
-		r := frame.NewReader(nc, frame.Limits{})
-		if _, err := r.ReadFrame(nil); err != nil { // the preface
-			return
-		}
 		out := frame.AppendAck(nil, frame.Ack{Version: 2, MaxInFlight: 128, MaxFrameSize: frame.DefaultMaxFrameSize})
 		out = frame.AppendMux(out, frame.KindNotify, 0, []byte("tick"))
-		out = frame.AppendMux(out, frame.KindCall, 1, []byte("PING"))
-		if _, err := nc.Write(out); err != nil {
-			return
+		return frame.AppendMux(out, frame.KindCall, 1, []byte("PING"))
+	}
+	addr := rawMuxServer(t, greet, func(f frame.MuxFrame) []byte {
+		switch f.Kind {
+		case frame.KindRequest:
+			return frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)
+		case frame.KindError:
+			refused <- f
 		}
-		for {
-			p, err := r.ReadFrame(nil)
-			if err != nil {
-				return
-			}
-			f, err := frame.ParseMuxPayload(p)
-			if err != nil {
-				return
-			}
-			switch f.Kind {
-			case frame.KindRequest:
-				if _, err := nc.Write(frame.AppendMux(nil, frame.KindAnswer, f.ID, f.Body)); err != nil {
-					return
-				}
-			case frame.KindError:
-				refused <- f
-			}
-		}
+		return nil
 	})
 	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {

@@ -209,6 +209,43 @@ func (s *testServer) serveLegacy(nc net.Conn) {
 	}
 }
 
+// rawMuxServer is a hand-written mux server: on every connection it reads
+// the preface, writes what greet returns (the acknowledgement and any
+// frames after it), then hands each mux frame it reads to answer and
+// writes what answer returns, until the connection ends.
+func rawMuxServer(t testing.TB, greet func() []byte, answer func(f frame.MuxFrame) []byte) string {
+	t.Helper()
+	return rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		if _, err := r.ReadFrame(nil); err != nil { // the preface
+			return
+		}
+		if _, err := nc.Write(greet()); err != nil {
+			return
+		}
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			if out := answer(f); len(out) > 0 {
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// ackWith greets as a mux server acknowledging ack.
+func ackWith(ack frame.Ack) func() []byte {
+	return func() []byte { return frame.AppendAck(nil, ack) }
+}
+
 // rawServer runs script on every connection it accepts, for servers that
 // break the protocol. The script must return when the connection fails or
 // stop closes, as both do at cleanup.
