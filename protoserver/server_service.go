@@ -295,21 +295,13 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	case r.timeout < 0:
 		return nil, errExpired
 	}
-	if limit := s.cfg.MaxConcurrency; limit > 0 {
-		if s.active.Add(1) > int64(limit) {
-			s.active.Add(-1)
-			return nil, errBusy
-		}
-		defer s.active.Add(-1)
+	if !s.acquire() {
+		return nil, errBusy
 	}
-	hctx := ctx
-	if r.timeout > 0 {
-		dc := withDeadline(ctx, time.Duration(r.timeout))
+	defer s.release()
+	hctx, dc := r.methodContext(ctx)
+	if dc != nil {
 		defer dc.release()
-		hctx = dc
-	}
-	if r.md != nil {
-		hctx = context.WithValue(hctx, incomingKey{}, r.md)
 	}
 	req, reuse := s.newRequest(m)
 	aliased, err := unmarshalRequest(r.payload, req, reuse)
@@ -406,3 +398,38 @@ const HealthMethod = "/tcpez.v1.Health/Check"
 var healthHandler = Method(func(context.Context, *emptypb.Empty, *span.Span) (*emptypb.Empty, error) {
 	return &emptypb.Empty{}, nil
 })
+
+// acquire takes one of MaxConcurrency's places, reporting false when none
+// is free; release gives it back.
+func (s *Service) acquire() bool {
+	limit := s.cfg.MaxConcurrency
+	if limit <= 0 {
+		return true
+	}
+	if s.active.Add(1) > int64(limit) {
+		s.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Service) release() {
+	if s.cfg.MaxConcurrency > 0 {
+		s.active.Add(-1)
+	}
+}
+
+// methodContext is the context a method runs with: ctx with the call's
+// deadline, if it has one, and its metadata. A non-nil dc is released once
+// the method returned.
+func (r *request) methodContext(ctx context.Context) (hctx context.Context, dc *deadlineCtx) {
+	hctx = ctx
+	if r.timeout > 0 {
+		dc = withDeadline(ctx, time.Duration(r.timeout))
+		hctx = dc
+	}
+	if r.md != nil {
+		hctx = context.WithValue(hctx, incomingKey{}, r.md)
+	}
+	return hctx, dc
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -203,13 +202,10 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 	case r.timeout < 0:
 		return errExpired
 	}
-	if limit := s.cfg.MaxConcurrency; limit > 0 {
-		if s.active.Add(1) > int64(limit) {
-			s.active.Add(-1)
-			return errBusy
-		}
-		defer s.active.Add(-1)
+	if !s.acquire() {
+		return errBusy
 	}
+	defer s.release()
 	sp := span.New()
 	if r.spanID != 0 {
 		sp.SetParentID(span.ID(r.spanID))
@@ -217,14 +213,9 @@ func (s *Service) serveStream(ctx context.Context, open []byte, st *server.Strea
 	if len(r.traceID) == len(span.TraceID{}) {
 		sp.SetTraceID(span.TraceID(r.traceID))
 	}
-	hctx := span.NewContext(ctx, sp)
-	if r.timeout > 0 {
-		dc := withDeadline(hctx, time.Duration(r.timeout))
+	hctx, dc := r.methodContext(span.NewContext(ctx, sp))
+	if dc != nil {
 		defer dc.release()
-		hctx = dc
-	}
-	if r.md != nil {
-		hctx = context.WithValue(hctx, incomingKey{}, r.md)
 	}
 	defer func() {
 		if v := recover(); v != nil {
