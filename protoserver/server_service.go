@@ -299,6 +299,14 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 		return nil, errBusy
 	}
 	defer s.release()
+	return s.invoke(ctx, dst, m, r, sp)
+}
+
+// invoke decodes the request, runs the method and encodes its answer. It
+// is call's second half so that each function keeps its defers few and
+// its returns fewer: the compiler then inlines the defers instead of
+// running them through the runtime's defer records.
+func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) ([]byte, error) {
 	hctx, dc := r.methodContext(ctx)
 	if dc != nil {
 		defer dc.release()
@@ -315,6 +323,13 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 		return nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
 	}
 	resp, err := s.run(hctx, m, req, sp)
+	// Encoded here, before a reused request is reset: the answer may share
+	// its fields, or be the request itself.
+	return answer(ctx, hctx, dst, m, r, resp, err)
+}
+
+// answer encodes a method's result: its response, or why there is none.
+func answer(ctx, hctx context.Context, dst []byte, m *method, r *request, resp proto.Message, err error) ([]byte, error) {
 	switch {
 	case r.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
 		// Whatever the handler made of it, the caller has stopped waiting.
@@ -326,8 +341,6 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	case resp == nil:
 		return dst, nil
 	}
-	// Encoded here, before a reused request is reset: the answer may share
-	// its fields, or be the request itself.
 	n := sizeOf(resp)
 	out, err := appendSized(slices.Grow(dst, sizeResponse(n)), respPayload, resp, n)
 	if err != nil {
