@@ -9,8 +9,10 @@
 // The load generator is a plain loop per connection, no client library:
 // each of -conns connections writes -depth requests with one write and
 // reads their responses, checking each, so that its own cost is small
-// and the same for both servers. The servers run in turn, the order
-// rotated every round; the report gives the median of the rounds.
+// and the same for every server. The servers run in turn, the order
+// rotated every round; the report gives the median of the rounds. The Go
+// loop (goloop.go) is a yardstick beside them: a minimal Go server for
+// the same gets and sets.
 package main
 
 import (
@@ -41,12 +43,17 @@ type options struct {
 	keys            int
 	sizes           string
 	journal         bool
+	goloop          bool
 	threads         int
 	procs           int
 	out             string
 }
 
 func main() {
+	if os.Getenv(goloopEnv) != "" {
+		fmt.Fprintln(os.Stderr, serveGoloop()) // it serves until killed
+		os.Exit(1)
+	}
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell on every server, the servers in rotated order")
 	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
@@ -56,6 +63,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
 	flag.StringVar(&o.sizes, "sizes", "16,4096", "value sizes in bytes")
 	flag.BoolVar(&o.journal, "journal", true, "also run kvcache with --journal (default --sync 100ms)")
+	flag.BoolVar(&o.goloop, "goloop", true, "also run the Go loop: the least a Go server does for these gets and sets, a yardstick")
 	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
 	flag.IntVar(&o.procs, "kvcache-procs", 0, "kvcache's GOMAXPROCS; 0: Go's default, the CPUs it may use")
 	flag.StringVar(&o.out, "out", "", "directory to write MEMCACHED.md into; empty: print only")
@@ -117,6 +125,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 		procs = append(procs, kj)
+	}
+	if o.goloop {
+		gl, err := startGoloop(ctx)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, gl)
 	}
 
 	var cells []cell

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+)
+
+// The Go loop is a yardstick, as bench/'s raw loop is for tcpez: the
+// least a Go server can do for the load's get and set — a goroutine per
+// connection reading through a bufio.Reader, a map under a lock, the
+// answers of the requests at hand written together — with none of what
+// kvcache's listener adds (limits, timeouts, spans, stats, Shutdown,
+// every other command). Beside memcached it says how much of a gap is
+// Go's runtime and how much the framework's own work.
+
+// goloopEnv makes this program serve the Go loop instead of measuring.
+const goloopEnv = "TCPEZ_MEMCACHE_GOLOOP"
+
+var goloopAddrRE = regexp.MustCompile(`goloop_addr=([0-9.:]+)`)
+
+// startGoloop runs this program again as the Go loop, on a free port.
+func startGoloop(ctx context.Context) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Env = append(os.Environ(), goloopEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: "Go loop", pid: cmd.Process.Pid, stop: func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := goloopAddrRE.FindStringSubmatch(sc.Text()); m != nil {
+			p.addr = m[1]
+			go io.Copy(io.Discard, stderr)
+			return p, nil
+		}
+	}
+	p.stop()
+	return nil, errors.Join(errors.New("the Go loop did not say where it serves"), sc.Err())
+}
+
+// serveGoloop serves the Go loop until the process is killed; it returns
+// only why it could not.
+func serveGoloop() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "goloop_addr=%s\n", l.Addr())
+	var s goloopStore
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go s.serve(nc)
+	}
+}
+
+type goloopStore struct {
+	mu sync.RWMutex
+	m  map[string][]byte
+}
+
+func (s *goloopStore) serve(nc net.Conn) {
+	defer nc.Close()
+	r := bufio.NewReaderSize(nc, 64<<10)
+	var out []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		if out, err = s.command(r, bytes.TrimRight(line, "\r\n"), out); err != nil {
+			return
+		}
+		if r.Buffered() == 0 {
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+		}
+	}
+}
+
+// command answers one get or set; anything else ends the connection.
+func (s *goloopStore) command(r *bufio.Reader, line, out []byte) ([]byte, error) {
+	f := bytes.Fields(line)
+	switch {
+	case len(f) == 2 && string(f[0]) == "get":
+		s.mu.RLock()
+		v, ok := s.m[string(f[1])]
+		if ok {
+			out = fmt.Appendf(out, "VALUE %s 0 %d\r\n", f[1], len(v))
+			out = append(append(out, v...), "\r\n"...)
+		}
+		s.mu.RUnlock()
+		return append(out, "END\r\n"...), nil
+	case len(f) == 5 && string(f[0]) == "set":
+		n, err := strconv.Atoi(string(f[4]))
+		if err != nil || n < 0 || n > 1<<20 {
+			return out, errors.New("bad set")
+		}
+		key := string(f[1]) // before the read that may move the line
+		v := make([]byte, n+2)
+		if _, err := io.ReadFull(r, v); err != nil {
+			return out, err
+		}
+		s.mu.Lock()
+		if s.m == nil {
+			s.m = make(map[string][]byte)
+		}
+		s.m[key] = v[:n]
+		s.mu.Unlock()
+		return append(out, "STORED\r\n"...), nil
+	}
+	return out, fmt.Errorf("unknown command %q", line)
+}
