@@ -190,6 +190,33 @@ func BenchmarkPipeline64(b *testing.B) {
 	}
 }
 
+// BenchmarkPipeline64x4KiB is issue 15's case: one goroutine sends
+// batches of 64 requests of 4 KiB, a 256 KiB batch each way, and takes the
+// answers with FlushAppend into the buffers of its last batch; one op is
+// one batch. bench/'s tcpez-pipeline64 against raw-batch64 measures the
+// same against a hand-written loop.
+func BenchmarkPipeline64x4KiB(b *testing.B) {
+	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
+	req := make([]byte, 4<<10)
+	ctx := context.Background()
+	p := c.Pipeline()
+	var dst []byte
+	var answers [][]byte
+	b.ReportAllocs()
+	b.SetBytes(64 * int64(len(req)))
+	for b.Loop() {
+		for range 64 {
+			p.Enqueue(req)
+		}
+		var err error
+		dst, answers, err = p.FlushAppend(ctx, dst[:0], answers[:0])
+		if err != nil || len(answers) != 64 {
+			b.Fatal(len(answers), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
+}
+
 // TestCallAppendAllocs: once warm, CallAppend into a buffer with
 // room allocates nothing, client and (test) server together.
 func TestCallAppendAllocs(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // only when no other can take it (see Config.OverdueAfter).
 type Pipeline struct {
 	c     *Client
-	buf   []byte // the batch's frames, header excluded
+	buf   []byte // the batch header's room, then the batch's frames
 	n     int
 	bytes int // payload bytes, for the observer
 	err   error
@@ -36,6 +36,10 @@ func (p *Pipeline) Enqueue(req []byte) {
 	}
 	if p.err = p.c.checkRequest(req); p.err != nil {
 		return
+	}
+	if len(p.buf) == 0 {
+		// Room for the batch header, so that the batch is one buffer.
+		p.buf = append(p.buf, 0, 0, 0, 0)
 	}
 	p.buf = frame.AppendFrame(p.buf, req)
 	p.n++
@@ -93,7 +97,9 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 	if err == nil {
 		rq := c.getRequest(mode, dst)
 		rq.n, rq.into = p.n, answers
-		if err = c.roundTrip(ctx, rq, p.buf, &o); err == nil {
+		frame.AppendHeader(p.buf[:0], frame.BatchHeader(p.n))
+		rq.framed = p.buf
+		if err = c.roundTrip(ctx, rq, p.buf[frame.HeaderSize:], &o); err == nil {
 			got = rq.answers
 			switch {
 			case mode != modeBatchAppend:

@@ -54,6 +54,9 @@ type request struct {
 	dst  []byte // modeAppend, modeBatchAppend: the caller's buffer
 	// modeBatchAppend: the caller's slice the answers are appended to.
 	into [][]byte
+	// framed, for a v1 batch, is the payload with the batch header in
+	// front of it, so that it goes out from one buffer (see enqueue).
+	framed []byte
 
 	// The result, set by the completing owner before it signals done.
 	ans     []byte
@@ -153,7 +156,7 @@ func (rq *request) recycle() {
 		return
 	}
 	rq.reuse()
-	rq.dst, rq.into, rq.n, rq.mode = nil, nil, 0, modeOwned
+	rq.dst, rq.into, rq.framed, rq.n, rq.mode = nil, nil, nil, 0, modeOwned
 	rq.pool.Put(rq)
 }
 

@@ -136,11 +136,16 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		cn.release()
 		return ErrNoStreams
 	} else {
-		h := frame.Header(len(payload))
-		if rq.mode.batch() {
-			h = frame.BatchHeader(rq.n)
+		switch {
+		case rq.framed != nil:
+			// The header is in front of the payload already: the batch
+			// goes out from one buffer, not as a 4-byte iovec and the rest.
+			payload = rq.framed
+		case rq.mode.batch():
+			out.buf = frame.AppendHeader(out.buf, frame.BatchHeader(rq.n))
+		default:
+			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)))
 		}
-		out.buf = frame.AppendHeader(out.buf, h)
 	}
 	if takeRead {
 		cn.takeReadLocked(rq)
@@ -252,7 +257,7 @@ func (out *writeSide) unsentLocked(rq *request, wp writeProgress) bool {
 func (cn *conn) flushUnlock(w writer, tail []byte) {
 	out := &cn.out
 	for round := 0; ; round++ {
-		if cn.err != nil || len(out.buf) == 0 {
+		if cn.err != nil || (len(out.buf) == 0 && tail == nil) {
 			out.stopWritingLocked()
 			cn.mu.Unlock()
 			return
@@ -344,8 +349,11 @@ func (cn *conn) write(w writer, buf, tail []byte) (int, error) {
 	if err := cn.armWrite(w); err != nil {
 		return 0, err
 	}
-	if tail == nil {
+	switch {
+	case tail == nil:
 		return cn.nc.Write(buf)
+	case len(buf) == 0:
+		return cn.nc.Write(tail)
 	}
 	out := &cn.out
 	out.vec = [2][]byte{buf, tail}
