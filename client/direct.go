@@ -30,10 +30,11 @@ const (
 
 // takeReadLocked gives the reading of a connection nobody reads to the
 // request being queued: to its caller when it waits for a single answer,
-// else to the reader goroutine. The queue is empty.
+// or for a v1 batch into its buffers (FlushAppend), else to the reader
+// goroutine. The queue is empty.
 func (cn *conn) takeReadLocked(rq *request) {
 	cn.in.takes++
-	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend) {
+	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend || (rq.mode == modeBatchAppend && cn.mux == nil)) {
 		cn.in.role = roleCaller
 		rq.direct = cn
 		return
@@ -108,6 +109,10 @@ func (cn *conn) readOwn(ctx context.Context, rq *request) {
 		cn.muxReadOwn(ctx, rq)
 		return
 	}
+	if rq.mode.batch() {
+		cn.readOwnBatch(ctx, rq)
+		return
+	}
 	h, err := cn.peekAnswer(ctx)
 	if cn.ownReadFailed(err) {
 		return
@@ -178,4 +183,94 @@ func (cn *conn) armRead(ctx context.Context) error {
 	}
 	cn.in.deadline = want
 	return cn.nc.SetReadDeadline(want)
+}
+
+// readOwnBatch is readOwn for a batch answer, which the caller reads a
+// frame at a time: the hand-off to the reader goroutine and back cost a
+// Pipeline of 64×4 KiB a sixth of its time. As readOwn does, it waits
+// only for a frame that fits in the read buffer to arrive whole, so that
+// giving up consumes nothing of it; the reader goroutine then reads the
+// rest of the batch from where the caller stopped (conn.in.part), and the
+// caller waits as usual.
+func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
+	_, err := cn.peekBatch(ctx, rq)
+	if cn.ownReadFailed(err) {
+		return
+	}
+	_, _ = cn.in.r.ReadHeader() // cannot fail: peekBatch buffered it
+	if cn.pop() == nil {
+		return
+	}
+	buf, ends := cn.in.scratch[:0], cn.in.ends[:0]
+	for len(ends) < rq.n {
+		p, err := cn.peekBatchFrame(ctx)
+		switch {
+		case err == errNotOwn || (err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded)):
+			cn.passBatch(partBatch{rq: rq, buf: buf, ends: ends})
+			return
+		case err != nil:
+			cn.failWith(rq, frame.Truncated(err))
+			return
+		}
+		buf = append(buf, p...)
+		_ = cn.in.r.Discard(frame.HeaderSize + len(p)) // cannot fail: Peek buffered it
+		ends = append(ends, len(buf))
+	}
+	cn.completeBatchAppend(rq, buf, ends)
+	cn.settle(true)
+}
+
+// peekBatch waits until the header of a batch answer is buffered, and
+// returns it; errNotOwn for any other header, which the reader goroutine
+// reads, checks and reports.
+func (cn *conn) peekBatch(ctx context.Context, rq *request) (frame.Header, error) {
+	if err := cn.armRead(ctx); err != nil {
+		return 0, err
+	}
+	h, err := cn.in.r.PeekHeader()
+	if err != nil {
+		return 0, err
+	}
+	if !h.IsBatch() || h.Count() != rq.n || cn.c.cfg.Limits.CheckHeader(h) != nil {
+		return 0, errNotOwn
+	}
+	return h, nil
+}
+
+// peekBatchFrame waits until the next frame of a batch answer is buffered
+// whole, and returns its payload, still in the read buffer; errNotOwn for
+// a frame too large for the buffer, or one the limits refuse.
+func (cn *conn) peekBatchFrame(ctx context.Context) ([]byte, error) {
+	if err := cn.armRead(ctx); err != nil {
+		return nil, err
+	}
+	h, err := cn.in.r.PeekHeader()
+	if err != nil {
+		return nil, err
+	}
+	if cn.c.cfg.Limits.CheckLength(h) != nil || h.Len() > readBufferSize-frame.HeaderSize {
+		return nil, errNotOwn
+	}
+	b, err := cn.in.r.Peek(frame.HeaderSize + h.Len())
+	if err != nil {
+		return nil, err
+	}
+	return b[frame.HeaderSize:], nil
+}
+
+// passBatch hands the reading of a batch answer the caller began to read
+// to the reader goroutine, which reads the rest; on a connection that
+// failed meanwhile, it fails the call, which left the queue.
+func (cn *conn) passBatch(part partBatch) {
+	cn.mu.Lock()
+	if cn.err == nil {
+		cn.in.part = part
+		cn.in.role = roleReader
+		cn.wakeReader()
+		cn.mu.Unlock()
+		return
+	}
+	cn.mu.Unlock()
+	part.rq.complete(nil, nil, cn.failure(), false)
+	cn.release()
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -112,5 +114,112 @@ func TestCallAfterIdleClose(t *testing.T) {
 	}
 	if n := accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// splitBatchServer answers each batch request in two writes, the header
+// and the first half of the frames, then the rest once pause returns, so
+// that a caller reading its own batch answer stops between the two.
+func splitBatchServer(t *testing.T, pause func()) string {
+	return rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		for {
+			payloads, _, err := readRequest(r)
+			if err != nil {
+				return
+			}
+			half := len(payloads) / 2
+			head := frame.AppendHeader(nil, frame.BatchHeader(len(payloads)))
+			var tail []byte
+			for i, p := range payloads {
+				if i < half {
+					head = frame.AppendFrame(head, answerOf(p))
+				} else {
+					tail = frame.AppendFrame(tail, answerOf(p))
+				}
+			}
+			if _, err := nc.Write(head); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			default:
+				pause()
+			}
+			if _, err := nc.Write(tail); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// flushChecked sends a batch of n requests named after round with
+// FlushAppend into dst and answers, and checks the answers if it succeeds.
+func flushChecked(ctx context.Context, p *client.Pipeline, round, n int, dst []byte, answers [][]byte) ([]byte, [][]byte, error) {
+	for i := range n {
+		p.Enqueue(fmt.Appendf(nil, "r%d-%d", round, i))
+	}
+	dst, answers, err := p.FlushAppend(ctx, dst, answers)
+	if err != nil {
+		return dst, answers, err
+	}
+	if len(answers) != n {
+		return dst, answers, fmt.Errorf("round %d: %d answers, want %d", round, len(answers), n)
+	}
+	for i, a := range answers {
+		if want := answerOf(fmt.Appendf(nil, "r%d-%d", round, i)); !bytes.Equal(a, want) {
+			return dst, answers, fmt.Errorf("round %d answer %d: %q, want %q", round, i, a, want)
+		}
+	}
+	return dst, answers, nil
+}
+
+// TestLoneBatchReadInParts: a caller alone on its connection reads its
+// own batch answer; when the rest of the answer is late (past the
+// caller's read grace) the reader goroutine reads it from where the
+// caller stopped, and the caller gets every answer, in order.
+func TestLoneBatchReadInParts(t *testing.T) {
+	addr := splitBatchServer(t, func() { time.Sleep(50 * time.Millisecond) })
+	c := newClient(t, []string{addr}, client.Config{})
+	ctx := ctxFor(t)
+	p := c.Pipeline()
+	var dst []byte
+	var answers [][]byte
+	for round := range 3 {
+		var err error
+		if dst, answers, err = flushChecked(ctx, p, round, 8, dst[:0], answers[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLoneBatchCallerCancels: a caller that gives up while reading its
+// own batch answer returns with its buffers as they were; the rest of the
+// answer is read and dropped, and the next batch gets its own answers.
+func TestLoneBatchCallerCancels(t *testing.T) {
+	gate := make(chan struct{})
+	var batches atomic.Int32
+	addr := splitBatchServer(t, func() {
+		if batches.Add(1) == 1 {
+			<-gate
+		}
+	})
+	c := newClient(t, []string{addr}, client.Config{})
+	p := c.Pipeline()
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	go func() {
+		for batches.Load() == 0 {
+			runtime.Gosched()
+		}
+		cancel() // the first half of the answer is out: the caller reads it
+	}()
+	dst, answers, err := flushChecked(ctx, p, 0, 8, []byte("pre"), nil)
+	if !errors.Is(err, context.Canceled) || string(dst) != "pre" || len(answers) != 0 {
+		t.Fatalf("cancelled FlushAppend: %q, %d answers, %v", dst, len(answers), err)
+	}
+	close(gate)
+	if _, _, err := flushChecked(ctxFor(t), p, 1, 8, nil, nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -41,6 +41,17 @@ type readSide struct {
 	deadline time.Time // the read deadline set on nc
 	scratch  []byte    // answers over readBufferSize for callers' buffers
 	ends     []int     // where each answer of a batch ends in scratch
+	// part is a batch answer its caller began to read and passed on to
+	// the reader goroutine, which reads the rest (see readOwnBatch).
+	part partBatch
+}
+
+// partBatch is a batch answer read in part: the answers of rq that are
+// read so far, in buf and ends as answerBatchAppend keeps them.
+type partBatch struct {
+	rq   *request
+	buf  []byte
+	ends []int
 }
 
 // readerTurn says what the reader goroutine does after an answer.
@@ -68,7 +79,18 @@ func (cn *conn) readLoop() {
 	var next *request // popped by deliver: the next answer's header is at hand
 	for {
 		if turn != readerKeep && !cn.awaitRead(watch) {
+			if part := cn.in.part; part.rq != nil {
+				// The connection failed before the rest could be read.
+				cn.failWith(part.rq, cn.failure())
+			}
 			return
+		}
+		if part := cn.in.part; part.rq != nil {
+			cn.in.part = partBatch{}
+			if turn, next = cn.resumeBatch(part); turn == readerStop {
+				return
+			}
+			continue
 		}
 		h, err := cn.readStart()
 		if err != nil {
@@ -101,6 +123,24 @@ func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (readerTurn,
 		cn.failWith(rq, err)
 		return readerStop, nil
 	}
+	return cn.settle(byCaller)
+}
+
+// resumeBatch reads the rest of a batch answer its caller began to read,
+// and completes it, for the reader goroutine; it returns as deliver does.
+func (cn *conn) resumeBatch(part partBatch) (readerTurn, *request) {
+	buf, ends, err := cn.readBatchFrames(part.buf, part.ends, part.rq.n-len(part.ends))
+	if err != nil {
+		cn.failWith(part.rq, err)
+		return readerStop, nil
+	}
+	cn.completeBatchAppend(part.rq, buf, ends)
+	return cn.settle(false)
+}
+
+// settle frees the slot of the answer just delivered and settles who
+// reads next, for deliver.
+func (cn *conn) settle(byCaller bool) (readerTurn, *request) {
 	cn.release()
 	cn.mu.Lock()
 	empty := cn.q.len() == 0
@@ -311,25 +351,41 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 // reads the whole batch (into scratch) before it claims the call, so that
 // a caller who gave up never finds its buffers written after.
 func (cn *conn) answerBatchAppend(rq *request) error {
-	buf := cn.in.scratch[:0]
-	ends := cn.in.ends[:0]
-	for range rq.n {
-		n, err := cn.in.r.ReadLength()
+	buf, ends, err := cn.readBatchFrames(cn.in.scratch[:0], cn.in.ends[:0], rq.n)
+	if err != nil {
+		return err
+	}
+	cn.completeBatchAppend(rq, buf, ends)
+	return nil
+}
+
+// readBatchFrames reads the next n frames of a batch answer, appending
+// their payloads to buf and where each ends to ends.
+func (cn *conn) readBatchFrames(buf []byte, ends []int, n int) ([]byte, []int, error) {
+	for range n {
+		size, err := cn.in.r.ReadLength()
 		if err != nil {
-			return err
+			return buf, ends, err
 		}
-		if buf, err = cn.appendPayload(buf, n); err != nil {
-			return err
+		if buf, err = cn.appendPayload(buf, size); err != nil {
+			return buf, ends, err
 		}
 		ends = append(ends, len(buf))
 	}
+	return buf, ends, nil
+}
+
+// completeBatchAppend completes rq with the batch answer read into buf
+// and ends, in the caller's buffers, unless the caller gave up; buf and
+// ends are kept for the next batch.
+func (cn *conn) completeBatchAppend(rq *request, buf []byte, ends []int) {
 	if cap(buf) <= maxKeptBuffer {
 		cn.in.scratch = buf[:0]
 	}
 	cn.in.ends = ends[:0]
 	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
 		rq.recycle()
-		return nil
+		return
 	}
 	dst, answers := rq.dst, rq.into
 	start, prev := len(dst), 0
@@ -341,7 +397,6 @@ func (cn *conn) answerBatchAppend(rq *request) error {
 	rq.ans, rq.answers, rq.err, rq.inDst = dst, answers, nil, true
 	rq.state.Store(stateDone)
 	rq.signal()
-	return nil
 }
 
 // appendPayload appends the next n bytes to buf: read in place when buf
