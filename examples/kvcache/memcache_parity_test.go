@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -187,4 +187,23 @@ var parityBasics = []parityCase{
 	{name: "version", steps: []string{"version\r\n"}},
 	{name: "quit", steps: []string{"set k 0 0 1\r\nx\r\nquit\r\nget k\r\n"}},
 	{name: "too large", steps: []string{"set k 0 0 1048577\r\n" + strings.Repeat("x", 1048577) + "\r\nget k\r\n"}},
+}
+
+// parityIncr: incr and decr read the value as memcached's strtoull does,
+// and write the result over it padded with spaces. Before, kvcache
+// refused " 12", "12 ", "+1" and "12\r\n" as non-numeric and stored "8"
+// where memcached leaves "8  ".
+var parityIncr = []parityCase{
+	{name: "incr leading space", steps: []string{"set k 0 0 3\r\n 12\r\nincr k 1\r\nget k\r\n"}},
+	{name: "incr trailing space", steps: []string{"set k 0 0 3\r\n12 \r\nincr k 1\r\nget k\r\n"}},
+	{name: "incr trailing CRLF in the value", steps: []string{"set k 0 0 4\r\n12\r\n\r\nincr k 1\r\nget k\r\n"}},
+	{name: "incr trailing garbage", steps: []string{"set k 0 0 3\r\n12x\r\nincr k 1\r\n"}},
+	{name: "incr plus sign", steps: []string{"set k 0 0 2\r\n+1\r\nincr k 1\r\nget k\r\n"}},
+	{name: "incr minus zero", steps: []string{"set k 0 0 2\r\n-0\r\nincr k 1\r\nget k\r\n"}},
+	{name: "incr leading zeros keep the length", steps: []string{"set k 0 0 3\r\n007\r\nincr k 1\r\nget k\r\nset z 0 0 21\r\n000000000000000000001\r\nincr z 1\r\nget z\r\n"}},
+	{name: "decr shorter pads", steps: []string{"set k 0 0 3\r\n100\r\ndecr k 1\r\nget k\r\nset t 0 0 2\r\n10\r\ndecr t 1\r\nget t\r\n"}},
+	{name: "incr wraps at 2^64", steps: []string{"set k 0 0 20\r\n18446744073709551615\r\nincr k 1\r\nget k\r\n"}},
+	{name: "decr stops at 0", steps: []string{"set k 0 0 20\r\n18446744073709551615\r\ndecr k 18446744073709551615\r\nget k\r\nset s 0 0 1\r\n5\r\ndecr s 9\r\nget s\r\n"}},
+	{name: "incr value over 2^64", steps: []string{"set k 0 0 20\r\n18446744073709551616\r\nincr k 1\r\n"}},
+	{name: "incr keeps flags, cas changes", steps: []string{"set k 7 0 1\r\n1\r\ngets k\r\nincr k 1\r\ngets k\r\n"}},
 }

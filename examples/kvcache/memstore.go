@@ -136,8 +136,11 @@ const (
 )
 
 // IncrItem adds delta to, or with decr subtracts it from, the decimal
-// unsigned 64-bit number at key, as memcached's incr and decr: incr wraps
-// around at 2^64, decr stops at 0.
+// unsigned 64-bit number at key, as memcached's incr and decr: the value
+// is read as strtoull reads it (" 12", "+12", "12 " and "007" are
+// numbers), incr wraps around at 2^64, decr stops at 0, and a result no
+// longer than the value is padded with spaces to the value's length, a
+// longer one replaces it.
 func (s *Store) IncrItem(key string, delta uint64, decr bool) (uint64, IncrResult) {
 	sh := s.shard(key)
 	now := s.now().UnixNano()
@@ -147,8 +150,8 @@ func (s *Store) IncrItem(key string, delta uint64, decr bool) (uint64, IncrResul
 	if !ok {
 		return 0, IncrNotFound
 	}
-	n, err := strconv.ParseUint(string(it.value), 10, 64)
-	if err != nil {
+	n, ok := strtoull(it.value)
+	if !ok {
 		return 0, NotANumber
 	}
 	switch {
@@ -159,9 +162,20 @@ func (s *Store) IncrItem(key string, delta uint64, decr bool) (uint64, IncrResul
 	default:
 		n -= delta
 	}
-	it.value = strconv.AppendUint(nil, n, 10)
+	it.value = incrValue(it.value, n)
 	s.put(sh, key, it)
 	return n, Incremented
+}
+
+// incrValue is the value incr and decr leave: n in decimal, padded with
+// spaces to the length of the old value if it fits, as memcached writes
+// it in place.
+func incrValue(old []byte, n uint64) []byte {
+	v := strconv.AppendUint(make([]byte, 0, max(len(old), 20)), n, 10)
+	for len(v) < len(old) {
+		v = append(v, ' ')
+	}
+	return v
 }
 
 // Touch gives key a new expiry and reports whether it held a live value.
