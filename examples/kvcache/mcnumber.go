@@ -54,3 +54,19 @@ func strtoull(b []byte) (uint64, bool) {
 	}
 	return mag, true
 }
+
+// strtol reads a signed 64-bit number as memcached's safe_strtol, but
+// without its truncation to 32 bits (see README.md, Differences from
+// memcached).
+func strtol(b []byte) (int64, bool) {
+	mag, neg, overflow, ok := parseCNumber(b)
+	switch {
+	case !ok:
+		return 0, false
+	case neg && !overflow && mag <= 1<<63:
+		return -int64(mag), true
+	case !neg && !overflow && mag < 1<<63:
+		return int64(mag), true
+	}
+	return 0, false
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -39,7 +40,10 @@ type memcache struct {
 	gets, hits, sets, deletes, incrs, touches, flushes atomic.Uint64
 }
 
-var clientError = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command line format"}
+var (
+	clientError  = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command line format"}
+	exptimeError = &textserver.Error{Status: "CLIENT_ERROR", Text: "invalid exptime argument"}
+)
 
 // newMemcacheMux registers memcached's commands.
 func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
@@ -78,7 +82,7 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		if noreply(req) {
 			return nil // even "verbosity noreply", as memcached has it
 		}
-		if _, err := strconv.ParseUint(string(req.Args[0]), 10, 32); err != nil {
+		if _, ok := strtoull(req.Args[0]); !ok {
 			return clientError
 		}
 		resp.Line("OK")
@@ -133,20 +137,25 @@ func validKey(k []byte) bool {
 // never, negative already expired, up to 30 days seconds from now, else
 // Unix seconds.
 func (m *memcache) expires(b []byte) (int64, bool) {
-	t, err := strconv.ParseInt(string(b), 10, 64)
-	switch {
-	case err != nil:
+	t, ok := strtol(b)
+	if !ok {
 		return 0, false
-	case t == 0:
-		return 0, true
-	case t < 0:
-		return 1, true
-	case t <= maxRelativeExptime:
-		return m.store.now().UnixNano() + t*int64(time.Second), true
-	case t > maxExpiry/int64(time.Second):
-		return maxExpiry, true
 	}
-	return t * int64(time.Second), true
+	return m.expiry(t), true
+}
+
+func (m *memcache) expiry(t int64) int64 {
+	switch {
+	case t == 0:
+		return 0
+	case t < 0:
+		return 1
+	case t <= maxRelativeExptime:
+		return m.store.now().UnixNano() + t*int64(time.Second)
+	case t > maxExpiry/int64(time.Second):
+		return maxExpiry
+	}
+	return t * int64(time.Second)
 }
 
 func (m *memcache) get(withCAS bool) textserver.HandlerFunc {
@@ -161,7 +170,7 @@ func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
 	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
 		exp, ok := m.expires(req.Args[0])
 		if !ok {
-			return clientError
+			return exptimeError
 		}
 		err := m.getKeys(req.Args[1:], withCAS, resp, true, exp)
 		if err != nil {
@@ -213,14 +222,14 @@ var storeStatus = [...]string{Stored: "STORED", NotStored: "NOT_STORED", Exists:
 func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 	return func(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
 		key := req.Args[0]
-		flags, err := strconv.ParseUint(string(req.Args[1]), 10, 32)
+		flags, okFlags := strtoull(req.Args[1])
 		exp, ok := m.expires(req.Args[2])
-		if !validKey(key) || err != nil || !ok {
+		if !validKey(key) || !okFlags || flags > math.MaxUint32 || !ok {
 			return clientError
 		}
 		var casID uint64
 		if mode == ModeCAS {
-			if casID, err = strconv.ParseUint(string(req.Args[4]), 10, 64); err != nil {
+			if casID, ok = strtoull(req.Args[4]); !ok {
 				return clientError
 			}
 		}
@@ -262,8 +271,8 @@ func (m *memcache) incr(decr bool) textserver.HandlerFunc {
 		if !validKey(req.Args[0]) {
 			return clientError
 		}
-		delta, err := strconv.ParseUint(string(req.Args[1]), 10, 64)
-		if err != nil {
+		delta, ok := strtoull(req.Args[1])
+		if !ok {
 			return &textserver.Error{Status: "CLIENT_ERROR", Text: "invalid numeric delta argument"}
 		}
 		m.incrs.Add(1)
@@ -286,9 +295,12 @@ func (m *memcache) incr(decr bool) textserver.HandlerFunc {
 }
 
 func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
-	exp, ok := m.expires(req.Args[1])
-	if !validKey(req.Args[0]) || !ok {
+	if !validKey(req.Args[0]) {
 		return clientError
+	}
+	exp, ok := m.expires(req.Args[1])
+	if !ok {
+		return exptimeError
 	}
 	m.touches.Add(1)
 	if !m.store.Touch(string(req.Args[0]), exp) {
@@ -303,13 +315,17 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 }
 
 func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
+	// "flush_all [delay] [noreply]": a delay of 0 or less is now, over
+	// 30 days a Unix time, as an exptime.
 	at := m.store.now().UnixNano()
-	if len(req.Args) > 0 && string(req.Args[0]) != "noreply" {
-		delay, err := strconv.ParseInt(string(req.Args[0]), 10, 64)
-		if err != nil || delay < 0 || delay > maxRelativeExptime {
-			return clientError
+	if len(req.Args) > 0 && !(len(req.Args) == 1 && noreply(req)) {
+		delay, ok := strtol(req.Args[0])
+		if !ok {
+			return exptimeError
 		}
-		at += delay * int64(time.Second)
+		if delay > 0 {
+			at = m.expiry(delay)
+		}
 	}
 	m.flushes.Add(1)
 	m.store.FlushAll(at)

@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -206,4 +206,33 @@ var parityIncr = []parityCase{
 	{name: "decr stops at 0", steps: []string{"set k 0 0 20\r\n18446744073709551615\r\ndecr k 18446744073709551615\r\nget k\r\nset s 0 0 1\r\n5\r\ndecr s 9\r\nget s\r\n"}},
 	{name: "incr value over 2^64", steps: []string{"set k 0 0 20\r\n18446744073709551616\r\nincr k 1\r\n"}},
 	{name: "incr keeps flags, cas changes", steps: []string{"set k 7 0 1\r\n1\r\ngets k\r\nincr k 1\r\ngets k\r\n"}},
+}
+
+// parityNumbers: the numeric arguments are read as memcached reads them
+// (strtoull, strtol: "+5", "007"), and errors in an exptime are answered
+// with memcached's words. Before, kvcache refused "+5" as flags and as a
+// delta, refused verbosity levels over 2^32 and flush_all delays below 0
+// or over 30 days (a Unix time to memcached), and answered "bad command
+// line format" for a bad exptime.
+var parityNumbers = []parityCase{
+	{name: "incr delta forms", steps: []string{"set k 0 0 1\r\n1\r\nincr k +2\r\nincr k 007\r\nincr k -0\r\nincr k 0x1\r\nincr k 1a\r\nget k\r\n"}},
+	{name: "flags forms", steps: []string{"set a +5 0 1\r\nx\r\nset b 007 0 1\r\nx\r\nset c -0 0 1\r\nx\r\nget a b c\r\n"}},
+	{name: "flags refused", steps: []string{"set a -1 0 1\r\nx\r\nset b abc 0 1\r\nx\r\nset c 1x 0 1\r\nx\r\nget a b c\r\n"},
+		kvcache: "CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\nEND\r\n"},
+	{name: "flags 2^32", steps: []string{"set k 4294967296 0 1\r\nx\r\nget k\r\n"},
+		kvcache: "CLIENT_ERROR bad command line format\r\nEND\r\n"},
+	{name: "exptime after 2038", steps: []string{"set k 0 2147483648 1\r\nx\r\nget k\r\n"},
+		kvcache: "STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n"},
+	{name: "exptime forms", steps: []string{"set a 0 +0 1\r\nx\r\nset b 0 +100 1\r\nx\r\nset c 0 -0 1\r\nx\r\nget a b c\r\n"}},
+	{name: "exptime refused", steps: []string{"set a 0 abc 1\r\nx\r\nset b 0 -9999999999999999999 1\r\nx\r\nget a b\r\n"},
+		kvcache: "CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\nEND\r\n"},
+	{name: "cas unique forms", steps: []string{"set k 0 0 1\r\nx\r\ncas k 0 0 1 +0\r\ny\r\ncas k 0 0 1 abc\r\ny\r\n"},
+		kvcache: "STORED\r\nEXISTS\r\nCLIENT_ERROR bad command line format\r\n"},
+	{name: "gat and touch bad exptime", steps: []string{"set k 0 0 1\r\nx\r\ngat abc k\r\ngats 1x k\r\ntouch k abc\r\ntouch k abc noreply\r\nget k\r\n"}},
+	{name: "verbosity numbers", steps: []string{"verbosity +1\r\nverbosity 99999999999\r\nverbosity 99999999999999999999\r\nverbosity -1\r\n"}},
+	{name: "flush_all negative is now", steps: []string{"set k 0 0 1\r\nx\r\nflush_all -1\r\nget k\r\n"}},
+	{name: "flush_all absolute past is now", steps: []string{"set k 0 0 1\r\nx\r\nflush_all 2592001\r\nget k\r\n"},
+		kvcache: "STORED\r\nOK\r\nEND\r\n"},
+	{name: "flush_all absolute future", steps: []string{"set k 0 0 1\r\nx\r\nflush_all {abs+100}\r\nget k\r\n"}},
+	{name: "flush_all bad delay", steps: []string{"flush_all abc\r\nflush_all abc noreply\r\nflush_all noreply 5\r\n"}},
 }
