@@ -43,6 +43,7 @@ type memcache struct {
 var (
 	clientError  = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command line format"}
 	exptimeError = &textserver.Error{Status: "CLIENT_ERROR", Text: "invalid exptime argument"}
+	deleteUsage  = &textserver.Error{Status: "CLIENT_ERROR", Text: "bad command line format.  Usage: delete <key> [noreply]"}
 )
 
 // newMemcacheMux registers memcached's commands.
@@ -62,18 +63,21 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		}})
 	mux.HandleFunc("get", m.get(false), textserver.Command{MinArgs: 1})
 	mux.HandleFunc("gets", m.get(true), textserver.Command{MinArgs: 1})
-	mux.HandleFunc("gat", m.getAndTouch(false), textserver.Command{MinArgs: 2})
-	mux.HandleFunc("gats", m.getAndTouch(true), textserver.Command{MinArgs: 2})
+	// The argument counts are memcached's: a line with more or fewer is
+	// answered ERROR, even with noreply. ("gat <exptime>" with no key
+	// answers END.)
+	mux.HandleFunc("gat", m.getAndTouch(false), textserver.Command{MinArgs: 1})
+	mux.HandleFunc("gats", m.getAndTouch(true), textserver.Command{MinArgs: 1})
 	for name, mode := range map[string]StoreMode{"set": ModeSet, "add": ModeAdd, "replace": ModeReplace,
 		"append": ModeAppend, "prepend": ModePrepend} {
-		handle(mux, name, m.storage(mode), textserver.Command{CountArg: 4})
+		handle(mux, name, m.storage(mode), textserver.Command{CountArg: 4, MaxArgs: 5})
 	}
-	handle(mux, "cas", m.storage(ModeCAS), textserver.Command{CountArg: 4, MinArgs: 5})
-	handle(mux, "delete", m.delete, textserver.Command{MinArgs: 1})
-	handle(mux, "incr", m.incr(false), textserver.Command{MinArgs: 2})
-	handle(mux, "decr", m.incr(true), textserver.Command{MinArgs: 2})
-	handle(mux, "touch", m.touch, textserver.Command{MinArgs: 2})
-	handle(mux, "flush_all", m.flushAll, textserver.Command{})
+	handle(mux, "cas", m.storage(ModeCAS), textserver.Command{CountArg: 4, MinArgs: 5, MaxArgs: 6})
+	handle(mux, "delete", m.delete, textserver.Command{MinArgs: 1, MaxArgs: 3})
+	handle(mux, "incr", m.incr(false), textserver.Command{MinArgs: 2, MaxArgs: 3})
+	handle(mux, "decr", m.incr(true), textserver.Command{MinArgs: 2, MaxArgs: 3})
+	handle(mux, "touch", m.touch, textserver.Command{MinArgs: 2, MaxArgs: 3})
+	handle(mux, "flush_all", m.flushAll, textserver.Command{MaxArgs: 2})
 	mux.HandleFunc("version", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
 		resp.Line("VERSION", memcachedVersion)
 		return nil
@@ -87,7 +91,7 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		}
 		resp.Line("OK")
 		return nil
-	}, textserver.Command{MinArgs: 1})
+	}, textserver.Command{MinArgs: 1, MaxArgs: 2})
 	mux.HandleFunc("stats", m.stats, textserver.Command{})
 	mux.HandleFunc("quit", func(context.Context, *textserver.Request, *textserver.Response) error {
 		return server.ErrCloseConnection
@@ -249,9 +253,14 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 }
 
 func (m *memcache) delete(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
-	// memcached still takes the legacy "delete <key> 0".
-	legacy := len(req.Args) > 1 && string(req.Args[1]) == "0"
-	if !validKey(req.Args[0]) || len(req.Args) > 3 || (len(req.Args) > 1 && !noreply(req) && !legacy) {
+	// memcached still takes the legacy "delete <key> 0 [noreply]".
+	if n := len(req.Args); n > 1 {
+		legacy := string(req.Args[1]) == "0"
+		if !(n == 2 && (legacy || noreply(req)) || n == 3 && legacy && noreply(req)) {
+			return deleteUsage
+		}
+	}
+	if !validKey(req.Args[0]) {
 		return clientError
 	}
 	m.deletes.Add(1)

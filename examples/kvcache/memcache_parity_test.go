@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -235,4 +235,30 @@ var parityNumbers = []parityCase{
 		kvcache: "STORED\r\nOK\r\nEND\r\n"},
 	{name: "flush_all absolute future", steps: []string{"set k 0 0 1\r\nx\r\nflush_all {abs+100}\r\nget k\r\n"}},
 	{name: "flush_all bad delay", steps: []string{"flush_all abc\r\nflush_all abc noreply\r\nflush_all noreply 5\r\n"}},
+}
+
+// parityArgs: a command with more arguments than memcached's takes is
+// answered ERROR, as memcached does, not run; delete's errors are
+// memcached's, and gat with no key answers END. Before, kvcache ran
+// "touch k 10 noreply extra", "incr k 1 x y", "set k 0 0 1 noreply
+// extra" (STORED), answered "delete k 5" with plain "bad command line
+// format" and "gat 10" with ERROR.
+var parityArgs = []parityCase{
+	{name: "touch too many", steps: []string{"set k 0 0 1\r\nx\r\ntouch k 10 extra\r\ntouch k 10 noreply extra\r\ntouch k\r\n"}},
+	{name: "incr decr too many", steps: []string{"set k 0 0 1\r\n1\r\nincr k 1 x\r\nincr k 1 x y\r\ndecr k 1 noreply x\r\nget k\r\n"}},
+	{name: "storage noreply not last", steps: []string{"set k 0 0 1 noreply extra\r\nx\r\nget k\r\n"},
+		kvcache: "ERROR\r\nEND\r\n"},
+	{name: "storage garbage for noreply", steps: []string{"set k 0 0 1 garbage\r\nx\r\nget k\r\n"}},
+	{name: "cas too few", steps: []string{"cas k 0 0 1\r\nx\r\nget k\r\n"},
+		kvcache: "ERROR\r\nEND\r\n"},
+	{name: "cas too many", steps: []string{"set k 0 0 1\r\nx\r\ncas k 0 0 1 1 noreply x\r\ny\r\nget k\r\n"},
+		kvcache: "STORED\r\nERROR\r\nVALUE k 0 1\r\nx\r\nEND\r\n"},
+	{name: "delete forms", steps: []string{"set k 0 0 1\r\nx\r\ndelete k 5\r\ndelete k 0 noreply\r\ndelete k noreply\r\ndelete k 0 noreply x\r\ndelete k x\r\ndelete k x noreply\r\ndelete k 0 x\r\ndelete\r\n"}},
+	{name: "flush_all too many", steps: []string{"set k 0 0 1\r\nx\r\nflush_all 0 noreply x\r\nget k\r\n"}},
+	{name: "flush_all delay and a word", steps: []string{"set k 0 0 1\r\nx\r\nflush_all 0 x\r\nget k\r\n"}},
+	{name: "verbosity too many", steps: []string{"verbosity 1 2\r\nverbosity 1 2 3\r\n"}},
+	{name: "gat without keys", steps: []string{"gat 10\r\ngats 10\r\n"}},
+	{name: "version and quit take anything", steps: []string{"version x y z\r\nquit x y\r\nget k\r\n"}},
+	{name: "storage with 23 arguments", steps: []string{"set k 0 0 1" + strings.Repeat(" x", 19) + "\r\nx\r\nget k\r\n"},
+		kvcache: "ERROR\r\nEND\r\n"},
 }

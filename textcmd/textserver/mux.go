@@ -30,7 +30,8 @@ type Config struct {
 	// DefaultErrorStatus.
 	ErrorStatus string
 	// UnknownStatus answers a command nobody registered, and a command
-	// with fewer arguments than it needs. Default DefaultUnknownStatus.
+	// with fewer or more arguments than it takes. Default
+	// DefaultUnknownStatus.
 	UnknownStatus string
 	// Replies describe the response lines that carry a data block or
 	// continue a multi-part response, by status, for clients (Grammar).
@@ -62,6 +63,10 @@ type Command struct {
 	// answered with Config.UnknownStatus, as memcached does. When
 	// CountArg is set MinArgs is at least CountArg.
 	MinArgs int
+	// MaxArgs is the most arguments the command takes; more is answered
+	// with Config.UnknownStatus, as memcached answers "ERROR" to a
+	// "touch <key> <exptime> noreply extra". Zero: no limit.
+	MaxArgs int
 	// Timeout bounds the handler: its context ends then, and the command
 	// is answered with an error line ("SERVER_ERROR timeout") — an async
 	// handler's at once, whether or not it has called done; a sync
@@ -151,7 +156,7 @@ func (m *Mux) HandleAsync(name string, h AsyncHandlerFunc, c Command) {
 }
 
 func (m *Mux) register(name string, c *command) {
-	if !textcmd.ValidToken([]byte(name)) || c.CountArg < 0 || c.MinArgs < 0 {
+	if !textcmd.ValidToken([]byte(name)) || c.CountArg < 0 || c.MinArgs < 0 || c.MaxArgs < 0 {
 		panic(fmt.Sprintf("tcpez/textserver: bad command %q", name))
 	}
 	c.name = name
@@ -209,7 +214,7 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 		return nil, err
 	}
 	c := m.cmds[string(req.Name)]
-	if c == nil || len(req.Args) < c.MinArgs {
+	if c == nil || len(req.Args) < c.MinArgs || (c.MaxArgs > 0 && len(req.Args) > c.MaxArgs) {
 		resp.Line(m.cfg.UnknownStatus)
 		return resp.buf, nil
 	}

@@ -47,7 +47,7 @@ func testMux(h *holds) *textserver.Mux {
 	mux.HandleFunc("PUT", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
 		resp.Line("PUT", string(req.Arg(0)), string(req.Data), string(req.Arg(2)))
 		return nil
-	}, textserver.Command{CountArg: 2, MinArgs: 3})
+	}, textserver.Command{CountArg: 2, MinArgs: 3, MaxArgs: 3})
 	mux.HandleFunc("FAST", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
 		h.started <- "FAST " + string(req.Arg(0))
 		resp.Line("FAST", string(req.Arg(0)))
@@ -182,8 +182,9 @@ func (c *conn) expectClosed(t *testing.T) {
 func TestCommands(t *testing.T) {
 	_, addr := serve(t, testMux(newHolds()), server.Config{})
 	c := dial(t, "tcp", addr)
-	c.send(t, "ECHO 7\r\nab\r\ncde\r\nPUT k 3 tag\r\nxyz\r\nLIST\r\nNOPE 1\r\nPUT k\r\n")
-	c.expect(t, "DATA 7\r\nab\r\ncde\r\nPUT k xyz tag\r\nITEM a\r\nITEM b\r\nEND\r\nERROR\r\nERROR\r\n")
+	// Too many arguments is ERROR too; the data block is skipped.
+	c.send(t, "ECHO 7\r\nab\r\ncde\r\nPUT k 3 tag\r\nxyz\r\nLIST\r\nNOPE 1\r\nPUT k\r\nPUT k 1 tag more\r\nz\r\nFAST 1\r\n")
+	c.expect(t, "DATA 7\r\nab\r\ncde\r\nPUT k xyz tag\r\nITEM a\r\nITEM b\r\nEND\r\nERROR\r\nERROR\r\nERROR\r\nFAST 1\r\n")
 }
 
 // TestPipelinedAnswersInOrder: a held request and fast ones pipelined
