@@ -193,10 +193,7 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 			return clientError
 		}
 		m.gets.Add(1)
-		if touch && !m.store.Touch(string(key), exp) {
-			continue
-		}
-		found := m.store.ViewItem(string(key), func(it Item) {
+		answer := func(it Item) {
 			// One allocation for the answer at most, rather than one per doubling.
 			b = slices.Grow(b, len(key)+len(it.Value)+64)
 			b = append(b, "VALUE "...)
@@ -212,7 +209,13 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 			b = append(b, '\r', '\n')
 			b = append(b, it.Value...)
 			b = append(b, '\r', '\n')
-		})
+		}
+		var found bool
+		if touch {
+			found = m.store.Touch(string(key), exp, answer)
+		} else {
+			found = m.store.ViewItem(string(key), answer)
+		}
 		if found {
 			m.hits.Add(1)
 		}
@@ -312,7 +315,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 		return exptimeError
 	}
 	m.touches.Add(1)
-	if !m.store.Touch(string(req.Args[0]), exp) {
+	if !m.store.Touch(string(req.Args[0]), exp, nil) {
 		reply(req, resp, "NOT_FOUND")
 		return nil
 	}

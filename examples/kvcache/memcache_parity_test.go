@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -261,4 +261,14 @@ var parityArgs = []parityCase{
 	{name: "version and quit take anything", steps: []string{"version x y z\r\nquit x y\r\nget k\r\n"}},
 	{name: "storage with 23 arguments", steps: []string{"set k 0 0 1" + strings.Repeat(" x", 19) + "\r\nx\r\nget k\r\n"},
 		kvcache: "ERROR\r\nEND\r\n"},
+}
+
+// parityTouch: gat answers the value even when its new exptime is in the
+// past (then the key is gone), and touch and gat keep the cas value.
+// Before, "gat -1 k" answered END, and each touch gave a new cas value, so
+// that a cas after a gats failed with EXISTS.
+var parityTouch = []parityCase{
+	{name: "gat -1 answers then expires", steps: []string{"set k 0 0 1\r\nx\r\ngat -1 k\r\nget k\r\n"}},
+	{name: "gats keeps cas", steps: []string{"set k 0 0 1\r\nx\r\ngets k\r\ngats 100 k k missing\r\ntouch k 100\r\ngets k\r\n"}},
+	{name: "cas after gats", steps: []string{"set k 0 0 1\r\nx\r\ngats 100 k\r\n", "touch k 200\r\ncas k 0 0 1 {cas}\r\ny\r\nget k\r\n"}},
 }

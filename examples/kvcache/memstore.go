@@ -179,7 +179,10 @@ func incrValue(old []byte, n uint64) []byte {
 }
 
 // Touch gives key a new expiry and reports whether it held a live value.
-func (s *Store) Touch(key string, expires int64) bool {
+// The cas value stays, as memcached's touch and gat keep it. view, if not
+// nil, is called first with the item, under the same rules as ViewItem's:
+// gat answers the value even when its new expiry is in the past.
+func (s *Store) Touch(key string, expires int64, view func(Item)) bool {
 	sh := s.shard(key)
 	now := s.now().UnixNano()
 	sh.mu.Lock()
@@ -188,12 +191,15 @@ func (s *Store) Touch(key string, expires int64) bool {
 	if !ok {
 		return false
 	}
+	if view != nil {
+		view(Item{Value: it.value, Flags: it.flags, CAS: it.cas})
+	}
 	if expires != 0 && expires <= now {
 		s.del(sh, key)
 		return true
 	}
 	it.expires = expires
-	s.put(sh, key, it)
+	s.write(sh, key, it)
 	return true
 }
 

@@ -220,6 +220,12 @@ func (s *Store) Incr(key string, delta int64, ttl time.Duration) (int64, error) 
 // had them.
 func (s *Store) put(sh *shard, key string, it item) {
 	it.cas = s.cas.Add(1)
+	s.write(sh, key, it)
+}
+
+// write stores it at key with its cas value, which a touch keeps, and
+// logs it. sh.mu must be held.
+func (s *Store) write(sh *shard, key string, it item) {
 	sh.items[key] = it
 	if s.journal != nil {
 		s.journal.put(key, it)
