@@ -22,7 +22,8 @@ const memcachedVersion = "1.6.0-kvcache"
 // maxLine is the longest request line, a get of many keys.
 const maxLine = 64 << 10
 
-// maxItemSize is the largest value stored, memcached's default item size.
+// maxItemSize is memcached's default item size, which holds the value
+// with the key and a header (itemFits).
 const maxItemSize = 1 << 20
 
 // maxRelativeExptime is memcached's line between an exptime in seconds
@@ -240,7 +241,12 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 				return clientError
 			}
 		}
-		if len(req.Data) > maxItemSize {
+		if !itemFits(len(key), uint32(flags), len(req.Data)) {
+			if mode == ModeSet {
+				// memcached drops the value the set would have replaced,
+				// so that a failed set leaves no stale value behind.
+				m.store.Delete(string(key))
+			}
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
 		m.sets.Add(1)

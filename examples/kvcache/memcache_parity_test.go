@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -271,4 +271,25 @@ var parityTouch = []parityCase{
 	{name: "gat -1 answers then expires", steps: []string{"set k 0 0 1\r\nx\r\ngat -1 k\r\nget k\r\n"}},
 	{name: "gats keeps cas", steps: []string{"set k 0 0 1\r\nx\r\ngets k\r\ngats 100 k k missing\r\ntouch k 100\r\ngets k\r\n"}},
 	{name: "cas after gats", steps: []string{"set k 0 0 1\r\nx\r\ngats 100 k\r\n", "touch k 200\r\ncas k 0 0 1 {cas}\r\ny\r\nget k\r\n"}},
+}
+
+// paritySize: a value is too large where memcached's is, its item of 1
+// MiB holding a header, the key and the flags too; a set too large drops
+// the value it would have replaced, and an append or prepend that would
+// grow a value past the limit is NOT_STORED. Before, kvcache stored values
+// up to 1 MiB whatever their key, kept the old value after a set too
+// large, and let append grow values without bound.
+var paritySize = []parityCase{
+	{name: "largest value, key of 1", steps: []string{sized("k", 0, 1048516) + sized("k", 0, 1048517) + "get k\r\n"}},
+	{name: "largest value, key of 10 and flags", steps: []string{sized("kkkkkkkkkk", 1, 1048503) + sized("kkkkkkkkkk", 1, 1048504) + "get kkkkkkkkkk\r\n"}},
+	{name: "set too large drops the old value", steps: []string{"set k 0 0 1\r\nv\r\nset k 0 0 1048577 noreply\r\n" + strings.Repeat("x", 1048577) + "\r\nget k\r\n"}},
+	{name: "add replace cas too large keep it", steps: []string{"set k 0 0 1\r\nv\r\n" + strings.ReplaceAll(sized("k", 0, 1048577), "set", "add") +
+		strings.ReplaceAll(sized("k", 0, 1048577), "set", "replace") + "get k\r\n"}},
+	{name: "append past the limit", steps: []string{sized("k", 0, 1048000) + strings.ReplaceAll(sized("k", 0, 1000), "set", "append") +
+		strings.ReplaceAll(sized("k", 0, 1000), "set", "prepend") + strings.ReplaceAll(sized("k", 0, 516), "set", "append") + "get nothing\r\n"}},
+}
+
+// sized is a set of a value of n bytes.
+func sized(key string, flags, n int) string {
+	return fmt.Sprintf("set %s %d 0 %d\r\n%s\r\n", key, flags, n, strings.Repeat("v", n))
 }

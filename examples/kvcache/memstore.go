@@ -71,7 +71,8 @@ const (
 )
 
 // StoreItem runs a storage command with a copy of value. For
-// append and prepend, flags and expires are ignored, as memcached does;
+// append and prepend, flags and expires are ignored, as memcached does,
+// and a result that memcached could not hold (itemFits) is NotStored;
 // for cas, casID must match the item's. An expiry in the past stores
 // nothing, yet is Stored, as memcached has it.
 func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32, expires int64, casID uint64) StoreResult {
@@ -88,6 +89,8 @@ func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32
 		return NotFound
 	case mode == ModeCAS && old.cas != casID:
 		return Exists
+	case (mode == ModeAppend || mode == ModePrepend) && !itemFits(len(key), old.flags, len(old.value)+len(value)):
+		return NotStored
 	}
 	it := item{value: reuse(old, held, len(value)), flags: flags, expires: expires, owned: true}
 	switch mode {
@@ -109,6 +112,19 @@ func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32
 	}
 	s.put(sh, key, it)
 	return Stored
+}
+
+// itemFits reports whether memcached (1.6, default settings) holds a value
+// of n bytes at key with flags: its item of maxItemSize bytes holds a
+// header of 56 bytes, the key and a NUL, the flags unless they are 0,
+// and the value with its CRLF. kvcache takes the same values, so that
+// "too large" means the same on both.
+func itemFits(keyLen int, flags uint32, n int) bool {
+	size := 56 + keyLen + 1 + n + 2
+	if flags != 0 {
+		size += 4
+	}
+	return size <= maxItemSize
 }
 
 // reuse returns the memory of old's value, emptied, for a new value of n
