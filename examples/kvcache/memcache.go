@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -126,16 +127,12 @@ func reply(req *textserver.Request, resp *textserver.Response, status string) {
 	}
 }
 
+// validKey takes the keys memcached takes: up to 250 bytes of anything
+// but a space (which splits tokens), control characters and DEL
+// included, as memcached does not check them. A NUL is refused: memcached
+// ends the line at it, so no key of memcached's holds one.
 func validKey(k []byte) bool {
-	if len(k) == 0 || len(k) > maxKeyLen {
-		return false
-	}
-	for _, c := range k {
-		if c < 0x21 || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(k) > 0 && len(k) <= maxKeyLen && bytes.IndexByte(k, 0) < 0
 }
 
 // expires turns memcached's exptime into a Unix nanosecond expiry: 0

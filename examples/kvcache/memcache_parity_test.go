@@ -43,7 +43,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize, parityKeys} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -292,4 +292,14 @@ var paritySize = []parityCase{
 // sized is a set of a value of n bytes.
 func sized(key string, flags, n int) string {
 	return fmt.Sprintf("set %s %d 0 %d\r\n%s\r\n", key, flags, n, strings.Repeat("v", n))
+}
+
+// parityKeys: keys hold any byte but a space, control characters
+// included, as memcached does not check them. Before, kvcache refused
+// them with CLIENT_ERROR.
+var parityKeys = []parityCase{
+	{name: "key with control characters", steps: []string{"set a\x01b 0 0 1\r\nx\r\nset c\td 0 0 1\r\ny\r\nset e\x7f 0 0 1\r\nz\r\nget a\x01b c\td e\x7f\r\n"}},
+	{name: "key with CR inside and at its end", steps: []string{"set a\rb 0 0 1\r\nx\r\nget a\rb\r\nset c 0 0 1\r\ny\r\nget c\r\r\n"}},
+	{name: "key with high bytes", steps: []string{"set \xc3\xa9\xff 0 0 1\r\nx\r\nget \xc3\xa9\xff\r\n"}},
+	{name: "key with NUL", steps: []string{"get a\x00b\r\n"}, kvcache: "CLIENT_ERROR bad command line format\r\n"},
 }
