@@ -33,6 +33,11 @@ type Config struct {
 	// with fewer or more arguments than it takes. Default
 	// DefaultUnknownStatus.
 	UnknownStatus string
+	// NotFound, when set, answers a command nobody registered, in place
+	// of the UnknownStatus line: memcached, for one, closes the
+	// connection on an HTTP request line (server.ErrCloseConnection). It
+	// runs as a synchronous handler without a timeout.
+	NotFound HandlerFunc
 	// Replies describe the response lines that carry a data block or
 	// continue a multi-part response, by status, for clients (Grammar).
 	// memcached's: {"VALUE": {CountArg: 3, Continues: true}, "STAT":
@@ -126,9 +131,10 @@ type command struct {
 // for a server whose Codec is the Mux's (see NewServer). Register every
 // command before serving.
 type Mux struct {
-	cfg   Config
-	cmds  map[string]*command
-	calls sync.Pool // *exchange, reused from request to request
+	cfg      Config
+	cmds     map[string]*command
+	notFound *command  // nil without Config.NotFound
+	calls    sync.Pool // *exchange, reused from request to request
 }
 
 // NewMux returns a Mux with no commands.
@@ -140,6 +146,9 @@ func NewMux(cfg Config) *Mux {
 		cfg.UnknownStatus = DefaultUnknownStatus
 	}
 	m := &Mux{cfg: cfg, cmds: make(map[string]*command)}
+	if cfg.NotFound != nil {
+		m.notFound = &command{sync: cfg.NotFound}
+	}
 	m.calls.New = func() any { return new(exchange) }
 	return m
 }
@@ -214,12 +223,16 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 		return nil, err
 	}
 	c := m.cmds[string(req.Name)]
-	if c == nil || len(req.Args) < c.MinArgs || (c.MaxArgs > 0 && len(req.Args) > c.MaxArgs) {
+	switch {
+	case c == nil && m.notFound != nil:
+		c = m.notFound
+	case c == nil || len(req.Args) < c.MinArgs || (c.MaxArgs > 0 && len(req.Args) > c.MaxArgs):
 		resp.Line(m.cfg.UnknownStatus)
 		return resp.buf, nil
+	default:
+		sp.Attr("command", c.name)
 	}
 	req.Span = sp
-	sp.Attr("command", c.name)
 	err := m.run(ctx, c, req, resp)
 	if errors.Is(err, server.ErrCloseConnection) {
 		return nil, err

@@ -264,6 +264,27 @@ func TestProtocolErrorCloses(t *testing.T) {
 	}
 }
 
+// TestNotFound: Config.NotFound answers the commands nobody registered,
+// and may close the connection, as memcached does on an HTTP request.
+func TestNotFound(t *testing.T) {
+	mux := textserver.NewMux(textserver.Config{NotFound: func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		if strings.HasPrefix(string(req.Arg(len(req.Args)-1)), "HTTP/") {
+			return server.ErrCloseConnection
+		}
+		resp.Line("NO", string(req.Name))
+		return nil
+	}})
+	mux.HandleFunc("PING", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
+		resp.Line("PONG")
+		return nil
+	}, textserver.Command{})
+	_, addr := serve(t, mux, server.Config{})
+	c := dial(t, "tcp", addr)
+	c.send(t, "PING\r\nBOGUS 1\r\nGET / HTTP/1.1\r\nPING\r\n")
+	c.expect(t, "PONG\r\nNO BOGUS\r\n")
+	c.expectClosed(t)
+}
+
 // TestQuit closes the connection after the answers before it, quietly.
 func TestQuit(t *testing.T) {
 	logger, hook := test.NewNullLogger()
