@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,9 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		Replies: map[string]textserver.Reply{
 			"VALUE": {CountArg: 3, Continues: true},
 			"STAT":  {Continues: true},
-		}})
+		},
+		NotFound: unknownCommand,
+	})
 	mux.HandleFunc("get", m.get(false), textserver.Command{MinArgs: 1})
 	mux.HandleFunc("gets", m.get(true), textserver.Command{MinArgs: 1})
 	// The argument counts are memcached's: a line with more or fewer is
@@ -99,6 +102,25 @@ func newMemcacheMux(store *Store, journal *Journal) *textserver.Mux {
 		return server.ErrCloseConnection
 	}, textserver.Command{})
 	return mux
+}
+
+// unknownCommand answers a command kvcache does not have as memcached
+// does: ERROR, except that a line ending as an HTTP request's ("GET /
+// HTTP/1.1") closes the connection. memcached makes that check only for
+// the names it does not route by their first letter (g, s, a, c, i, d, t,
+// and two-letter names starting with m), and only on lines of two letters
+// or more.
+func unknownCommand(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+	name, last := req.Name, req.Name
+	if len(req.Args) > 0 {
+		last = req.Args[len(req.Args)-1]
+	}
+	routed := len(name) < 2 || strings.IndexByte("gsacidt", name[0]) >= 0 || (name[0] == 'm' && len(name) == 2)
+	if !routed && bytes.HasPrefix(last, []byte("HTTP/")) {
+		return server.ErrCloseConnection
+	}
+	resp.Line("ERROR")
+	return nil
 }
 
 // handle registers h, a command that takes noreply, which then gets no

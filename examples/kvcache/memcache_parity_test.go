@@ -47,7 +47,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize, parityKeys, parityMalformed} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize, parityKeys, parityMalformed, parityUnknown} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -327,4 +327,17 @@ var parityMalformed = []parityCase{
 	// Not a difference: memcached closes at a line of more than 2 KiB
 	// that is not a get, once it has read 16 KiB of it.
 	{name: "other line over 64 KiB", steps: []string{"bogus " + strings.Repeat("x", 70000) + "\r\nversion\r\n"}},
+}
+
+// parityUnknown: an unknown command answers ERROR, except an HTTP request
+// line, on which memcached closes the connection. Before, kvcache
+// answered an HTTP request with an ERROR for each of its lines.
+var parityUnknown = []parityCase{
+	{name: "HTTP request closes", steps: []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n"}},
+	{name: "HTTP version alone closes", steps: []string{"HTTP/1.0\r\nversion\r\n"}},
+	// memcached drops the answers it has not written yet; kvcache
+	// writes them, then closes, as it does for quit.
+	{name: "HTTP request after a command", steps: []string{"version\r\nGET / HTTP/1.1\r\n"}, kvcache: "VERSION x\r\n"},
+	{name: "HTTP after a routed name answers ERROR", steps: []string{"gxx / HTTP/1.1\r\ndone HTTP/1.1\r\nmq HTTP/1.1\r\nx HTTP/1.1\r\nversion\r\n"}},
+	{name: "HTTP not last answers ERROR", steps: []string{"POST HTTP/1.1 x\r\nversion\r\n"}},
 }
