@@ -40,7 +40,58 @@ type memcache struct {
 	journal *Journal // nil without --journal
 	started time.Time
 
-	gets, hits, sets, deletes, incrs, touches, flushes atomic.Uint64
+	counts [numCounters]atomic.Uint64
+}
+
+// counter is one of the statistics memcached's stats command answers,
+// counted as memcached counts it.
+type counter int
+
+const (
+	cmdGet       counter = iota // keys asked for by get and gets
+	cmdSet                      // storage commands that got as far as storing
+	cmdFlush                    // flush_all commands, even refused ones
+	cmdTouch                    // touch commands, and keys of gat and gats
+	getHits                     // keys of get and gets found
+	getMisses                   // keys of get and gets missing
+	deleteMisses                // deletes of a missing key
+	deleteHits                  // deletes of a key held
+	incrMisses                  // incr of a missing key
+	incrHits                    // incr that counted
+	decrMisses                  // decr of a missing key
+	decrHits                    // decr that counted
+	casMisses                   // cas of a missing key
+	casHits                     // cas that stored
+	casBadval                   // cas of a key changed since
+	touchHits                   // touch and gat of a key held
+	touchMisses                 // touch and gat of a missing key
+	numCounters
+)
+
+// counterNames are in the order memcached lists them.
+var counterNames = [numCounters]string{cmdGet: "cmd_get", cmdSet: "cmd_set", cmdFlush: "cmd_flush", cmdTouch: "cmd_touch",
+	getHits: "get_hits", getMisses: "get_misses", deleteMisses: "delete_misses", deleteHits: "delete_hits",
+	incrMisses: "incr_misses", incrHits: "incr_hits", decrMisses: "decr_misses", decrHits: "decr_hits",
+	casMisses: "cas_misses", casHits: "cas_hits", casBadval: "cas_badval", touchHits: "touch_hits", touchMisses: "touch_misses"}
+
+func (m *memcache) countCAS(res StoreResult) {
+	switch res {
+	case Stored:
+		m.counts[casHits].Add(1)
+	case Exists:
+		m.counts[casBadval].Add(1)
+	case NotFound:
+		m.counts[casMisses].Add(1)
+	}
+}
+
+// count adds one to hit or to miss.
+func (m *memcache) count(ok bool, hit, miss counter) {
+	if ok {
+		m.counts[hit].Add(1)
+	} else {
+		m.counts[miss].Add(1)
+	}
 }
 
 var (
@@ -212,7 +263,6 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 		if !validKey(key) {
 			return clientError
 		}
-		m.gets.Add(1)
 		answer := func(it Item) {
 			// One allocation for the answer at most, rather than one per doubling.
 			b = slices.Grow(b, len(key)+len(it.Value)+64)
@@ -230,14 +280,12 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 			b = append(b, it.Value...)
 			b = append(b, '\r', '\n')
 		}
-		var found bool
 		if touch {
-			found = m.store.Touch(string(key), exp, answer)
+			m.counts[cmdTouch].Add(1)
+			m.count(m.store.Touch(string(key), exp, answer), touchHits, touchMisses)
 		} else {
-			found = m.store.ViewItem(string(key), answer)
-		}
-		if found {
-			m.hits.Add(1)
+			m.counts[cmdGet].Add(1)
+			m.count(m.store.ViewItem(string(key), answer), getHits, getMisses)
 		}
 	}
 	resp.SetBuffer(append(b, "END\r\n"...))
@@ -268,8 +316,11 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			}
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
-		m.sets.Add(1)
+		m.counts[cmdSet].Add(1)
 		res := m.store.StoreItem(mode, string(key), req.Data, uint32(flags), exp, casID)
+		if mode == ModeCAS {
+			m.countCAS(res)
+		}
 		if res == Stored {
 			if err := m.store.Durable(ctx); err != nil {
 				return err
@@ -291,8 +342,9 @@ func (m *memcache) delete(ctx context.Context, req *textserver.Request, resp *te
 	if !validKey(req.Args[0]) {
 		return clientError
 	}
-	m.deletes.Add(1)
-	if !m.store.Delete(string(req.Args[0])) {
+	deleted := m.store.Delete(string(req.Args[0]))
+	m.count(deleted, deleteHits, deleteMisses)
+	if !deleted {
 		reply(req, resp, "NOT_FOUND")
 		return nil
 	}
@@ -312,8 +364,14 @@ func (m *memcache) incr(decr bool) textserver.HandlerFunc {
 		if !ok {
 			return &textserver.Error{Status: "CLIENT_ERROR", Text: "invalid numeric delta argument"}
 		}
-		m.incrs.Add(1)
 		n, res := m.store.IncrItem(string(req.Args[0]), delta, decr)
+		if res != NotANumber {
+			hit, miss := incrHits, incrMisses
+			if decr {
+				hit, miss = decrHits, decrMisses
+			}
+			m.count(res == Incremented, hit, miss)
+		}
 		switch res {
 		case IncrNotFound:
 			reply(req, resp, "NOT_FOUND")
@@ -339,8 +397,10 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 	if !ok {
 		return exptimeError
 	}
-	m.touches.Add(1)
-	if !m.store.Touch(string(req.Args[0]), exp, nil) {
+	m.counts[cmdTouch].Add(1)
+	touched := m.store.Touch(string(req.Args[0]), exp, nil)
+	m.count(touched, touchHits, touchMisses)
+	if !touched {
 		reply(req, resp, "NOT_FOUND")
 		return nil
 	}
@@ -354,6 +414,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
 	// "flush_all [delay] [noreply]": a delay of 0 or less is now, over
 	// 30 days a Unix time, as an exptime.
+	m.counts[cmdFlush].Add(1)
 	at := m.store.now().UnixNano()
 	if len(req.Args) > 0 && !(len(req.Args) == 1 && noreply(req)) {
 		delay, ok := strtol(req.Args[0])
@@ -364,7 +425,6 @@ func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *
 			at = m.expiry(delay)
 		}
 	}
-	m.flushes.Add(1)
 	m.store.FlushAll(at)
 	if err := m.store.Durable(ctx); err != nil {
 		return err
@@ -373,9 +433,17 @@ func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *
 	return nil
 }
 
-// stats answers the general statistics that memcached tools show, and
-// the journal's.
+// stats answers the general statistics that memcached tools show, under
+// memcached's names, and the journal's; "stats reset" zeroes the
+// counters.
 func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+	if len(req.Args) == 1 && string(req.Args[0]) == "reset" {
+		for i := range m.counts {
+			m.counts[i].Store(0)
+		}
+		resp.Line("RESET")
+		return nil
+	}
 	if len(req.Args) > 0 {
 		return &textserver.Error{Status: "ERROR"} // no sub-statistics (items, slabs, …)
 	}
@@ -385,17 +453,10 @@ func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *texts
 	stat("uptime", uint64(now.Sub(m.started)/time.Second))
 	stat("time", uint64(now.Unix()))
 	resp.Line("STAT", "version", memcachedVersion)
+	for i, name := range counterNames {
+		stat(name, m.counts[i].Load())
+	}
 	stat("curr_items", uint64(m.store.Len()))
-	hits := m.hits.Load() // before gets, so that misses cannot go negative
-	gets := m.gets.Load()
-	stat("cmd_get", gets)
-	stat("get_hits", hits)
-	stat("get_misses", gets-hits)
-	stat("cmd_set", m.sets.Load())
-	stat("cmd_delete", m.deletes.Load())
-	stat("cmd_incr_decr", m.incrs.Load())
-	stat("cmd_touch", m.touches.Load())
-	stat("cmd_flush", m.flushes.Load())
 	if m.journal != nil {
 		appended, synced := m.journal.Stats()
 		stat("journal_appended", appended)

@@ -341,3 +341,60 @@ var parityUnknown = []parityCase{
 	{name: "HTTP after a routed name answers ERROR", steps: []string{"gxx / HTTP/1.1\r\ndone HTTP/1.1\r\nmq HTTP/1.1\r\nx HTTP/1.1\r\nversion\r\n"}},
 	{name: "HTTP not last answers ERROR", steps: []string{"POST HTTP/1.1 x\r\nversion\r\n"}},
 }
+
+// TestMemcachedStatsParity: kvcache's stats are memcached's, by name, and
+// its counters count what memcached's count, after the same commands; its
+// own (journal_*) aside. Before, kvcache answered cmd_delete and
+// cmd_incr_decr, which memcached does not have, counted gat's keys in
+// cmd_get rather than cmd_touch, lacked the hits and misses of each
+// command, and answered "stats reset" with ERROR.
+func TestMemcachedStatsParity(t *testing.T) {
+	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
+		t.Skip("memcached not installed (apt-get install memcached)")
+	}
+	steps := []string{
+		"set a 0 0 1\r\n1\r\nget a b a\r\ngets a\r\ngat 100 a b\r\ngats 100 a\r\ntouch a 100\r\ntouch b 100\r\n" +
+			"delete b\r\nincr a 1\r\nincr b 1\r\ndecr a 1\r\ndecr b 1\r\nincr a x\r\nset s 0 0 1\r\nx\r\nincr s 1\r\n" +
+			"cas b 0 0 1 1\r\nx\r\nadd a 0 0 1\r\nz\r\nset c 0 0 1\r\nx\r\ndelete c\r\nflush_all abc\r\ngets a\r\n",
+		"cas a 0 0 1 {cas}\r\n2\r\ncas a 0 0 1 {cas}\r\n3\r\n",
+		"stats\r\n",
+		"stats reset\r\nstats\r\n",
+	}
+	mc := statsOf(converse(t, memcachedtest.Start(t), steps))
+	kv := statsOf(converse(t, startMemcacheNode(t, nodeOptions{}), steps))
+	if len(mc) != 2 || len(kv) != 2 {
+		t.Fatalf("stats answered: memcached %d times, kvcache %d; want 2 each", len(mc), len(kv))
+	}
+	for i := range kv {
+		for name, v := range kv[i] {
+			w, ok := mc[i][name]
+			switch {
+			case !ok:
+				t.Errorf("kvcache's stat %s (%s) is not memcached's", name, v)
+			case name != "pid" && name != "uptime" && name != "time" && name != "version" && v != w:
+				t.Errorf("stats %d: %s is %s, memcached's %s", i, name, v, w)
+			}
+		}
+	}
+}
+
+// statsOf parses the stats in answers: one map of name to value per
+// stats answer.
+func statsOf(answers string) []map[string]string {
+	var all []map[string]string
+	var cur map[string]string
+	for line := range strings.Lines(answers) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "STAT" && !strings.HasPrefix(f[1], "journal_"):
+			if cur == nil {
+				cur = map[string]string{}
+			}
+			cur[f[1]] = f[2]
+		case len(f) == 1 && f[0] == "END" && cur != nil:
+			all = append(all, cur)
+			cur = nil
+		}
+	}
+	return all
+}
