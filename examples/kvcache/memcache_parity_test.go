@@ -47,7 +47,7 @@ func TestMemcachedParity(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil && os.Getenv("CI") == "" {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize, parityKeys, parityMalformed, parityUnknown} {
+	for _, group := range [][]parityCase{parityBasics, parityIncr, parityNumbers, parityArgs, parityTouch, paritySize, parityKeys, parityMalformed, parityUnknown, parityNoreply} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) {
 				mc := converse(t, memcachedtest.Start(t), c.steps)
@@ -340,6 +340,20 @@ var parityUnknown = []parityCase{
 	{name: "HTTP request after a command", steps: []string{"version\r\nGET / HTTP/1.1\r\n"}, kvcache: "VERSION x\r\n"},
 	{name: "HTTP after a routed name answers ERROR", steps: []string{"gxx / HTTP/1.1\r\ndone HTTP/1.1\r\nmq HTTP/1.1\r\nx HTTP/1.1\r\nversion\r\n"}},
 	{name: "HTTP not last answers ERROR", steps: []string{"POST HTTP/1.1 x\r\nversion\r\n"}},
+}
+
+// parityNoreply: noreply silences every answer of a command whose line
+// has the right number of arguments, errors included; a line with the
+// wrong number is answered ERROR all the same.
+var parityNoreply = []parityCase{
+	{name: "noreply errors of incr", steps: []string{"set k 0 0 1\r\nx\r\nincr k 1 noreply\r\nincr k x noreply\r\nincr missing 1 noreply\r\ndecr k 1 noreply\r\nget k\r\n"}},
+	{name: "noreply cas outcomes", steps: []string{"set k 0 0 1\r\nx\r\ncas k 0 0 1 99999 noreply\r\ny\r\ncas missing 0 0 1 1 noreply\r\ny\r\ngets k\r\n", "cas k 0 0 1 {cas} noreply\r\nz\r\nget k\r\n"}},
+	{name: "noreply delete errors", steps: []string{"delete k 5 noreply\r\ndelete missing noreply\r\ndelete " + strings.Repeat("k", 251) + " noreply\r\nversion\r\n"}},
+	{name: "noreply key too long", steps: []string{"touch " + strings.Repeat("k", 251) + " 1 noreply\r\nincr " + strings.Repeat("k", 251) + " 1 noreply\r\nversion\r\n"}},
+	{name: "noreply flush_all errors", steps: []string{"set k 0 0 1\r\nx\r\nflush_all x noreply\r\nflush_all 0 noreply\r\nget k\r\n"}},
+	{name: "noreply storage error skips the data", steps: []string{"set k abc 0 1 noreply\r\nx\r\nversion\r\n"}, kvcache: "VERSION x\r\n"},
+	{name: "noreply is a key to get", steps: []string{"set noreply 0 0 1\r\nx\r\nget noreply\r\n"}},
+	{name: "noreply with too many arguments", steps: []string{"touch k 1 2 noreply\r\nincr k 1 2 noreply\r\n"}},
 }
 
 // TestMemcachedStatsParity: kvcache's stats are memcached's, by name, and
