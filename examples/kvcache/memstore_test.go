@@ -47,3 +47,28 @@ func TestStoreItemReusesOnlyItsOwnValues(t *testing.T) {
 		t.Fatal("a value a snapshot holds was overwritten in place")
 	}
 }
+
+// TestSnapshotKeepsMemcachedItems: a snapshot keeps the flags of an item
+// and keys that are not UTF-8, as the memcached listener takes them.
+// Before, the flags came back 0 and one such key made every snapshot fail
+// ("string field contains invalid UTF-8").
+func TestSnapshotKeepsMemcachedItems(t *testing.T) {
+	s := NewStore(StoreConfig{})
+	defer s.Close()
+	s.StoreItem(ModeSet, "\xff\x01key", []byte("v"), 7, 0, 0)
+	s.StoreItem(ModeSet, "plain", []byte("w"), 4294967295, 0, 0)
+	var snap bytes.Buffer
+	if err := s.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStore(StoreConfig{})
+	defer r.Close()
+	if err := r.ReadSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	for key, flags := range map[string]uint32{"\xff\x01key": 7, "plain": 4294967295} {
+		if it, ok := r.GetItem(key); !ok || it.Flags != flags {
+			t.Errorf("%q after the round trip: %+v, %t; want flags %d", key, it, ok, flags)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 				ms = (it.expires + 999_999) / 1_000_000 // rounded up: never earlier
 			}
 			sh.share(k, it) // written out after the lock is let go
-			items = append(items, &kvcachepb.SnapshotItem{Key: k, Value: it.value, ExpiresUnixMs: ms})
+			items = append(items, &kvcachepb.SnapshotItem{Key: []byte(k), Value: it.value, ExpiresUnixMs: ms, Flags: it.flags})
 		}
 		for name, ch := range sh.chans {
 			if ch.last == 0 {
@@ -55,7 +56,7 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		}
 		sh.mu.Unlock()
 	}
-	slices.SortFunc(items, func(a, b *kvcachepb.SnapshotItem) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(items, func(a, b *kvcachepb.SnapshotItem) int { return bytes.Compare(a.Key, b.Key) })
 	slices.SortFunc(chans, func(a, b *kvcachepb.SnapshotChannel) int { return strings.Compare(a.Name, b.Name) })
 
 	fw := frame.NewWriter(w)
@@ -124,13 +125,14 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 		}
 		switch r := rec.Record.(type) {
 		case *kvcachepb.SnapshotRecord_Item:
-			it := item{value: r.Item.Value, expires: r.Item.ExpiresUnixMs * 1_000_000, cas: s.cas.Add(1)}
+			it := item{value: r.Item.Value, flags: r.Item.Flags, expires: r.Item.ExpiresUnixMs * 1_000_000, cas: s.cas.Add(1)}
 			if it.expires != 0 && it.expires <= now {
 				continue
 			}
-			sh := s.shard(r.Item.Key)
+			key := string(r.Item.Key)
+			sh := s.shard(key)
 			sh.mu.Lock()
-			sh.items[r.Item.Key] = it
+			sh.items[key] = it
 			sh.mu.Unlock()
 		case *kvcachepb.SnapshotRecord_Channel:
 			ch := &channel{last: r.Channel.LastSeq}

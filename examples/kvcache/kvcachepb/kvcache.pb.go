@@ -933,10 +933,15 @@ func (*SnapshotRecord_Channel) isSnapshotRecord_Record() {}
 
 type SnapshotItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// The key's bytes: a key set through the memcached listener need not be
+	// UTF-8. (It was a string before flags came; the two are the same on the
+	// wire, so older snapshots read as they did.)
+	Key   []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// When the key expires, in milliseconds since the Unix epoch; 0: never.
 	ExpiresUnixMs int64 `protobuf:"varint,3,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	// The memcached listener's flags of the item; 0 for keys set otherwise.
+	Flags         uint32 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,11 +976,11 @@ func (*SnapshotItem) Descriptor() ([]byte, []int) {
 	return file_examples_kvcache_kvcachepb_kvcache_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *SnapshotItem) GetKey() string {
+func (x *SnapshotItem) GetKey() []byte {
 	if x != nil {
 		return x.Key
 	}
-	return ""
+	return nil
 }
 
 func (x *SnapshotItem) GetValue() []byte {
@@ -988,6 +993,13 @@ func (x *SnapshotItem) GetValue() []byte {
 func (x *SnapshotItem) GetExpiresUnixMs() int64 {
 	if x != nil {
 		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+func (x *SnapshotItem) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
 	}
 	return 0
 }
@@ -1114,11 +1126,12 @@ const file_examples_kvcache_kvcachepb_kvcache_proto_rawDesc = "" +
 	"\x0eSnapshotRecord\x12:\n" +
 	"\x04item\x18\x01 \x01(\v2$.tcpez.examples.kvcache.SnapshotItemH\x00R\x04item\x12C\n" +
 	"\achannel\x18\x02 \x01(\v2'.tcpez.examples.kvcache.SnapshotChannelH\x00R\achannelB\b\n" +
-	"\x06record\"^\n" +
+	"\x06record\"t\n" +
 	"\fSnapshotItem\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12&\n" +
-	"\x0fexpires_unix_ms\x18\x03 \x01(\x03R\rexpiresUnixMs\"}\n" +
+	"\x0fexpires_unix_ms\x18\x03 \x01(\x03R\rexpiresUnixMs\x12\x14\n" +
+	"\x05flags\x18\x04 \x01(\rR\x05flags\"}\n" +
 	"\x0fSnapshotChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12;\n" +
