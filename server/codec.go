@@ -41,3 +41,32 @@ type Codec interface {
 // an answer of its own: a protocol's "quit". It is not logged or counted
 // as a failure.
 var ErrCloseConnection = errors.New("tcpez/server: close the connection")
+
+// CloseAfter returns an error that answers err as Config.EncodeError
+// answers it and then closes the connection, once that answer and the
+// ones before it are written: for input after which the stream cannot be
+// read on, but whose sender should still learn why (memcached's
+// "CLIENT_ERROR bad data chunk"). The engine answers a codec's protocol
+// errors this way (Codec.RequestLen); a handler may return one. Without
+// EncodeError, or when it has no answer, the connection closes as for
+// err alone. It matches err and ErrCloseConnection. The connection's end
+// is then a close asked for, as with ErrCloseConnection, unless err is a
+// protocol error (frame.ErrProtocol): that is counted and logged as one.
+func CloseAfter(err error) error { return &closeAfter{err} }
+
+type closeAfter struct{ err error }
+
+func (e *closeAfter) Error() string   { return e.err.Error() }
+func (e *closeAfter) Unwrap() []error { return []error{e.err, ErrCloseConnection} }
+
+// isCloseAfter reports whether err asks for an answer before the close.
+func isCloseAfter(err error) bool {
+	_, ok := errors.AsType[*closeAfter](err)
+	return ok
+}
+
+// cleanClose reports whether err, which ends a connection, is an end the
+// peer or a handler asked for rather than a fault.
+func cleanClose(err error) bool {
+	return errors.Is(err, ErrCloseConnection) && !errors.Is(err, frame.ErrProtocol)
+}

@@ -303,6 +303,9 @@ func (c *conn) readNext() error {
 	if c.cfg.Codec != nil {
 		if n < 0 {
 			if n, err = c.cfg.Codec.RequestLen(c.r); err != nil {
+				if errors.Is(err, frame.ErrProtocol) {
+					c.refuse(err)
+				}
 				return c.readError(err, false)
 			}
 		}
@@ -369,6 +372,28 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 		return nil
 	}
 	return c.runInline(s)
+}
+
+// refuse answers, in its turn, the request a codec could not read for
+// err, with EncodeError's answer to CloseAfter(err); the connection then
+// closes, as it does for err alone when there is no answer or the stream
+// ended.
+func (c *conn) refuse(err error) {
+	// A stream that ended inside a request has nobody to tell.
+	if c.cfg.EncodeError == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+		return
+	}
+	s, _, rerr := c.reserve()
+	if rerr != nil {
+		return
+	}
+	s.sp.Reset(span.NewID())
+	s.start = c.clock.now()
+	if c.srv.gauges {
+		c.srv.inflight.Add(1)
+	}
+	c.publish()
+	c.complete(s, nil, CloseAfter(err), s.start, 0)
 }
 
 // frameBuffered reports whether the next n payload bytes have arrived, so
@@ -778,21 +803,36 @@ func (c *conn) writeSlots(k int) (int, error) {
 		resp := s.resp
 		if s.err != nil {
 			var ok bool
-			if resp, ok = c.encodeError(s); !ok {
-				if ferr := c.flush(); ferr != nil {
-					return i, ferr
-				}
-				return i, handlerError(s.err)
+			if resp, ok = c.encodeError(s); !ok || isCloseAfter(s.err) {
+				return i, c.lastAnswer(s, resp, ok)
 			}
 		}
-		if !c.w.Fits(len(resp)) {
-			c.armWrite()
-		}
-		if err := c.writeAnswer(resp); err != nil {
-			return i, writeError(err)
+		if err := c.writeSlotAnswer(resp); err != nil {
+			return i, err
 		}
 	}
 	return k, nil
+}
+
+func (c *conn) writeSlotAnswer(resp []byte) error {
+	if !c.w.Fits(len(resp)) {
+		c.armWrite()
+	}
+	return writeError(c.writeAnswer(resp))
+}
+
+// lastAnswer writes the answer of s, whose error ends the connection, if
+// it has one, and flushes; it returns the error that ends the writing.
+func (c *conn) lastAnswer(s *slot, resp []byte, answered bool) error {
+	if answered {
+		if err := c.writeSlotAnswer(resp); err != nil {
+			return err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return handlerError(s.err)
 }
 
 func (c *conn) writeAnswer(resp []byte) error {
@@ -803,7 +843,7 @@ func (c *conn) writeAnswer(resp []byte) error {
 }
 
 func (c *conn) encodeError(s *slot) ([]byte, bool) {
-	if c.cfg.EncodeError == nil || errors.Is(s.err, ErrCloseConnection) {
+	if c.cfg.EncodeError == nil || (errors.Is(s.err, ErrCloseConnection) && !isCloseAfter(s.err)) {
 		return nil, false
 	}
 	return c.cfg.EncodeError(c.ctx, s.err, s.sp)
@@ -909,7 +949,7 @@ func (c *conn) close() error {
 	c.mu.Lock()
 	err := c.endErr
 	c.mu.Unlock()
-	clean := err == io.EOF || err == errStopping || errors.Is(err, ErrCloseConnection)
+	clean := err == io.EOF || err == errStopping || cleanClose(err)
 	// A peer that has closed or sent nothing has nothing unread; any other
 	// may have sent more, even during Shutdown, and closing on unread
 	// bytes would reset the connection and destroy the answers in flight.

@@ -454,3 +454,50 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("server without a handler: %v", err)
 	}
 }
+
+// TestCloseAfterAnswersThenCloses: a handler error made with CloseAfter is
+// answered as EncodeError says, after the answers before it, and then the
+// connection closes, leaving the request behind it unanswered; a bare
+// ErrCloseConnection closes with no answer of its own, even with
+// EncodeError set; without EncodeError, CloseAfter closes as err would.
+func TestCloseAfterAnswersThenCloses(t *testing.T) {
+	h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		switch string(req) {
+		case "bad":
+			return nil, server.CloseAfter(errors.New("out of step"))
+		case "quit":
+			return nil, server.ErrCloseConnection
+		}
+		return req, nil
+	}
+	encode := func(_ context.Context, err error, _ *span.Span) ([]byte, bool) {
+		return []byte("ERR " + err.Error()), true
+	}
+	for _, tc := range []struct {
+		name, last string
+		cfg        server.Config
+		want       []string
+	}{
+		{"answered", "bad", server.Config{EncodeError: encode}, []string{"A", "ERR out of step"}},
+		{"quit stays silent", "quit", server.Config{EncodeError: encode}, []string{"A"}},
+		{"no EncodeError", "bad", server.Config{}, []string{"A"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, done := serveOne(t, h, tc.cfg)
+			var req []byte
+			for _, p := range []string{"A", tc.last, "never"} {
+				req = frame.AppendFrame(req, []byte(p))
+			}
+			write(t, c, req)
+			got := readFrames(t, frame.NewReader(c, frame.Limits{}), len(tc.want))
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("answers %q, want %q", got, tc.want)
+			}
+			expectClosed(t, c)
+			// A close the handler asked for, not a fault.
+			if err := <-done; err != nil {
+				t.Fatalf("ServeConn = %v, want nil", err)
+			}
+		})
+	}
+}

@@ -126,7 +126,7 @@ func (s *Server) logConnEnd(c *conn, err error) {
 	entry := s.cfg.Logger.WithField("remote", c.remote)
 	var ne net.Error
 	switch {
-	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed, errors.Is(err, ErrCloseConnection):
+	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed, cleanClose(err):
 		entry.Debug("tcpez: connection closed")
 	case errors.Is(err, ErrUnauthenticated):
 		entry.WithError(err).Warn("tcpez: connection closed: unauthenticated")
