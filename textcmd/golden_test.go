@@ -140,6 +140,9 @@ func TestGoldenExamples(t *testing.T) {
 				if !errors.Is(err, want) || !errors.Is(err, textcmd.ErrProtocol) {
 					t.Fatalf("reading %q: %v, want %v", ex.Malformed, err, want)
 				}
+				if ex.Answer != nil {
+					checkAnswer(t, ex.Answer)
+				}
 				return
 			}
 			want, ok := goldenRequests[ex.Name]

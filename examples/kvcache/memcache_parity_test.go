@@ -310,23 +310,23 @@ var parityKeys = []parityCase{
 
 // parityMalformed: input after which the stream is out of sync. memcached
 // answers an error and reads on, taking what follows for commands;
-// kvcache closes the connection without an answer, as README.md
+// kvcache answers CLIENT_ERROR and closes the connection, as README.md
 // documents (Differences from memcached) and docs/TEXTPROTOCOL.md
 // specifies (Malformed input). The answers before it are written first.
 var parityMalformed = []parityCase{
 	{name: "data longer than its count", steps: []string{"set k 0 0 1\r\nx\r\nset k 0 0 1\r\nxyz\r\nget k\r\n"},
-		kvcache: "STORED\r\n"},
+		kvcache: "STORED\r\nCLIENT_ERROR bad data chunk\r\n"},
 	{name: "data shorter than its count", steps: []string{"set k 0 0 1\r\nx\r\nset k 0 0 3\r\nx\r\nget k\r\n"},
-		kvcache: "STORED\r\n"},
-	{name: "data ended by a bare LF", steps: []string{"set k 0 0 1\r\nx\nget k\r\n"}, kvcache: nothing},
-	{name: "byte count negative", steps: []string{"version\r\nset k 0 0 -1\r\nx\r\nget k\r\n"}, kvcache: "VERSION x\r\n"},
-	{name: "byte count not a number", steps: []string{"set k 0 0 abc noreply\r\nx\r\nget k\r\n"}, kvcache: nothing},
-	{name: "byte count with a plus", steps: []string{"set k 0 0 +1\r\nx\r\nget k\r\n"}, kvcache: nothing},
-	{name: "byte count over 2 MiB", steps: []string{"set k 0 0 3000000\r\n" + strings.Repeat("y", 3000000) + "\r\nget k\r\n"}, kvcache: nothing},
-	{name: "get line over 64 KiB", steps: []string{"get" + strings.Repeat(" q", 40000) + "\r\nversion\r\n"}, kvcache: nothing},
-	// Not a difference: memcached closes at a line of more than 2 KiB
-	// that is not a get, once it has read 16 KiB of it.
-	{name: "other line over 64 KiB", steps: []string{"bogus " + strings.Repeat("x", 70000) + "\r\nversion\r\n"}},
+		kvcache: "STORED\r\nCLIENT_ERROR bad data chunk\r\n"},
+	{name: "data ended by a bare LF", steps: []string{"set k 0 0 1\r\nx\nget k\r\n"}, kvcache: "CLIENT_ERROR bad data chunk\r\n"},
+	{name: "byte count negative", steps: []string{"version\r\nset k 0 0 -1\r\nx\r\nget k\r\n"}, kvcache: "VERSION x\r\nCLIENT_ERROR byte count is not a decimal number\r\n"},
+	{name: "byte count not a number", steps: []string{"set k 0 0 abc noreply\r\nx\r\nget k\r\n"}, kvcache: "CLIENT_ERROR byte count is not a decimal number\r\n"},
+	{name: "byte count with a plus", steps: []string{"set k 0 0 +1\r\nx\r\nget k\r\n"}, kvcache: "CLIENT_ERROR byte count is not a decimal number\r\n"},
+	{name: "byte count over 2 MiB", steps: []string{"set k 0 0 3000000\r\n" + strings.Repeat("y", 3000000) + "\r\nget k\r\n"}, kvcache: "CLIENT_ERROR data block too large: 3000000, over the limit of 2097152\r\n"},
+	{name: "get line over 64 KiB", steps: []string{"get" + strings.Repeat(" q", 40000) + "\r\nversion\r\n"}, kvcache: "CLIENT_ERROR line too long: 65537, over the limit of 65536\r\n"},
+	// memcached closes at a line of more than 2 KiB that is not a get,
+	// once it has read 16 KiB of it, without an answer.
+	{name: "other line over 64 KiB", steps: []string{"bogus " + strings.Repeat("x", 70000) + "\r\nversion\r\n"}, kvcache: "CLIENT_ERROR line too long: 65537, over the limit of 65536\r\n"},
 }
 
 // parityUnknown: an unknown command answers ERROR, except an HTTP request

@@ -3,8 +3,10 @@ package textserver_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,8 +36,16 @@ func expectedAnswers(data []byte, g textcmd.Grammar) []byte {
 	var m textcmd.Message
 	for len(data) > 0 {
 		rest, ok, err := textcmd.ParseMessage(data, g, fuzzLimits, &m)
-		if !ok || err != nil {
-			return out
+		if err != nil {
+			// What is wrong, before the close (server.CloseAfter).
+			text := strings.TrimPrefix(err.Error(), "tcpez/textcmd: ")
+			if errors.Is(err, textcmd.ErrBadDataEnd) {
+				text = "bad data chunk"
+			}
+			return append(out, "CLIENT_ERROR "+text+"\r\n"...)
+		}
+		if !ok {
+			return out // the stream ended inside a message: nobody to tell
 		}
 		if string(m.Name) == "ECHO" && len(m.Args) >= 1 {
 			out = textcmd.AppendMessage(out, []byte("DATA"), m.Args[:1], m.Data)
@@ -49,7 +59,8 @@ func expectedAnswers(data []byte, g textcmd.Grammar) []byte {
 
 // FuzzConn drives a text server's connections with arbitrary bytes,
 // written in two pieces: it answers exactly the whole requests before the
-// first fault, then closes, and never hangs or crashes.
+// first fault and, for a fault that is not the end of the stream, a
+// CLIENT_ERROR line, then closes, and never hangs or crashes.
 func FuzzConn(f *testing.F) {
 	f.Add([]byte("ECHO 5\r\nhello\r\nECHO 0\r\n\r\nNOPE\r\n"), uint16(3))
 	f.Add([]byte("ECHO 2\r\nhello\r\n"), uint16(9))

@@ -18,6 +18,9 @@ const (
 	DefaultErrorStatus   = "SERVER_ERROR"
 	DefaultUnknownStatus = "ERROR"
 	DefaultTimeoutText   = "timeout"
+	// DefaultProtocolErrorStatus is memcached's word for a request it
+	// cannot read.
+	DefaultProtocolErrorStatus = "CLIENT_ERROR"
 )
 
 // Config configures a Mux. The zero value means the defaults, which are
@@ -29,6 +32,12 @@ type Config struct {
 	// not an *Error, followed by the error's text. Default
 	// DefaultErrorStatus.
 	ErrorStatus string
+	// ProtocolErrorStatus starts the line that answers a request that
+	// breaks the protocol (a data block not ending where its byte count
+	// says, a line over the limits), followed by what is wrong; the
+	// connection, out of step, then closes. Default
+	// DefaultProtocolErrorStatus.
+	ProtocolErrorStatus string
 	// UnknownStatus answers a command nobody registered, and a command
 	// with fewer or more arguments than it takes. Default
 	// DefaultUnknownStatus.
@@ -145,6 +154,9 @@ func NewMux(cfg Config) *Mux {
 	if cfg.UnknownStatus == "" {
 		cfg.UnknownStatus = DefaultUnknownStatus
 	}
+	if cfg.ProtocolErrorStatus == "" {
+		cfg.ProtocolErrorStatus = DefaultProtocolErrorStatus
+	}
 	m := &Mux{cfg: cfg, cmds: make(map[string]*command)}
 	if cfg.NotFound != nil {
 		m.notFound = &command{sync: cfg.NotFound}
@@ -220,7 +232,7 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 	req, resp := &x.req, &x.resp
 	resp.buf = dst
 	if err := m.parse(raw, &req.Message); err != nil {
-		return nil, err
+		return nil, server.CloseAfter(err) // answered, then the stream ends
 	}
 	c := m.cmds[string(req.Name)]
 	switch {

@@ -3,6 +3,7 @@ package textserver
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/server"
@@ -38,7 +39,12 @@ func NewServer(mux *Mux, cfg server.Config) *server.Server {
 // error line and the connection goes on; a protocol error closes it.
 func (m *Mux) encodeError(_ context.Context, err error, _ *span.Span) ([]byte, bool) {
 	if errors.Is(err, textcmd.ErrProtocol) {
-		return nil, false
+		// Answered only when the engine closes the connection after
+		// (server.CloseAfter): the stream is out of step.
+		if !errors.Is(err, server.ErrCloseConnection) {
+			return nil, false
+		}
+		return appendLine(nil, m.cfg.ProtocolErrorStatus, protocolText(err)), true
 	}
 	if errors.Is(err, server.ErrHandlerPanic) {
 		return appendLine(nil, m.cfg.ErrorStatus, "internal error"), true
@@ -70,4 +76,13 @@ func (c codec) WriteAnswer(w *frame.Writer, answer []byte) error {
 	}
 	_, err := w.Write(answer)
 	return err
+}
+
+// protocolText says what is wrong with a request that breaks the
+// protocol, in memcached's words where it has some.
+func protocolText(err error) string {
+	if errors.Is(err, textcmd.ErrBadDataEnd) {
+		return "bad data chunk"
+	}
+	return strings.TrimPrefix(err.Error(), "tcpez/textcmd: ")
 }

@@ -240,18 +240,19 @@ func TestErrorsAreStatusLines(t *testing.T) {
 // stream out of sync: the answers before it are written, then the
 // connection closes, counted as a protocol error.
 func TestProtocolErrorCloses(t *testing.T) {
-	for name, bad := range map[string]string{
-		"data longer than its count": "ECHO 2\r\nhello\r\n",
-		"count not a number":         "ECHO two\r\nhi\r\n",
-		"line over the limit":        "ECHO " + strings.Repeat("9", 5000) + "\r\n",
+	for name, bad := range map[string][2]string{
+		"data longer than its count": {"ECHO 2\r\nhello\r\n", "CLIENT_ERROR bad data chunk\r\n"},
+		"count not a number":         {"ECHO two\r\nhi\r\n", "CLIENT_ERROR byte count is not a decimal number\r\n"},
+		"line over the limit":        {"ECHO " + strings.Repeat("9", 5000) + "\r\n", "CLIENT_ERROR line too long: 4097, over the limit of 4096\r\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			logger, hook := test.NewNullLogger()
 			logger.SetLevel(logrus.DebugLevel)
 			srv, addr := serve(t, testMux(newHolds()), server.Config{Logger: logger})
 			c := dial(t, "tcp", addr)
-			c.send(t, "LIST\r\n"+bad)
-			c.expect(t, "ITEM a\r\nITEM b\r\nEND\r\n")
+			c.send(t, "LIST\r\n"+bad[0])
+			// The answers before, what is wrong, then the close.
+			c.expect(t, "ITEM a\r\nITEM b\r\nEND\r\n"+bad[1])
 			c.expectClosed(t)
 			shutdown(t, srv) // returns once the connection's end is logged
 			for _, e := range hook.AllEntries() {
