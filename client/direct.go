@@ -151,22 +151,32 @@ var errNotOwn = errors.New("tcpez/client: answer for the reader goroutine")
 // peekAnswer waits until a whole single-frame answer is buffered, and
 // returns its header.
 func (cn *conn) peekAnswer(ctx context.Context) (frame.Header, error) {
+	h, _, err := cn.peekFrame(ctx, func(h frame.Header) bool {
+		return !h.IsBatch() && cn.c.cfg.Limits.CheckHeader(h) == nil
+	})
+	return h, err
+}
+
+// peekFrame waits until the frame at the head of the read buffer is
+// buffered whole, and returns its header and payload, still in the
+// buffer. Anything but a frame that fits in the buffer and that own
+// accepts is the reader goroutine's to read, check and report: errNotOwn.
+func (cn *conn) peekFrame(ctx context.Context, own func(frame.Header) bool) (frame.Header, []byte, error) {
 	if err := cn.armRead(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	h, err := cn.in.r.PeekHeader()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	// Anything but a frame that fits, batches and bad headers included,
-	// is the reader goroutine's to read, check and report.
-	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil {
-		return 0, errNotOwn
+	if !own(h) || h.Len() > readBufferSize-frame.HeaderSize {
+		return 0, nil, errNotOwn
 	}
-	if _, err := cn.in.r.Peek(frame.HeaderSize + h.Len()); err != nil {
-		return 0, err
+	b, err := cn.in.r.Peek(frame.HeaderSize + h.Len())
+	if err != nil {
+		return 0, nil, err
 	}
-	return h, nil
+	return h, b[frame.HeaderSize:], nil
 }
 
 // armRead sets the read deadline of a caller's own read: the caller's
@@ -203,7 +213,7 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 	}
 	buf, ends := cn.in.scratch[:0], cn.in.ends[:0]
 	for len(ends) < rq.n {
-		p, err := cn.peekBatchFrame(ctx)
+		_, p, err := cn.peekFrame(ctx, func(h frame.Header) bool { return cn.c.cfg.Limits.CheckLength(h) == nil })
 		switch {
 		case err == errNotOwn || (err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded)):
 			cn.passBatch(partBatch{rq: rq, buf: buf, ends: ends})
@@ -235,27 +245,6 @@ func (cn *conn) peekBatch(ctx context.Context, rq *request) (frame.Header, error
 		return 0, errNotOwn
 	}
 	return h, nil
-}
-
-// peekBatchFrame waits until the next frame of a batch answer is buffered
-// whole, and returns its payload, still in the read buffer; errNotOwn for
-// a frame too large for the buffer, or one the limits refuse.
-func (cn *conn) peekBatchFrame(ctx context.Context) ([]byte, error) {
-	if err := cn.armRead(ctx); err != nil {
-		return nil, err
-	}
-	h, err := cn.in.r.PeekHeader()
-	if err != nil {
-		return nil, err
-	}
-	if cn.c.cfg.Limits.CheckLength(h) != nil || h.Len() > readBufferSize-frame.HeaderSize {
-		return nil, errNotOwn
-	}
-	b, err := cn.in.r.Peek(frame.HeaderSize + h.Len())
-	if err != nil {
-		return nil, err
-	}
-	return b[frame.HeaderSize:], nil
 }
 
 // passBatch hands the reading of a batch answer the caller began to read

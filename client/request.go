@@ -54,8 +54,9 @@ type request struct {
 	dst  []byte // modeAppend, modeBatchAppend: the caller's buffer
 	// modeBatchAppend: the caller's slice the answers are appended to.
 	into [][]byte
-	// framed, for a v1 batch, is the payload with the batch header in
-	// front of it, so that it goes out from one buffer (see enqueue).
+	// framed, for a batch, is the payload with the batch header in front
+	// of it, which v1 sends from one buffer (see enqueue); the multiplexed
+	// mode sends the payload's frames one by one.
 	framed []byte
 
 	// The result, set by the completing owner before it signals done.

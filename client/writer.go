@@ -136,14 +136,11 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		cn.release()
 		return ErrNoStreams
 	} else {
-		switch {
-		case rq.framed != nil:
-			// The header is in front of the payload already: the batch
-			// goes out from one buffer, not as a 4-byte iovec and the rest.
+		if rq.mode.batch() {
+			// A Pipeline put the batch header in front of the frames: the
+			// batch goes out from one buffer, not a 4-byte iovec and the rest.
 			payload = rq.framed
-		case rq.mode.batch():
-			out.buf = frame.AppendHeader(out.buf, frame.BatchHeader(rq.n))
-		default:
+		} else {
 			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)))
 		}
 	}

@@ -304,7 +304,7 @@ func (c *conn) readNext() error {
 		if n < 0 {
 			if n, err = c.cfg.Codec.RequestLen(c.r); err != nil {
 				if errors.Is(err, frame.ErrProtocol) {
-					c.refuse(err)
+					c.answerUnreadable(err)
 				}
 				return c.readError(err, false)
 			}
@@ -355,14 +355,10 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 		return c.readError(err, false)
 	}
 	s.inBatch = inBatch
-	s.sp.Reset(span.NewID())
 	if fresh {
-		s.start = c.clock.now()
+		c.begin(s, c.clock.now())
 	} else {
-		s.start = c.clock.recent()
-	}
-	if c.srv.gauges {
-		c.srv.inflight.Add(1)
+		c.begin(s, c.clock.recent())
 	}
 	// Run the request here unless handlers are slow and more requests are
 	// already at hand: then they run concurrently and reading goes on.
@@ -374,11 +370,21 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	return c.runInline(s)
 }
 
-// refuse answers, in its turn, the request a codec could not read for
-// err, with EncodeError's answer to CloseAfter(err); the connection then
-// closes, as it does for err alone when there is no answer or the stream
-// ended.
-func (c *conn) refuse(err error) {
+// begin starts the request of slot s at the clock reading start: its
+// span, and the in-flight gauge.
+func (c *conn) begin(s *slot, start time.Duration) {
+	s.sp.Reset(span.NewID())
+	s.start = start
+	if c.srv.gauges {
+		c.srv.inflight.Add(1)
+	}
+}
+
+// answerUnreadable answers, in its turn, the request a codec could not
+// read for err, with EncodeError's answer to CloseAfter(err); the
+// connection then closes, as it does for err alone when there is no
+// answer or the stream ended.
+func (c *conn) answerUnreadable(err error) {
 	// A stream that ended inside a request has nobody to tell.
 	if c.cfg.EncodeError == nil || errors.Is(err, io.ErrUnexpectedEOF) {
 		return
@@ -387,11 +393,7 @@ func (c *conn) refuse(err error) {
 	if rerr != nil {
 		return
 	}
-	s.sp.Reset(span.NewID())
-	s.start = c.clock.now()
-	if c.srv.gauges {
-		c.srv.inflight.Add(1)
-	}
+	c.begin(s, c.clock.now())
 	c.publish()
 	c.complete(s, nil, CloseAfter(err), s.start, 0)
 }

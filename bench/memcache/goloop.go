@@ -36,27 +36,7 @@ func startGoloop(ctx context.Context) (*proc, error) {
 	}
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Env = append(os.Environ(), goloopEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{name: "Go loop", pid: cmd.Process.Pid, stop: func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if m := goloopAddrRE.FindStringSubmatch(sc.Text()); m != nil {
-			p.addr = m[1]
-			go io.Copy(io.Discard, stderr)
-			return p, nil
-		}
-	}
-	p.stop()
-	return nil, errors.Join(errors.New("the Go loop did not say where it serves"), sc.Err())
+	return startProc("Go loop", cmd, goloopAddrRE, func() {})
 }
 
 // serveGoloop serves the Go loop until the process is killed; it returns

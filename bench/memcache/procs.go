@@ -71,26 +71,34 @@ func startKvcache(ctx context.Context, name, bin string, procs int, extra ...str
 	if procs > 0 {
 		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
 	}
+	return startProc(name, cmd, memcacheAddrRE, func() { os.RemoveAll(dir) })
+}
+
+// startProc starts cmd, a server named name, and waits for the line of its
+// standard error in which addrRE finds the address it serves; cleanup
+// runs once the process has ended, or at once if it could not start.
+func startProc(name string, cmd *exec.Cmd, addrRE *regexp.Regexp, cleanup func()) (*proc, error) {
 	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	p := &proc{name: name, pid: cmd.Process.Pid, stop: func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		os.RemoveAll(dir)
+		cleanup()
 	}}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if m := memcacheAddrRE.FindStringSubmatch(sc.Text()); m != nil {
+		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 			p.addr = m[1]
 			go io.Copy(io.Discard, stderr)
 			return p, nil
 		}
 	}
 	p.stop()
-	return nil, errors.Join(errors.New("kvcache did not say where it serves"), sc.Err())
+	return nil, errors.Join(fmt.Errorf("%s did not say where it serves", name), sc.Err())
 }

@@ -76,13 +76,8 @@ var (
 // connection before the test did.
 func converse(t *testing.T, addr string, steps []string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialMemcache(t, addr)
 	defer c.Close()
-	// Not a timing assertion: only a bound on a server that hangs.
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	var all []byte
 	lastCAS := ""
 	for i, step := range steps {
@@ -98,9 +93,12 @@ func converse(t *testing.T, addr string, steps []string) string {
 		if _, err := c.Write([]byte(step)); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		var got []byte
+		var (
+			got []byte
+			err error
+		)
 		if last {
-			c.(*net.TCPConn).CloseWrite()
+			c.CloseWrite()
 			got, err = io.ReadAll(c)
 			if errors.Is(err, syscall.ECONNRESET) {
 				err = nil // closed with unread input: a reset, after the answers

@@ -60,21 +60,29 @@ func startMemcacheNode(t *testing.T, opts nodeOptions) string {
 	return n.memcacheAddr
 }
 
-// exchange sends req on a new connection and reads until it has as many
-// bytes as want, or the server closes.
-func exchange(t *testing.T, addr string, req []byte, n int) ([]byte, error) {
+// dialMemcache connects to a memcached listener, with a deadline that is
+// not a timing assertion, only a bound on a server that hangs.
+func dialMemcache(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+// exchange sends req on a new connection and reads until it has as many
+// bytes as want, or the server closes.
+func exchange(t *testing.T, addr string, req []byte, n int) ([]byte, error) {
+	t.Helper()
+	c := dialMemcache(t, addr)
+	defer c.Close()
 	if _, err := c.Write(req); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing more comes: a request cut short is cut short for good.
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, n)

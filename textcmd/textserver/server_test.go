@@ -18,6 +18,7 @@ import (
 
 	"github.com/tcpez/tcpez/internal/testcert"
 	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/stats"
 	"github.com/tcpez/tcpez/textcmd/textserver"
 )
 
@@ -248,13 +249,18 @@ func TestProtocolErrorCloses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			logger, hook := test.NewNullLogger()
 			logger.SetLevel(logrus.DebugLevel)
-			srv, addr := serve(t, testMux(newHolds()), server.Config{Logger: logger})
+			rec := stats.NewMemory()
+			srv, addr := serve(t, testMux(newHolds()), server.Config{Logger: logger, Stats: rec})
 			c := dial(t, "tcp", addr)
 			c.send(t, "LIST\r\n"+bad[0])
 			// The answers before, what is wrong, then the close.
 			c.expect(t, "ITEM a\r\nITEM b\r\nEND\r\n"+bad[1])
 			c.expectClosed(t)
 			shutdown(t, srv) // returns once the connection's end is logged
+			// Answered first, the close is still a protocol error's.
+			if n := rec.Counter(server.StatErrProtocol); n != 1 {
+				t.Errorf("%s = %d, want 1", server.StatErrProtocol, n)
+			}
 			for _, e := range hook.AllEntries() {
 				if strings.Contains(e.Message, "protocol error") {
 					return
