@@ -98,6 +98,25 @@ func (w *Writer) WriteFrame(payload []byte) error {
 	return w.writeOut(payload)
 }
 
+// WriteFrameTail writes head then tail as one frame. A large tail is
+// written from its own slice, as WriteFrame writes a large payload, so a
+// frame made of a few bytes of its own and a big body that lies elsewhere
+// (a protobuf message's bytes field, say) is not copied to be joined.
+func (w *Writer) WriteFrameTail(head, tail []byte) error {
+	n := len(head) + len(tail)
+	if n > math.MaxInt32 {
+		return &SizeError{Limit: MaxFrameSize, Size: int64(n)}
+	}
+	if err := w.writeHeader(Header(n)); err != nil {
+		return err
+	}
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	_, err := w.Write(tail)
+	return err
+}
+
 // Write writes p as it is, with no header, buffered as frames are: for
 // other wire codecs (package textcmd) that share a connection's Writer, its
 // gathering writes and its burst buffers. It always writes all of p or

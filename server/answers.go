@@ -30,8 +30,15 @@ func (c *conn) answerDst(s *slot) []byte {
 
 // inLent reports whether resp is in s's lent answer buffer, whose bytes
 // the budget holds already.
-func (s *slot) inLent(resp []byte) bool {
-	return cap(s.lent) > 0 && len(resp) > 0 && &resp[0] == &s.lent[:1][0]
+func (s *slot) inLent(resp []byte) bool { return within(resp, s.lent) }
+
+// within reports whether p, not empty, starts in buf's memory.
+func within(p, buf []byte) bool {
+	if len(p) == 0 || cap(buf) == 0 {
+		return false
+	}
+	at, from := firstByte(p), firstByte(buf)
+	return at >= from && at < from+uintptr(cap(buf))
 }
 
 // returnLent gives s's lent answer buffer back to the pool.

@@ -64,8 +64,10 @@ type conn struct {
 
 	// acct is the connection's share of the server's memory budget.
 	acct *budget.Account
-	// appender is the Handler when it is an AppendHandler.
+	// appender is the Handler when it is an AppendHandler, tailer when
+	// it is a TailHandler and the connection speaks tcpez frames.
 	appender AppendHandler
+	tailer   TailHandler
 
 	clock clock
 	// idle is the reader's idle deadline, write the writer's (guarded by
@@ -125,6 +127,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.acct = s.budget.NewAccount()
 	c.appender, _ = s.Handler.(AppendHandler)
+	if cfg.Codec == nil {
+		c.tailer, _ = s.Handler.(TailHandler)
+	}
 	c.r = frame.NewReaderSize(statsReader{nc, cfg.Stats}, cfg.ReadBufferSize, cfg.Limits)
 	c.w = frame.NewWriterSize(statsWriter{nc, cfg.Stats}, cfg.WriteBufferSize)
 	c.r.SetPool(s.burst)
@@ -601,7 +606,10 @@ func (c *conn) complete(s *slot, resp []byte, err error, began time.Duration, to
 		resp, err = nil, errHandlerTimeout
 	}
 	s.resp, s.err = resp, err
-	c.chargeAnswer(s)
+	if timedOut {
+		s.tail = nil
+	}
+	c.chargeAnswer(s, s.resp, s.tail)
 	c.srv.finishRequest(c, s, end-s.start)
 	return c.finish(s, tok != 0, tok)
 }
@@ -642,7 +650,14 @@ func (c *conn) respond(ctx context.Context, s *slot) (resp []byte, err error) {
 	if c.appender == nil {
 		return c.srv.Handler.Respond(s.ctx, s.req, s.sp)
 	}
-	resp, err = c.appender.RespondAppend(s.ctx, c.answerDst(s), s.req, s.sp)
+	if c.tailer != nil {
+		resp, s.tail, err = c.tailer.RespondTail(s.ctx, c.answerDst(s), s.req, s.sp)
+		if err != nil {
+			s.tail = nil
+		}
+	} else {
+		resp, err = c.appender.RespondAppend(s.ctx, c.answerDst(s), s.req, s.sp)
+	}
 	if cap(resp) <= maxRetainedAnswer {
 		s.ans = resp[:0]
 	}
@@ -809,6 +824,12 @@ func (c *conn) writeSlots(k int) (int, error) {
 				return i, c.lastAnswer(s, resp, ok)
 			}
 		}
+		if s.tail != nil {
+			if err := c.writeTailAnswer(resp, s.tail); err != nil {
+				return i, err
+			}
+			continue
+		}
 		if err := c.writeSlotAnswer(resp); err != nil {
 			return i, err
 		}
@@ -821,6 +842,15 @@ func (c *conn) writeSlotAnswer(resp []byte) error {
 		c.armWrite()
 	}
 	return writeError(c.writeAnswer(resp))
+}
+
+// writeTailAnswer writes a TailHandler's answer, head then tail, as one
+// frame; only tcpez framing has them.
+func (c *conn) writeTailAnswer(head, tail []byte) error {
+	if !c.w.Fits(len(head) + len(tail)) {
+		c.armWrite()
+	}
+	return writeError(c.w.WriteFrameTail(head, tail))
 }
 
 // lastAnswer writes the answer of s, whose error ends the connection, if

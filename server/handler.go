@@ -48,6 +48,24 @@ type AppendHandler interface {
 	RespondAppend(ctx context.Context, dst, req []byte, sp *span.Span) ([]byte, error)
 }
 
+// TailHandler is an AppendHandler whose answer may end with bytes it does
+// not copy: RespondTail returns its answer in two parts, head, appended to
+// dst as RespondAppend's answer is, and tail, and the answer is head then
+// tail, one frame. A large tail goes to the socket from the handler's own
+// slice (a gathering write), so an answer that is mostly one big field
+// where it already lies, such as a protobuf message's bytes field, is not
+// copied into a buffer first: package protoserver answers so. The server
+// calls RespondTail instead of RespondAppend when its Handler has it, on
+// the connections that speak tcpez frames (not those of a Config.Codec).
+//
+// tail is an answer as Handler describes one: it may lie in req, and it
+// must not change after RespondTail returns. It is ignored when err is
+// not nil.
+type TailHandler interface {
+	AppendHandler
+	RespondTail(ctx context.Context, dst, req []byte, sp *span.Span) (head, tail []byte, err error)
+}
+
 // HandlerFunc lets an ordinary function be a Handler.
 type HandlerFunc func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error)
 

@@ -171,13 +171,19 @@ func (c *conn) rearmRead() error {
 	return c.setReadDeadline(c.clock.at(c.clock.now(), c.cfg.ReadTimeout))
 }
 
-// chargeAnswer records s's answer in the memory budget, unless it is small
-// or in the request's own buffer or a lent one. It was allocated already, so it does not
-// wait: it makes the connection's next frames wait instead.
-func (c *conn) chargeAnswer(s *slot) {
-	if len(s.resp) <= answerFree || (cap(s.req) > 0 && &s.resp[0] == &s.req[:1][0]) || s.inLent(s.resp) {
-		return
-	}
-	s.respHeld = int64(len(s.resp))
+// chargeAnswer records in the memory budget the parts of s's answer the
+// connection holds until they are written, unless they are small or lie in
+// the request's own buffer or a lent one. They were allocated already, so
+// this does not wait: it makes the connection's next frames wait instead.
+func (c *conn) chargeAnswer(s *slot, head, tail []byte) {
+	s.respHeld = s.unheld(head) + s.unheld(tail)
 	c.acct.Charge(s.respHeld)
+}
+
+// unheld is what the budget does not hold yet of p, a part of s's answer.
+func (s *slot) unheld(p []byte) int64 {
+	if len(p) <= answerFree || within(p, s.req) || s.inLent(p) {
+		return 0
+	}
+	return int64(len(p))
 }

@@ -549,7 +549,7 @@ func (m *muxConn) putLocked(mc *muxCall) {
 	m.acct.Release(mc.respHeld)
 	mc.returnLent(m.srv.large, m.acct)
 	mc.reqBuffer.release(m.srv.large, m.acct, !m.gone)
-	mc.resp, mc.respHeld, mc.err, mc.answered = nil, 0, nil, false
+	mc.resp, mc.tail, mc.respHeld, mc.err, mc.answered = nil, nil, 0, nil, false
 	if mc.ctx != nil && !mc.ctx.reusable() {
 		mc.ctx = nil
 	}
@@ -641,12 +641,7 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 func (m *muxConn) queueAnswerLocked(mc *muxCall) {
 	mc.answered = true
 	if mc.err == nil {
-		if len(mc.resp) >= refAnswerMin {
-			m.wbuf = frame.AppendMuxHeader(m.wbuf, frame.KindAnswer, mc.id, len(mc.resp))
-			m.queueRefLocked(mc, mc.resp)
-			return
-		}
-		m.appendAnswerLocked(mc.id, mc.resp)
+		m.queueResultLocked(mc)
 		return
 	}
 	if p, ok := m.encodeError(mc.ctx, &mc.slot); ok {
@@ -665,7 +660,14 @@ func (m *muxConn) queueAnswerLocked(mc *muxCall) {
 // it is small (answerFree): it was allocated already, so it does not wait,
 // but the connection's next large frames wait for it to be written.
 func (m *muxConn) appendAnswerLocked(id uint32, p []byte) {
-	m.wbuf = frame.AppendMux(m.wbuf, frame.KindAnswer, id, p)
+	m.wbuf = frame.AppendMuxHeader(m.wbuf, frame.KindAnswer, id, len(p))
+	m.appendBodyLocked(p)
+}
+
+// appendBodyLocked copies p, (part of) an answer's body whose header was
+// just queued, charging the copy as appendAnswerLocked says.
+func (m *muxConn) appendBodyLocked(p []byte) {
+	m.wbuf = append(m.wbuf, p...)
 	if len(p) > answerFree {
 		m.wbufHeld += int64(len(p))
 		m.acct.Charge(int64(len(p)))

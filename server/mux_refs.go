@@ -1,6 +1,10 @@
 package server
 
-import "net"
+import (
+	"net"
+
+	"github.com/tcpez/tcpez/frame"
+)
 
 // refAnswerMin is the smallest answer a mux connection writes by
 // reference rather than copying it into its write buffer. Smaller answers
@@ -20,11 +24,29 @@ type refAnswer struct {
 	mc   *muxCall
 }
 
-// queueRefLocked queues mc's answer p by reference. Its memory is charged
-// to the budget as v1 charges the answers it holds (chargeAnswer), unless
-// it is the call's request buffer or lent answer buffer, charged already.
+// queueResultLocked queues the answer mc's handler returned, its body
+// by reference when large. A TailHandler's answer is its head copied and
+// its tail by reference when large; any other's is all tail.
+func (m *muxConn) queueResultLocked(mc *muxCall) {
+	head, tail := mc.resp, mc.tail
+	if tail == nil {
+		head, tail = nil, mc.resp
+	}
+	m.wbuf = frame.AppendMuxHeader(m.wbuf, frame.KindAnswer, mc.id, len(head)+len(tail))
+	m.appendBodyLocked(head)
+	if len(tail) < refAnswerMin {
+		m.appendBodyLocked(tail)
+		return
+	}
+	m.queueRefLocked(mc, tail)
+}
+
+// queueRefLocked queues p, the end of mc's answer, by reference. Its
+// memory is charged to the budget as v1 charges the answers it holds
+// (chargeAnswer), unless it is in the call's request buffer or lent answer
+// buffer, charged already.
 func (m *muxConn) queueRefLocked(mc *muxCall, p []byte) {
-	m.chargeAnswer(&mc.slot)
+	m.chargeAnswer(&mc.slot, nil, p)
 	m.refs = append(m.refs, refAnswer{at: len(m.wbuf), body: p, mc: mc})
 	mc.unsent = true
 }

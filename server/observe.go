@@ -98,7 +98,7 @@ func (s *Server) requestEntry(c *conn, sl *slot, d time.Duration) *logrus.Entry 
 		"remote":      c.remote,
 		"duration_ms": float64(d) / float64(time.Millisecond),
 		"req_bytes":   len(sl.req),
-		"resp_bytes":  len(sl.resp),
+		"resp_bytes":  len(sl.resp) + len(sl.tail),
 	}
 	if sl.inBatch {
 		f["batch"] = true

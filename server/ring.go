@@ -30,6 +30,7 @@ const maxRetainedAnswer = answerFree
 type slot struct {
 	reqBuffer // req, the request's payload
 	resp      []byte
+	tail      []byte // a TailHandler's answer is resp then tail
 	ans       []byte // kept for AppendHandler answers; resp may alias it
 	lent      []byte // lent for a large AppendHandler answer (see answerDst)
 	err       error
@@ -74,7 +75,7 @@ func (s *slot) release(r *ring) {
 	r.acct.Release(s.respHeld)
 	s.returnLent(r.large, r.acct)
 	s.reqBuffer.release(r.large, r.acct, !r.ended)
-	s.resp, s.respHeld, s.err, s.done, s.batch, s.inBatch, s.expiry = nil, 0, nil, false, 0, false, nil
+	s.resp, s.tail, s.respHeld, s.err, s.done, s.batch, s.inBatch, s.expiry = nil, nil, 0, nil, false, 0, false, nil
 }
 
 // ring holds a connection's slots in request order: the reader adds at the
