@@ -245,7 +245,7 @@ func (c *Client) spawn(f func()) bool {
 // is tried again on another connection; one that may have reached a server
 // only when ctx is marked WithIdempotent.
 func (c *Client) Call(ctx context.Context, req []byte) ([]byte, error) {
-	return c.exchange(ctx, modeOwned, nil, req)
+	return c.exchange(ctx, modeOwned, nil, req, nil)
 }
 
 // CallAppend is Call that appends the answer to dst and returns the
@@ -253,14 +253,28 @@ func (c *Client) Call(ctx context.Context, req []byte) ([]byte, error) {
 // call allocates nothing. dst is not touched after CallAppend returns,
 // even when it returns early because ctx ended.
 func (c *Client) CallAppend(ctx context.Context, dst, req []byte) ([]byte, error) {
-	ans, err := c.exchange(ctx, modeAppend, dst, req)
+	ans, err := c.exchange(ctx, modeAppend, dst, req, nil)
 	if err != nil {
 		return dst, err
 	}
 	return ans, nil
 }
 
-func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte) ([]byte, error) {
+// CallAppendTail is CallAppend for a request in two parts: req then tail,
+// sent as one request. A large tail goes to the socket from its own slice
+// (a gathering write), so a request that is mostly one big blob, such as a
+// protobuf message's bytes field (package protoserver sends them so), is
+// not copied to be joined with the bytes before it. Both may be reused as
+// soon as CallAppendTail returns.
+func (c *Client) CallAppendTail(ctx context.Context, dst, req, tail []byte) ([]byte, error) {
+	ans, err := c.exchange(ctx, modeAppend, dst, req, tail)
+	if err != nil {
+		return dst, err
+	}
+	return ans, nil
+}
+
+func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req, tail []byte) ([]byte, error) {
 	if err := c.begin(); err != nil {
 		return nil, err
 	}
@@ -272,10 +286,11 @@ func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte)
 	var (
 		o   outcome
 		ans []byte
-		err = c.checkRequest(req)
+		err = c.checkRequest(len(req) + len(tail))
 	)
 	if err == nil {
 		rq := c.getRequest(mode, dst)
+		rq.tail = tail
 		if err = c.roundTrip(ctx, rq, req, &o); err == nil {
 			ans = rq.ans
 		}
@@ -284,7 +299,7 @@ func (c *Client) exchange(ctx context.Context, mode answerMode, dst, req []byte)
 		}
 	}
 	if c.timed {
-		c.record(OpCall, start, &o, len(req), len(ans)-len(dst), err)
+		c.record(OpCall, start, &o, len(req)+len(tail), len(ans)-len(dst), err)
 	}
 	return ans, err
 }
@@ -301,7 +316,7 @@ func (c *Client) getRequest(mode answerMode, dst []byte) *request {
 // frame, failing every call on it with no word of why; refusing here gives
 // the caller an error that says so and leaves the connection alone. A
 // Codec's requests are bounded by the codec.
-func (c *Client) checkRequest(req []byte) error {
+func (c *Client) checkRequest(size int) error {
 	limit := frame.MaxFrameSize
 	if c.cfg.Codec == nil {
 		limit = c.cfg.Limits.MaxFrameSize
@@ -309,8 +324,8 @@ func (c *Client) checkRequest(req []byte) error {
 			limit = frame.DefaultMaxFrameSize
 		}
 	}
-	if len(req) > limit {
-		return &frame.SizeError{Limit: limit, Size: int64(len(req))}
+	if size > limit {
+		return &frame.SizeError{Limit: limit, Size: int64(size)}
 	}
 	return nil
 }

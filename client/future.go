@@ -42,7 +42,7 @@ func (c *Client) Go(ctx context.Context, req []byte) *Future {
 		close(f.done)
 		return f
 	}
-	if err := c.checkRequest(req); err != nil {
+	if err := c.checkRequest(len(req)); err != nil {
 		f.resolve(nil, err)
 		return f
 	}
@@ -148,7 +148,7 @@ func (c *Client) Notify(ctx context.Context, req []byte) error {
 		start = time.Now()
 	}
 	var o outcome
-	err := c.checkRequest(req)
+	err := c.checkRequest(len(req))
 	if err == nil {
 		rq := c.getRequest(modeDiscard, nil)
 		// Abandoned from the start: the reader drops the answer and

@@ -314,7 +314,7 @@ func (e *endpoint) probeConn() *conn {
 // callOn sends req on cn and waits for its answer, without balancing,
 // retries or accounting: the transport of a Probe.
 func (c *Client) callOn(ctx context.Context, cn *conn, req []byte) ([]byte, error) {
-	if err := c.checkRequest(req); err != nil {
+	if err := c.checkRequest(len(req)); err != nil {
 		return nil, err
 	}
 	if _, err := cn.slots.acquire(ctx, nil); err != nil {

@@ -280,8 +280,9 @@ func (cn *conn) enableMux(ack frame.Ack) {
 // mux requests. Called with mu held.
 func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 	if !rq.mode.batch() {
-		if len(payload) > cn.mux.maxBody {
-			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(len(payload))}
+		size := len(payload) + len(rq.tail)
+		if size > cn.mux.maxBody {
+			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(size)}
 		}
 		kind := frame.KindRequest
 		if rq.stream != nil {
@@ -298,7 +299,7 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		if rq.stream != nil {
 			rq.stream.bind(cn, id)
 		}
-		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, kind, id, len(payload))
+		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, kind, id, size)
 		return nil
 	}
 	rq.answers, rq.left = make([][]byte, rq.n), rq.n

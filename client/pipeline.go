@@ -34,7 +34,7 @@ func (p *Pipeline) Enqueue(req []byte) {
 	if p.err != nil {
 		return
 	}
-	if p.err = p.c.checkRequest(req); p.err != nil {
+	if p.err = p.c.checkRequest(len(req)); p.err != nil {
 		return
 	}
 	if len(p.buf) == 0 {

@@ -54,6 +54,9 @@ type request struct {
 	dst  []byte // modeAppend, modeBatchAppend: the caller's buffer
 	// modeBatchAppend: the caller's slice the answers are appended to.
 	into [][]byte
+	// tail, when set, is sent right after the payload, in the same
+	// request (CallAppendTail).
+	tail []byte
 	// framed, for a batch, is the payload with the batch header in front
 	// of it, which v1 sends from one buffer (see enqueue); the multiplexed
 	// mode sends the payload's frames one by one.
@@ -157,7 +160,7 @@ func (rq *request) recycle() {
 		return
 	}
 	rq.reuse()
-	rq.dst, rq.into, rq.framed, rq.n, rq.mode = nil, nil, nil, 0, modeOwned
+	rq.dst, rq.into, rq.framed, rq.tail, rq.n, rq.mode = nil, nil, nil, nil, 0, modeOwned
 	rq.pool.Put(rq)
 }
 

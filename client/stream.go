@@ -66,7 +66,7 @@ func (c *Client) Stream(ctx context.Context, open []byte) (*Stream, error) {
 	if err := c.begin(); err != nil {
 		return nil, err
 	}
-	if err := c.checkRequest(open); err != nil {
+	if err := c.checkRequest(len(open)); err != nil {
 		c.end()
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func callerWriter(ctx context.Context) writer { return writer{ctx: ctx, caller: 
 // then. Once queued, the outcome arrives through rq.
 func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error {
 	cn.mu.Lock()
-	if len(payload) >= writevMin {
+	if len(payload)+len(rq.tail) >= writevMin {
 		if err := cn.awaitWriterLocked(ctx); err != nil {
 			cn.mu.Unlock()
 			cn.release()
@@ -120,6 +120,9 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 	out := &cn.out
 	rq.gen, rq.off = out.gen, len(out.buf)
 	if codec := cn.c.cfg.Codec; codec != nil {
+		if rq.tail != nil {
+			payload = append(payload[:len(payload):len(payload)], rq.tail...)
+		}
 		out.buf = codec.AppendRequest(out.buf, payload)
 		payload = nil // appended by the codec
 	} else if cn.mux != nil {
@@ -141,8 +144,14 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			// batch goes out from one buffer, not a 4-byte iovec and the rest.
 			payload = rq.framed
 		} else {
-			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)))
+			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)+len(rq.tail)))
 		}
+	}
+	if rq.tail != nil && cn.c.cfg.Codec == nil {
+		// The head is copied; the tail is the payload sendUnlock may send
+		// from its own slice.
+		out.buf = append(out.buf, payload...)
+		payload = rq.tail
 	}
 	if takeRead {
 		cn.takeReadLocked(rq)
