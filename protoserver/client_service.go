@@ -162,7 +162,10 @@ func (c *Client) roundTrip(ctx context.Context, method string, req, resp proto.M
 func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Message, fresh bool) error {
 	bufs := getBuffers()
 	defer putBuffers(bufs)
-	b, err := encodeCall(bufs.req[:0], ctx, method, req)
+	// A call through a remote (a server calling its client back) goes as
+	// one slice; a client's sends a large request's biggest field from
+	// where it lies.
+	b, tail, err := encodeCallTail(bufs.req[:0], ctx, method, req, c.remote == nil)
 	bufs.req = b
 	if err != nil {
 		return err
@@ -171,7 +174,7 @@ func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Me
 	if c.remote != nil {
 		ans, err = c.remote.Call(ctx, b)
 	} else {
-		ans, err = c.c.CallAppend(ctx, bufs.ans[:0], b)
+		ans, err = c.c.CallAppendTail(ctx, bufs.ans[:0], b, tail)
 		bufs.ans = ans
 	}
 	if err != nil {
@@ -182,35 +185,38 @@ func (c *Client) exchange(ctx context.Context, method string, req, resp proto.Me
 
 // encodeCall appends the request envelope of a call made with ctx.
 func encodeCall(b []byte, ctx context.Context, method string, req proto.Message) ([]byte, error) {
-	var (
-		spanID  uint64
-		trace   span.TraceID
-		md      Metadata
-		timeout int64
-	)
+	b, _, err := encodeCallTail(b, ctx, method, req, false)
+	return b, err
+}
+
+// encodeCallTail is encodeCall that, with split set, may leave the bytes
+// of a large request's biggest field out of b, returning them as the tail
+// to send right after it (see callFields.appendRequest).
+func encodeCallTail(b []byte, ctx context.Context, method string, req proto.Message, split bool) (out, tail []byte, err error) {
+	var c callFields
 	if o := outgoingFrom(ctx); o != nil {
-		spanID, md = uint64(o.spanID), o.md
+		c.spanID, c.md = uint64(o.spanID), o.md
 	}
 	// A handler's context carries its span: its calls are the span's
 	// children, in its trace, with no code of the handler's.
 	if sp := span.FromContext(ctx); sp != nil {
-		if spanID == 0 {
-			spanID = uint64(sp.ID())
+		if c.spanID == 0 {
+			c.spanID = uint64(sp.ID())
 		}
-		trace = sp.TraceID()
+		c.trace = sp.TraceID()
 	}
 	if d, ok := ctx.Deadline(); ok {
 		t := time.Until(d)
 		if t <= 0 {
-			return b, transportError(context.DeadlineExceeded)
+			return b, nil, transportError(context.DeadlineExceeded)
 		}
-		timeout = int64(t)
+		c.timeout = int64(t)
 	}
-	b, err := appendRequest(b, method, req, spanID, trace, timeout, md)
+	b, tail, err = c.appendRequest(b, method, req, split)
 	if err != nil {
-		return b, &Status{Code: Internal, Message: fmt.Sprintf("cannot encode the %s request: %v", method, err), cause: err}
+		return b, nil, &Status{Code: Internal, Message: fmt.Sprintf("cannot encode the %s request: %v", method, err), cause: err}
 	}
-	return b, nil
+	return b, tail, nil
 }
 
 // decodeAnswer decodes a response envelope: its Status, or its payload

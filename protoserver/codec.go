@@ -3,7 +3,9 @@ package protoserver
 import (
 	"slices"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Messages are encoded and decoded here. A message with the methods that
@@ -112,6 +114,13 @@ func releaseRequest(m proto.Message, aliased bool) {
 // vtResetter is a message with vtprotobuf's pool feature.
 type vtResetter interface{ ResetVT() }
 
+// keepsMemory reports whether reset keeps the memory of m's fields, for
+// the next decoding to write into.
+func keepsMemory(m proto.Message) bool {
+	_, ok := m.(vtResetter)
+	return ok
+}
+
 // reset empties m for reuse, keeping the memory of its fields if it can.
 func reset(m proto.Message) {
 	if r, ok := m.(vtResetter); ok {
@@ -119,4 +128,76 @@ func reset(m proto.Message) {
 		return
 	}
 	proto.Reset(m)
+}
+
+// tailMin is the smallest bytes field a large message is sent with by
+// reference: the encoding stops before its bytes, which go to the socket
+// from the message's own slice (server.TailHandler, client.CallAppendTail).
+// A copy of 1 MiB costs about as much as a loopback write of it.
+const tailMin = 64 << 10
+
+// splitMessage is a message whose largest bytes field is sent by
+// reference: the encoding of the rest of it, then the field, which is
+// valid protobuf whatever the field's number, since fields may come in
+// any order.
+type splitMessage struct {
+	rest     proto.Message // the message without the field: its other fields are the message's own
+	restSize int
+	num      protowire.Number
+	tail     []byte // the field's bytes
+}
+
+// splitTail splits m, whose encoded size is n, if it is large and has a
+// bytes field of tailMin bytes or more at its top level. It walks the
+// fields by index rather than with Range, whose closures would be an
+// allocation or two a call.
+func splitTail(m proto.Message, n int) (splitMessage, bool) {
+	if n < tailMin {
+		return splitMessage{}, false
+	}
+	pm := m.ProtoReflect()
+	if pm.Descriptor().ExtensionRanges().Len() > 0 {
+		return splitMessage{}, false // its extensions would need Range
+	}
+	fields := pm.Descriptor().Fields()
+	var big protoreflect.FieldDescriptor
+	var tail []byte
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() != protoreflect.BytesKind || fd.Cardinality() == protoreflect.Repeated || !pm.Has(fd) {
+			continue
+		}
+		if b := pm.Get(fd).Bytes(); len(b) >= max(tailMin, len(tail)) {
+			big, tail = fd, b
+		}
+	}
+	if big == nil {
+		return splitMessage{}, false
+	}
+	// A shallow copy: Set shares the values' memory, and the copy is only
+	// read, to be encoded.
+	rest := pm.New()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd != big && pm.Has(fd) {
+			rest.Set(fd, pm.Get(fd))
+		}
+	}
+	rest.SetUnknown(pm.GetUnknown())
+	r := rest.Interface()
+	return splitMessage{rest: r, restSize: sizeOf(r), num: big.Number(), tail: tail}, true
+}
+
+// size is the encoded size of the whole message.
+func (s *splitMessage) size() int {
+	return s.restSize + protowire.SizeTag(s.num) + protowire.SizeBytes(len(s.tail))
+}
+
+// appendHead appends the message's encoding up to the tail's bytes.
+func (s *splitMessage) appendHead(b []byte) ([]byte, error) {
+	b, err := appendSizedMessage(b, s.rest, s.restSize)
+	if err != nil {
+		return b, err
+	}
+	b = protowire.AppendTag(b, s.num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(len(s.tail))), nil
 }

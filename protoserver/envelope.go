@@ -53,6 +53,8 @@ type request struct {
 	traceID []byte // 16 bytes when valid
 	timeout int64
 	md      Metadata // nil when the request has none
+	// split: the answer may be sent in two parts (Service.RespondTail).
+	split bool
 }
 
 // decode parses b as proto.Unmarshal would: later fields win, unknown
@@ -131,25 +133,70 @@ func (r *request) decodeEntry(b []byte) error {
 // appendRequest appends a tcpez.v1.Request to b. The payload is msg,
 // encoded in place.
 func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, trace span.TraceID, timeout int64, md Metadata) ([]byte, error) {
+	c := callFields{spanID: spanID, trace: trace, timeout: timeout, md: md}
+	b, _, err := c.appendRequest(b, method, msg, false)
+	return b, err
+}
+
+// callFields are the fields of a tcpez.v1.Request other than its method
+// and payload.
+type callFields struct {
+	spanID  uint64
+	trace   span.TraceID
+	timeout int64
+	md      Metadata
+}
+
+// appendRequest appends a tcpez.v1.Request to b. The payload is msg,
+// encoded in place; with split set, a large msg may be sent by reference
+// (splitTail): it then comes last, and the bytes of its tail are left out
+// of b, returned for the caller to send right after it.
+func (c *callFields) appendRequest(b []byte, method string, msg proto.Message, split bool) (out, tail []byte, err error) {
 	b = protowire.AppendTag(b, reqMethod, protowire.BytesType)
 	b = protowire.AppendString(b, method)
-	var err error
-	if b, err = appendMessage(b, reqPayload, msg); err != nil {
-		return b, err
+	var sm splitMessage
+	if msg != nil {
+		n := sizeOf(msg)
+		if split {
+			split = false
+			sm, split = splitTail(msg, n)
+		}
+		if !split {
+			if b, err = appendSized(b, reqPayload, msg, n); err != nil {
+				return b, nil, err
+			}
+		}
 	}
-	if spanID != 0 {
+	b = c.append(b)
+	if !split {
+		return b, nil, nil
+	}
+	b, err = appendSplit(b, reqPayload, &sm)
+	return b, sm.tail, err
+}
+
+// appendSplit appends sm as the bytes field num, up to its tail's bytes.
+func appendSplit(b []byte, num protowire.Number, sm *splitMessage) ([]byte, error) {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(sm.size()))
+	return sm.appendHead(b)
+}
+
+// append appends c's fields.
+func (c *callFields) append(b []byte) []byte {
+	if c.spanID != 0 {
 		b = protowire.AppendTag(b, reqSpanID, protowire.Fixed64Type)
-		b = protowire.AppendFixed64(b, spanID)
+		b = protowire.AppendFixed64(b, c.spanID)
 	}
-	if !trace.IsZero() {
+	if !c.trace.IsZero() {
 		b = protowire.AppendTag(b, reqTraceID, protowire.BytesType)
-		b = protowire.AppendBytes(b, trace[:])
+		b = protowire.AppendBytes(b, c.trace[:])
 	}
-	if timeout != 0 {
+	if c.timeout != 0 {
 		b = protowire.AppendTag(b, reqTimeout, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(timeout))
+		b = protowire.AppendVarint(b, uint64(c.timeout))
 	}
-	for k, v := range md {
+	for k, v := range c.md {
 		n := 2 + protowire.SizeBytes(len(k)) + protowire.SizeBytes(len(v))
 		b = protowire.AppendTag(b, reqMetadata, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(n))
@@ -158,7 +205,7 @@ func appendRequest(b []byte, method string, msg proto.Message, spanID uint64, tr
 		b = protowire.AppendTag(b, mapValue, protowire.BytesType)
 		b = protowire.AppendString(b, v)
 	}
-	return b, nil
+	return b
 }
 
 // appendMessage appends msg as the bytes field num, leaving out an empty

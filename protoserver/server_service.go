@@ -257,12 +257,28 @@ func (s *Service) Respond(ctx context.Context, b []byte, sp *span.Span) ([]byte,
 // (see server.AppendHandler) so that the answer is encoded straight into a
 // buffer the connection reuses.
 func (s *Service) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Span) ([]byte, error) {
+	out, _ := s.serve(ctx, dst, b, sp, false)
+	return out, nil
+}
+
+// RespondTail is RespondAppend leaving the bytes of a large response's
+// biggest field out of the answer, as its tail, for the server to send
+// from where they lie (see server.TailHandler): at 1 MiB that saves a copy
+// of the whole response.
+func (s *Service) RespondTail(ctx context.Context, dst, b []byte, sp *span.Span) (head, tail []byte, err error) {
+	head, tail = s.serve(ctx, dst, b, sp, true)
+	return head, tail, nil
+}
+
+// serve answers the request envelope b; with split set, the answer may
+// end with a tail (RespondTail).
+func (s *Service) serve(ctx context.Context, dst, b []byte, sp *span.Span, split bool) (head, tail []byte) {
 	if !s.serving.Load() {
 		s.mu.Lock()
 		s.serving.Store(true)
 		s.mu.Unlock()
 	}
-	var r request
+	r := request{split: split}
 	if err := r.decode(b); err != nil {
 		return s.fail(dst, sp, Errorf(InvalidArgument, "malformed request envelope: %v", err)), nil
 	}
@@ -276,27 +292,27 @@ func (s *Service) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Spa
 	if m == nil {
 		return s.fail(dst, sp, Errorf(Unimplemented, "unknown method %q", r.method)), nil
 	}
-	out, err := s.call(ctx, dst, m, &r, sp)
+	head, tail, err := s.call(ctx, dst, m, &r, sp)
 	if err != nil {
 		sp.Attr("method", m.info.Name)
 		return s.fail(dst, sp, err), nil
 	}
-	return out, nil
+	return head, tail
 }
 
 // call runs m for r, unless the service or the call's deadline says not to,
-// and returns the encoded answer appended to dst.
-func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) ([]byte, error) {
+// and returns the encoded answer appended to dst, and its tail.
+func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) (head, tail []byte, err error) {
 	switch {
 	case s.draining.Load():
-		return nil, errDraining
+		return nil, nil, errDraining
 	case ctx.Err() != nil:
-		return nil, errClosing
+		return nil, nil, errClosing
 	case r.timeout < 0:
-		return nil, errExpired
+		return nil, nil, errExpired
 	}
 	if !s.acquire() {
-		return nil, errBusy
+		return nil, nil, errBusy
 	}
 	defer s.release()
 	return s.invoke(ctx, dst, m, r, sp)
@@ -306,7 +322,7 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 // is call's second half so that each function keeps its defers few and
 // its returns fewer: the compiler then inlines the defers instead of
 // running them through the runtime's defer records.
-func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) ([]byte, error) {
+func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request, sp *span.Span) (head, tail []byte, err error) {
 	hctx, dc := r.methodContext(ctx)
 	if dc != nil {
 		defer dc.release()
@@ -320,8 +336,13 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 		}()
 	}
 	if err != nil {
-		return nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
+		return nil, nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
 	}
+	// A tail must outlive the call until it is written: one in the
+	// request buffer (aliased) does, one in a reused request's own memory
+	// would be overwritten by the next call's decoding. Only ResetVT keeps
+	// that memory; proto.Reset lets it go.
+	r.split = r.split && !(reuse && !aliased && keepsMemory(req))
 	resp, err := s.run(hctx, m, req, sp)
 	// Encoded here, before a reused request is reset: the answer may share
 	// its fields, or be the request itself.
@@ -329,24 +350,34 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 }
 
 // answer encodes a method's result: its response, or why there is none.
-func answer(ctx, hctx context.Context, dst []byte, m *method, r *request, resp proto.Message, err error) ([]byte, error) {
+// With r.split set, a large response may be split (splitTail): its tail's
+// bytes are then left out of head, returned as tail.
+func answer(ctx, hctx context.Context, dst []byte, m *method, r *request, resp proto.Message, err error) (head, tail []byte, _ error) {
 	switch {
 	case r.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
 		// Whatever the handler made of it, the caller has stopped waiting.
-		return nil, errDeadline
+		return nil, nil, errDeadline
 	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return nil, errClosing
+		return nil, nil, errClosing
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case resp == nil:
-		return dst, nil
+		return dst, nil, nil
 	}
 	n := sizeOf(resp)
-	out, err := appendSized(slices.Grow(dst, sizeResponse(n)), respPayload, resp, n)
-	if err != nil {
-		return nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
+	sm, split := splitMessage{}, false
+	if r.split {
+		sm, split = splitTail(resp, n)
 	}
-	return out, nil
+	if split {
+		head, err = appendSplit(dst, respPayload, &sm)
+	} else {
+		head, err = appendSized(slices.Grow(dst, sizeResponse(n)), respPayload, resp, n)
+	}
+	if err != nil {
+		return nil, nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
+	}
+	return head, sm.tail, nil
 }
 
 // run calls m's chain, turning a panic in an interceptor into an error.

@@ -1,0 +1,96 @@
+package protoserver_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/protoserver"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// TestLargeMessagesByReference: requests and responses whose big bytes
+// field is sent from where it lies (at 64 KiB and more) arrive whole, with
+// their other fields, over v1 and the multiplexed mode, from concurrent
+// callers, and so do those just under the size where that starts.
+func TestLargeMessagesByReference(t *testing.T) {
+	svc := protoserver.NewService(protoserver.ServiceConfig{}).
+		Handle("Echo", protoserver.Method(func(_ context.Context, req *descriptorpb.UninterpretedOption, _ *span.Span) (*descriptorpb.UninterpretedOption, error) {
+			resp := proto.Clone(req).(*descriptorpb.UninterpretedOption)
+			resp.StringValue = req.StringValue // the request's bytes, answered by reference
+			resp.AggregateValue = proto.String("answered")
+			return resp, nil
+		}))
+	_, addr := serve(t, svc, server.Config{})
+	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		t.Run(p.String(), func(t *testing.T) {
+			c := protoserver.NewClient(newClient(t, addr, client.Config{Protocol: p}), protoserver.ClientConfig{})
+			ctx := ctxFor(t)
+			var wg sync.WaitGroup
+			for g := range 4 {
+				wg.Go(func() {
+					for i, size := range []int{10, 64<<10 - 8, 64 << 10, 300 << 10, 1 << 20} {
+						req := &descriptorpb.UninterpretedOption{
+							IdentifierValue: proto.String("id"),
+							StringValue:     bytes.Repeat([]byte{byte(g*8 + i)}, size),
+							DoubleValue:     proto.Float64(float64(i)),
+						}
+						var resp descriptorpb.UninterpretedOption
+						if err := c.Call(ctx, "Echo", req, &resp); err != nil {
+							t.Errorf("caller %d, %d bytes: %v", g, size, err)
+							return
+						}
+						want := proto.Clone(req).(*descriptorpb.UninterpretedOption)
+						want.AggregateValue = proto.String("answered")
+						if !proto.Equal(&resp, want) {
+							t.Errorf("caller %d, %d bytes: answered %d bytes, other fields %q %v %q", g, size, len(resp.StringValue), resp.GetIdentifierValue(), resp.GetDoubleValue(), resp.GetAggregateValue())
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// keepBytes is a BytesValue with vtprotobuf's marshalling and pool
+// methods, done by hand, but not unmarshal_unsafe: ResetVT keeps Value's
+// memory and UnmarshalVT decodes into it, as vtprotobuf's do.
+type keepBytes struct{ wrapperspb.BytesValue }
+
+func (m *keepBytes) SizeVT() int { return proto.Size(&m.BytesValue) }
+
+func (m *keepBytes) MarshalToSizedBufferVT(b []byte) (int, error) {
+	enc, err := proto.Marshal(&m.BytesValue)
+	return copy(b[len(b)-len(enc):], enc), err
+}
+
+func (m *keepBytes) UnmarshalVT(b []byte) error {
+	var v wrapperspb.BytesValue
+	if err := proto.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	m.Value = append(m.Value[:0], v.Value...)
+	return nil
+}
+
+func (m *keepBytes) ResetVT() { m.Value = m.Value[:0] }
+
+// TestReusedRequestMemoryNotSentByReference: with RequestReuse, a request
+// message that keeps its memory for the next decoding must not have its
+// bytes sent by reference: the next call would decode into them before
+// they are written. Concurrent large echoes of such requests stay intact.
+func TestReusedRequestMemoryNotSentByReference(t *testing.T) {
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).
+		Handle("Echo", protoserver.Method(func(_ context.Context, req *keepBytes, _ *span.Span) (*wrapperspb.BytesValue, error) {
+			return wrapperspb.Bytes(req.Value), nil
+		}))
+	echoConcurrently(t, svc, 16)
+}
