@@ -42,12 +42,13 @@ func newResp[Resp any]() (*Resp, proto.Message) {
 func (c *CompatibleClient[Req, Resp]) Call(ctx context.Context, req *Req) (*Resp, error) {
 	bufs := getBuffers()
 	defer putBuffers(bufs)
-	b, err := encodeCompatible(bufs.req[:0], req)
+	m := reqMessage(req)
+	b, tail, err := appendMaybeSplit(bufs.req[:0], m, true)
 	bufs.req = b
 	if err != nil {
-		return nil, err
+		return nil, encodeError(m, err)
 	}
-	ans, err := c.c.CallAppend(ctx, bufs.ans[:0], b)
+	ans, err := c.c.CallAppendTail(ctx, bufs.ans[:0], b, tail)
 	bufs.ans = ans
 	if err != nil {
 		return nil, err
@@ -129,9 +130,13 @@ func encodeCompatible[Req any](b []byte, req *Req) ([]byte, error) {
 	m := reqMessage(req)
 	b, err := marshalAppend(b, m)
 	if err != nil {
-		return b, fmt.Errorf("tcpez/protoserver: cannot encode the %s request: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		return b, encodeError(m, err)
 	}
 	return b, nil
+}
+
+func encodeError(m proto.Message, err error) error {
+	return fmt.Errorf("tcpez/protoserver: cannot encode the %s request: %w", m.ProtoReflect().Descriptor().FullName(), err)
 }
 
 // decodeCompatible decodes an answer into resp, a new message.

@@ -187,6 +187,20 @@ func splitTail(m proto.Message, n int) (splitMessage, bool) {
 	return splitMessage{rest: r, restSize: sizeOf(r), num: big.Number(), tail: tail}, true
 }
 
+// appendMaybeSplit appends m to b; with split set, a large m may be split
+// (splitTail), its tail's bytes then left out of head and returned.
+func appendMaybeSplit(b []byte, m proto.Message, split bool) (head, tail []byte, err error) {
+	n := sizeOf(m)
+	if split {
+		if sm, ok := splitTail(m, n); ok {
+			head, err = sm.appendHead(b)
+			return head, sm.tail, err
+		}
+	}
+	head, err = appendSizedMessage(b, m, n)
+	return head, nil, err
+}
+
 // size is the encoded size of the whole message.
 func (s *splitMessage) size() int {
 	return s.restSize + protowire.SizeTag(s.num) + protowire.SizeBytes(len(s.tail))

@@ -59,13 +59,28 @@ func (h *compatible[Req, Resp, PReq, PResp]) Respond(ctx context.Context, b []by
 // RespondAppend encodes the answer straight into dst, a buffer the
 // connection reuses (see server.AppendHandler).
 func (h *compatible[Req, Resp, PReq, PResp]) RespondAppend(ctx context.Context, dst, b []byte, sp *span.Span) ([]byte, error) {
+	out, _, err := h.respond(ctx, dst, b, sp, false)
+	return out, err
+}
+
+// RespondTail is RespondAppend leaving the bytes of a large answer's
+// biggest field out of it, as its tail, for the server to send from where
+// they lie (see server.TailHandler).
+func (h *compatible[Req, Resp, PReq, PResp]) RespondTail(ctx context.Context, dst, b []byte, sp *span.Span) (head, tail []byte, err error) {
+	return h.respond(ctx, dst, b, sp, true)
+}
+
+// respond answers b; with split set, a large answer may end with a tail.
+// The request is a new message, so nothing of it is reused before the
+// tail is written.
+func (h *compatible[Req, Resp, PReq, PResp]) respond(ctx context.Context, dst, b []byte, sp *span.Span, split bool) (head, tail []byte, err error) {
 	timed := h.cfg.SpanTimings
 	if timed {
 		sp.Start("pb.parse")
 	}
 	req := PReq(new(Req))
 	if err := unmarshalNew(b, req); err != nil {
-		return nil, fmt.Errorf("tcpez/protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
+		return nil, nil, fmt.Errorf("tcpez/protoserver: undecodable %s request: %w", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	if timed {
 		sp.Finish("pb.parse")
@@ -76,18 +91,17 @@ func (h *compatible[Req, Resp, PReq, PResp]) RespondAppend(ctx context.Context, 
 		sp.Finish("pb.response")
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp == nil {
-		return dst, nil
+		return dst, nil, nil
 	}
 	if timed {
 		sp.Start("pb.encode")
 		defer sp.Finish("pb.encode")
 	}
-	out, err := marshalAppend(dst, resp)
-	if err != nil {
-		return nil, fmt.Errorf("tcpez/protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
+	if head, tail, err = appendMaybeSplit(dst, resp, split); err != nil {
+		return nil, nil, fmt.Errorf("tcpez/protoserver: cannot encode the %s answer: %w", resp.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return out, nil
+	return head, tail, nil
 }

@@ -94,3 +94,28 @@ func TestReusedRequestMemoryNotSentByReference(t *testing.T) {
 		}))
 	echoConcurrently(t, svc, 16)
 }
+
+// TestCompatibleLargeByReference: compatible mode sends large messages'
+// big bytes fields by reference too, both ways, and they arrive whole.
+func TestCompatibleLargeByReference(t *testing.T) {
+	h := protoserver.Compatible(func(_ context.Context, req *descriptorpb.UninterpretedOption, _ *span.Span) (*descriptorpb.UninterpretedOption, error) {
+		return &descriptorpb.UninterpretedOption{StringValue: req.StringValue, IdentifierValue: req.IdentifierValue, AggregateValue: proto.String("answered")}, nil
+	}, protoserver.CompatibleConfig{})
+	if _, ok := h.(server.TailHandler); !ok {
+		t.Fatal("the compatible handler is not a server.TailHandler")
+	}
+	_, addr := serve(t, h, server.Config{})
+	c := protoserver.NewCompatibleClient[descriptorpb.UninterpretedOption, descriptorpb.UninterpretedOption](newClient(t, addr, client.Config{}))
+	for _, size := range []int{10, 64 << 10, 1 << 20} {
+		req := &descriptorpb.UninterpretedOption{IdentifierValue: proto.String("id"), StringValue: bytes.Repeat([]byte{byte(size)}, size)}
+		resp, err := c.Call(ctxFor(t), req)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(resp.StringValue, req.StringValue) || resp.GetIdentifierValue() != "id" || resp.GetAggregateValue() != "answered" {
+			t.Errorf("%d bytes: answered %d bytes, %q, %q", size, len(resp.StringValue), resp.GetIdentifierValue(), resp.GetAggregateValue())
+		}
+	}
+}
+
+var _ server.TailHandler = (*protoserver.Service)(nil)
