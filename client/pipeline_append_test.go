@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/israce"
 )
 
@@ -122,5 +125,67 @@ func TestPipelineFlushAppendAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, batch); n != 0 {
 		t.Fatalf("%v allocations per batch, want 0", n)
+	}
+}
+
+// TestPipelineFlushAppendAbandonedMidBatch: a lone caller reads its batch
+// answer straight into its buffer; when its context ends after part of the
+// batch arrived, the rest, read later by the connection, is not written
+// into that buffer, and the connection then serves the next call.
+func TestPipelineFlushAppendAbandonedMidBatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	// The server echoes single frames, and answers a batch in two parts.
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r := frame.NewReader(nc, frame.Limits{})
+		for {
+			ps, batch, err := readRequest(r)
+			if err != nil {
+				return
+			}
+			if !batch {
+				if _, err := nc.Write(frame.AppendFrame(nil, ps[0])); err != nil {
+					return
+				}
+				continue
+			}
+			first := concat(frame.AppendHeader(nil, frame.BatchHeader(2)), frame.AppendFrame(nil, []byte("first")))
+			if _, err := nc.Write(first); err != nil {
+				return
+			}
+			// Time for the caller to read the first answer into its
+			// buffer before it gives up; the test holds whether it did or
+			// not.
+			time.Sleep(50 * time.Millisecond)
+			cancel()
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-stop:
+				return
+			}
+			if _, err := nc.Write(frame.AppendFrame(nil, []byte("second"))); err != nil {
+				return
+			}
+		}
+	})
+	// One connection, so that the next call's answer comes after the
+	// rest of the batch.
+	c := newClient(t, []string{addr}, client.Config{ConnsPerAddr: 1, MaxExtraConns: -1})
+	p := c.Pipeline()
+	p.Enqueue([]byte("a"))
+	p.Enqueue([]byte("b"))
+	dst := bytes.Repeat([]byte{'='}, 64)[:0]
+	got, answers, err := p.FlushAppend(ctx, dst, make([][]byte, 0, 2))
+	if !errors.Is(err, context.Canceled) || len(got) != 0 || len(answers) != 0 {
+		t.Fatalf("FlushAppend abandoned mid-batch: %q, %d answers, %v", got, len(answers), err)
+	}
+	// dst may hold what was read before the caller gave up (append may
+	// write past len), but nothing after.
+	atReturn := bytes.Clone(dst[:cap(dst)])
+	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
+		t.Fatalf("after the abandoned batch: %q, %v", ans, err)
+	}
+	if whole := dst[:cap(dst)]; !bytes.Equal(whole, atReturn) {
+		t.Fatalf("abandoned buffer written after FlushAppend returned: %q, was %q", whole, atReturn)
 	}
 }

@@ -387,9 +387,14 @@ func (cn *conn) completeBatchAppend(rq *request, buf []byte, ends []int) {
 		rq.recycle()
 		return
 	}
-	dst, answers := rq.dst, rq.into
-	start, prev := len(dst), 0
-	dst = append(dst, buf...)
+	start := len(rq.dst)
+	rq.completeInDst(append(rq.dst, buf...), start, ends)
+}
+
+// completeInDst completes rq, claimed, with its batch answer in dst from
+// start on, each answer ending where ends says (counted from start).
+func (rq *request) completeInDst(dst []byte, start int, ends []int) {
+	answers, prev := rq.into, 0
 	for _, end := range ends {
 		answers = append(answers, dst[start+prev:start+end:start+end])
 		prev = end
