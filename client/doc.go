@@ -27,7 +27,9 @@
 //
 // Call sends one request frame and waits for its answer frame; CallAppend
 // does the same into the caller's buffer and, in the steady state,
-// allocates nothing. Go starts a call and returns a *Future; Notify sends
+// allocates nothing; CallAppendTail sends a request given in two parts,
+// its large tail (an image after its header, say) written from the
+// caller's slice rather than copied. Go starts a call and returns a *Future; Notify sends
 // a request whose answer is read and dropped. A Pipeline collects requests
 // (Enqueue) and sends them as one protocol batch (Flush), returning their
 // answers in order.

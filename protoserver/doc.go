@@ -97,7 +97,11 @@
 // request messages are reused too, and those with vtprotobuf's
 // unmarshal_unsafe feature are decoded without copying their bytes and
 // string fields, which then point into the request as read (valid until
-// the method returns). On the client, a caller that reuses
+// the method returns). A message of 64 KiB or more whose biggest
+// top-level bytes field is 64 KiB or more is sent with that field's bytes
+// written from where they lie, not copied into the frame, both ways
+// (server.TailHandler, client.CallAppendTail): the encoding then carries
+// that field last, which every protobuf decoder accepts. On the client, a caller that reuses
 // its response message (Client.Call, or a generated client's ...Into
 // method) saves its allocation.
 package protoserver

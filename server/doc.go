@@ -12,7 +12,9 @@
 // a Server runs it with Serve, ListenAndServe or ServeConn and stops with
 // Shutdown or Close. A Handler that also implements AppendHandler appends
 // its answer to a buffer the connection keeps, rather than allocating one
-// per request (protoserver's handlers do). The zero Config means every
+// per request (protoserver's handlers do); a TailHandler may also leave the
+// large end of its answer where it lies, for the connection to write from
+// there. The zero Config means every
 // default; its fields set limits, timeouts, TLS, authentication (Auth),
 // logging and metrics (the Stat constants).
 //
