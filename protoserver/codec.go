@@ -87,15 +87,93 @@ func unmarshalReset(b []byte, m proto.Message) error {
 type vtAliaser interface{ UnmarshalVTUnsafe(b []byte) error }
 
 // unmarshalRequest decodes a service's request b into m, which is empty,
-// and reports whether m's fields alias b. They do when the request is
-// reused (ServiceConfig.RequestReuse: no part of it may outlive the call)
-// and m has UnmarshalVTUnsafe: b, the server's request buffer, outlives
-// the method, and such a message must then be emptied with releaseRequest.
+// and reports whether m's fields alias b. They may when the request is
+// reused (ServiceConfig.RequestReuse: no part of it may outlive the call):
+// all its bytes and string fields when m has UnmarshalVTUnsafe, else its
+// one large bytes field if it has one (findAliasable). b, the server's
+// request buffer, outlives the method, and such a message must then be
+// emptied with releaseRequest.
 func unmarshalRequest(b []byte, m proto.Message, reuse bool) (aliased bool, err error) {
-	if a, ok := m.(vtAliaser); ok && reuse {
+	if !reuse {
+		return false, unmarshalNew(b, m)
+	}
+	if a, ok := m.(vtAliaser); ok {
 		return true, a.UnmarshalVTUnsafe(b)
 	}
+	if f, ok := findAliasable(b, m); ok {
+		return true, f.unmarshal(b, m)
+	}
 	return false, unmarshalNew(b, m)
+}
+
+// aliasable is the one large bytes field of an encoded message that a
+// message without vtprotobuf's unmarshal_unsafe can still point into the
+// buffer: the field's bytes, and where the whole field lies in it.
+type aliasable struct {
+	fd         protoreflect.FieldDescriptor
+	value      []byte
+	start, end int
+}
+
+// findAliasable looks, at the top level of b (an encoded m) of tailMin
+// bytes or more, for a bytes field of tailMin bytes or more that occurs
+// once and that decoding it last leaves the same: not repeated, not in a
+// oneof (a later member would win; proto3 optional's own is fine), not
+// required (the rest would fail its check), in a message that takes no
+// extensions.
+func findAliasable(b []byte, m proto.Message) (aliasable, bool) {
+	if len(b) < tailMin {
+		return aliasable{}, false
+	}
+	desc := m.ProtoReflect().Descriptor()
+	if desc.ExtensionRanges().Len() > 0 {
+		return aliasable{}, false
+	}
+	var f aliasable
+	for at := 0; at < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[at:])
+		if n < 0 {
+			return aliasable{}, false
+		}
+		size := protowire.ConsumeFieldValue(num, typ, b[at+n:])
+		if size < 0 {
+			return aliasable{}, false
+		}
+		start, end := at, at+n+size
+		at = end
+		if f.fd != nil && num == f.fd.Number() {
+			return aliasable{}, false // twice: the last one wins
+		}
+		if f.fd != nil || typ != protowire.BytesType || size < tailMin {
+			continue
+		}
+		fd := desc.Fields().ByNumber(num)
+		if fd == nil || fd.Kind() != protoreflect.BytesKind || fd.Cardinality() != protoreflect.Optional {
+			continue
+		}
+		if oo := fd.ContainingOneof(); oo != nil && !oo.IsSynthetic() {
+			continue
+		}
+		v, _ := protowire.ConsumeBytes(b[start+n : end])
+		f = aliasable{fd: fd, value: v, start: start, end: end}
+	}
+	return f, f.fd != nil
+}
+
+// unmarshal decodes b into m, empty, with f's field pointing into b. The
+// rest of b is decoded as usual: in place when the field ends b, as it
+// does when fields come in order, else from a copy of the few bytes
+// around it.
+func (f *aliasable) unmarshal(b []byte, m proto.Message) error {
+	rest := b[:f.start]
+	if f.end < len(b) {
+		rest = append(append(make([]byte, 0, len(b)-(f.end-f.start)), b[:f.start]...), b[f.end:]...)
+	}
+	if err := unmarshalNew(rest, m); err != nil {
+		return err
+	}
+	m.ProtoReflect().Set(f.fd, protoreflect.ValueOfBytes(f.value))
+	return nil
 }
 
 // releaseRequest empties a reused request for the next call. One whose

@@ -4,4 +4,5 @@ package protoserver
 var (
 	AppendRequestForTest = encodeCall
 	DecodeAnswerForTest  = decodeAnswer
+	MustMarshalForTest   = mustMarshal
 )

@@ -3,9 +3,11 @@ package protoserver
 import (
 	"bytes"
 	"testing"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -68,5 +70,105 @@ func TestSplitTail(t *testing.T) {
 		if _, ok := splitTail(m, sizeOf(m)); ok {
 			t.Errorf("%s: split", name)
 		}
+	}
+}
+
+// TestUnmarshalAliasing: a reused request without vtprotobuf's
+// unmarshal_unsafe still has its one large bytes field point into the
+// buffer it was decoded from, wherever the field lies, and decodes to
+// what proto.Unmarshal makes of the buffer; one whose field occurs twice,
+// or that is decoded for a new request, is copied as usual.
+func TestUnmarshalAliasing(t *testing.T) {
+	big := bytes.Repeat([]byte("abcdefgh"), tailMin/8+3)
+	last := mustMarshal(t, &anypb.Any{TypeUrl: "type.example/x", Value: big})
+	middle := mustMarshal(t, &descriptorpb.UninterpretedOption{IdentifierValue: proto.String("id"), StringValue: big, AggregateValue: proto.String("agg")})
+	twice := append(bytes.Clone(last), mustMarshal(t, &anypb.Any{Value: []byte("later")})...)
+	cases := []struct {
+		name    string
+		b       []byte
+		m       func() proto.Message
+		reuse   bool
+		aliased bool
+	}{
+		{"last field", last, func() proto.Message { return new(anypb.Any) }, true, true},
+		{"middle field", middle, func() proto.Message { return new(descriptorpb.UninterpretedOption) }, true, true},
+		{"field twice", twice, func() proto.Message { return new(anypb.Any) }, true, false},
+		{"new request", last, func() proto.Message { return new(anypb.Any) }, false, false},
+		{"small", mustMarshal(t, wrapperspb.Bytes(big[:100])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.m()
+			aliased, err := unmarshalRequest(c.b, m, c.reuse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c.m()
+			if err := proto.Unmarshal(c.b, want); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(m, want) {
+				t.Errorf("decoded %v, want %v", m, want)
+			}
+			if aliased != c.aliased {
+				t.Errorf("aliased %v, want %v", aliased, c.aliased)
+			}
+			if points := pointsInto(m, c.b); points != c.aliased {
+				t.Errorf("a bytes field points into the buffer: %v, want %v", points, c.aliased)
+			}
+		})
+	}
+}
+
+// pointsInto reports whether a top-level bytes field of m lies in b.
+func pointsInto(m proto.Message, b []byte) bool {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	hi := lo + uintptr(len(b))
+	found := false
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.BytesKind && !fd.IsList() {
+			if p := v.Bytes(); len(p) > 0 {
+				at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+				found = found || (at >= lo && at < hi)
+			}
+		}
+		return true
+	})
+	return found
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkUnmarshalRequest: a reused 1 MiB request of plain protobuf-go
+// code, decoded with its bytes field pointing into the frame (reuse) and
+// copied (new).
+//
+//	go test -run '^$' -bench UnmarshalRequest -benchmem ./protoserver/
+func BenchmarkUnmarshalRequest(b *testing.B) {
+	enc, err := proto.Marshal(&anypb.Any{TypeUrl: "type.example/x", Value: make([]byte, 1<<20)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, reuse := range []bool{true, false} {
+		name := map[bool]string{true: "reuse", false: "new"}[reuse]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(enc)))
+			var m anypb.Any
+			for b.Loop() {
+				aliased, err := unmarshalRequest(enc, &m, reuse)
+				if err != nil || len(m.Value) != 1<<20 {
+					b.Fatal(err)
+				}
+				releaseRequest(&m, aliased)
+			}
+		})
 	}
 }
