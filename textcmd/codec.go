@@ -119,8 +119,14 @@ func dataLen(line []byte, g Grammar, lim Limits) (int, error) {
 		return -1, nil
 	}
 	at := g.countArg(name)
-	var count []byte
 	n, limit := 0, lim.argLimit()
+	if len(rest) < 2*(limit+1) {
+		// Every argument takes a space and a byte at least: a line this
+		// short cannot have too many, and its tokens after the byte count
+		// need not be read. This is the framing pass over every request.
+		return countAt(rest, at, lim)
+	}
+	var count []byte
 	for tok, r := nextToken(rest); tok != nil; tok, r = nextToken(r) {
 		if n == at {
 			count = tok
@@ -133,6 +139,21 @@ func dataLen(line []byte, g Grammar, lim Limits) (int, error) {
 		return -1, nil
 	}
 	return parseCount(count, lim)
+}
+
+// countAt returns the byte count that is argument at of args, the line
+// after its name; -1 when at is negative or the line is shorter.
+func countAt(args []byte, at int, lim Limits) (int, error) {
+	if at < 0 {
+		return -1, nil
+	}
+	for tok, r := nextToken(args); tok != nil; tok, r = nextToken(r) {
+		if at == 0 {
+			return parseCount(tok, lim)
+		}
+		at--
+	}
+	return -1, nil
 }
 
 // parseCount reads a byte count: decimal digits only, checked against the

@@ -70,3 +70,29 @@ func TestWriterChecksTokens(t *testing.T) {
 		t.Fatalf("wrote %q, want %q", got, want)
 	}
 }
+
+// TestNextLenCountsArgsOnlyWhenTheyMayBeTooMany: a short line is measured
+// without counting all of its arguments, and a long one still has them
+// counted, the limit checked before the byte count, whichever path the
+// line takes.
+func TestNextLenCountsArgsOnlyWhenTheyMayBeTooMany(t *testing.T) {
+	lim := textcmd.Limits{MaxArgs: 4}
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want error
+	}{
+		{"set k 0 0 3\r\nabc\r\n", 18, nil},
+		{"get k\r\n", 7, nil},
+		{"set k 0 0 x\r\n", 0, textcmd.ErrBadByteCount},
+		{"set k 0\r\n", 9, nil}, // too short to have a byte count
+		{"set      k    0    0   3\r\nabc\r\n", 31, nil},
+		{"set k 0 0 x a b\r\n", 0, textcmd.ErrTooManyArgs},
+		{"get a b c d e\r\n", 0, textcmd.ErrTooManyArgs},
+	} {
+		n, ok, err := textcmd.NextLen([]byte(tc.in), textcmd.Memcached, lim)
+		if !errors.Is(err, tc.want) || (tc.want == nil && (!ok || n != tc.n)) {
+			t.Errorf("NextLen(%q) = %d, %t, %v; want %d, %v", tc.in, n, ok, err, tc.n, tc.want)
+		}
+	}
+}
