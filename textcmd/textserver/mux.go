@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,9 +142,9 @@ type command struct {
 // command before serving.
 type Mux struct {
 	cfg      Config
-	cmds     map[string]*command
-	notFound *command  // nil without Config.NotFound
-	calls    sync.Pool // *exchange, reused from request to request
+	byFirst  [256][]*command // the commands by their name's first byte (lookup)
+	notFound *command        // nil without Config.NotFound
+	calls    sync.Pool       // *exchange, reused from request to request
 }
 
 // NewMux returns a Mux with no commands.
@@ -157,7 +158,7 @@ func NewMux(cfg Config) *Mux {
 	if cfg.ProtocolErrorStatus == "" {
 		cfg.ProtocolErrorStatus = DefaultProtocolErrorStatus
 	}
-	m := &Mux{cfg: cfg, cmds: make(map[string]*command)}
+	m := &Mux{cfg: cfg}
 	if cfg.NotFound != nil {
 		m.notFound = &command{sync: cfg.NotFound}
 	}
@@ -186,7 +187,28 @@ func (m *Mux) register(name string, c *command) {
 	if c.timeout == 0 {
 		c.timeout = m.cfg.Timeout
 	}
-	m.cmds[name] = c
+	b := m.byFirst[name[0]]
+	if i := slices.IndexFunc(b, func(o *command) bool { return o.name == name }); i >= 0 {
+		b[i] = c // replaced
+		return
+	}
+	m.byFirst[name[0]] = append(b, c)
+}
+
+// lookup finds the command name, or nil. Twice a request, once to frame
+// it and once to run it, so it neither hashes nor converts the name: a
+// protocol has a few commands, found by first byte, then length and
+// bytes.
+func (m *Mux) lookup(name []byte) *command {
+	if len(name) == 0 {
+		return nil
+	}
+	for _, c := range m.byFirst[name[0]] {
+		if c.name == string(name) {
+			return c
+		}
+	}
+	return nil
 }
 
 // Grammar is the grammar of the Mux's protocol: the byte count positions
@@ -197,7 +219,7 @@ func (m *Mux) Grammar() textcmd.Grammar {
 }
 
 func (m *Mux) countArg(name []byte) int {
-	if c := m.cmds[string(name)]; c != nil {
+	if c := m.lookup(name); c != nil {
 		return c.CountArg - 1
 	}
 	return m.cfg.Replies[string(name)].CountArg - 1
@@ -234,7 +256,7 @@ func (m *Mux) RespondAppend(ctx context.Context, dst, raw []byte, sp *span.Span)
 	if err := m.parse(raw, &req.Message); err != nil {
 		return nil, server.CloseAfter(err) // answered, then the stream ends
 	}
-	c := m.cmds[string(req.Name)]
+	c := m.lookup(req.Name)
 	switch {
 	case c == nil && m.notFound != nil:
 		c = m.notFound

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tcpez/tcpez/internal/testcert"
 	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
 	"github.com/tcpez/tcpez/textcmd/textserver"
 )
@@ -401,4 +402,27 @@ func TestShortFirstRequest(t *testing.T) {
 	c := dial(t, "tcp", addr)
 	c.send(t, "\n")
 	c.expect(t, "ERROR\r\n")
+}
+
+// TestMuxLookup: commands that share a first byte are told apart by the
+// rest of their name, a command registered again is replaced, and a name
+// that is only a prefix of a command's is not that command.
+func TestMuxLookup(t *testing.T) {
+	mux := textserver.NewMux(textserver.Config{})
+	answer := func(s string) textserver.HandlerFunc {
+		return func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
+			resp.Line(s)
+			return nil
+		}
+	}
+	mux.HandleFunc("get", answer("OLD"), textserver.Command{})
+	mux.HandleFunc("gets", answer("GETS"), textserver.Command{})
+	mux.HandleFunc("get", answer("GET"), textserver.Command{})
+	for req, want := range map[string]string{"get\r\n": "GET\r\n", "gets\r\n": "GETS\r\n", "ge\r\n": "ERROR\r\n",
+		"getss\r\n": "ERROR\r\n", "\r\n": "ERROR\r\n"} {
+		got, err := mux.Respond(context.Background(), []byte(req), span.New())
+		if err != nil || string(got) != want {
+			t.Errorf("%q answered %q, %v; want %q", req, got, err, want)
+		}
+	}
 }
