@@ -36,10 +36,9 @@ func (s *Store) GetItem(key string) (Item, bool) {
 // and writes may reuse their memory.
 func (s *Store) ViewItem(key string, view func(Item)) bool {
 	sh := s.shard(key)
-	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	it, ok := s.live(sh, key, now)
+	it, ok := s.liveNow(sh, key)
 	if ok {
 		view(Item{Value: it.value, Flags: it.flags, CAS: it.cas})
 	}
@@ -77,10 +76,9 @@ const (
 // nothing, yet is Stored, as memcached has it.
 func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32, expires int64, casID uint64) StoreResult {
 	sh := s.shard(key)
-	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	old, held := s.live(sh, key, now)
+	old, held := s.liveNow(sh, key)
 	switch {
 	case mode == ModeAdd && held,
 		(mode == ModeReplace || mode == ModeAppend || mode == ModePrepend) && !held:
@@ -104,7 +102,7 @@ func (s *Store) StoreItem(mode StoreMode, key string, value []byte, flags uint32
 		it.value = append(it.value, value...)
 	}
 	it.owned = true
-	if it.expires != 0 && it.expires <= now {
+	if it.expires != 0 && it.expires <= s.now().UnixNano() {
 		if held {
 			s.del(sh, key)
 		}

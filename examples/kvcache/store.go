@@ -144,6 +144,17 @@ func (s *Store) live(sh *shard, key string, now int64) (item, bool) {
 	return it, ok
 }
 
+// liveNow is live reading the clock only for an item that expires: most
+// never do, and a memcached get or set of one then reads no clock, a
+// tenth of what the store costs it. sh.mu must be held.
+func (s *Store) liveNow(sh *shard, key string) (item, bool) {
+	it, ok := sh.items[key]
+	if ok && it.expires != 0 {
+		return s.live(sh, key, s.now().UnixNano())
+	}
+	return it, ok
+}
+
 // Get returns the value of key and its time to live (0 if it does not
 // expire), or ok false if the key is missing or expired.
 func (s *Store) Get(key string) (value []byte, ttl time.Duration, ok bool) {
