@@ -65,6 +65,10 @@ func (c codec) RequestLen(r *frame.Reader) (int, error) {
 }
 
 func (c codec) Whole(r *frame.Reader) (int, bool) {
+	if r.Buffered() == 0 {
+		// The engine asks after each answer too, mostly of an empty buffer.
+		return 0, false
+	}
 	b, _ := r.Peek(r.Buffered())
 	n, ok, err := textcmd.NextLen(b, c.g, c.lim)
 	return n, ok && err == nil && n <= len(b)
