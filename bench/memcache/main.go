@@ -46,6 +46,7 @@ type options struct {
 	goloop          bool
 	threads         int
 	procs           int
+	base            string
 	out             string
 }
 
@@ -66,6 +67,7 @@ func main() {
 	flag.BoolVar(&o.goloop, "goloop", true, "also run the Go loop: the least a Go server does for these gets and sets, a yardstick")
 	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
 	flag.IntVar(&o.procs, "kvcache-procs", 0, "kvcache's GOMAXPROCS; 0: Go's default, the CPUs it may use")
+	flag.StringVar(&o.base, "kvcache-base", "", "also run this kvcache binary (built from an earlier commit) as \"kvcache base\", in the same rotation, to compare a change side by side")
 	flag.StringVar(&o.out, "out", "", "directory to write MEMCACHED.md into; empty: print only")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -119,6 +121,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	procs = append(procs, kv)
+	if o.base != "" {
+		kb, err := startKvcache(ctx, "kvcache base", o.base, o.procs)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, kb)
+	}
 	if o.journal {
 		kj, err := startKvcache(ctx, "kvcache --journal", bin, o.procs, "--journal", "JOURNAL")
 		if err != nil {
