@@ -172,3 +172,41 @@ func BenchmarkUnmarshalRequest(b *testing.B) {
 		})
 	}
 }
+
+// FuzzUnmarshalRequest: a reused request decoded with a large bytes field
+// pointing into the frame is the message proto.Unmarshal makes of the same
+// bytes, whatever fields come before and after the large one and whatever
+// its number, and it fails exactly when proto.Unmarshal does.
+func FuzzUnmarshalRequest(f *testing.F) {
+	seed := func(m proto.Message) []byte {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add([]byte{}, []byte{}, uint8(6))
+	f.Add(seed(&descriptorpb.UninterpretedOption{IdentifierValue: proto.String("id")}), seed(&descriptorpb.UninterpretedOption{AggregateValue: proto.String("agg")}), uint8(6))
+	f.Add([]byte{0x3a, 0x01, 'x'}, []byte{}, uint8(6))   // the field twice, a small value first
+	f.Add([]byte{}, []byte{0x3a, 0x01, 'x'}, uint8(6))   // the field twice, a small value last
+	f.Add([]byte{}, []byte{}, uint8(0))                  // a message field (NamePart, with required fields)
+	f.Add([]byte{0x0b}, []byte{0x0c}, uint8(6))          // inside a group
+	f.Add([]byte{0x3a, 0x80, 0x80}, []byte{}, uint8(12)) // a length running past the end
+	f.Fuzz(func(t *testing.T, before, after []byte, num uint8) {
+		// num%16+1: field numbers 1 to 16 (7 is the bytes field).
+		b := protowire.AppendTag(bytes.Clone(before), protowire.Number(num%16+1), protowire.BytesType)
+		b = protowire.AppendVarint(b, tailMin)
+		b = append(b, make([]byte, tailMin)...)
+		b = append(b, after...)
+		got := new(descriptorpb.UninterpretedOption)
+		_, gotErr := unmarshalRequest(b, got, true)
+		want := new(descriptorpb.UninterpretedOption)
+		wantErr := proto.Unmarshal(b, want)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("error %v, proto.Unmarshal's %v", gotErr, wantErr)
+		}
+		if gotErr == nil && !proto.Equal(got, want) {
+			t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
+		}
+	})
+}
