@@ -128,11 +128,23 @@ func TestPipelineFlushAppendAllocs(t *testing.T) {
 	}
 }
 
-// TestPipelineFlushAppendAbandonedMidBatch: a lone caller reads its batch
-// answer straight into its buffer; when its context ends after part of the
-// batch arrived, the rest, read later by the connection, is not written
-// into that buffer, and the connection then serves the next call.
+// TestPipelineFlushAppendAbandonedMidBatch: a batch answer is read into
+// the caller's buffer, by the caller itself (a lone caller, the batch
+// arriving at once) or by the connection's reader (the batch arriving
+// after the caller's read grace); when the caller's context ends after
+// part of the batch arrived, the rest, read later by the connection, is
+// not written into that buffer, and the connection then serves the next
+// call.
 func TestPipelineFlushAppendAbandonedMidBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration // before the batch's first part
+	}{{"by the caller", 0}, {"by the reader", 50 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) { abandonMidBatch(t, tc.delay) })
+	}
+}
+
+func abandonMidBatch(t *testing.T, delay time.Duration) {
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	// The server echoes single frames, and answers a batch in two parts.
@@ -149,6 +161,7 @@ func TestPipelineFlushAppendAbandonedMidBatch(t *testing.T) {
 				}
 				continue
 			}
+			time.Sleep(delay)
 			first := concat(frame.AppendHeader(nil, frame.BatchHeader(2)), frame.AppendFrame(nil, []byte("first")))
 			if _, err := nc.Write(first); err != nil {
 				return
