@@ -121,6 +121,25 @@ func ExampleClient_CallAppend() {
 	// YZ <nil>
 }
 
+// CallAppendTail sends a request in two parts as one: a small header and
+// a large body that stays where it is, written from the caller's slice
+// rather than copied after the header.
+func ExampleClient_CallAppendTail() {
+	addr, stop := startUpper()
+	defer stop()
+	c, err := client.New([]string{addr}, client.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+
+	image := []byte(strings.Repeat("p", 1<<20)) // a 1 MiB body
+	ans, err := c.CallAppendTail(context.Background(), nil, []byte("jpeg:"), image)
+	fmt.Println(len(ans), string(ans[:7]), err)
+	// Output: 1048581 JPEG:PP <nil>
+}
+
 // A request that is safe to run twice may be retried even when its
 // connection broke after it was sent.
 func ExampleWithIdempotent() {
