@@ -106,6 +106,10 @@ func unmarshalRequest(b []byte, m proto.Message, reuse bool) (aliased bool, err 
 	return false, unmarshalNew(b, m)
 }
 
+// aliasMin is the smallest bytes field findAliasable points into the
+// frame: below it, protobuf-go's copy costs less than the scan.
+const aliasMin = 1 << 10
+
 // aliasable is the one large bytes field of an encoded message that a
 // message without vtprotobuf's unmarshal_unsafe can still point into the
 // buffer: the field's bytes, and where the whole field lies in it.
@@ -115,14 +119,14 @@ type aliasable struct {
 	start, end int
 }
 
-// findAliasable looks, at the top level of b (an encoded m) of tailMin
-// bytes or more, for a bytes field of tailMin bytes or more that occurs
+// findAliasable looks, at the top level of b (an encoded m) of aliasMin
+// bytes or more, for a bytes field of aliasMin bytes or more that occurs
 // once and that decoding it last leaves the same: not repeated, not in a
 // oneof (a later member would win; proto3 optional's own is fine), not
 // required (the rest would fail its check), in a message that takes no
 // extensions.
 func findAliasable(b []byte, m proto.Message) (aliasable, bool) {
-	if len(b) < tailMin {
+	if len(b) < aliasMin {
 		return aliasable{}, false
 	}
 	desc := m.ProtoReflect().Descriptor()
@@ -144,7 +148,7 @@ func findAliasable(b []byte, m proto.Message) (aliasable, bool) {
 		if f.fd != nil && num == f.fd.Number() {
 			return aliasable{}, false // twice: the last one wins
 		}
-		if f.fd != nil || typ != protowire.BytesType || size < tailMin {
+		if f.fd != nil || typ != protowire.BytesType || size < aliasMin {
 			continue
 		}
 		fd := desc.Fields().ByNumber(num)

@@ -94,6 +94,7 @@ func TestUnmarshalAliasing(t *testing.T) {
 		{"middle field", middle, func() proto.Message { return new(descriptorpb.UninterpretedOption) }, true, true},
 		{"field twice", twice, func() proto.Message { return new(anypb.Any) }, true, false},
 		{"new request", last, func() proto.Message { return new(anypb.Any) }, false, false},
+		{"4 KiB", mustMarshal(t, wrapperspb.Bytes(big[:4<<10])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, true},
 		{"small", mustMarshal(t, wrapperspb.Bytes(big[:100])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, false},
 	}
 	for _, c := range cases {
