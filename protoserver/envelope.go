@@ -2,6 +2,7 @@ package protoserver
 
 import (
 	"errors"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -147,32 +148,33 @@ type callFields struct {
 	md      Metadata
 }
 
-// appendRequest appends a tcpez.v1.Request to b. The payload is msg,
-// encoded in place; with split set, a large msg may be sent by reference
-// (splitTail): it then comes last, and the bytes of its tail are left out
-// of b, returned for the caller to send right after it.
+// appendRequest appends a tcpez.v1.Request to b, its payload msg last,
+// encoded in place: with split set, a large msg may be sent by reference
+// (appendField), the bytes of its tail then left out of b and returned for
+// the caller to send right after it.
 func (c *callFields) appendRequest(b []byte, method string, msg proto.Message, split bool) (out, tail []byte, err error) {
 	b = protowire.AppendTag(b, reqMethod, protowire.BytesType)
 	b = protowire.AppendString(b, method)
-	var sm splitMessage
-	if msg != nil {
-		n := sizeOf(msg)
-		if split {
-			split = false
-			sm, split = splitTail(msg, n)
-		}
-		if !split {
-			if b, err = appendSized(b, reqPayload, msg, n); err != nil {
-				return b, nil, err
-			}
-		}
-	}
 	b = c.append(b)
-	if !split {
+	if msg == nil {
 		return b, nil, nil
 	}
-	b, err = appendSplit(b, reqPayload, &sm)
-	return b, sm.tail, err
+	return appendField(b, reqPayload, msg, split)
+}
+
+// appendField appends m as the bytes field num, leaving out an empty one
+// as proto3 does. With split set, a large m may be split (splitTail): the
+// bytes of its tail are then left out of head and returned.
+func appendField(b []byte, num protowire.Number, m proto.Message, split bool) (head, tail []byte, err error) {
+	n := sizeOf(m)
+	if split {
+		if sm, ok := splitTail(m, n); ok {
+			head, err = appendSplit(b, num, &sm)
+			return head, sm.tail, err
+		}
+	}
+	head, err = appendSized(slices.Grow(b, sizeResponse(n)), num, m, n)
+	return head, nil, err
 }
 
 // appendSplit appends sm as the bytes field num, up to its tail's bytes.
@@ -208,16 +210,7 @@ func (c *callFields) append(b []byte) []byte {
 	return b
 }
 
-// appendMessage appends msg as the bytes field num, leaving out an empty
-// one as proto3 does. It sizes msg once and encodes it straight into b.
-func appendMessage(b []byte, num protowire.Number, msg proto.Message) ([]byte, error) {
-	if msg == nil {
-		return b, nil
-	}
-	return appendSized(b, num, msg, sizeOf(msg))
-}
-
-// appendSized is appendMessage for a msg whose Size was just taken.
+// appendSized is appendField, whole, for a msg whose size n was just taken.
 func appendSized(b []byte, num protowire.Number, msg proto.Message, n int) ([]byte, error) {
 	if n == 0 {
 		// Size does not check required fields; Marshal does.

@@ -105,7 +105,7 @@ func TestResponseRoundTrip(t *testing.T) {
 	if err := proto.Unmarshal(enc, &got); err != nil || got.Status.GetCode() != 13 || got.Status.GetMessage() != "m" {
 		t.Fatalf("%v, %v", &got, err)
 	}
-	enc, err := appendMessage(nil, respPayload, wrapperspb.String("p"))
+	enc, _, err := appendField(nil, respPayload, wrapperspb.String("p"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -364,20 +364,10 @@ func answer(ctx, hctx context.Context, dst []byte, m *method, r *request, resp p
 	case resp == nil:
 		return dst, nil, nil
 	}
-	n := sizeOf(resp)
-	sm, split := splitMessage{}, false
-	if r.split {
-		sm, split = splitTail(resp, n)
-	}
-	if split {
-		head, err = appendSplit(dst, respPayload, &sm)
-	} else {
-		head, err = appendSized(slices.Grow(dst, sizeResponse(n)), respPayload, resp, n)
-	}
-	if err != nil {
+	if head, tail, err = appendField(dst, respPayload, resp, r.split); err != nil {
 		return nil, nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
 	}
-	return head, sm.tail, nil
+	return head, tail, nil
 }
 
 // run calls m's chain, turning a panic in an interceptor into an error.

@@ -60,3 +60,30 @@ func TestLargeAnswerWithoutBudget(t *testing.T) {
 		t.Fatalf("dst of capacity %d beyond the budget", cap(dst))
 	}
 }
+
+// TestUnheldAnswerParts: of a TailHandler's answer, the budget is charged
+// for the parts the connection holds that no buffer of the slot accounts
+// for already: not small ones, nor those in the request buffer (an echoed
+// field, wherever it starts) or the lent answer buffer.
+func TestUnheldAnswerParts(t *testing.T) {
+	var s slot
+	s.req = make([]byte, 100<<10)
+	s.lent = make([]byte, 0, 100<<10)
+	elsewhere := make([]byte, 50<<10)
+	for _, c := range []struct {
+		name string
+		p    []byte
+		want int64
+	}{
+		{"small", elsewhere[:answerFree], 0},
+		{"request buffer, from its start", s.req[:20<<10], 0},
+		{"request buffer, inside", s.req[30<<10 : 90<<10], 0},
+		{"lent buffer", s.lent[:40<<10], 0},
+		{"elsewhere", elsewhere, 50 << 10},
+		{"nil", nil, 0},
+	} {
+		if got := s.unheld(c.p); got != c.want {
+			t.Errorf("%s: %d bytes unheld, want %d", c.name, got, c.want)
+		}
+	}
+}

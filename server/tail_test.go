@@ -3,11 +3,13 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/server"
 	"github.com/tcpez/tcpez/span"
@@ -83,6 +85,50 @@ func TestTailHandler(t *testing.T) {
 				t.Error("RespondTail never called")
 			}
 		})
+	}
+}
+
+// lineCodec frames requests as lines ending in '\n', answered as they are.
+type lineCodec struct{}
+
+func (lineCodec) RequestLen(r *frame.Reader) (int, error) {
+	for n := 1; ; n++ {
+		b, err := r.Peek(n)
+		if err != nil {
+			return 0, err
+		}
+		if b[n-1] == '\n' {
+			return n, nil
+		}
+	}
+}
+
+func (lineCodec) Whole(r *frame.Reader) (int, bool) {
+	b, _ := r.Peek(r.Buffered())
+	n := bytes.IndexByte(b, '\n')
+	return n + 1, n >= 0
+}
+
+func (lineCodec) WriteAnswer(w *frame.Writer, answer []byte) error {
+	_, err := w.Write(answer)
+	return err
+}
+
+// TestTailHandlerUnderCodec: a connection of another wire codec, which
+// writes answers whole, asks a TailHandler for RespondAppend's answer.
+func TestTailHandlerUnderCodec(t *testing.T) {
+	h := new(tailEcho)
+	_, addr := testserver.Start(t, h, server.Config{Codec: lineCodec{}})
+	c := dial(t, addr)
+	if _, err := c.Write([]byte("a line longer than the head\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("a line longer than the head\n"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "a line longer than the head\n" {
+		t.Fatalf("answered %q, %v", got, err)
+	}
+	if h.tails.Load() != 0 || h.appends.Load() != 1 {
+		t.Errorf("RespondTail called %d times, RespondAppend %d; want 0 and 1", h.tails.Load(), h.appends.Load())
 	}
 }
 

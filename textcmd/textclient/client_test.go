@@ -1,6 +1,7 @@
 package textclient_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -215,5 +216,21 @@ func TestNoMultiplexedMode(t *testing.T) {
 	_, err := textclient.New([]string{"127.0.0.1:1"}, textclient.Config{Client: client.Config{Protocol: client.ProtocolMux, LazyDial: true}})
 	if !errors.Is(err, client.ErrInvalidConfig) {
 		t.Fatalf("a Codec with ProtocolMux: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestCallAppendTailJoinedByCodec: a request given in two parts to a
+// client of the text codec, which has no frames to write a tail after, is
+// sent as the two joined: here a line and its 100 KiB data block.
+func TestCallAppendTailJoinedByCodec(t *testing.T) {
+	addr, g := echoServer(t, nil)
+	c := newClient(t, addr, g)
+	data := bytes.Repeat([]byte("d"), 100<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ans, err := c.Raw().CallAppendTail(ctx, nil, fmt.Appendf(nil, "ECHO %d\r\n", len(data)), append(data, "\r\n"...))
+	want := append(fmt.Appendf(nil, "DATA %d\r\n", len(data)), append(data, "\r\n"...)...)
+	if err != nil || !bytes.Equal(ans, want) {
+		t.Fatalf("answered %d bytes (%q…), %v; want %d", len(ans), ans[:min(len(ans), 20)], err, len(want))
 	}
 }
