@@ -200,20 +200,16 @@ func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 		}
 		gaveUp <- cn.enqueue(ctx, &request{done: make(chan struct{}, 1)}, make([]byte, writevMin))
 	}()
-	for waiting := false; !waiting; runtime.Gosched() {
-		cn.mu.Lock()
-		waiting = cn.out.free != nil
-		cn.mu.Unlock()
-	}
+	awaitTurns(cn, 1)
 	// The writer stops for the waiting caller, a small frame left behind,
 	// and the caller's context ends before it takes over.
 	cn.mu.Lock()
-	cn.out.writing = false
 	small := &request{done: make(chan struct{}, 1)}
 	cn.q.push(small)
 	cn.out.buf = frame.AppendFrame(cn.out.buf, []byte("left"))
-	cn.mu.Unlock()
 	cancel()
+	cn.out.stopWritingLocked(false)
+	cn.mu.Unlock()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("large caller: %v, want context.Canceled", err)
 	}
@@ -226,5 +222,63 @@ func TestLargeCallerGivingUpLeavesNoBytesBehind(t *testing.T) {
 	defer fc.mu.Unlock()
 	if want := frame.AppendFrame(nil, []byte("left")); !bytes.Equal(fc.written, want) {
 		t.Fatalf("written % x, want the frame left behind, % x", fc.written, want)
+	}
+}
+
+// awaitTurns waits until n callers wait for the writer role of cn.
+func awaitTurns(cn *conn, n int) {
+	for waiting := 0; waiting < n; runtime.Gosched() {
+		cn.mu.Lock()
+		waiting = cn.out.turns.len()
+		cn.mu.Unlock()
+	}
+}
+
+// Callers with large payloads get the writer role in the order they came
+// for it: with the role free for all whenever a write ended, the batches
+// of 256 callers on one connection went out in no particular order, and
+// the slowest waited fifty times as long as the median.
+func TestLargeCallersWriteInTurn(t *testing.T) {
+	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{})}
+	cn := testConn(fc)
+	cn.mu.Lock()
+	cn.out.writing = true // somebody is writing
+	cn.mu.Unlock()
+	const callers = 8
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			if !cn.tryAcquire() {
+				errs <- errors.New("no slot")
+				return
+			}
+			payload := bytes.Repeat([]byte{byte('a' + i)}, writevMin)
+			errs <- cn.enqueue(context.Background(), &request{done: make(chan struct{}, 1)}, payload)
+		}()
+		awaitTurns(cn, i+1) // the next comes once this one waits
+	}
+	// Meanwhile a small call joins the buffer; the writer then stops.
+	cn.mu.Lock()
+	cn.q.push(&request{done: make(chan struct{}, 1)})
+	cn.out.buf = frame.AppendFrame(cn.out.buf, []byte("small"))
+	cn.out.stopWritingLocked(false)
+	cn.mu.Unlock()
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := frame.AppendFrame(nil, []byte("small"))
+	for i := range callers {
+		want = frame.AppendFrame(want, bytes.Repeat([]byte{byte('a' + i)}, writevMin))
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if !bytes.Equal(fc.written, want) {
+		var order []byte
+		for b := fc.written[len("small")+2*frame.HeaderSize:]; len(b) >= frame.HeaderSize+writevMin; b = b[frame.HeaderSize+writevMin:] {
+			order = append(order, b[frame.HeaderSize])
+		}
+		t.Fatalf("payloads written in the order %q, want abcdefgh, after the small frame", order)
 	}
 }

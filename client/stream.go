@@ -199,24 +199,26 @@ func (cn *conn) sendData(ctx context.Context, id uint32, body []byte, more bool)
 	// itself, its body as the tail: a writer without one would yield to
 	// the next waiter before writing anything.
 	full := len(cn.out.buf) >= stream.MaxChunk
+	owns := false
 	if len(body) >= writevMin || full {
-		if err := cn.awaitWriterLocked(ctx); err != nil {
+		var err error
+		if owns, err = cn.awaitWriterLocked(ctx); err != nil {
 			cn.mu.Unlock()
 			return err
 		}
 	}
 	if cn.err != nil {
 		err := cn.err
-		cn.mu.Unlock()
+		cn.unlockWriter(owns)
 		return err
 	}
 	cn.out.buf = frame.AppendData(cn.out.buf, id, more, len(body))
-	if full && len(body) > 0 && !cn.out.writing {
+	if full && len(body) > 0 && (owns || !cn.out.writing) {
 		cn.out.writing = true
 		cn.flushUnlock(callerWriter(ctx), body)
 		return nil
 	}
-	cn.sendUnlock(ctx, body)
+	cn.sendUnlock(ctx, body, owns)
 	return nil
 }
 
