@@ -192,16 +192,16 @@ func TestBudgetWaitIsBounded(t *testing.T) {
 	}
 	wg.Wait()
 	waitUntil(t, StatErrMemory, func() bool { return rec.Counter(StatErrMemory) == 1 })
-	logged := false
-	for _, e := range hook.AllEntries() {
-		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "memory budget") {
-			err, _ := e.Data[logrus.ErrorKey].(error)
-			logged = errors.Is(err, ErrMemoryBudget)
+	// The close is counted, then logged: wait for the log too.
+	waitUntil(t, "the close logged with ErrMemoryBudget", func() bool {
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "memory budget") {
+				err, _ := e.Data[logrus.ErrorKey].(error)
+				return errors.Is(err, ErrMemoryBudget)
+			}
 		}
-	}
-	if !logged {
-		t.Error("the close was not logged with ErrMemoryBudget")
-	}
+		return false
+	})
 	h.release <- struct{}{}
 	readEcho(t, a, 'a', big)
 }
