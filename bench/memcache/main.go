@@ -150,32 +150,45 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	loadBefore := loadAverage()
-	results := make(map[string]map[cell][]float64)
-	cpuPerReq := make(map[string]map[cell][]float64) // the server's CPU µs per request
+	results := make(map[string]map[cell][]sample)
 	for _, p := range procs {
-		results[p.name] = make(map[cell][]float64)
-		cpuPerReq[p.name] = make(map[cell][]float64)
+		results[p.name] = make(map[cell][]sample)
 	}
 	for r := range o.rounds {
 		for _, c := range cells {
 			for i := range procs {
 				p := procs[(i+r)%len(procs)]
-				rps, cpu, err := measure(ctx, p, c, o)
+				m, err := measure(ctx, p, c, o)
 				if err != nil {
 					return fmt.Errorf("%s %s %d B: %w", p.name, c.op, c.size, err)
 				}
-				results[p.name][c] = append(results[p.name][c], rps)
-				cpuPerReq[p.name][c] = append(cpuPerReq[p.name][c], cpu)
-				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s, %5.2f µs CPU/req\n", r+1, p.name, c.op, c.size, rps, cpu)
+				results[p.name][c] = append(results[p.name][c], m)
+				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s, %5.2f µs CPU/req, %.2f reads/req\n", r+1, p.name, c.op, c.size, m.rps, m.cpu, m.reads)
 			}
 		}
 	}
-	report := table(o, procs, cells, results, cpuPerReq) + conditions(o, loadBefore, loadAverage())
+	report := table(o, procs, cells, results) + conditions(o, loadBefore, loadAverage())
 	fmt.Fprint(out, report)
 	if o.out != "" {
 		return os.WriteFile(filepath.Join(o.out, "MEMCACHED.md"), []byte(report), 0o644)
 	}
 	return nil
+}
+
+// sample is what one measuring window gives of a server.
+type sample struct {
+	rps   float64 // requests per second
+	cpu   float64 // its CPU time per request, µs
+	reads float64 // its read syscalls per request, the ones that found nothing included
+}
+
+// medianOf is the median of one figure of samples.
+func medianOf(ms []sample, figure func(sample) float64) float64 {
+	xs := make([]float64, len(ms))
+	for i, m := range ms {
+		xs[i] = figure(m)
+	}
+	return median(xs)
 }
 
 func median(xs []float64) float64 {
@@ -187,12 +200,12 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string]map[cell][]float64) string {
+func table(o options, procs []*proc, cells []cell, results map[string]map[cell][]sample) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# kvcache's memcached listener side by side with memcached\n\n")
 	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d -kvcache-procs %d`, %s.\n\n",
 		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, o.procs, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs.\n\n", o.rounds)
+	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs, and its read syscalls per request (syscr, from /proc).\n\n", o.rounds)
 	b.WriteString("| op | value |")
 	for _, p := range procs {
 		fmt.Fprintf(&b, " %s |", p.name)
@@ -203,15 +216,19 @@ func table(o options, procs []*proc, cells []cell, results, cpuPerReq map[string
 	}
 	b.WriteString("\n")
 	for _, c := range cells {
-		base := median(results[procs[0].name][c])
+		rps := func(m sample) float64 { return m.rps }
+		base := medianOf(results[procs[0].name][c], rps)
 		fmt.Fprintf(&b, "| %s | %d B |", c.op, c.size)
 		for i, p := range procs {
-			m, cpu := median(results[p.name][c]), median(cpuPerReq[p.name][c])
+			ms := results[p.name][c]
+			m := medianOf(ms, rps)
+			cpu := medianOf(ms, func(m sample) float64 { return m.cpu })
+			reads := medianOf(ms, func(m sample) float64 { return m.reads })
 			if i == 0 {
-				fmt.Fprintf(&b, " %.0f; %.1f µs |", m, cpu)
+				fmt.Fprintf(&b, " %.0f; %.1f µs; %.2f reads |", m, cpu, reads)
 				continue
 			}
-			fmt.Fprintf(&b, " %.0f (%.2f×); %.1f µs |", m, m/base, cpu)
+			fmt.Fprintf(&b, " %.0f (%.2f×); %.1f µs; %.2f reads |", m, m/base, cpu, reads)
 		}
 		b.WriteString("\n")
 	}
@@ -249,25 +266,45 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// measure populates the keys (for get), warms up, and returns the req/s of
-// one measuring window and the server's CPU µs per request in it.
-func measure(ctx context.Context, p *proc, c cell, o options) (rps, cpu float64, err error) {
+// measure populates the keys (for get), warms up, and returns what one
+// measuring window gives.
+func measure(ctx context.Context, p *proc, c cell, o options) (sample, error) {
 	value := bytes.Repeat([]byte{'x'}, c.size)
 	if c.op == "get" {
 		if err := populate(p.addr, o.keys, value); err != nil {
-			return 0, 0, err
+			return sample{}, err
 		}
 	}
 	if _, err := load(ctx, p.addr, c, o, value, o.warmup); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
-	before := cpuTime(p.pid)
+	cpuBefore, readsBefore := cpuTime(p.pid), readSyscalls(p.pid)
 	n, err := load(ctx, p.addr, c, o, value, o.measure)
-	used := cpuTime(p.pid) - before
+	used, reads := cpuTime(p.pid)-cpuBefore, readSyscalls(p.pid)-readsBefore
+	m := sample{rps: float64(n) / o.measure.Seconds()}
 	if n > 0 {
-		cpu = float64(used.Microseconds()) / float64(n)
+		m.cpu = float64(used.Microseconds()) / float64(n)
+		m.reads = float64(reads) / float64(n)
 	}
-	return float64(n) / o.measure.Seconds(), cpu, err
+	return m, err
+}
+
+// readSyscalls is how many read syscalls process pid has made, from
+// /proc/pid/io (syscr); 0 where there is none. A server that reads until
+// a read finds nothing makes two a request at one request per read, one
+// that waits for readiness after a short read, one.
+func readSyscalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // cpuTime is the user and system time of process pid, from
