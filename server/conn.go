@@ -329,9 +329,12 @@ func (c *conn) readNext() error {
 	}
 	marker.batch = h.Count()
 	c.batchLeft = h.Count()
-	// The header waits in the buffer for the batch's answers, if they are
-	// at hand, rather than going out in a write of its own.
-	c.finish(marker, true, 0)
+	// The header goes out with the batch's first answer, not in a write of
+	// its own: alone, it tells the client nothing.
+	c.mu.Lock()
+	marker.done = true
+	c.ring.push()
+	c.mu.Unlock()
 	return nil
 }
 
@@ -467,11 +470,7 @@ func (c *conn) armReadLen() (int, error) {
 		return n, nil
 	}
 	c.flushHeld()
-	if c.cfg.ReadTimeout <= 0 {
-		return -1, nil
-	}
-	c.idle.disarm()
-	return -1, c.setReadDeadline(c.clock.at(c.clock.now(), c.cfg.ReadTimeout))
+	return -1, c.rearmRead()
 }
 
 func (c *conn) setReadDeadline(t time.Time) error {
@@ -944,6 +943,10 @@ func (c *conn) failLocked(err error) {
 // drain waits until every request read has been answered, or the
 // connection broke, then flushes.
 func (c *conn) drain() {
+	// A batch header read last waits for an answer that may never come
+	// (see readNext): written now, it goes before the close, as it did
+	// when headers went out at once.
+	c.finish(nil, false, 0)
 	c.mu.Lock()
 	for (c.ring.n > 0 || c.writing) && !c.broken {
 		c.cond.Wait()
