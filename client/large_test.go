@@ -101,3 +101,56 @@ func TestLargeRequestAmongManySmall(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestLargeCallersGivingUpInLine: large calls and Pipeline batches share
+// one connection, a third of them with contexts that end while they wait
+// in line for the writer role or are handed it. Every call that succeeds
+// gets its own answer, every other one its context's error, and the
+// connection keeps serving afterwards.
+func TestLargeCallersGivingUpInLine(t *testing.T) {
+	srv := newServer(t, nil)
+	c := newClient(t, []string{srv.addr}, client.Config{MaxExtraConns: -1})
+	ctx := ctxFor(t)
+	var wg sync.WaitGroup
+	for g := range 12 {
+		wg.Go(func() {
+			p := c.Pipeline()
+			for i := range 8 {
+				callCtx, cancel := ctx, context.CancelFunc(func() {})
+				if (g+i)%3 == 0 {
+					// Ends in the line, or as the role is handed over.
+					callCtx, cancel = context.WithCancel(ctx)
+					go cancel()
+				}
+				tag := fmt.Appendf(nil, "g%d-%d|", g, i)
+				req := bytes.Repeat(tag, (100<<10+g*1000)/len(tag))
+				var ok bool
+				if g%2 == 0 {
+					ans, err := c.Call(callCtx, req)
+					ok = err == nil && bytes.Equal(ans, req)
+					if err != nil && callCtx.Err() != nil && errors.Is(err, callCtx.Err()) {
+						ok = true
+					}
+				} else {
+					p.Enqueue(req)
+					p.Enqueue(tag)
+					answers, err := p.Flush(callCtx)
+					ok = err == nil && len(answers) == 2 && bytes.Equal(answers[0], req) && bytes.Equal(answers[1], tag)
+					if err != nil && callCtx.Err() != nil && errors.Is(err, callCtx.Err()) {
+						ok = true
+					}
+				}
+				cancel()
+				if !ok {
+					t.Errorf("g%d call %d: wrong answer or error", g, i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	req := bytes.Repeat([]byte("after"), 30<<10)
+	if ans, err := c.Call(ctx, req); err != nil || !bytes.Equal(ans, req) {
+		t.Fatalf("call after the rest: %d bytes, %v", len(ans), err)
+	}
+}
