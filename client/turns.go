@@ -1,8 +1,9 @@
 package client
 
-// turn is how a caller waiting for the writer role is told it has it (or
-// that the connection failed): one token, sent under conn.mu.
-type turn chan struct{}
+// turn is how a caller waiting for the writer role is told the outcome:
+// one value, sent under conn.mu, true when the role is handed to it,
+// false when the connection failed.
+type turn chan bool
 
 // turnQueue is the line of callers waiting for the writer role, oldest
 // first. Its channels are reused, so waiting allocates nothing once a
@@ -32,9 +33,7 @@ func (q *turnQueue) pop() turn {
 		return nil
 	}
 	t := q.line[0]
-	copy(q.line, q.line[1:])
-	q.line[len(q.line)-1] = nil
-	q.line = q.line[:len(q.line)-1]
+	q.cut(0)
 	return t
 }
 
@@ -43,9 +42,7 @@ func (q *turnQueue) pop() turn {
 func (q *turnQueue) remove(t turn) bool {
 	for i, u := range q.line {
 		if u == t {
-			copy(q.line[i:], q.line[i+1:])
-			q.line[len(q.line)-1] = nil
-			q.line = q.line[:len(q.line)-1]
+			q.cut(i)
 			q.recycle(t)
 			return true
 		}
@@ -53,5 +50,12 @@ func (q *turnQueue) remove(t turn) bool {
 	return false
 }
 
-// recycle keeps a turn whose token was taken, for a later wait.
+// cut drops the turn at i from the line.
+func (q *turnQueue) cut(i int) {
+	copy(q.line[i:], q.line[i+1:])
+	q.line[len(q.line)-1] = nil
+	q.line = q.line[:len(q.line)-1]
+}
+
+// recycle keeps a turn whose value was taken, for a later wait.
 func (q *turnQueue) recycle(t turn) { q.spare = append(q.spare, t) }

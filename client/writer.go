@@ -50,9 +50,6 @@ type writeSide struct {
 	// stops after its current write and hands the role to the oldest.
 	// While any wait, writing is set: nobody can take the role past them.
 	turns turnQueue
-	// heir is the turn the role was last handed to, until its caller
-	// comes for it.
-	heir turn
 
 	// Owned by the writer role's holder.
 	deadline time.Time // the write deadline set on nc
@@ -213,7 +210,7 @@ func (cn *conn) awaitWriterLocked(ctx context.Context) (owns bool, err error) {
 	cn.mu.Unlock()
 	told := false
 	select {
-	case <-t:
+	case owns = <-t:
 		told = true
 	case <-ctx.Done():
 	}
@@ -222,13 +219,9 @@ func (cn *conn) awaitWriterLocked(ctx context.Context) (owns bool, err error) {
 		if out.turns.remove(t) {
 			return false, ctxError(ctx) // never handed the role
 		}
-		<-t // handed the role, or woken by a failure, meanwhile: sent under mu
+		owns = <-t // handed the role, or told of a failure, meanwhile: sent under mu
 	}
 	out.turns.recycle(t)
-	owns = out.heir == t
-	if owns {
-		out.heir = nil
-	}
 	if ctx.Err() != nil {
 		// A caller that has given up does not write, even with the role.
 		cn.unlockWriter(owns)
@@ -259,14 +252,13 @@ func (cn *conn) unlockWriter(owns bool) {
 func (out *writeSide) stopWritingLocked(failed bool) {
 	if !failed {
 		if t := out.turns.pop(); t != nil {
-			out.heir = t
-			t <- struct{}{}
+			t <- true
 			return
 		}
 	}
 	out.writing = false
 	for t := out.turns.pop(); t != nil; t = out.turns.pop() {
-		t <- struct{}{}
+		t <- false
 	}
 }
 
