@@ -205,6 +205,48 @@ func TestAnswerNotHeldByPartialHeader(t *testing.T) {
 	}
 }
 
+// TestBatchHeaderGoesWithItsFirstAnswer: a batch header read before its
+// members waits for the first member's answer and goes out in the same
+// write, not in a write of its own. Over net.Pipe each read returns one of
+// the server's writes, and a write blocks until it is read, so a header
+// written alone would be what the client reads first.
+func TestBatchHeaderGoesWithItsFirstAnswer(t *testing.T) {
+	client, sc := net.Pipe()
+	defer client.Close()
+	srv := server.New(server.HandlerFunc(echo), server.Config{Logger: quietLogger()})
+	res := make(chan error, 1)
+	go func() { res <- srv.ServeConn(context.Background(), sc) }()
+	_ = client.SetDeadline(time.Now().Add(safety))
+	buf := make([]byte, 1<<10)
+	nextWrite := func() []byte {
+		t.Helper()
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:n]
+	}
+	// A first exchange, so that the batch header arrives on a connection
+	// with nothing left to answer.
+	go func() { _, _ = client.Write(frame.AppendFrame(nil, []byte("A"))) }()
+	if got, want := nextWrite(), frame.AppendFrame(nil, []byte("A")); !bytes.Equal(got, want) {
+		t.Fatalf("first answer % x, want % x", got, want)
+	}
+	go func() {
+		// The header, then, once the server has read it, the members.
+		_, _ = client.Write(frame.AppendHeader(nil, frame.BatchHeader(2)))
+		_, _ = client.Write(frame.AppendFrame(frame.AppendFrame(nil, []byte("one")), []byte("two")))
+	}()
+	want := frame.AppendFrame(frame.AppendHeader(nil, frame.BatchHeader(2)), []byte("one"))
+	if got := nextWrite(); !bytes.HasPrefix(got, want) {
+		t.Fatalf("the batch's first write % x, want the header and the first answer, % x…", got, want)
+	}
+	client.Close()
+	if err := result(t, res); err != nil {
+		t.Fatalf("ServeConn = %v", err)
+	}
+}
+
 // TestHandlerTimeoutAnswersInPlace: with HandlerTimeout, a handler that
 // ignores its context no longer holds up its connection. Its request is
 // answered, in its place, as EncodeError says for ErrHandlerTimeout, the
