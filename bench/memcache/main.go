@@ -39,6 +39,7 @@ import (
 type options struct {
 	rounds          int
 	warmup, measure time.Duration
+	slice           time.Duration
 	conns, depth    int
 	keys            int
 	sizes           string
@@ -58,7 +59,8 @@ func main() {
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell on every server, the servers in rotated order")
 	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
-	flag.DurationVar(&o.measure, "measure", 2*time.Second, "measuring window per cell")
+	flag.DurationVar(&o.measure, "measure", 2*time.Second, "measuring window per cell and server")
+	flag.DurationVar(&o.slice, "slice", 200*time.Millisecond, "the servers are loaded in turn a slice at a time until each has had its window")
 	flag.IntVar(&o.conns, "conns", 16, "connections, one goroutine each")
 	flag.IntVar(&o.depth, "depth", 1, "requests each connection writes at once before reading their responses")
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
@@ -93,8 +95,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		sizes = append(sizes, n)
 	}
-	if o.rounds < 1 || o.conns < 1 || o.depth < 1 || o.keys < 1 || o.measure <= 0 {
-		return errors.New("rounds, conns, depth, keys and measure must be positive")
+	if o.rounds < 1 || o.conns < 1 || o.depth < 1 || o.keys < 1 || o.measure <= 0 || o.slice <= 0 {
+		return errors.New("rounds, conns, depth, keys, measure and slice must be positive")
 	}
 	dir, err := os.MkdirTemp("", "memcache-bench")
 	if err != nil {
@@ -156,12 +158,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	for r := range o.rounds {
 		for _, c := range cells {
-			for i := range procs {
-				p := procs[(i+r)%len(procs)]
-				m, err := measure(ctx, p, c, o)
-				if err != nil {
-					return fmt.Errorf("%s %s %d B: %w", p.name, c.op, c.size, err)
-				}
+			ms, err := measureCell(ctx, procs, c, o, r)
+			if err != nil {
+				return fmt.Errorf("%s %d B: %w", c.op, c.size, err)
+			}
+			for i, p := range procs {
+				m := ms[i]
 				results[p.name][c] = append(results[p.name][c], m)
 				fmt.Fprintf(os.Stderr, "round %d: %-18s %s %5d B: %9.0f req/s, %5.2f µs CPU/req, %.2f reads/req\n", r+1, p.name, c.op, c.size, m.rps, m.cpu, m.reads)
 			}
@@ -203,9 +205,9 @@ func median(xs []float64) float64 {
 func table(o options, procs []*proc, cells []cell, results map[string]map[cell][]sample) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# kvcache's memcached listener side by side with memcached\n\n")
-	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d -kvcache-procs %d`, %s.\n\n",
-		o.rounds, o.measure, o.conns, o.depth, o.keys, o.sizes, o.threads, o.procs, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs, and its read syscalls per request (syscr, from /proc).\n\n", o.rounds)
+	fmt.Fprintf(&b, "`cd bench && go run ./memcache -rounds %d -measure %v -slice %v -conns %d -depth %d -keys %d -sizes %s -memcached-threads %d -kvcache-procs %d`, %s.\n\n",
+		o.rounds, o.measure, o.slice, o.conns, o.depth, o.keys, o.sizes, o.threads, o.procs, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Each round loads the servers in turn, %v at a time, the order rotated every slice, until each has had %v. Median req/s over %d rounds; in brackets, the ratio to memcached; then the server process's median CPU time per request (user+system, from /proc), which depends less on what else the machine runs, and its read syscalls per request (syscr, from /proc).\n\n", o.slice, o.measure, o.rounds)
 	b.WriteString("| op | value |")
 	for _, p := range procs {
 		fmt.Fprintf(&b, " %s |", p.name)
@@ -266,27 +268,66 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// measure populates the keys (for get), warms up, and returns what one
-// measuring window gives.
-func measure(ctx context.Context, p *proc, c cell, o options) (sample, error) {
+// measureCell measures every server on one cell: it populates and warms
+// each up, then loads them in turn, a slice at a time, the order rotated
+// every slice, until each has had its measuring window. Slices short
+// against the window cancel what drifts over seconds (another tenant's
+// load, the host's clock speed), which would otherwise favour whichever
+// server's window it fell in.
+func measureCell(ctx context.Context, procs []*proc, c cell, o options, round int) ([]sample, error) {
 	value := bytes.Repeat([]byte{'x'}, c.size)
-	if c.op == "get" {
-		if err := populate(p.addr, o.keys, value); err != nil {
-			return sample{}, err
+	loads := make([]*loadConns, len(procs))
+	defer func() {
+		for _, l := range loads {
+			l.close()
+		}
+	}()
+	for i, p := range procs {
+		if c.op == "get" {
+			if err := populate(p.addr, o.keys, value); err != nil {
+				return nil, fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+		l, err := dialLoad(p.addr, c, o, value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		loads[i] = l
+		if _, err := l.run(ctx, o.warmup); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
-	if _, err := load(ctx, p.addr, c, o, value, o.warmup); err != nil {
-		return sample{}, err
+	slices := max(1, int(o.measure/o.slice))
+	type total struct {
+		n     int64
+		cpu   time.Duration
+		reads int64
 	}
-	cpuBefore, readsBefore := cpuTime(p.pid), readSyscalls(p.pid)
-	n, err := load(ctx, p.addr, c, o, value, o.measure)
-	used, reads := cpuTime(p.pid)-cpuBefore, readSyscalls(p.pid)-readsBefore
-	m := sample{rps: float64(n) / o.measure.Seconds()}
-	if n > 0 {
-		m.cpu = float64(used.Microseconds()) / float64(n)
-		m.reads = float64(reads) / float64(n)
+	totals := make([]total, len(procs))
+	for s := range slices {
+		for k := range procs {
+			i := (k + s + round) % len(procs)
+			p := procs[i]
+			cpuBefore, readsBefore := cpuTime(p.pid), readSyscalls(p.pid)
+			n, err := loads[i].run(ctx, o.slice)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.name, err)
+			}
+			totals[i].n += n
+			totals[i].cpu += cpuTime(p.pid) - cpuBefore
+			totals[i].reads += readSyscalls(p.pid) - readsBefore
+		}
 	}
-	return m, err
+	window := time.Duration(slices) * o.slice
+	ms := make([]sample, len(procs))
+	for i, t := range totals {
+		ms[i].rps = float64(t.n) / window.Seconds()
+		if t.n > 0 {
+			ms[i].cpu = float64(t.cpu.Microseconds()) / float64(t.n)
+			ms[i].reads = float64(t.reads) / float64(t.n)
+		}
+	}
+	return ms, nil
 }
 
 // readSyscalls is how many read syscalls process pid has made, from
@@ -357,8 +398,45 @@ func populate(addr string, keys int, value []byte) error {
 	return nil
 }
 
-// load runs the connections for d and returns the responses checked.
-func load(ctx context.Context, addr string, c cell, o options, value []byte, d time.Duration) (int64, error) {
+// loadConns is the load generator's connections to one server, kept
+// open across the slices of a cell.
+type loadConns struct {
+	conns []*connLoad
+}
+
+// connLoad is one connection's load and where it stands in its keys.
+type connLoad struct {
+	nc          net.Conn
+	r           *bufio.Reader
+	reqs, resps [][]byte
+	next, depth int
+	wbuf, got   []byte
+}
+
+func dialLoad(addr string, c cell, o options, value []byte) (*loadConns, error) {
+	l := &loadConns{}
+	for seed := range o.conns {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+		l.conns = append(l.conns, newConnLoad(nc, c, o, value, seed))
+	}
+	return l, nil
+}
+
+func (l *loadConns) close() {
+	if l == nil {
+		return
+	}
+	for _, cl := range l.conns {
+		cl.nc.Close()
+	}
+}
+
+// run drives every connection for d and returns the responses checked.
+func (l *loadConns) run(ctx context.Context, d time.Duration) (int64, error) {
 	var (
 		stop  atomic.Bool
 		total atomic.Int64
@@ -366,21 +444,9 @@ func load(ctx context.Context, addr string, c cell, o options, value []byte, d t
 		errMu sync.Mutex
 		first error
 	)
-	conns := make([]net.Conn, o.conns)
-	for i := range conns {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			return 0, err
-		}
-		conns[i] = nc
-	}
-	for i, nc := range conns {
+	for _, cl := range l.conns {
 		wg.Go(func() {
-			defer nc.Close()
-			n, err := loop(nc, c, o, value, i, &stop)
+			n, err := cl.loop(&stop)
 			total.Add(n)
 			if err != nil {
 				errMu.Lock()
@@ -401,44 +467,48 @@ func load(ctx context.Context, addr string, c cell, o options, value []byte, d t
 	return total.Load(), first
 }
 
-// loop is one connection's load: depth requests per write, then their
-// responses, each checked, until stop.
-func loop(nc net.Conn, c cell, o options, value []byte, seed int, stop *atomic.Bool) (int64, error) {
-	r := bufio.NewReaderSize(nc, 64<<10)
-	var reqs, resps [][]byte
+// newConnLoad prepares one connection's requests and the responses they
+// must get, each connection starting at its own key.
+func newConnLoad(nc net.Conn, c cell, o options, value []byte, seed int) *connLoad {
+	cl := &connLoad{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), depth: o.depth}
 	for i := range o.keys {
 		k := key((i + seed*7919) % o.keys)
 		if c.op == "get" {
-			reqs = append(reqs, []byte("get "+k+"\r\n"))
+			cl.reqs = append(cl.reqs, []byte("get "+k+"\r\n"))
 			resp := fmt.Appendf(nil, "VALUE %s 0 %d\r\n", k, len(value))
-			resps = append(resps, append(append(resp, value...), "\r\nEND\r\n"...))
+			cl.resps = append(cl.resps, append(append(resp, value...), "\r\nEND\r\n"...))
 		} else {
-			reqs = append(reqs, setRequest(k, value))
-			resps = append(resps, []byte("STORED\r\n"))
+			cl.reqs = append(cl.reqs, setRequest(k, value))
+			cl.resps = append(cl.resps, []byte("STORED\r\n"))
 		}
 	}
-	var (
-		n    int64
-		wbuf []byte
-		got  = make([]byte, len(resps[0])+64)
-	)
-	for i := 0; !stop.Load(); {
-		wbuf = wbuf[:0]
-		start := i
-		for range o.depth {
-			wbuf = append(wbuf, reqs[i%len(reqs)]...)
-			i++
+	cl.got = make([]byte, len(cl.resps[0])+64)
+	return cl
+}
+
+// loop writes depth requests at once and reads their responses, each
+// checked, until stop; every response of what it wrote is read before it
+// returns, so the next slice starts on a quiet connection.
+func (cl *connLoad) loop(stop *atomic.Bool) (int64, error) {
+	var n int64
+	for !stop.Load() {
+		cl.wbuf = cl.wbuf[:0]
+		start := cl.next
+		for range cl.depth {
+			cl.wbuf = append(cl.wbuf, cl.reqs[cl.next%len(cl.reqs)]...)
+			cl.next++
 		}
-		if _, err := nc.Write(wbuf); err != nil {
+		if _, err := cl.nc.Write(cl.wbuf); err != nil {
 			return n, err
 		}
-		for j := start; j < i; j++ {
-			want := resps[j%len(resps)]
-			if _, err := io.ReadFull(r, got[:len(want)]); err != nil {
+		for j := start; j < cl.next; j++ {
+			want := cl.resps[j%len(cl.resps)]
+			got := cl.got[:len(want)]
+			if _, err := io.ReadFull(cl.r, got); err != nil {
 				return n, err
 			}
 			// The first and last bytes: the status and the terminator.
-			if !bytes.Equal(got[:5], want[:5]) || !bytes.Equal(got[len(want)-5:len(want)], want[len(want)-5:]) {
+			if !bytes.Equal(got[:5], want[:5]) || !bytes.Equal(got[len(want)-5:], want[len(want)-5:]) {
 				return n, fmt.Errorf("response %q, want %q", got[:min(len(want), 64)], want[:min(len(want), 64)])
 			}
 			n++
