@@ -60,7 +60,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell on every server, the servers in rotated order")
 	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
 	flag.DurationVar(&o.measure, "measure", 2*time.Second, "measuring window per cell and server")
-	flag.DurationVar(&o.slice, "slice", 200*time.Millisecond, "the servers are loaded in turn a slice at a time until each has had its window")
+	flag.DurationVar(&o.slice, "slice", 200*time.Millisecond, "the servers are loaded in turn a slice at a time until each has had its window; 0: the whole window at once")
 	flag.IntVar(&o.conns, "conns", 16, "connections, one goroutine each")
 	flag.IntVar(&o.depth, "depth", 1, "requests each connection writes at once before reading their responses")
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
@@ -95,8 +95,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		sizes = append(sizes, n)
 	}
-	if o.rounds < 1 || o.conns < 1 || o.depth < 1 || o.keys < 1 || o.measure <= 0 || o.slice <= 0 {
-		return errors.New("rounds, conns, depth, keys, measure and slice must be positive")
+	if o.rounds < 1 || o.conns < 1 || o.depth < 1 || o.keys < 1 || o.measure <= 0 || o.slice < 0 {
+		return errors.New("rounds, conns, depth, keys and measure must be positive, slice not negative")
 	}
 	dir, err := os.MkdirTemp("", "memcache-bench")
 	if err != nil {
@@ -297,7 +297,11 @@ func measureCell(ctx context.Context, procs []*proc, c cell, o options, round in
 			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
-	slices := max(1, int(o.measure/o.slice))
+	slice := o.slice
+	if slice <= 0 || slice > o.measure {
+		slice = o.measure
+	}
+	slices := max(1, int(o.measure/slice))
 	type total struct {
 		n     int64
 		cpu   time.Duration
@@ -309,7 +313,7 @@ func measureCell(ctx context.Context, procs []*proc, c cell, o options, round in
 			i := (k + s + round) % len(procs)
 			p := procs[i]
 			cpuBefore, readsBefore := cpuTime(p.pid), readSyscalls(p.pid)
-			n, err := loads[i].run(ctx, o.slice)
+			n, err := loads[i].run(ctx, slice)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -318,7 +322,7 @@ func measureCell(ctx context.Context, procs []*proc, c cell, o options, round in
 			totals[i].reads += readSyscalls(p.pid) - readsBefore
 		}
 	}
-	window := time.Duration(slices) * o.slice
+	window := time.Duration(slices) * slice
 	ms := make([]sample, len(procs))
 	for i, t := range totals {
 		ms[i].rps = float64(t.n) / window.Seconds()
