@@ -305,3 +305,69 @@ func BenchmarkLarge(b *testing.B) {
 		})
 	}
 }
+
+// TestSystemsTakeTurns checks that the systems of a cell are measured one
+// at a time, each in several slices: a call of one never overlaps a call
+// of another, and each is counted.
+func TestSystemsTakeTurns(t *testing.T) {
+	var turns turnLog
+	mk := func(name string) entry {
+		return entry{name: name, title: name, batch: 1, new: func() system { return &turnTaker{name: name, log: &turns} }}
+	}
+	es := []entry{mk("a"), mk("b"), mk("c")}
+	ss, err := runCells(context.Background(), es, workload{size: 16, conc: 3}, 5*time.Millisecond, 40*time.Millisecond, 10*time.Millisecond, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range ss {
+		if s.errors != 0 || s.reqs == 0 || s.rps == 0 {
+			t.Errorf("%s: %d requests, %.0f req/s, %d errors (%v)", es[i].name, s.reqs, s.rps, s.errors, s.firstErr)
+		}
+	}
+	turns.mu.Lock()
+	defer turns.mu.Unlock()
+	if turns.overlaps != 0 {
+		t.Errorf("%d calls overlapped a call of another system", turns.overlaps)
+	}
+	// 3 warm-ups and 4 slices of each: a change of system between turns.
+	if turns.switches < 3+3*4-1 {
+		t.Errorf("the systems took %d turns, want at least %d", turns.switches+1, 3+3*4)
+	}
+}
+
+// turnLog records which system is calling.
+type turnLog struct {
+	mu       sync.Mutex
+	active   string
+	inFlight int
+	last     string
+	switches int
+	overlaps int
+}
+
+type turnTaker struct {
+	name string
+	log  *turnLog
+}
+
+func (s *turnTaker) Start() error               { return nil }
+func (s *turnTaker) NewCaller() (caller, error) { return s, nil }
+func (s *turnTaker) Close()                     {}
+func (s *turnTaker) Call(_ context.Context, req []byte) (int, error) {
+	l := s.log
+	l.mu.Lock()
+	if l.inFlight > 0 && l.active != s.name {
+		l.overlaps++
+	}
+	if l.last != "" && l.last != s.name {
+		l.switches++
+	}
+	l.active, l.last = s.name, s.name
+	l.inFlight++
+	l.mu.Unlock()
+	time.Sleep(50 * time.Microsecond)
+	l.mu.Lock()
+	l.inFlight--
+	l.mu.Unlock()
+	return 1, checkEcho(req, req)
+}

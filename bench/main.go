@@ -28,6 +28,7 @@ type options struct {
 	rounds    int
 	warmup    time.Duration
 	measure   time.Duration
+	slice     time.Duration
 	concs     string
 	sizes     string
 	bandwidth bool
@@ -42,7 +43,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.only, "only", "", "comma-separated names or globs of the systems to run, e.g. 'tcpez*,grpc-unary' (-list shows them)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell once, the systems in rotated order")
 	fs.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
-	fs.DurationVar(&o.measure, "measure", time.Second, "measuring window per cell")
+	fs.DurationVar(&o.measure, "measure", time.Second, "measuring window per cell and system")
+	fs.DurationVar(&o.slice, "slice", 200*time.Millisecond, "the systems of a cell are measured in turn, a slice at a time (each after a ramp of a quarter slice), until each has had its window; 0: the whole window at once")
 	fs.StringVar(&o.concs, "conc", "1,16,256", "concurrencies (goroutines over one client)")
 	fs.StringVar(&o.sizes, "sizes", "16,4096", "payload sizes in bytes, at most 1 MiB")
 	fs.BoolVar(&o.bandwidth, "bandwidth", true, "add the bandwidth case: 1 MiB payloads at concurrency 4")
@@ -68,6 +70,9 @@ func (o *options) config(set map[string]bool) (runConfig, string, error) {
 		if !set["measure"] {
 			o.measure = 200 * time.Millisecond
 		}
+		if !set["slice"] {
+			o.slice = 100 * time.Millisecond
+		}
 		if !set["conc"] {
 			o.concs = "1,16"
 		}
@@ -81,9 +86,9 @@ func (o *options) config(set map[string]bool) (runConfig, string, error) {
 			o.out = "" // a smoke run must not overwrite the committed results
 		}
 	}
-	cfg := runConfig{rounds: o.rounds, warmup: o.warmup, measure: o.measure}
-	if o.rounds < 1 || o.warmup < 0 || o.measure <= 0 {
-		return cfg, "", errors.New("need -rounds ≥ 1, -warmup ≥ 0 and -measure > 0")
+	cfg := runConfig{rounds: o.rounds, warmup: o.warmup, measure: o.measure, slice: o.slice}
+	if o.rounds < 1 || o.warmup < 0 || o.measure <= 0 || o.slice < 0 {
+		return cfg, "", errors.New("need -rounds ≥ 1, -warmup ≥ 0, -measure > 0 and -slice ≥ 0")
 	}
 	var err error
 	if cfg.systems, err = selectSystems(o.only); err != nil {
@@ -140,8 +145,8 @@ func (o *options) describe() string {
 	if o.only != "" {
 		fmt.Fprintf(&b, " --only '%s'", o.only)
 	}
-	fmt.Fprintf(&b, " --rounds %d --warmup %s --measure %s --conc %s --sizes %s --bandwidth=%t",
-		o.rounds, o.warmup, o.measure, o.concs, o.sizes, o.bandwidth)
+	fmt.Fprintf(&b, " --rounds %d --warmup %s --measure %s --slice %s --conc %s --sizes %s --bandwidth=%t",
+		o.rounds, o.warmup, o.measure, o.slice, o.concs, o.sizes, o.bandwidth)
 	return b.String()
 }
 
@@ -156,7 +161,9 @@ func estimate(cfg runConfig) time.Duration {
 			}
 		}
 	}
-	return time.Duration(cells) * (cfg.warmup + cfg.measure + 50*time.Millisecond)
+	slice := cfg.sliceOr()
+	window := time.Duration(max(1, int(cfg.measure/slice))) * (slice + slice/4)
+	return time.Duration(cells) * (cfg.warmup + window + 50*time.Millisecond)
 }
 
 func main() {

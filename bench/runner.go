@@ -43,7 +43,8 @@ type runConfig struct {
 	rounds    int
 	warmup    time.Duration
 	measure   time.Duration
-	progress  io.Writer // one line per cell; nil for none
+	slice     time.Duration // a system's turn within a window; 0 for the whole window
+	progress  io.Writer     // one line per cell; nil for none
 }
 
 // maxBatchedSize is the largest payload the batching systems run with: a
@@ -77,8 +78,8 @@ const (
 	histDigits = 2
 )
 
-// The phases of a cell. Workers read the phase after each call: a call that
-// completes while measuring counts, with its latency.
+// The phases of a slice. Workers read the phase after each call: a call
+// that completes while measuring counts, with its latency.
 const (
 	phaseWarmup int32 = iota
 	phaseMeasure
@@ -90,29 +91,36 @@ const (
 var hangGrace = 10 * time.Second
 
 // run measures every workload of cfg in every round. Within a round the
-// workloads run in order and, for each, the systems in an order rotated by
-// one place per round, so that no system always runs first or right after
-// the same neighbour.
+// workloads run in order; for each, every system that runs it is set up
+// at once and measured in turn a slice at a time, the order rotated every
+// slice and every round, so that no system always runs first or right
+// after the same neighbour, and what drifts over seconds on a shared
+// machine falls on every system alike.
 func run(ctx context.Context, cfg runConfig) (results, error) {
 	res := make(results)
-	n := len(cfg.systems)
 	for r := range cfg.rounds {
 		for _, w := range cfg.workloads {
-			for i := range n {
-				e := cfg.systems[(i+r)%n]
-				if !e.runs(w) {
-					continue
+			var es []entry
+			for _, e := range cfg.systems {
+				if e.runs(w) {
+					es = append(es, e)
 				}
-				if err := ctx.Err(); err != nil {
-					return res, err
-				}
-				s, err := runCell(ctx, e, w, cfg.warmup, cfg.measure)
-				if err != nil {
-					return res, fmt.Errorf("%s, %s: %w", e.name, w, err)
-				}
-				if res[w] == nil {
-					res[w] = make(map[string][]sample)
-				}
+			}
+			if len(es) == 0 {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			ss, err := runCells(ctx, es, w, cfg.warmup, cfg.measure, cfg.slice, r)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", w, err)
+			}
+			if res[w] == nil {
+				res[w] = make(map[string][]sample)
+			}
+			for i, e := range es {
+				s := ss[i]
 				res[w][e.name] = append(res[w][e.name], s)
 				if cfg.progress != nil {
 					fmt.Fprintf(cfg.progress, "round %d/%d  %-12s %-18s %10s req/s  p50 %9s  p99 %9s  %6.1f allocs/req%s\n",
@@ -131,90 +139,187 @@ func errNote(s sample) string {
 	return fmt.Sprintf("  %d ERRORS: %v", s.errors, s.firstErr)
 }
 
-// worker is one load goroutine's tally, on its own cache lines.
+// worker is one load goroutine's request and tally, on its own cache
+// lines, kept across the slices of a cell.
 type worker struct {
 	hist     *hdrhistogram.Histogram
+	req      []byte
+	seq      uint64
 	reqs     int64
 	errors   int64
 	firstErr error
+	failed   bool // a failing system is not driven further
 	_        [64]byte
 }
 
-// runCell starts e, drives it with w.conc goroutines for the warm-up and the
-// window, and stops it. An error means the system could not be started; a
-// system that fails calls gives a sample with errors.
+// runCell measures e alone on w: a warm-up, then one window.
 func runCell(parent context.Context, e entry, w workload, warmup, measure time.Duration) (sample, error) {
-	sys := e.new()
-	closed := false
-	closeSys := func() {
-		if !closed {
-			closed = true
-			sys.Close()
-		}
+	ss, err := runCells(parent, []entry{e}, w, warmup, measure, measure, 0)
+	if err != nil {
+		return sample{}, err
 	}
-	defer closeSys()
-	if err := sys.Start(); err != nil {
-		return sample{}, fmt.Errorf("start: %w", err)
-	}
-	callers := make([]caller, 0, w.conc)
+	return ss[0], nil
+}
+
+// runCells sets up every system of es for w, warms each up in turn, and
+// then measures them in turn, a slice at a time, the order rotated each
+// slice (and by round), until each has had its window. An error means a
+// system could not be started; a system that fails calls gives a sample
+// with errors.
+func runCells(parent context.Context, es []entry, w workload, warmup, measure, slice time.Duration, round int) ([]sample, error) {
+	cells := make([]*cellRun, 0, len(es))
 	defer func() {
-		for _, c := range callers {
-			c.Close()
+		for _, c := range cells {
+			c.close()
 		}
 	}()
-	for range w.conc {
-		c, err := sys.NewCaller()
+	for _, e := range es {
+		c, err := startCell(parent, e, w)
 		if err != nil {
-			return sample{}, fmt.Errorf("caller: %w", err)
+			return nil, fmt.Errorf("%s: %w", e.name, err)
 		}
-		callers = append(callers, c)
+		cells = append(cells, c)
 	}
-
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	var phase atomic.Int32
-	workers := make([]worker, w.conc)
-	var wg sync.WaitGroup
-	for i, c := range callers {
-		workers[i].hist = hdrhistogram.New(1, histMax, histDigits)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			drive(ctx, c, &workers[i], uint64(i), w.size, &phase)
-		}()
+	for _, c := range cells {
+		c.drive(parent, warmup, 0)
 	}
+	runtime.GC() // start the windows without the warm-ups' garbage
+	slice = runConfig{measure: measure, slice: slice}.sliceOr()
+	n := max(1, int(measure/slice))
+	for s := range n {
+		for k := range cells {
+			if err := parent.Err(); err != nil {
+				return nil, err
+			}
+			cells[(k+s+round)%len(cells)].drive(parent, slice/4, slice)
+		}
+	}
+	if err := parent.Err(); err != nil {
+		return nil, err
+	}
+	ss := make([]sample, len(cells))
+	for i, c := range cells {
+		ss[i] = c.sample()
+	}
+	return ss, nil
+}
 
-	time.Sleep(warmup)
-	runtime.GC() // start the window without the warm-up's garbage
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
-	phase.Store(phaseMeasure)
-	select {
-	case <-time.After(measure):
-	case <-parent.Done():
+// cellRun is one system set up for a workload: started, its callers
+// connected, and what its slices measured so far.
+type cellRun struct {
+	sys     system
+	callers []caller
+	workers []worker
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  bool
+	hung    bool
+	elapsed time.Duration // of the measured slices
+	mallocs uint64        // during the measured slices
+}
+
+func startCell(parent context.Context, e entry, w workload) (*cellRun, error) {
+	c := &cellRun{sys: e.new()}
+	c.ctx, c.cancel = context.WithCancel(parent)
+	if err := c.sys.Start(); err != nil {
+		c.close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	for i := range w.conc {
+		cl, err := c.sys.NewCaller()
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("caller: %w", err)
+		}
+		c.callers = append(c.callers, cl)
+		c.workers = append(c.workers, newWorker(uint64(i), w.size))
+	}
+	return c, nil
+}
+
+// newWorker makes goroutine id's request: size bytes, random, with a
+// sequence number in its first 8 bytes (drive), so that an answer meant
+// for another call or goroutine does not pass for the echo.
+func newWorker(id uint64, size int) worker {
+	req := make([]byte, size)
+	rng := rand.New(rand.NewPCG(id, uint64(size)))
+	for i := range req {
+		req[i] = byte(rng.Uint32())
+	}
+	return worker{hist: hdrhistogram.New(1, histMax, histDigits), req: req, seq: id << 40}
+}
+
+func (c *cellRun) close() {
+	c.cancel()
+	for _, cl := range c.callers {
+		cl.Close()
+	}
+	c.callers = nil
+	c.closeSys()
+}
+
+func (c *cellRun) closeSys() {
+	if !c.closed {
+		c.closed = true
+		c.sys.Close()
+	}
+}
+
+// drive runs the callers for ramp, unmeasured, and then for window,
+// measured (none for a warm-up), and waits for their calls to end. The
+// ramp lets every caller have a call under way when the window opens, as
+// at its close, so that a slice counts what the system does in its steady
+// state. A system whose calls do not end is torn down and counted as hung.
+func (c *cellRun) drive(parent context.Context, ramp, window time.Duration) {
+	if c.hung {
+		return
+	}
+	var (
+		phase atomic.Int32
+		wg    sync.WaitGroup
+	)
+	for i, cl := range c.callers {
+		wg.Go(func() { drive(c.ctx, cl, &c.workers[i], &phase) })
+	}
+	wait := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-parent.Done():
+		}
+	}
+	wait(ramp)
+	if window > 0 {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		t0 := time.Now()
+		phase.Store(phaseMeasure)
+		wait(window)
+		phase.Store(phaseStop)
+		c.elapsed += time.Since(t0)
+		runtime.ReadMemStats(&m1)
+		c.mallocs += m1.Mallocs - m0.Mallocs
 	}
 	phase.Store(phaseStop)
-	elapsed := time.Since(t0)
-	runtime.ReadMemStats(&m1)
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	hung := false
 	select {
 	case <-done:
-	case <-time.After(hangGrace + 20*measure):
+	case <-time.After(hangGrace + 20*max(ramp, window)):
 		// A call that never returns: cancel, and close the system under it.
-		hung = true
-		cancel()
-		closeSys()
+		c.hung = true
+		c.cancel()
+		c.closeSys()
 		<-done
 	}
+}
 
+// sample sums what the slices measured.
+func (c *cellRun) sample() sample {
 	var s sample
 	all := hdrhistogram.New(1, histMax, histDigits)
-	for i := range workers {
-		wk := &workers[i]
+	for i := range c.workers {
+		wk := &c.workers[i]
 		all.Merge(wk.hist)
 		s.reqs += wk.reqs
 		s.errors += wk.errors
@@ -222,39 +327,31 @@ func runCell(parent context.Context, e entry, w workload, warmup, measure time.D
 			s.firstErr = wk.firstErr
 		}
 	}
-	if hung {
+	if c.hung {
 		s.errors++
 		if s.firstErr == nil {
 			s.firstErr = errors.New("calls did not return after the window")
 		}
 	}
-	if err := parent.Err(); err != nil {
-		return s, err
+	if c.elapsed > 0 {
+		s.rps = float64(s.reqs) / c.elapsed.Seconds()
 	}
-	s.rps = float64(s.reqs) / elapsed.Seconds()
 	s.p50 = time.Duration(all.ValueAtQuantile(50))
 	s.p99 = time.Duration(all.ValueAtQuantile(99))
 	if s.reqs > 0 {
-		s.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(s.reqs)
+		s.allocs = float64(c.mallocs) / float64(s.reqs)
 	}
-	return s, nil
+	return s
 }
 
-// drive calls c until the phase is phaseStop. Each request is the
-// goroutine's own buffer of size bytes, random, with a sequence number in
-// its first 8 bytes, so that an answer meant for another call or goroutine
-// does not pass for the echo.
-func drive(ctx context.Context, c caller, wk *worker, id uint64, size int, phase *atomic.Int32) {
-	req := make([]byte, size)
-	rng := rand.New(rand.NewPCG(id, uint64(size)))
-	for i := range req {
-		req[i] = byte(rng.Uint32())
-	}
-	seq := id << 40
-	for phase.Load() != phaseStop {
-		seq++
-		if size >= 8 {
-			binary.LittleEndian.PutUint64(req, seq)
+// drive calls c until the phase is phaseStop; a call that completes while
+// measuring counts, with its latency.
+func drive(ctx context.Context, c caller, wk *worker, phase *atomic.Int32) {
+	req := wk.req
+	for !wk.failed && phase.Load() != phaseStop {
+		wk.seq++
+		if len(req) >= 8 {
+			binary.LittleEndian.PutUint64(req, wk.seq)
 		}
 		t := time.Now()
 		n, err := c.Call(ctx, req)
@@ -267,7 +364,8 @@ func drive(ctx context.Context, c caller, wk *worker, id uint64, size int, phase
 					wk.firstErr = err
 				}
 			}
-			return // a failing system is not driven further
+			wk.failed = true
+			return
 		}
 		if ph == phaseMeasure {
 			wk.reqs += int64(n)
@@ -320,4 +418,12 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// sliceOr is the slice a window is measured in.
+func (cfg runConfig) sliceOr() time.Duration {
+	if cfg.slice <= 0 || cfg.slice > cfg.measure {
+		return cfg.measure
+	}
+	return cfg.slice
 }
