@@ -51,12 +51,22 @@ func (m *Message) Arg(i int) []byte {
 	return m.Args[i]
 }
 
+// The magic bytes that open every message of memcached's binary protocol.
+const (
+	binaryRequest  = 0x80
+	binaryResponse = 0x81
+)
+
 // ParseLine returns the first line of buf without its line ending, and
 // the bytes after it. A line ends with "\r\n" or, as memcached also
 // accepts, a bare "\n". ok is false when buf holds no whole line yet. A
 // line over lim.MaxLineLength is ErrLineTooLong as soon as buf holds that
-// many bytes without a line ending.
+// many bytes without a line ending, and one that opens with a magic byte of
+// memcached's binary protocol is ErrBinaryProtocol at once.
 func ParseLine(buf []byte, lim Limits) (rest, line []byte, ok bool, err error) {
+	if len(buf) > 0 && (buf[0] == binaryRequest || buf[0] == binaryResponse) {
+		return buf, nil, false, ErrBinaryProtocol
+	}
 	limit := lim.LineLimit()
 	search := buf[:min(len(buf), limit)]
 	i := bytes.IndexByte(search, '\n')

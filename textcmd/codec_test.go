@@ -3,8 +3,10 @@ package textcmd_test
 import (
 	"bytes"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/textcmd"
@@ -94,5 +96,34 @@ func TestNextLenCountsArgsOnlyWhenTheyMayBeTooMany(t *testing.T) {
 		if !errors.Is(err, tc.want) || (tc.want == nil && (!ok || n != tc.n)) {
 			t.Errorf("NextLen(%q) = %d, %t, %v; want %d, %v", tc.in, n, ok, err, tc.n, tc.want)
 		}
+	}
+}
+
+// TestBinaryProtocolAtItsFirstByte: a binary protocol message is refused
+// at its magic byte, by every entry point, without waiting for a line
+// ending that a binary peer never sends.
+func TestBinaryProtocolAtItsFirstByte(t *testing.T) {
+	for _, b := range []string{"\x80", "\x81\x0b\x00\x00"} {
+		if _, _, ok, err := textcmd.ParseLine([]byte(b), textcmd.Limits{}); ok || !errors.Is(err, textcmd.ErrBinaryProtocol) || !errors.Is(err, frame.ErrProtocol) {
+			t.Errorf("ParseLine(%q): ok %v, %v", b, ok, err)
+		}
+		if _, _, err := textcmd.NextLen([]byte(b), textcmd.Memcached, textcmd.Limits{}); !errors.Is(err, textcmd.ErrBinaryProtocol) {
+			t.Errorf("NextLen(%q): %v", b, err)
+		}
+		// A reader over a stream that stays open after the byte; the
+		// deadline only keeps a broken reader from hanging the test.
+		client, server := net.Pipe()
+		go client.Write([]byte(b))
+		_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := textcmd.NewReader(server, textcmd.Memcached, textcmd.Limits{})
+		if _, err := r.NextLen(); !errors.Is(err, textcmd.ErrBinaryProtocol) {
+			t.Errorf("Reader.NextLen after %q: %v", b, err)
+		}
+		client.Close()
+		server.Close()
+	}
+	// The byte inside a line or a data block is data, as any other.
+	if _, line, ok, err := textcmd.ParseLine([]byte("get \x80\r\n"), textcmd.Limits{}); !ok || err != nil || string(line) != "get \x80" {
+		t.Errorf("a high byte inside a line: %q, %v, %v", line, ok, err)
 	}
 }

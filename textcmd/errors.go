@@ -38,6 +38,12 @@ var (
 	// ErrTruncated is a stream that ended inside a line or a data block. It
 	// also matches io.ErrUnexpectedEOF.
 	ErrTruncated error = protocolError("truncated message")
+	// ErrBinaryProtocol is a message that opens with the magic byte of
+	// memcached's binary protocol (0x80 for a request, 0x81 for a
+	// response), which no text line begins with. It is reported at that
+	// first byte: a binary peer sends no line ending, so waiting for one
+	// would hold it until a timeout.
+	ErrBinaryProtocol error = protocolError("memcached binary protocol, not text")
 )
 
 // ErrBadToken reports, from Writer and the request builders, an argument

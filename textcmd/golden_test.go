@@ -50,11 +50,12 @@ var goldenRequests = map[string][]msg{
 var lenient = map[string]bool{"Line endings and spaces": true}
 
 var goldenErrors = map[string]error{
-	"ErrBadByteCount": textcmd.ErrBadByteCount,
-	"ErrBadDataEnd":   textcmd.ErrBadDataEnd,
-	"ErrDataTooLarge": textcmd.ErrDataTooLarge,
-	"ErrTruncated":    textcmd.ErrTruncated,
-	"ErrLineTooLong":  textcmd.ErrLineTooLong,
+	"ErrBadByteCount":   textcmd.ErrBadByteCount,
+	"ErrBadDataEnd":     textcmd.ErrBadDataEnd,
+	"ErrDataTooLarge":   textcmd.ErrDataTooLarge,
+	"ErrTruncated":      textcmd.ErrTruncated,
+	"ErrLineTooLong":    textcmd.ErrLineTooLong,
+	"ErrBinaryProtocol": textcmd.ErrBinaryProtocol,
 }
 
 func toMsg(m textcmd.Message) msg {

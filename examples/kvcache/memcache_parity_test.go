@@ -325,6 +325,10 @@ var parityMalformed = []parityCase{
 	// memcached closes at a line of more than 2 KiB that is not a get,
 	// once it has read 16 KiB of it, without an answer.
 	{name: "other line over 64 KiB", steps: []string{"bogus " + strings.Repeat("x", 70000) + "\r\nversion\r\n"}, kvcache: "CLIENT_ERROR line too long: 65537, over the limit of 65536\r\n"},
+	// A binary protocol "version" request: memcached answers it in
+	// binary; kvcache says it speaks text, after the answers before it.
+	{name: "binary protocol request", steps: []string{"version\r\n\x80\x0b" + strings.Repeat("\x00", 22)},
+		kvcache: "VERSION x\r\nCLIENT_ERROR memcached binary protocol, not text\r\n"},
 }
 
 // parityUnknown: an unknown command answers ERROR, except an HTTP request
