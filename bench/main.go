@@ -161,8 +161,8 @@ func estimate(cfg runConfig) time.Duration {
 			}
 		}
 	}
-	slice := cfg.sliceOr()
-	window := time.Duration(max(1, int(cfg.measure/slice))) * (slice + slice/4)
+	slice, n := turns(cfg.measure, cfg.slice)
+	window := time.Duration(n) * (slice + slice/4)
 	return time.Duration(cells) * (cfg.warmup + window + 50*time.Millisecond)
 }
 

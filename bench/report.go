@@ -96,8 +96,9 @@ func (r *report) writeMarkdown(out io.Writer, chart string) error {
 	w.printf("| kernel | %s |\n", m.kernel)
 	w.printf("| date | %s |\n", m.date.Format(time.RFC3339))
 	w.printf("| flags | `%s` |\n", strings.TrimSpace(r.flags))
+	slice, _ := turns(r.cfg.measure, r.cfg.slice)
 	w.printf("| per cell | the systems set up together; each warmed up %s, then measured in turn %s at a time (after a %s ramp) until each has had a %s window, the order rotated each slice; %d round(s) |\n\n",
-		r.cfg.warmup, r.cfg.sliceOr(), r.cfg.sliceOr()/4, r.cfg.measure, r.cfg.rounds)
+		r.cfg.warmup, slice, slice/4, r.cfg.measure, r.cfg.rounds)
 
 	w.printf("## Systems\n\n| name | what | base |\n| --- | --- | --- |\n")
 	for _, e := range r.cfg.systems {

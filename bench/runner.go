@@ -184,8 +184,7 @@ func runCells(parent context.Context, es []entry, w workload, warmup, measure, s
 		c.drive(parent, warmup, 0)
 	}
 	runtime.GC() // start the windows without the warm-ups' garbage
-	slice = runConfig{measure: measure, slice: slice}.sliceOr()
-	n := max(1, int(measure/slice))
+	slice, n := turns(measure, slice)
 	for s := range n {
 		for k := range cells {
 			if err := parent.Err(); err != nil {
@@ -288,18 +287,23 @@ func (c *cellRun) drive(parent context.Context, ramp, window time.Duration) {
 		}
 	}
 	wait(ramp)
+	var (
+		m0 runtime.MemStats
+		t0 time.Time
+	)
 	if window > 0 {
-		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		t0 := time.Now()
+		t0 = time.Now()
 		phase.Store(phaseMeasure)
 		wait(window)
-		phase.Store(phaseStop)
+	}
+	phase.Store(phaseStop)
+	if window > 0 {
 		c.elapsed += time.Since(t0)
+		var m1 runtime.MemStats
 		runtime.ReadMemStats(&m1)
 		c.mallocs += m1.Mallocs - m0.Mallocs
 	}
-	phase.Store(phaseStop)
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -420,10 +424,11 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// sliceOr is the slice a window is measured in.
-func (cfg runConfig) sliceOr() time.Duration {
-	if cfg.slice <= 0 || cfg.slice > cfg.measure {
-		return cfg.measure
+// turns splits a window of measure into n turns of slice each; a slice of
+// 0, or one longer than the window, is the whole window in one turn.
+func turns(measure, slice time.Duration) (time.Duration, int) {
+	if slice <= 0 || slice >= measure {
+		return measure, 1
 	}
-	return cfg.slice
+	return slice, int(measure / slice)
 }

@@ -122,8 +122,17 @@ func TestBinaryProtocolAtItsFirstByte(t *testing.T) {
 		client.Close()
 		server.Close()
 	}
-	// The byte inside a line or a data block is data, as any other.
+	// The byte inside a line or a data block is data, as any other: a
+	// pickled Python value opens with 0x80.
 	if _, line, ok, err := textcmd.ParseLine([]byte("get \x80\r\n"), textcmd.Limits{}); !ok || err != nil || string(line) != "get \x80" {
 		t.Errorf("a high byte inside a line: %q, %v, %v", line, ok, err)
+	}
+	var m textcmd.Message
+	if _, ok, err := textcmd.ParseMessage([]byte("set k 0 0 2\r\n\x80\x04\r\n"), textcmd.Memcached, textcmd.Limits{}, &m); !ok || err != nil || string(m.Data) != "\x80\x04" {
+		t.Errorf("a data block opening with 0x80: %q, %v, %v", m.Data, ok, err)
+	}
+	_, parts, ok, err := textcmd.ParseResponse([]byte("VALUE k 0 2\r\n\x81\x04\r\nEND\r\n"), textcmd.Memcached, textcmd.Limits{}, nil)
+	if !ok || err != nil || len(parts) != 2 || string(parts[0].Data) != "\x81\x04" {
+		t.Errorf("a response data block opening with 0x81: %+v, %v, %v", parts, ok, err)
 	}
 }
