@@ -30,11 +30,11 @@ const (
 
 // takeReadLocked gives the reading of a connection nobody reads to the
 // request being queued: to its caller when it waits for a single answer,
-// or for a v1 batch into its buffers (FlushAppend), else to the reader
+// or for a batch into its buffers (FlushAppend), else to the reader
 // goroutine. The queue is empty.
 func (cn *conn) takeReadLocked(rq *request) {
 	cn.in.takes++
-	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend || (rq.mode == modeBatchAppend && cn.mux == nil)) {
+	if rq.fut == nil && (rq.mode == modeOwned || rq.mode == modeAppend || rq.mode == modeBatchAppend) {
 		cn.in.role = roleCaller
 		rq.direct = cn
 		return

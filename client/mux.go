@@ -302,10 +302,14 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		cn.out.buf = frame.AppendMuxHeader(cn.out.buf, kind, id, size)
 		return nil
 	}
-	rq.answers, rq.left = make([][]byte, rq.n), rq.n
+	rq.startArena()
+	rq.sentAs = sentMux
 	// A batch has an id per frame: mid 0, which no call has, tells
 	// cancelOnWire to cancel each of them.
 	rq.mc, rq.mid = cn, 0
+	if rq.muxFramed {
+		return cn.numberBatchLocked(rq, payload)
+	}
 	lim := frame.Limits{MaxFrameSize: max(cn.mux.maxBody, 1)}
 	for pos, rest := 0, payload; len(rest) > 0; pos++ {
 		var p []byte
@@ -324,6 +328,45 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		cn.out.buf = frame.AppendMux(cn.out.buf, frame.KindRequest, id, p)
 	}
 	return nil
+}
+
+// numberBatchLocked gives each request of a batch laid out in mux frames
+// (Pipeline.mux) its id, in place: the batch then goes out from the
+// caller's buffer as it is.
+func (cn *conn) numberBatchLocked(rq *request, payload []byte) error {
+	for pos, rest := 0, payload; len(rest) > 0; pos++ {
+		n := muxBodyLen(rest)
+		if n > cn.mux.maxBody {
+			cn.mux.dropRequest(rq)
+			return &frame.SizeError{Limit: cn.mux.maxBody, Size: int64(n)}
+		}
+		id, ok := cn.mux.add(rq, pos)
+		if !ok {
+			cn.mux.dropRequest(rq)
+			return errOutOfIDs
+		}
+		binary.BigEndian.PutUint32(rest[frame.HeaderSize+2:], id)
+		rest = rest[frame.HeaderSize+frame.MuxHeaderSize+n:]
+	}
+	return nil
+}
+
+// muxBodyLen is the body length of the mux frame b starts with, one that
+// Pipeline laid out.
+func muxBodyLen(b []byte) int {
+	return int(binary.BigEndian.Uint32(b)) - frame.MuxHeaderSize
+}
+
+// appendV1Batch appends a batch laid out in mux frames (Pipeline.mux) to
+// buf as a v1 batch, for a connection that speaks v1.
+func appendV1Batch(buf []byte, n int, payload []byte) []byte {
+	buf = frame.AppendHeader(buf, frame.BatchHeader(n))
+	for rest := payload; len(rest) > 0; {
+		body := rest[frame.HeaderSize+frame.MuxHeaderSize:][:muxBodyLen(rest)]
+		buf = frame.AppendFrame(buf, body)
+		rest = rest[frame.HeaderSize+frame.MuxHeaderSize+len(body):]
+	}
+	return buf
 }
 
 // dropCall takes a batch that could not be queued whole out of the table.
@@ -455,6 +498,10 @@ func (cn *conn) takeNext() {
 // the next frame and arrives within readGrace; otherwise the reading
 // passes to the reader goroutine.
 func (cn *conn) muxReadOwn(ctx context.Context, rq *request) {
+	if rq.mode.batch() {
+		cn.muxReadOwnBatch(ctx, rq)
+		return
+	}
 	n, err := cn.peekOwn(ctx, rq.mid)
 	if cn.ownReadFailed(err) {
 		return
@@ -472,25 +519,39 @@ func (cn *conn) muxReadOwn(ctx context.Context, rq *request) {
 // peekOwn waits until the next frame is buffered whole and is the answer
 // to id, and returns its body's length.
 func (cn *conn) peekOwn(ctx context.Context, id uint32) (int, error) {
-	if err := cn.armRead(ctx); err != nil {
-		return 0, err
+	got, n, err := cn.peekMuxAnswer(ctx)
+	if err == nil && got != id {
+		err = errNotOwn
+	}
+	return n, err
+}
+
+// peekMuxAnswer waits until the next frame is buffered whole, and returns
+// its id and body's length if it is an answer that fits in the read
+// buffer; anything else is the reader goroutine's to read: errNotOwn.
+func (cn *conn) peekMuxAnswer(ctx context.Context) (uint32, int, error) {
+	// As in peekFrame, a frame at hand needs no deadline.
+	if !cn.in.r.NextBuffered() {
+		if err := cn.armRead(ctx); err != nil {
+			return 0, 0, err
+		}
 	}
 	p, err := cn.in.r.Peek(frame.HeaderSize + frame.MuxHeaderSize)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	h := frame.Header(binary.BigEndian.Uint32(p))
 	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
-		return 0, errNotOwn
+		return 0, 0, errNotOwn
 	}
 	f, err := frame.ParseMuxHeader(p[frame.HeaderSize:], h.Len()-frame.MuxHeaderSize)
-	if err != nil || f.Kind != frame.KindAnswer || f.ID != id {
-		return 0, errNotOwn
+	if err != nil || f.Kind != frame.KindAnswer {
+		return 0, 0, errNotOwn
 	}
 	if _, err := cn.in.r.Peek(frame.HeaderSize + h.Len()); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return h.Len() - frame.MuxHeaderSize, nil
+	return f.ID, h.Len() - frame.MuxHeaderSize, nil
 }
 
 func (cn *conn) readMuxFrame() error {
@@ -564,11 +625,9 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 		cn.prog.markServed()
 		return nil
 	}
-	ans, err := cn.in.r.ReadPayload(nil, n)
-	if err != nil {
+	if err := cn.batchAnswer(rq, pos, n); err != nil {
 		return err
 	}
-	rq.answers[pos] = ans
 	return cn.batchPart(rq, nil)
 }
 
@@ -615,7 +674,7 @@ func (cn *conn) batchPart(rq *request, err error) error {
 		rq.err = nil
 		rq.complete(nil, nil, err, false)
 	} else {
-		rq.complete(nil, rq.answers, nil, false)
+		cn.completeArena(rq)
 	}
 	cn.release()
 	return nil

@@ -24,10 +24,19 @@ type Pipeline struct {
 	n     int
 	bytes int // payload bytes, for the observer
 	err   error
+	// mux lays the frames in buf out as the multiplexed mode sends them,
+	// each with its mux header (the call id filled in when sent), and
+	// not as v1 frames: as the connection the last batch went out on
+	// spoke, or as the client's Protocol says before the first. The batch
+	// then goes out from buf in either mode, without a copy; a batch laid
+	// out for the other mode is copied into the connection's buffer.
+	mux bool
 }
 
 // Pipeline returns an empty pipeline on c.
-func (c *Client) Pipeline() *Pipeline { return &Pipeline{c: c} }
+func (c *Client) Pipeline() *Pipeline {
+	return &Pipeline{c: c, mux: c.cfg.Protocol != ProtocolV1 && c.cfg.Codec == nil}
+}
 
 // Enqueue adds req to the batch. req is copied, so it may be reused at once.
 func (p *Pipeline) Enqueue(req []byte) {
@@ -41,7 +50,11 @@ func (p *Pipeline) Enqueue(req []byte) {
 		// Room for the batch header, so that the batch is one buffer.
 		p.buf = append(p.buf, 0, 0, 0, 0)
 	}
-	p.buf = frame.AppendFrame(p.buf, req)
+	if p.mux {
+		p.buf = frame.AppendMux(p.buf, frame.KindRequest, 0, req)
+	} else {
+		p.buf = frame.AppendFrame(p.buf, req)
+	}
 	p.n++
 	p.bytes += len(req)
 }
@@ -62,9 +75,11 @@ func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
 // bytes to dst and their slices, which alias the returned dst, to
 // answers. A caller that passes the buffers of its last batch back (as
 // dst[:0] and answers[:0]) sends and receives a batch without allocating.
-// On error it returns dst and answers as they were given. (In the
-// multiplexed mode, whose answers arrive one by one and in any order, the
-// answers are read into new slices and then copied to dst.)
+// On error it returns dst and answers as they were given. In the
+// multiplexed mode, whose answers may arrive in any order, they are put in
+// request order: a lone caller reads them straight into dst as they come,
+// and only answers that came out of order or late go through a buffer the
+// connection keeps.
 func (p *Pipeline) FlushAppend(ctx context.Context, dst []byte, answers [][]byte) ([]byte, [][]byte, error) {
 	return p.flush(ctx, modeBatchAppend, dst, answers)
 }
@@ -96,22 +111,21 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 	)
 	if err == nil {
 		rq := c.getRequest(mode, dst)
-		rq.n, rq.into = p.n, answers
+		rq.n, rq.into, rq.muxFramed = p.n, answers, p.mux
 		frame.AppendHeader(p.buf[:0], frame.BatchHeader(p.n))
 		rq.framed = p.buf
-		if err = c.roundTrip(ctx, rq, p.buf[frame.HeaderSize:], &o); err == nil {
+		err = c.roundTrip(ctx, rq, p.buf[frame.HeaderSize:], &o)
+		if err == nil {
 			got = rq.answers
-			switch {
-			case mode != modeBatchAppend:
-			case rq.inDst:
+			if mode == modeBatchAppend {
 				dst, answers = rq.ans, rq.answers
-				got = answers[len(answers)-p.n:]
-			default: // the multiplexed mode's answers, in new slices
-				dst, answers = appendAnswers(dst, answers, got)
 				got = answers[len(answers)-p.n:]
 			}
 		}
 		if !o.abandoned {
+			if rq.sentAs != sentNot {
+				p.mux = rq.sentAs == sentMux
+			}
 			rq.recycle()
 		}
 	}
@@ -142,20 +156,6 @@ func (p *Pipeline) reset() {
 		p.buf = nil
 	}
 	p.buf, p.n, p.bytes, p.err = p.buf[:0], 0, 0, nil
-}
-
-// appendAnswers appends the bytes of got to dst and their slices, in dst,
-// to answers.
-func appendAnswers(dst []byte, answers, got [][]byte) ([]byte, [][]byte) {
-	start := len(dst)
-	for _, a := range got {
-		dst = append(dst, a...)
-	}
-	for _, a := range got {
-		answers = append(answers, dst[start:start+len(a):start+len(a)])
-		start += len(a)
-	}
-	return dst, answers
 }
 
 func answersLen(answers [][]byte) int {

@@ -9,12 +9,13 @@ import (
 
 // readBufferSize is also the largest answer delivered to a caller's
 // buffer straight from the read buffer, without a copy through scratch.
-// It matches the server's bursts of answers (64 KiB, server.conn): at
-// 32 KiB a burst took three reads, the last for what a partial frame
-// left of the buffer (Pipeline×64 of 4 KiB: 17.9 reads a batch, client
-// and server, against 12.3 now). A client has few connections, so the
-// buffer is its own rather than borrowed for bursts as the server's.
-const readBufferSize = 64 << 10
+// It holds a whole burst of answers from a tcpez server, which writes up
+// to 64 KiB plus the frame that overflows them (frame.Writer): at 64 KiB
+// each burst took two reads, the second for the few bytes over (a
+// Pipeline×64 of 4 KiB, multiplexed: 8 reads a batch on the client, 4
+// now); at 32 KiB, three. A client has few connections, so the buffer is
+// its own rather than borrowed for bursts as the server's.
+const readBufferSize = 128 << 10
 
 // growStep is the largest answer given its full size up front; larger ones
 // grow as their bytes arrive, so a server that announces a huge frame and
@@ -404,7 +405,7 @@ func (rq *request) completeInDst(dst []byte, start int, ends []int) {
 		answers = append(answers, dst[start+prev:start+end:start+end])
 		prev = end
 	}
-	rq.ans, rq.answers, rq.err, rq.inDst = dst, answers, nil, true
+	rq.ans, rq.answers, rq.err = dst, answers, nil
 	rq.state.Store(stateDone)
 	rq.signal()
 }

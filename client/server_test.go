@@ -216,11 +216,8 @@ func (s *testServer) serveLegacy(nc net.Conn) {
 func rawMuxServer(t testing.TB, greet func() []byte, answer func(f frame.MuxFrame) []byte) string {
 	t.Helper()
 	return rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
-		r := frame.NewReader(nc, frame.Limits{})
-		if _, err := r.ReadFrame(nil); err != nil { // the preface
-			return
-		}
-		if _, err := nc.Write(greet()); err != nil {
+		r, ok := greetMux(nc, greet())
+		if !ok {
 			return
 		}
 		for {
@@ -239,6 +236,18 @@ func rawMuxServer(t testing.TB, greet func() []byte, answer func(f frame.MuxFram
 			}
 		}
 	})
+}
+
+// greetMux reads a client's preface on nc and writes greeting, as a mux
+// server does, and returns the reader for what follows; false if either
+// failed.
+func greetMux(nc net.Conn, greeting []byte) (*frame.Reader, bool) {
+	r := frame.NewReaderSize(nc, 64<<10, frame.Limits{})
+	if _, err := r.ReadFrame(nil); err != nil { // the preface
+		return nil, false
+	}
+	_, err := nc.Write(greeting)
+	return r, err == nil
 }
 
 // ackWith greets as a mux server acknowledging ack.

@@ -132,7 +132,7 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			cn.release()
 			return err
 		}
-		if rq.mode.batch() {
+		if rq.mode.batch() && !rq.muxFramed {
 			payload = nil // appended, frame by frame
 		}
 	} else if rq.stream != nil {
@@ -140,11 +140,17 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 		cn.release()
 		return ErrNoStreams
 	} else {
-		if rq.mode.batch() {
+		switch {
+		case rq.mode.batch() && rq.muxFramed:
+			// Laid out for the multiplexed mode, which this connection
+			// does not speak.
+			out.buf = appendV1Batch(out.buf, rq.n, payload)
+			payload, rq.sentAs = nil, sentV1
+		case rq.mode.batch():
 			// A Pipeline put the batch header in front of the frames: the
 			// batch goes out from one buffer, not a 4-byte iovec and the rest.
-			payload = rq.framed
-		} else {
+			payload, rq.sentAs = rq.framed, sentV1
+		default:
 			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)+len(rq.tail)))
 		}
 	}

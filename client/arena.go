@@ -1,0 +1,152 @@
+package client
+
+import (
+	"context"
+
+	"github.com/tcpez/tcpez/frame"
+)
+
+// answerAt is where one answer of a multiplexed batch lies in its
+// request's arena.
+type answerAt struct{ off, n int }
+
+// startArena readies rq, a batch about to go out in the multiplexed mode,
+// for its answers, which arrive one by one and in any order.
+func (rq *request) startArena() {
+	rq.arena, rq.left = rq.arena[:0], rq.n
+	if cap(rq.at) < rq.n {
+		rq.at = make([]answerAt, rq.n)
+	}
+	rq.at = rq.at[:rq.n]
+}
+
+// batchAnswer reads the answer of n bytes to the member at pos of rq's
+// batch into rq's arena.
+func (cn *conn) batchAnswer(rq *request, pos, n int) error {
+	if pos < 0 || pos >= len(rq.at) {
+		return cn.in.r.Discard(n) // cannot happen: the table gave pos
+	}
+	if room := cap(rq.arena) - len(rq.arena); room < n && n <= growStep {
+		// Make room for the answers still to come if they are like this
+		// one, as a batch of like requests has them: one allocation for
+		// the batch the first time, none after.
+		want := min(n*rq.left, growStep) + len(rq.arena)
+		grown := make([]byte, len(rq.arena), max(want, len(rq.arena)+n, 2*cap(rq.arena)))
+		copy(grown, rq.arena)
+		rq.arena = grown
+	}
+	off := len(rq.arena)
+	var err error
+	rq.arena, err = cn.appendPayload(rq.arena, n)
+	rq.at[pos] = answerAt{off: off, n: n}
+	return err
+}
+
+// completeArena completes rq, whose answers have all arrived in its arena:
+// into the caller's buffers for FlushAppend, in request order; else into
+// one new buffer that Flush's caller owns.
+func (cn *conn) completeArena(rq *request) {
+	if rq.mode != modeBatchAppend {
+		buf := make([]byte, 0, len(rq.arena))
+		answers := make([][]byte, len(rq.at))
+		for i, a := range rq.at {
+			buf = append(buf, rq.arena[a.off:a.off+a.n]...)
+			answers[i] = buf[len(buf)-a.n : len(buf) : len(buf)]
+		}
+		rq.complete(nil, answers, nil, false)
+		return
+	}
+	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.recycle() // the caller gave up
+		return
+	}
+	dst, ends := rq.dst, cn.in.ends[:0]
+	start := len(dst)
+	for _, a := range rq.at {
+		dst = append(dst, rq.arena[a.off:a.off+a.n]...)
+		ends = append(ends, len(dst)-start)
+	}
+	rq.completeInDst(dst, start, ends)
+	cn.in.ends = ends[:0]
+}
+
+// muxReadOwnBatch is readOwnBatch for the multiplexed mode. The caller
+// reads its batch's answers while the next frame is one of them, appending
+// each to its buffer in the order they come: in request order, as a
+// server answering in turn sends them, they are then where FlushAppend
+// returns them, with no copy through the arena. Anything else (another
+// call's answer, an error frame) or a wait past readGrace passes the
+// reading to the reader goroutine, and with it the rest of the batch:
+// what the caller read moves to the arena first, so that the caller's
+// buffer is not touched after it returns.
+func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
+	dst := rq.dst
+	start := len(dst)
+	for rq.left > 0 {
+		id, n, err := cn.peekMuxAnswer(ctx)
+		pos := 0
+		if err == nil {
+			pos, err = cn.takeMember(id, rq)
+		}
+		if err != nil {
+			rq.arena = append(rq.arena[:0], dst[start:]...)
+			cn.ownReadFailed(err)
+			return
+		}
+		_ = cn.in.r.Discard(frame.HeaderSize + frame.MuxHeaderSize) // peeked
+		p, _ := cn.in.r.Peek(n)                                     // peeked whole
+		rq.at[pos] = answerAt{off: len(dst) - start, n: n}
+		dst = append(dst, p...)
+		_ = cn.in.r.Discard(n)
+		rq.left--
+	}
+	if !inOrder(rq.at) {
+		// Answered out of order: put them in order, through the arena.
+		rq.arena = append(rq.arena[:0], dst[start:]...)
+		dst = dst[:start]
+		for _, a := range rq.at {
+			dst = append(dst, rq.arena[a.off:a.off+a.n]...)
+		}
+	}
+	ends, end := cn.in.ends[:0], 0
+	for _, a := range rq.at {
+		end += a.n
+		ends = append(ends, end)
+	}
+	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.completeInDst(dst, start, ends)
+	} else {
+		rq.recycle()
+	}
+	cn.in.ends = ends[:0]
+	cn.release()
+	if _, err := cn.settleRead(true); err != nil {
+		cn.fail(err, writeProgress{})
+	}
+}
+
+// takeMember takes the member of rq's batch that id names out of the
+// table, and returns its place in the batch; errNotOwn if id is not one of
+// rq's.
+func (cn *conn) takeMember(id uint32, rq *request) (int, error) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if !cn.mux.holds(id, rq) {
+		return 0, errNotOwn
+	}
+	_, pos, _ := cn.mux.take(id)
+	return pos, nil
+}
+
+// inOrder reports whether the answers lie one after the other in request
+// order.
+func inOrder(at []answerAt) bool {
+	off := 0
+	for _, a := range at {
+		if a.off != off {
+			return false
+		}
+		off += a.n
+	}
+	return true
+}

@@ -1,0 +1,264 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/israce"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
+)
+
+// batchMuxServer is a hand-written mux server that collects a batch's n
+// requests and answers them with the writes answer returns for them, in
+// the order the requests came; each write goes out after the one before
+// it, late ones after pause.
+func batchMuxServer(t *testing.T, n int, pause time.Duration, answer func(reqs []frame.MuxFrame) [][]byte) string {
+	t.Helper()
+	return rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+		r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+		if !ok {
+			return
+		}
+		var reqs []frame.MuxFrame
+		for {
+			p, err := r.ReadFrame(nil)
+			if err != nil {
+				return
+			}
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			if reqs = append(reqs, f); len(reqs) < n {
+				continue
+			}
+			for i, w := range answer(reqs) {
+				if i > 0 {
+					time.Sleep(pause)
+				}
+				if _, err := nc.Write(w); err != nil {
+					return
+				}
+			}
+			reqs = reqs[:0]
+		}
+	})
+}
+
+// batchAck is what the hand-written mux servers here acknowledge.
+var batchAck = frame.Ack{Version: frame.MuxVersion, MaxInFlight: 128, MaxFrameSize: 1 << 20}
+
+func answerTo(f frame.MuxFrame) []byte {
+	return frame.AppendMux(nil, frame.KindAnswer, f.ID, answerOf(f.Body))
+}
+
+// flushMux sends three batches of n requests with FlushAppend on a fresh
+// mux client, each into the buffers of the last, and checks that the
+// answers come back in request order.
+func flushMux(t *testing.T, addr string, n int) {
+	t.Helper()
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux})
+	flushRounds(t, c, n)
+}
+
+func flushRounds(t *testing.T, c *client.Client, n int) {
+	t.Helper()
+	p := c.Pipeline()
+	var dst []byte
+	var answers [][]byte
+	for round := range 3 {
+		var err error
+		if dst, answers, err = flushChecked(ctxFor(t), p, round, n, dst[:0], answers[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMuxPipelineAnswersOutOfOrder: in the multiplexed mode a batch's
+// answers may come in any order; FlushAppend returns them in request
+// order, whether the caller reads them all itself (at once, reversed) or
+// the connection's reader goroutine reads the ones that come after the
+// caller's read grace.
+func TestMuxPipelineAnswersOutOfOrder(t *testing.T) {
+	const n = 8
+	t.Run("reversed", func(t *testing.T) {
+		addr := batchMuxServer(t, n, 0, func(reqs []frame.MuxFrame) [][]byte {
+			var out []byte
+			for i := len(reqs) - 1; i >= 0; i-- {
+				out = append(out, answerTo(reqs[i])...)
+			}
+			return [][]byte{out}
+		})
+		flushMux(t, addr, n)
+	})
+	t.Run("half late", func(t *testing.T) {
+		// The odd members at once, the even ones after the caller's read
+		// grace (10 ms): the reader goroutine reads those.
+		addr := batchMuxServer(t, n, 50*time.Millisecond, func(reqs []frame.MuxFrame) [][]byte {
+			var odd, even []byte
+			for i, r := range reqs {
+				if i%2 == 1 {
+					odd = append(odd, answerTo(r)...)
+				} else {
+					even = append(even, answerTo(r)...)
+				}
+			}
+			return [][]byte{odd, even}
+		})
+		flushMux(t, addr, n)
+	})
+}
+
+// TestMuxPipelineMemberError: an error frame for one member of a batch
+// fails the batch with that ServerError, after some answers were read by
+// the caller, and the connection goes on serving.
+func TestMuxPipelineMemberError(t *testing.T) {
+	const n = 6
+	addr := batchMuxServer(t, n, 0, func(reqs []frame.MuxFrame) [][]byte {
+		var out []byte
+		for i, r := range reqs {
+			if i == 3 && string(r.Body) == "q3" {
+				out = frame.AppendMuxError(out, frame.KindError, r.ID, frame.CodeHandler, "no q3")
+				continue
+			}
+			out = append(out, answerTo(r)...)
+		}
+		return [][]byte{out}
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1})
+	p := c.Pipeline()
+	for i := range n {
+		p.Enqueue(fmt.Appendf(nil, "q%d", i))
+	}
+	dst, answers, err := p.FlushAppend(ctxFor(t), []byte("pre"), nil)
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Message != "no q3" || string(dst) != "pre" || len(answers) != 0 {
+		t.Fatalf("FlushAppend: %q, %d answers, %v; want the member's ServerError and the buffers as given", dst, len(answers), err)
+	}
+	for i := range n {
+		p.Enqueue(fmt.Appendf(nil, "r%d", i))
+	}
+	_, answers, err = p.FlushAppend(ctxFor(t), nil, nil)
+	if err != nil || len(answers) != n || string(answers[0]) != "ans:r0" {
+		t.Fatalf("the next batch: %d answers, %v", len(answers), err)
+	}
+}
+
+// TestMuxPipelineFlushAppendAllocs: in the multiplexed mode, which the
+// default Protocol speaks to a tcpez server, a Pipeline×64 of 4 KiB
+// flushed into the buffers of the last batch allocates nothing. (Each
+// answer took an allocation of its own.) The server is a hand-written
+// echo that allocates nothing either; the tcpez server may start a
+// goroutine for a request, which can allocate.
+func TestMuxPipelineFlushAppendAllocs(t *testing.T) {
+	if israce.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	addr := echoMuxServer(t)
+	for _, proto := range []client.Protocol{client.ProtocolAuto, client.ProtocolMux} {
+		t.Run(proto.String(), func(t *testing.T) {
+			// Not newClient, which makes ProtocolAuto v1 for the test
+			// servers that speak only v1.
+			c, err := client.New([]string{addr}, client.Config{Protocol: proto})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			checkPipelineAllocs(t, c)
+		})
+	}
+}
+
+// echoMuxServer is a hand-written mux echo server that allocates nothing
+// once warm: it answers every request it has read when its input runs
+// dry, with one write.
+func echoMuxServer(t *testing.T) string {
+	t.Helper()
+	return rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+		r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+		if !ok {
+			return
+		}
+		var in, out []byte
+		for {
+			p, err := r.ReadFrame(in[:0])
+			if err != nil {
+				return
+			}
+			in = p
+			f, err := frame.ParseMuxPayload(p)
+			if err != nil {
+				return
+			}
+			out = frame.AppendMux(out, frame.KindAnswer, f.ID, f.Body)
+			if r.Buffered() > 0 {
+				continue
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+		}
+	})
+}
+
+// TestPipelineLayoutFollowsTheConnection: a Pipeline lays its frames out
+// for the multiplexed mode unless the client speaks only v1, so that a
+// batch goes out from its buffer as it is; against a v1 server, found as a
+// ProtocolAuto client falls back, the first batch is copied into v1 frames
+// and the ones after are laid out in v1. Every batch, from a cold client,
+// gets its answers in order.
+func TestPipelineLayoutFollowsTheConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		v1    bool // the server speaks only v1
+		proto client.Protocol
+	}{
+		{"auto against v1", true, client.ProtocolAuto},
+		{"v1 against mux", false, client.ProtocolV1},
+		{"auto against mux", false, client.ProtocolAuto},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr, _ := startMux(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+				return answerOf(req), nil
+			}), server.Config{V1Only: tc.v1})
+			c, err := client.New([]string{addr}, client.Config{Protocol: tc.proto})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			flushRounds(t, c, 5)
+		})
+	}
+}
+
+// TestMuxPipelineMemberOverServerLimit: a batch member over the largest
+// request the server acknowledged fails the batch before anything is
+// sent, with a frame.SizeError naming that limit, and the next batch goes
+// out whole.
+func TestMuxPipelineMemberOverServerLimit(t *testing.T) {
+	_, addr, _ := startMux(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		return req, nil
+	}), server.Config{Limits: frame.Limits{MaxFrameSize: 1 << 10}})
+	c := muxClient(t, addr, client.Config{MaxRetries: -1})
+	p := c.Pipeline()
+	p.Enqueue([]byte("small"))
+	p.Enqueue(make([]byte, 2<<10))
+	_, _, err := p.FlushAppend(ctxFor(t), nil, nil)
+	var se *frame.SizeError
+	if !errors.As(err, &se) || se.Limit != 1<<10-frame.MuxHeaderSize || se.Size != 2<<10 {
+		t.Fatalf("FlushAppend with a member over the limit: %v", err)
+	}
+	p.Enqueue([]byte("a"))
+	p.Enqueue([]byte("b"))
+	if _, answers, err := p.FlushAppend(ctxFor(t), nil, nil); err != nil || len(answers) != 2 || string(answers[1]) != "b" {
+		t.Fatalf("the next batch: %q, %v", answers, err)
+	}
+}
