@@ -180,7 +180,7 @@ func TestSelectSystems(t *testing.T) {
 	for only, want := range map[string]string{
 		"":                  strings.Join(systemNames(), ","),
 		"raw":               "raw",
-		"tcpez*":            "tcpez,tcpez-mux,tcpez-pipeline64,tcpez-conns4,tcpez-service,tcpez-service-vt",
+		"tcpez*":            "tcpez,tcpez-mux,tcpez-pipeline64,tcpez-pipeline64-v1,tcpez-conns4,tcpez-service,tcpez-service-vt",
 		"grpc-unary, raw*,": "grpc-unary,raw,raw-batch64,raw-pipelined",
 	} {
 		es, err := selectSystems(only)
