@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
@@ -24,35 +25,81 @@ func benchConn(b *testing.B) net.Conn {
 // the server's: the client side here allocates nothing.
 func benchEcho(b *testing.B, size, burst int, batch bool) {
 	c := benchConn(b)
-	w, r := frame.NewWriter(c), frame.NewReader(c, frame.Limits{})
-	payload, buf := make([]byte, size), make([]byte, 0, size)
+	e := newEchoer(c, size, burst, batch)
 	b.ReportAllocs()
 	b.SetBytes(int64(size * burst))
 	for b.Loop() {
-		if batch {
-			_ = w.WriteBatchHeader(burst)
-		}
-		for range burst {
-			if err := w.WriteFrame(payload); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Flush(); err != nil {
+		if err := e.exchange(); err != nil {
 			b.Fatal(err)
-		}
-		if batch {
-			if h, err := r.ReadHeader(); err != nil || h.Count() != burst {
-				b.Fatal(h, err)
-			}
-		}
-		for range burst {
-			var err error
-			if buf, err = r.ReadFrame(buf); err != nil {
-				b.Fatal(err)
-			}
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/req")
+}
+
+// benchEchoParallel is benchEcho over a connection per goroutine, 8 per P,
+// to one server: what its connections share shows.
+func benchEchoParallel(b *testing.B, size, burst int, batch bool) {
+	_, addr := startServer(b, echo, server.Config{})
+	b.ReportAllocs()
+	b.SetBytes(int64(size * burst))
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		e := newEchoer(c, size, burst, batch)
+		for pb.Next() {
+			if err := e.exchange(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/req")
+}
+
+// echoer sends bursts of requests on one connection and reads their
+// answers.
+type echoer struct {
+	w            *frame.Writer
+	r            *frame.Reader
+	payload, buf []byte
+	burst        int
+	batch        bool
+}
+
+func newEchoer(c net.Conn, size, burst int, batch bool) *echoer {
+	return &echoer{w: frame.NewWriter(c), r: frame.NewReader(c, frame.Limits{}),
+		payload: make([]byte, size), buf: make([]byte, 0, size), burst: burst, batch: batch}
+}
+
+func (e *echoer) exchange() error {
+	if e.batch {
+		_ = e.w.WriteBatchHeader(e.burst)
+	}
+	for range e.burst {
+		if err := e.w.WriteFrame(e.payload); err != nil {
+			return err
+		}
+	}
+	if err := e.w.Flush(); err != nil {
+		return err
+	}
+	if e.batch {
+		if h, err := e.r.ReadHeader(); err != nil || h.Count() != e.burst {
+			return fmt.Errorf("batch header %v: %w", h, err)
+		}
+	}
+	for range e.burst {
+		var err error
+		if e.buf, err = e.r.ReadFrame(e.buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func BenchmarkEcho16B(b *testing.B)              { benchEcho(b, 16, 1, false) }
@@ -60,5 +107,10 @@ func BenchmarkEcho4KiB(b *testing.B)             { benchEcho(b, 4<<10, 1, false)
 func BenchmarkEchoPipelined64x16B(b *testing.B)  { benchEcho(b, 16, 64, false) }
 func BenchmarkEchoPipelined16x4KiB(b *testing.B) { benchEcho(b, 4<<10, 16, false) }
 func BenchmarkEchoBatch64x16B(b *testing.B)      { benchEcho(b, 16, 64, true) }
-func BenchmarkEcho1MiB(b *testing.B)             { benchEcho(b, 1<<20, 1, false) }
-func BenchmarkEcho32KiB(b *testing.B)            { benchEcho(b, 32<<10, 1, false) }
+func BenchmarkEchoBatch64x4KiB(b *testing.B)     { benchEcho(b, 4<<10, 64, true) }
+
+// Sixteen connections, each sending a batch of 64 at a time.
+func BenchmarkEchoParallelBatch64x16B(b *testing.B)  { benchEchoParallel(b, 16, 64, true) }
+func BenchmarkEchoParallelBatch64x4KiB(b *testing.B) { benchEchoParallel(b, 4<<10, 64, true) }
+func BenchmarkEcho1MiB(b *testing.B)                 { benchEcho(b, 1<<20, 1, false) }
+func BenchmarkEcho32KiB(b *testing.B)                { benchEcho(b, 32<<10, 1, false) }

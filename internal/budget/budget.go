@@ -225,6 +225,9 @@ func (b *Budget) grantWaitersLocked() {
 // handler returned. It never waits, so it may take the budget past its
 // limit; later acquisitions wait until the excess is released.
 func (a *Account) Charge(n int64) {
+	if n == 0 {
+		return
+	}
 	a.b.mu.Lock()
 	a.b.grantLocked(a, n)
 	a.b.mu.Unlock()

@@ -204,3 +204,16 @@ func TestParkedBytesAreReclaimed(t *testing.T) {
 	}
 	granted(t, done)
 }
+
+// BenchmarkChargeNothing is what every answer small enough not to be
+// charged (server.answerFree) costs each request: the accounts of many
+// connections charging nothing at once, on all Ps.
+func BenchmarkChargeNothing(b *testing.B) {
+	bud := budget.New(1<<30, 0, nil)
+	b.RunParallel(func(pb *testing.PB) {
+		a := bud.NewAccount()
+		for pb.Next() {
+			a.Charge(0)
+		}
+	})
+}
