@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
 )
 
 // answerOf is how the ordering tests' servers answer: distinct from the
@@ -23,25 +27,29 @@ func TestOrderingUnderConcurrency(t *testing.T) {
 	c := newClient(t, []string{a.addr, b.addr}, client.Config{ConnsPerAddr: 2})
 	ctx := ctxFor(t)
 
-	const goroutines, rounds = 1000, 20
+	runMixedCalls(t, ctx, c, 1000, 20)
+	if got, want := a.requests.Load()+b.requests.Load(), int64(0); got == want {
+		t.Fatal("no requests reached the servers")
+	}
+}
+
+// runMixedCalls runs mixedCalls on c from that many goroutines at once,
+// and fails t with what went wrong.
+func runMixedCalls(t *testing.T, ctx context.Context, c *client.Client, goroutines, rounds int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := mixedCalls(ctx, c, g, rounds); err != nil {
 				errs <- err
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-	if got, want := a.requests.Load()+b.requests.Load(), int64(0); got == want {
-		t.Fatal("no requests reached the servers")
 	}
 }
 
@@ -61,7 +69,7 @@ func mixedCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 	for r := range rounds {
 		req := fmt.Appendf(nil, "g%d-r%d", g, r)
 		var err error
-		switch rand.IntN(5) {
+		switch rand.IntN(6) {
 		case 0:
 			ans, e := c.Call(ctx, req)
 			err = check(req, ans, e)
@@ -94,10 +102,56 @@ func mixedCalls(ctx context.Context, c *client.Client, g, rounds int) error {
 					break
 				}
 			}
+		case 5:
+			err = flushAppendChecked(ctx, c, req, 1+rand.IntN(8), check)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// flushAppendChecked sends a Pipeline of n requests named after req with
+// FlushAppend, after a prefix it must keep, and checks every answer.
+func flushAppendChecked(ctx context.Context, c *client.Client, req []byte, n int, check func(req, ans []byte, err error) error) error {
+	p := c.Pipeline()
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = fmt.Appendf(nil, "%s-a%d", req, i)
+		p.Enqueue(reqs[i])
+	}
+	dst, answers, err := p.FlushAppend(ctx, []byte("pre"), nil)
+	if err != nil {
+		return fmt.Errorf("%s: FlushAppend: %w", req, err)
+	}
+	if len(answers) != n || !bytes.HasPrefix(dst, []byte("pre")) {
+		return fmt.Errorf("%s: %d answers to a batch of %d, dst %q", req, len(answers), n, dst[:min(len(dst), 8)])
+	}
+	for i := range answers {
+		if err := check(reqs[i], answers[i], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestMuxOrderingUnderConcurrency is TestOrderingUnderConcurrency in the
+// multiplexed mode against the tcpez server, whose handlers here now and
+// then take a millisecond: answers then come out of order, and a caller
+// reading its own batch meets other calls' answers and hands the reading
+// over mid-batch.
+func TestMuxOrderingUnderConcurrency(t *testing.T) {
+	var n atomic.Int64
+	_, addr, _ := startMux(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if n.Add(1)%16 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		return answerOf(req), nil
+	}), server.Config{})
+	c := muxClient(t, addr, client.Config{ConnsPerAddr: 2})
+	runMixedCalls(t, ctxFor(t), c, 200, 20)
+	if n.Load() == 0 {
+		t.Fatal("no requests reached the server")
+	}
 }

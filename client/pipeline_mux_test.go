@@ -28,12 +28,8 @@ func batchMuxServer(t *testing.T, n int, pause time.Duration, answer func(reqs [
 		}
 		var reqs []frame.MuxFrame
 		for {
-			p, err := r.ReadFrame(nil)
-			if err != nil {
-				return
-			}
-			f, err := frame.ParseMuxPayload(p)
-			if err != nil {
+			f, ok := readMux(r)
+			if !ok {
 				return
 			}
 			if reqs = append(reqs, f); len(reqs) < n {
@@ -260,5 +256,59 @@ func TestMuxPipelineMemberOverServerLimit(t *testing.T) {
 	p.Enqueue([]byte("b"))
 	if _, answers, err := p.FlushAppend(ctxFor(t), nil, nil); err != nil || len(answers) != 2 || string(answers[1]) != "b" {
 		t.Fatalf("the next batch: %q, %v", answers, err)
+	}
+}
+
+// TestMuxPipelineAnotherCallsAnswerMidBatch: a caller reading its own
+// batch finds another call's answer between two of its own; the reading
+// passes to the reader goroutine, which answers that call and completes
+// the batch from where the caller stopped, in order.
+func TestMuxPipelineAnotherCallsAnswerMidBatch(t *testing.T) {
+	batchIn := make(chan struct{})
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+		if !ok {
+			return
+		}
+		var reqs []frame.MuxFrame
+		for len(reqs) < 3 {
+			f, ok := readMux(r)
+			if !ok {
+				return
+			}
+			if reqs = append(reqs, f); len(reqs) == 2 {
+				close(batchIn) // the call is sent after this
+			}
+		}
+		// The batch's first answer, the call's, the batch's second.
+		out := append(answerTo(reqs[0]), answerTo(reqs[2])...)
+		if _, err := nc.Write(append(out, answerTo(reqs[1])...)); err != nil {
+			return
+		}
+		<-stop
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, MaxExtraConns: -1})
+	ctx := ctxFor(t)
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan error, 1)
+	go func() {
+		<-batchIn
+		ans, err := c.Call(ctx, []byte("call"))
+		if err == nil && string(ans) != "ans:call" {
+			err = fmt.Errorf("call answered %q", ans)
+		}
+		called <- err
+	}()
+	p := c.Pipeline()
+	p.Enqueue([]byte("b0"))
+	p.Enqueue([]byte("b1"))
+	dst, answers, err := p.FlushAppend(ctx, []byte("pre"), nil)
+	if err != nil || len(answers) != 2 || string(answers[0]) != "ans:b0" || string(answers[1]) != "ans:b1" || string(dst[:3]) != "pre" {
+		t.Fatalf("FlushAppend: %q, %q, %v", dst, answers, err)
+	}
+	if err := <-called; err != nil {
+		t.Fatal(err)
 	}
 }

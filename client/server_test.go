@@ -221,12 +221,8 @@ func rawMuxServer(t testing.TB, greet func() []byte, answer func(f frame.MuxFram
 			return
 		}
 		for {
-			p, err := r.ReadFrame(nil)
-			if err != nil {
-				return
-			}
-			f, err := frame.ParseMuxPayload(p)
-			if err != nil {
+			f, ok := readMux(r)
+			if !ok {
 				return
 			}
 			if out := answer(f); len(out) > 0 {
@@ -248,6 +244,17 @@ func greetMux(nc net.Conn, greeting []byte) (*frame.Reader, bool) {
 	}
 	_, err := nc.Write(greeting)
 	return r, err == nil
+}
+
+// readMux reads the next mux frame a client sent, in a buffer of its own;
+// false once the connection ended or broke the protocol.
+func readMux(r *frame.Reader) (frame.MuxFrame, bool) {
+	p, err := r.ReadFrame(nil)
+	if err != nil {
+		return frame.MuxFrame{}, false
+	}
+	f, err := frame.ParseMuxPayload(p)
+	return f, err == nil
 }
 
 // ackWith greets as a mux server acknowledging ack.
