@@ -20,12 +20,6 @@ import (
 	"github.com/tcpez/tcpez/span"
 )
 
-// inlineBudget is the time over which handlers count as slow, so that
-// requests already buffered start on goroutines of their own at once
-// rather than each waiting for the watcher (see watchTick). Below it, a
-// hand-off costs more than it saves.
-const inlineBudget = 50 * time.Microsecond
-
 // burstBufferSize is the size of the buffers a connection borrows while
 // its traffic outruns its own (Config.ReadBufferSize, WriteBufferSize): a
 // 4 KiB frame does not fit a 4 KiB buffer, and under load each then took
@@ -74,10 +68,10 @@ type conn struct {
 	// writing).
 	idle, write deadline
 
-	// slow is set while handlers on this connection take longer than
-	// inlineBudget, so that requests already buffered start on goroutines
-	// of their own rather than each waiting out the budget.
-	slow atomic.Bool
+	// slow says whether handlers on this connection are slow, so that
+	// requests already buffered start on goroutines of their own rather
+	// than each waiting out the budget.
+	slow slowness
 
 	// lead is the token of the last handler the reader started inline;
 	// tokens only grow. The reader stores it, one atomic store per
@@ -367,7 +361,7 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	}
 	// Run the request here unless handlers are slow and more requests are
 	// already at hand: then they run concurrently and reading goes on.
-	if c.slow.Load() && c.r.Buffered() > 0 {
+	if c.slow.is() && c.r.Buffered() > 0 {
 		c.publish()
 		go s.runner(c)()
 		return nil
@@ -588,9 +582,7 @@ func (c *conn) run(s *slot) {
 // reports whether its goroutine is still the reader.
 func (c *conn) complete(s *slot, resp []byte, err error, began time.Duration, tok uint64) bool {
 	end := c.clock.now()
-	if slow := end-began > inlineBudget; slow != c.slow.Load() {
-		c.slow.Store(slow)
-	}
+	c.slow.note(end - began)
 	wanted, timedOut := c.claim(s)
 	if !wanted {
 		// expire answered for s, so s was published: the reading had

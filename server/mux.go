@@ -139,9 +139,9 @@ type muxConn struct {
 	waiting   bool // the reader waits for a frame, and may be poked
 	gone      bool // calls give their buffers and budget back as they end
 
-	// slow is set while handlers take longer than inlineBudget: calls
-	// then go to workers rather than run on the reader's goroutine.
-	slow atomic.Bool
+	// slow says whether handlers are slow: calls then go to workers
+	// rather than run on the reader's goroutine.
+	slow slowness
 	// inline is the call the reader runs itself, if any, and inlineTok
 	// the token it published for it in conn.lead, which the server's
 	// watcher looks at (see handOff). An inline call is not in calls:
@@ -272,7 +272,7 @@ func (m *muxConn) takeOverLocked() bool {
 	}
 	m.reader++
 	m.inline = nil
-	m.slow.Store(true)
+	m.slow.set()
 	go func() {
 		if ended, err := m.readLoop(); ended {
 			m.ended <- err
@@ -461,7 +461,7 @@ func (m *muxConn) request(id uint32, n int) error {
 	m.mu.Lock()
 	m.admitted++
 	start := m.running < m.cfg.MaxInFlight
-	inline := start && !m.slow.Load()
+	inline := start && !m.slow.is()
 	switch {
 	case inline:
 		// Published for the watcher with one atomic store; whether the
@@ -589,9 +589,7 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 		mc.err = mc.ctx.Err()
 	}
 	end := m.clock.now()
-	if slow := end-began > inlineBudget; slow != m.slow.Load() {
-		m.slow.Store(slow)
-	}
+	m.slow.note(end - began)
 	mc.ctx.cancel(context.Canceled) // a handler's context ends with it
 	m.srv.finishRequest(m.conn, &mc.slot, end-mc.start)
 	m.srv.releaseCall()
