@@ -51,6 +51,12 @@ func (p *Pipeline) Enqueue(req []byte) {
 		p.buf = append(p.buf, 0, 0, 0, 0)
 	}
 	if p.mux {
+		if len(req) > frame.MaxFrameSize-frame.MuxHeaderSize {
+			// No mux frame carries it (a client whose Limits allow
+			// frames up to the header's maximum).
+			p.err = &frame.SizeError{Limit: frame.MaxFrameSize - frame.MuxHeaderSize, Size: int64(len(req))}
+			return
+		}
 		p.buf = frame.AppendMux(p.buf, frame.KindRequest, 0, req)
 	} else {
 		p.buf = frame.AppendFrame(p.buf, req)
