@@ -312,3 +312,21 @@ func TestMuxPipelineAnotherCallsAnswerMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMuxPipelineRequestOverMuxFrame: a request that fits the v1 header but
+// not a mux frame (the client's Limits allow the header's maximum) fails
+// the batch with a frame.SizeError rather than panicking as it is queued.
+// The 2 GiB request is never touched, so the OS never backs it with memory.
+func TestMuxPipelineRequestOverMuxFrame(t *testing.T) {
+	c, err := client.New([]string{"127.0.0.1:1"}, client.Config{Protocol: client.ProtocolMux, Limits: frame.Limits{MaxFrameSize: frame.MaxFrameSize}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := c.Pipeline()
+	p.Enqueue(make([]byte, frame.MaxFrameSize-frame.MuxHeaderSize+1))
+	var se *frame.SizeError
+	if _, err := p.Flush(ctxFor(t)); !errors.As(err, &se) || se.Limit != frame.MaxFrameSize-frame.MuxHeaderSize {
+		t.Fatalf("Flush: %v, want a frame.SizeError at the mux frame's limit", err)
+	}
+}
