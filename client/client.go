@@ -28,6 +28,11 @@ type Client struct {
 	requests sync.Pool                // *request, with their done channels
 	snap     atomic.Pointer[snapshot] // the usable connections, for balancing
 	rr       atomic.Uint64            // RoundRobin's counter
+	// pipeMux is how a new Pipeline lays out its frames (see
+	// Pipeline.mux): as the client's last batch went out, so that a
+	// Pipeline made for each batch is not copied every time against v1
+	// servers found by ProtocolAuto.
+	pipeMux atomic.Bool
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -93,6 +98,7 @@ func New(addrs []string, cfg Config) (*Client, error) {
 	_, nop := c.cfg.Stats.(stats.Nop)
 	c.timed = !nop || c.cfg.Observer != nil
 	c.requests.New = func() any { return &request{done: make(chan struct{}, 1), pool: &c.requests} }
+	c.pipeMux.Store(c.cfg.Protocol != ProtocolV1 && c.cfg.Codec == nil)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
 

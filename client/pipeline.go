@@ -26,8 +26,8 @@ type Pipeline struct {
 	err   error
 	// mux lays the frames in buf out as the multiplexed mode sends them,
 	// each with its mux header (the call id filled in when sent), and
-	// not as v1 frames: as the connection the last batch went out on
-	// spoke, or as the client's Protocol says before the first. The batch
+	// not as v1 frames: as the connection the client's last batch went
+	// out on spoke, or as its Protocol says before the first. The batch
 	// then goes out from buf in either mode, without a copy; a batch laid
 	// out for the other mode is copied into the connection's buffer.
 	mux bool
@@ -35,7 +35,7 @@ type Pipeline struct {
 
 // Pipeline returns an empty pipeline on c.
 func (c *Client) Pipeline() *Pipeline {
-	return &Pipeline{c: c, mux: c.cfg.Protocol != ProtocolV1 && c.cfg.Codec == nil}
+	return &Pipeline{c: c, mux: c.pipeMux.Load()}
 }
 
 // Enqueue adds req to the batch. req is copied, so it may be reused at once.
@@ -131,6 +131,9 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 		if !o.abandoned {
 			if rq.sentAs != sentNot {
 				p.mux = rq.sentAs == sentMux
+				if c.pipeMux.Load() != p.mux {
+					c.pipeMux.Store(p.mux)
+				}
 			}
 			rq.recycle()
 		}

@@ -330,3 +330,26 @@ func TestMuxPipelineRequestOverMuxFrame(t *testing.T) {
 		t.Fatalf("Flush: %v, want a frame.SizeError at the mux frame's limit", err)
 	}
 }
+
+// TestPipelineLayoutIsTheClients: a Pipeline made after a batch went out
+// lays its frames out as that batch went, so that a Pipeline made for each
+// batch is not copied every time against a v1 server that a ProtocolAuto
+// client found.
+func TestPipelineLayoutIsTheClients(t *testing.T) {
+	_, addr, _ := startMux(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		return answerOf(req), nil
+	}), server.Config{V1Only: true})
+	c, err := client.New([]string{addr}, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !client.PipelineLaysOutMux(c.Pipeline()) {
+		t.Fatal("a ProtocolAuto client's first Pipeline is laid out for v1")
+	}
+	flushRounds(t, c, 3)
+	if client.PipelineLaysOutMux(c.Pipeline()) {
+		t.Fatal("a Pipeline made after batches went out in v1 is laid out for mux")
+	}
+	flushRounds(t, c, 3)
+}
