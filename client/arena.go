@@ -23,9 +23,6 @@ func (rq *request) startArena() {
 // batchAnswer reads the answer of n bytes to the member at pos of rq's
 // batch into rq's arena.
 func (cn *conn) batchAnswer(rq *request, pos, n int) error {
-	if pos < 0 || pos >= len(rq.at) {
-		return cn.in.r.Discard(n) // cannot happen: the table gave pos
-	}
 	if room := cap(rq.arena) - len(rq.arena); room < n && n <= growStep {
 		// Make room for the answers still to come if they are like this
 		// one, as a batch of like requests has them: one allocation for
@@ -60,11 +57,20 @@ func (cn *conn) completeArena(rq *request) {
 		rq.recycle() // the caller gave up
 		return
 	}
-	dst, ends := rq.dst, cn.in.ends[:0]
-	start := len(dst)
+	dst := rq.dst
 	for _, a := range rq.at {
 		dst = append(dst, rq.arena[a.off:a.off+a.n]...)
-		ends = append(ends, len(dst)-start)
+	}
+	cn.completeInOrder(rq, dst, len(rq.dst))
+}
+
+// completeInOrder completes rq, claimed, with its answers in request order
+// in dst from start on, at's lengths telling them apart.
+func (cn *conn) completeInOrder(rq *request, dst []byte, start int) {
+	ends, end := cn.in.ends[:0], 0
+	for _, a := range rq.at {
+		end += a.n
+		ends = append(ends, end)
 	}
 	rq.completeInDst(dst, start, ends)
 	cn.in.ends = ends[:0]
@@ -100,25 +106,16 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 		_ = cn.in.r.Discard(n)
 		rq.left--
 	}
-	if !inOrder(rq.at) {
-		// Answered out of order: put them in order, through the arena.
+	switch {
+	case !inOrder(rq.at):
+		// Answered out of order: they go in order through the arena.
 		rq.arena = append(rq.arena[:0], dst[start:]...)
-		dst = dst[:start]
-		for _, a := range rq.at {
-			dst = append(dst, rq.arena[a.off:a.off+a.n]...)
-		}
-	}
-	ends, end := cn.in.ends[:0], 0
-	for _, a := range rq.at {
-		end += a.n
-		ends = append(ends, end)
-	}
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
-		rq.completeInDst(dst, start, ends)
-	} else {
+		cn.completeArena(rq)
+	case rq.state.CompareAndSwap(statePending, stateClaimed):
+		cn.completeInOrder(rq, dst, start)
+	default:
 		rq.recycle()
 	}
-	cn.in.ends = ends[:0]
 	cn.release()
 	if _, err := cn.settleRead(true); err != nil {
 		cn.fail(err, writeProgress{})

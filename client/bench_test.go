@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -212,6 +215,7 @@ func benchPipeline(b *testing.B, proto client.Protocol, parallelism int) {
 	b.ReportAllocs()
 	b.SetBytes(64 * int64(len(req)))
 	b.SetParallelism(parallelism)
+	reads := readSyscalls()
 	b.RunParallel(func(pb *testing.PB) {
 		p := c.Pipeline()
 		var dst []byte
@@ -229,6 +233,28 @@ func benchPipeline(b *testing.B, proto client.Protocol, parallelism int) {
 		}
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/req")
+	if reads >= 0 {
+		b.ReportMetric(float64(readSyscalls()-reads)/float64(b.N), "reads/op")
+	}
+}
+
+// readSyscalls is the process's read syscalls so far (syscr in
+// /proc/self/io: client and server together here), -1 where there is no
+// such file.
+func readSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // TestCallAppendAllocs: once warm, CallAppend into a buffer with

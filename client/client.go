@@ -28,10 +28,10 @@ type Client struct {
 	requests sync.Pool                // *request, with their done channels
 	snap     atomic.Pointer[snapshot] // the usable connections, for balancing
 	rr       atomic.Uint64            // RoundRobin's counter
-	// pipeMux is how a new Pipeline lays out its frames (see
-	// Pipeline.mux): as the client's last batch went out, so that a
-	// Pipeline made for each batch is not copied every time against v1
-	// servers found by ProtocolAuto.
+	// pipeMux is how the next Pipeline batch lays out its frames (see
+	// Pipeline.mux): as the client's last batch went out, or as Protocol
+	// says before the first, so that batches are not copied every time
+	// against v1 servers found by ProtocolAuto.
 	pipeMux atomic.Bool
 
 	mu sync.Mutex

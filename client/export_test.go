@@ -1,5 +1,5 @@
 package client
 
-// PipelineLaysOutMux reports whether p lays its frames out for the
-// multiplexed mode.
+// PipelineLaysOutMux reports whether p's batch, once something is
+// enqueued, lays its frames out for the multiplexed mode.
 func PipelineLaysOutMux(p *Pipeline) bool { return p.mux }

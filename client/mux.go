@@ -303,7 +303,6 @@ func (cn *conn) appendMuxRequestLocked(rq *request, payload []byte) error {
 		return nil
 	}
 	rq.startArena()
-	rq.sentAs = sentMux
 	// A batch has an id per frame: mid 0, which no call has, tells
 	// cancelOnWire to cancel each of them.
 	rq.mc, rq.mid = cn, 0
@@ -345,7 +344,7 @@ func (cn *conn) numberBatchLocked(rq *request, payload []byte) error {
 			cn.mux.dropRequest(rq)
 			return errOutOfIDs
 		}
-		binary.BigEndian.PutUint32(rest[frame.HeaderSize+2:], id)
+		binary.BigEndian.PutUint32(rest[frame.HeaderSize+2:], id) // past kind and flags
 		rest = rest[frame.HeaderSize+frame.MuxHeaderSize+n:]
 	}
 	return nil

@@ -138,9 +138,9 @@ func flushAppendChecked(ctx context.Context, c *client.Client, req []byte, n int
 
 // TestMuxOrderingUnderConcurrency is TestOrderingUnderConcurrency in the
 // multiplexed mode against the tcpez server, whose handlers here now and
-// then take a millisecond: answers then come out of order, and a caller
-// reading its own batch meets other calls' answers and hands the reading
-// over mid-batch.
+// then take a millisecond, so that answers come out of order. (The
+// hand-off of a caller's own read mid-batch, rare here, has tests of its
+// own: TestMuxPipelineAnotherCallsAnswerMidBatch, FuzzMuxPipelineAnswers.)
 func TestMuxOrderingUnderConcurrency(t *testing.T) {
 	var n atomic.Int64
 	_, addr, _ := startMux(t, server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {

@@ -24,19 +24,17 @@ type Pipeline struct {
 	n     int
 	bytes int // payload bytes, for the observer
 	err   error
-	// mux lays the frames in buf out as the multiplexed mode sends them,
-	// each with its mux header (the call id filled in when sent), and
-	// not as v1 frames: as the connection the client's last batch went
-	// out on spoke, or as its Protocol says before the first. The batch
-	// then goes out from buf in either mode, without a copy; a batch laid
-	// out for the other mode is copied into the connection's buffer.
+	// mux lays the batch's frames out as the multiplexed mode sends them,
+	// each with its mux header (the call id filled in when sent), not as
+	// v1 frames; it is taken from Client.pipeMux as the batch starts. The
+	// batch then goes out from buf in either mode, without a copy; a
+	// batch laid out for the other mode is copied into the connection's
+	// buffer.
 	mux bool
 }
 
 // Pipeline returns an empty pipeline on c.
-func (c *Client) Pipeline() *Pipeline {
-	return &Pipeline{c: c, mux: c.pipeMux.Load()}
-}
+func (c *Client) Pipeline() *Pipeline { return &Pipeline{c: c} }
 
 // Enqueue adds req to the batch. req is copied, so it may be reused at once.
 func (p *Pipeline) Enqueue(req []byte) {
@@ -49,6 +47,7 @@ func (p *Pipeline) Enqueue(req []byte) {
 	if len(p.buf) == 0 {
 		// Room for the batch header, so that the batch is one buffer.
 		p.buf = append(p.buf, 0, 0, 0, 0)
+		p.mux = p.c.pipeMux.Load()
 	}
 	if p.mux {
 		if len(req) > frame.MaxFrameSize-frame.MuxHeaderSize {
@@ -127,14 +126,13 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 				dst, answers = rq.ans, rq.answers
 				got = answers[len(answers)-p.n:]
 			}
+			// The next batch is laid out as this one went: in the
+			// multiplexed mode if it has a mux connection.
+			if mux := rq.mc != nil; mux != c.pipeMux.Load() {
+				c.pipeMux.Store(mux)
+			}
 		}
 		if !o.abandoned {
-			if rq.sentAs != sentNot {
-				p.mux = rq.sentAs == sentMux
-				if c.pipeMux.Load() != p.mux {
-					c.pipeMux.Store(p.mux)
-				}
-			}
 			rq.recycle()
 		}
 	}

@@ -34,15 +34,6 @@ const (
 	stateAbandoned               // caller gone; reader drops the answer
 )
 
-// sentAs is the protocol a batch went out in.
-type sentAs uint8
-
-const (
-	sentNot sentAs = iota
-	sentV1
-	sentMux
-)
-
 // request is one request on the wire, single frame or batch. Its fields
 // belong to its owner of the moment (see the states above) unless they
 // say otherwise.
@@ -71,10 +62,8 @@ type request struct {
 	// mode sends the payload's frames one by one.
 	framed []byte
 	// muxFramed says that framed's frames carry mux headers, not v1
-	// headers (see Pipeline.mux); sentAs, set as the batch is queued, how
-	// the connection sent them.
+	// headers (see Pipeline.mux).
 	muxFramed bool
-	sentAs    sentAs
 
 	// The result, set by the completing owner before it signals done.
 	ans     []byte
@@ -178,7 +167,7 @@ func (rq *request) recycle() {
 	}
 	rq.reuse()
 	rq.dst, rq.into, rq.framed, rq.tail, rq.n, rq.mode = nil, nil, nil, nil, 0, modeOwned
-	rq.muxFramed, rq.sentAs = false, sentNot
+	rq.muxFramed = false
 	if cap(rq.arena) > maxKeptBuffer {
 		rq.arena = nil
 	}

@@ -145,11 +145,11 @@ func (cn *conn) enqueue(ctx context.Context, rq *request, payload []byte) error 
 			// Laid out for the multiplexed mode, which this connection
 			// does not speak.
 			out.buf = appendV1Batch(out.buf, rq.n, payload)
-			payload, rq.sentAs = nil, sentV1
+			payload = nil
 		case rq.mode.batch():
 			// A Pipeline put the batch header in front of the frames: the
 			// batch goes out from one buffer, not a 4-byte iovec and the rest.
-			payload, rq.sentAs = rq.framed, sentV1
+			payload = rq.framed
 		default:
 			out.buf = frame.AppendHeader(out.buf, frame.Header(len(payload)+len(rq.tail)))
 		}

@@ -14,11 +14,10 @@ const inlineBudget = 50 * time.Microsecond
 // slowAfter is how many handlers in a row must run over inlineBudget for
 // a connection's handlers to count as slow. One alone is as likely the
 // host stalling the reader (a descheduled vCPU, a preemption) as a slow
-// handler: on a 2-vCPU VM with steal time, single stalls sent 600-16,000
-// requests of 20,000 Pipeline×64 batches of echoes to goroutines of their
-// own, and the runs with the most had their mean batch latency 1.9 times
-// their median. A handler that is really slow is also caught by the
-// watcher within two ticks.
+// handler, and it sent the rest of a pipelined batch of fast requests to
+// goroutines of their own (measured on a 2-vCPU VM with steal time: see
+// the commit that made it 2). A handler that is really slow is also
+// caught by the watcher within two ticks.
 const slowAfter = 2
 
 // slowness says whether a connection's handlers are slow. Handlers that
