@@ -556,10 +556,17 @@ func (c *conn) publish() {
 // long (see watchTick), the server's watcher makes another goroutine the
 // reader, and runInline, once the handler returns, answers s and reports
 // errHandedOff.
+//
+// A connection of one request at a time (MaxInFlight 1) is not watched:
+// a new reader would wait for the slow handler's slot before it could
+// start anything, so the watcher's ticks, up to 2,000 wake-ups a second while
+// any watched connection is busy, would buy it nothing.
 func (c *conn) runInline(s *slot) error {
 	tok := c.lead.Load() + 1
 	c.lead.Store(tok)
-	c.srv.watch.started(c)
+	if len(c.ring.slots) > 1 {
+		c.srv.watch.started(c)
+	}
 	resp, err := c.call(s)
 	if !c.complete(s, resp, err, s.start, tok) {
 		return errHandedOff
