@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tcpez/tcpez/frame"
@@ -124,4 +125,40 @@ func (o *oneAtATime) Read(p []byte) (int, error) {
 	n := copy(p, o.reqs[o.i%len(o.reqs)])
 	o.i++
 	return n, nil
+}
+
+// BenchmarkMemcacheHandlerParallel is BenchmarkMemcacheHandler from every
+// P at once, as the listener's connections call it: what the handlers
+// share across CPUs (counters, the store's shards) shows here.
+func BenchmarkMemcacheHandlerParallel(b *testing.B) {
+	for _, size := range []int{16, 4096} {
+		ops := memcacheOps(size)
+		store := NewStore(StoreConfig{})
+		mux := newMemcacheMux(store, nil)
+		ctx := context.Background()
+		for _, req := range ops[0].reqs {
+			if _, err := mux.RespondAppend(ctx, nil, req, span.New()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, op := range ops {
+			b.Run(fmt.Sprintf("%s/%dB", op.name, size), func(b *testing.B) {
+				b.ReportAllocs()
+				var next atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					sp := span.New()
+					i := int(next.Add(7919)) // each P starts on other keys
+					var resp []byte
+					for ; pb.Next(); i++ {
+						var err error
+						resp, err = mux.RespondAppend(ctx, resp[:0], op.reqs[i%len(op.reqs)], sp)
+						if err != nil || len(resp) == 0 {
+							b.Error(resp, err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
 }

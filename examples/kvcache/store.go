@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tcpez/tcpez/examples/kvcache/kvcachepb"
 	"github.com/tcpez/tcpez/protoserver"
@@ -53,11 +54,23 @@ type Store struct {
 	waiting   atomic.Int64 // Listens waiting for a Publish
 }
 
+// shard is a shardState with its cache lines to itself. Unpadded, two or
+// three shards shared a line, and connections on different CPUs locking
+// neighbouring shards moved it between them on every request
+// (BenchmarkMemcacheHandlerParallel).
 type shard struct {
+	shardState
+	_ [shardSize - unsafe.Sizeof(shardState{})]byte
+}
+
+type shardState struct {
 	mu    sync.Mutex
 	items map[string]item
 	chans map[string]*channel
 }
+
+// shardSize is two cache lines: CPUs fetch lines in adjacent pairs.
+const shardSize = 128
 
 type item struct {
 	value   []byte
