@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tcpez/tcpez/server"
@@ -40,7 +39,7 @@ type memcache struct {
 	journal *Journal // nil without --journal
 	started time.Time
 
-	counts [numCounters]atomic.Uint64
+	counts counters
 }
 
 // counter is one of the statistics memcached's stats command answers,
@@ -77,21 +76,23 @@ var counterNames = [numCounters]string{cmdGet: "cmd_get", cmdSet: "cmd_set", cmd
 func (m *memcache) countCAS(res StoreResult) {
 	switch res {
 	case Stored:
-		m.counts[casHits].Add(1)
+		m.counts.add(casHits, 1)
 	case Exists:
-		m.counts[casBadval].Add(1)
+		m.counts.add(casBadval, 1)
 	case NotFound:
-		m.counts[casMisses].Add(1)
+		m.counts.add(casMisses, 1)
 	}
 }
 
 // count adds one to hit or to miss.
-func (m *memcache) count(ok bool, hit, miss counter) {
+func (m *memcache) count(ok bool, hit, miss counter) { m.counts.add(pick(ok, hit, miss), 1) }
+
+// pick is hit if ok, else miss.
+func pick(ok bool, hit, miss counter) counter {
 	if ok {
-		m.counts[hit].Add(1)
-	} else {
-		m.counts[miss].Add(1)
+		return hit
 	}
+	return miss
 }
 
 var (
@@ -258,6 +259,8 @@ func (m *memcache) getAndTouch(withCAS bool) textserver.HandlerFunc {
 // getKeys appends a VALUE line and data block for each key held, then
 // END; with touch, it gives the keys the expiry exp first.
 func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Response, touch bool, exp int64) error {
+	counts := m.counts.hold()
+	defer m.counts.release(counts)
 	b := resp.Buffer()
 	for _, key := range keys {
 		if !validKey(key) {
@@ -281,11 +284,11 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 			b = append(b, '\r', '\n')
 		}
 		if touch {
-			m.counts[cmdTouch].Add(1)
-			m.count(m.store.Touch(string(key), exp, answer), touchHits, touchMisses)
+			counts.add(cmdTouch, 1)
+			counts.add(pick(m.store.Touch(string(key), exp, answer), touchHits, touchMisses), 1)
 		} else {
-			m.counts[cmdGet].Add(1)
-			m.count(m.store.ViewItem(string(key), answer), getHits, getMisses)
+			counts.add(cmdGet, 1)
+			counts.add(pick(m.store.ViewItem(string(key), answer), getHits, getMisses), 1)
 		}
 	}
 	resp.SetBuffer(append(b, "END\r\n"...))
@@ -316,7 +319,7 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			}
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
-		m.counts[cmdSet].Add(1)
+		m.counts.add(cmdSet, 1)
 		res := m.store.StoreItem(mode, string(key), req.Data, uint32(flags), exp, casID)
 		if mode == ModeCAS {
 			m.countCAS(res)
@@ -397,7 +400,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 	if !ok {
 		return exptimeError
 	}
-	m.counts[cmdTouch].Add(1)
+	m.counts.add(cmdTouch, 1)
 	touched := m.store.Touch(string(req.Args[0]), exp, nil)
 	m.count(touched, touchHits, touchMisses)
 	if !touched {
@@ -414,7 +417,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
 	// "flush_all [delay] [noreply]": a delay of 0 or less is now, over
 	// 30 days a Unix time, as an exptime.
-	m.counts[cmdFlush].Add(1)
+	m.counts.add(cmdFlush, 1)
 	at := m.store.now().UnixNano()
 	if len(req.Args) > 0 && !(len(req.Args) == 1 && noreply(req)) {
 		delay, ok := strtol(req.Args[0])
@@ -438,9 +441,7 @@ func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *
 // counters.
 func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
 	if len(req.Args) == 1 && string(req.Args[0]) == "reset" {
-		for i := range m.counts {
-			m.counts[i].Store(0)
-		}
+		m.counts.reset()
 		resp.Line("RESET")
 		return nil
 	}
@@ -454,7 +455,7 @@ func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *texts
 	stat("time", uint64(now.Unix()))
 	resp.Line("STAT", "version", memcachedVersion)
 	for i, name := range counterNames {
-		stat(name, m.counts[i].Load())
+		stat(name, m.counts.sum(counter(i)))
 	}
 	stat("curr_items", uint64(m.store.Len()))
 	if m.journal != nil {
