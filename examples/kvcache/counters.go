@@ -59,14 +59,14 @@ func (c *counters) recycle(b *counterBlock) {
 	c.mu.Unlock()
 }
 
-// add counts n of k.
-func (c *counters) add(k counter, n uint64) {
+// add counts one of k.
+func (c *counters) add(k counter) {
 	r := c.hold()
-	r.add(k, n)
+	r.add(k)
 	c.release(r)
 }
 
-func (r *counterRef) add(k counter, n uint64) { r.b.n[k].Add(n) }
+func (r *counterRef) add(k counter) { r.b.n[k].Add(1) }
 
 // sum is the count of k so far.
 func (c *counters) sum(k counter) uint64 {

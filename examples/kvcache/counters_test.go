@@ -19,9 +19,10 @@ func TestCountersSurviveCollections(t *testing.T) {
 		for range workers {
 			wg.Go(func() {
 				for range perRound {
-					c.add(cmdGet, 1)
+					c.add(cmdGet)
 					r := c.hold()
-					r.add(getHits, 2)
+					r.add(getHits)
+					r.add(getHits)
 					c.release(r)
 				}
 			})

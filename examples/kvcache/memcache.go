@@ -76,16 +76,16 @@ var counterNames = [numCounters]string{cmdGet: "cmd_get", cmdSet: "cmd_set", cmd
 func (m *memcache) countCAS(res StoreResult) {
 	switch res {
 	case Stored:
-		m.counts.add(casHits, 1)
+		m.counts.add(casHits)
 	case Exists:
-		m.counts.add(casBadval, 1)
+		m.counts.add(casBadval)
 	case NotFound:
-		m.counts.add(casMisses, 1)
+		m.counts.add(casMisses)
 	}
 }
 
 // count adds one to hit or to miss.
-func (m *memcache) count(ok bool, hit, miss counter) { m.counts.add(pick(ok, hit, miss), 1) }
+func (m *memcache) count(ok bool, hit, miss counter) { m.counts.add(pick(ok, hit, miss)) }
 
 // pick is hit if ok, else miss.
 func pick(ok bool, hit, miss counter) counter {
@@ -284,11 +284,11 @@ func (m *memcache) getKeys(keys [][]byte, withCAS bool, resp *textserver.Respons
 			b = append(b, '\r', '\n')
 		}
 		if touch {
-			counts.add(cmdTouch, 1)
-			counts.add(pick(m.store.Touch(string(key), exp, answer), touchHits, touchMisses), 1)
+			counts.add(cmdTouch)
+			counts.add(pick(m.store.Touch(string(key), exp, answer), touchHits, touchMisses))
 		} else {
-			counts.add(cmdGet, 1)
-			counts.add(pick(m.store.ViewItem(string(key), answer), getHits, getMisses), 1)
+			counts.add(cmdGet)
+			counts.add(pick(m.store.ViewItem(string(key), answer), getHits, getMisses))
 		}
 	}
 	resp.SetBuffer(append(b, "END\r\n"...))
@@ -319,7 +319,7 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			}
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
-		m.counts.add(cmdSet, 1)
+		m.counts.add(cmdSet)
 		res := m.store.StoreItem(mode, string(key), req.Data, uint32(flags), exp, casID)
 		if mode == ModeCAS {
 			m.countCAS(res)
@@ -400,7 +400,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 	if !ok {
 		return exptimeError
 	}
-	m.counts.add(cmdTouch, 1)
+	m.counts.add(cmdTouch)
 	touched := m.store.Touch(string(req.Args[0]), exp, nil)
 	m.count(touched, touchHits, touchMisses)
 	if !touched {
@@ -417,7 +417,7 @@ func (m *memcache) touch(ctx context.Context, req *textserver.Request, resp *tex
 func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *textserver.Response) error {
 	// "flush_all [delay] [noreply]": a delay of 0 or less is now, over
 	// 30 days a Unix time, as an exptime.
-	m.counts.add(cmdFlush, 1)
+	m.counts.add(cmdFlush)
 	at := m.store.now().UnixNano()
 	if len(req.Args) > 0 && !(len(req.Args) == 1 && noreply(req)) {
 		delay, ok := strtol(req.Args[0])
