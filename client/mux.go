@@ -220,6 +220,9 @@ func (t *muxTable) add(rq *request, pos int) (uint32, bool) {
 	e := &t.entries[i]
 	e.id = ((e.id>>idIndexBits)+1)<<idIndexBits | i
 	e.rq, e.pos = rq, int32(pos)
+	if rq.mode.batch() {
+		rq.inTable = true
+	}
 	t.n++
 	return e.id, true
 }

@@ -132,7 +132,9 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 				c.pipeMux.Store(mux)
 			}
 		}
-		if !o.abandoned {
+		// A failed batch whose members went to a mux connection's reader
+		// may still be written by it (see request.inTable).
+		if !o.abandoned && (err == nil || !rq.inTable) {
 			rq.recycle()
 		}
 	}
