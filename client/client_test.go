@@ -37,9 +37,7 @@ func TestCallEcho(t *testing.T) {
 
 func TestGoAndNotify(t *testing.T) {
 	srv := newServer(t, nil)
-	// v1: the test server counts the frames it reads, and a mux preface
-	// would be one of them.
-	c := newClient(t, []string{srv.addr}, client.Config{Protocol: client.ProtocolV1})
+	c := newClient(t, []string{srv.addr}, client.Config{})
 	ctx := ctxFor(t)
 	var calls []*client.Future
 	for i := range 50 {
@@ -199,9 +197,7 @@ func TestMaxInFlight(t *testing.T) {
 		}
 		return req
 	})
-	// v1: the test server counts the frames it reads, and a mux preface
-	// would be one of them.
-	c := newClient(t, []string{srv.addr}, client.Config{Protocol: client.ProtocolV1, MaxInFlight: 1})
+	c := newClient(t, []string{srv.addr}, client.Config{MaxInFlight: 1})
 	held := c.Go(ctxFor(t), []byte("hold"))
 
 	// The only slot is taken: a second call waits for it, within its ctx.

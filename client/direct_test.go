@@ -101,9 +101,7 @@ func TestCallAfterIdleClose(t *testing.T) {
 		}
 		<-stop
 	})
-	// v1: this server answers one frame per connection, which a mux
-	// preface would use up.
-	c := newClient(t, []string{addr}, fast(client.Config{Protocol: client.ProtocolV1}))
+	c := newClient(t, []string{addr}, fast(client.Config{}))
 	ctx := ctxFor(t)
 	for i, req := range []string{"first", "second"} {
 		ans, err := c.Call(ctx, []byte(req))

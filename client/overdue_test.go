@@ -180,8 +180,7 @@ func TestPanicsKeepThroughput(t *testing.T) {
 		return req, nil
 	}
 	_, addr := testserver.Start(t, server.HandlerFunc(h), server.Config{})
-	// v1: a panic costs the connection there; mux answers an error frame.
-	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
+	c := newClient(t, []string{addr}, client.Config{})
 	ok, lost := 0, 0
 	for i := range 200 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

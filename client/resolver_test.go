@@ -54,9 +54,7 @@ func TestResolverChanges(t *testing.T) {
 	t.Cleanup(func() { openGate.Do(func() { close(gate) }) }) // before the server's
 	b := newServer(t, answerOf)
 	r := newChanResolver()
-	// v1: the test servers count the frames they read, and a mux preface
-	// would be one of them.
-	c := newClient(t, nil, client.Config{Protocol: client.ProtocolV1, Resolver: r})
+	c := newClient(t, nil, client.Config{Resolver: r})
 	ctx := ctxFor(t)
 
 	// Calls made before the first address set wait for it.
