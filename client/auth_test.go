@@ -197,6 +197,7 @@ func TestAuthTokenExtraConnection(t *testing.T) {
 	t.Cleanup(func() { close(gate) })
 	rec := stats.NewMemory()
 	c := newClient(t, []string{addr}, client.Config{
+		Protocol:  client.ProtocolV1, // the extra connection is v1's way around an overdue answer
 		Stats:     rec,
 		AuthToken: client.StaticToken([]byte("s3cret")),
 	})

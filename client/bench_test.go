@@ -115,7 +115,7 @@ func BenchmarkCall(b *testing.B) {
 	for _, mode := range []string{"pipelined", "one-at-a-time"} {
 		for _, g := range []int{1, 16, 256} {
 			b.Run(fmt.Sprintf("%s/conc=%d", mode, g), func(b *testing.B) {
-				var cfg client.Config
+				cfg := client.Config{Protocol: client.ProtocolV1}
 				if mode == "one-at-a-time" {
 					cfg.ConnsPerAddr, cfg.MaxInFlight = g, 1
 				}
@@ -146,7 +146,7 @@ func BenchmarkCallAppend(b *testing.B) {
 // benchAppend runs conc goroutines making CallAppend calls of size
 // bytes over one connection to a tcpez echo server.
 func benchAppend(b *testing.B, size, conc int) {
-	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
+	c := newClient(b, []string{tcpezServer(b)}, client.Config{Protocol: client.ProtocolV1})
 	req := make([]byte, size)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -164,7 +164,7 @@ func benchAppend(b *testing.B, size, conc int) {
 // "flush" takes the answers from Flush, "append" from FlushAppend into the
 // buffers of the last batch.
 func BenchmarkPipeline64(b *testing.B) {
-	c := newClient(b, []string{tcpezServer(b)}, client.Config{})
+	c := newClient(b, []string{tcpezServer(b)}, client.Config{Protocol: client.ProtocolV1})
 	req := make([]byte, benchPayload)
 	ctx := context.Background()
 	for _, mode := range []string{"flush", "append"} {

@@ -27,7 +27,8 @@ func TestLoneCallerCancels(t *testing.T) {
 		}
 		return answerOf(req)
 	})
-	c := newClient(t, []string{srv.addr}, client.Config{})
+	// v1: a lone caller reading its own answer there is the subject.
+	c := newClient(t, []string{srv.addr}, client.Config{Protocol: client.ProtocolV1})
 	long := ctxFor(t)
 	if _, err := c.Call(long, []byte("warm")); err != nil {
 		t.Fatal(err)
@@ -64,7 +65,8 @@ func TestLoneCallerCancels(t *testing.T) {
 // goroutine reads.
 func TestLoneCallerLargeAnswers(t *testing.T) {
 	srv := newServer(t, nil)
-	c := newClient(t, []string{srv.addr}, client.Config{})
+	// v1: a lone caller reading its own answer there is the subject.
+	c := newClient(t, []string{srv.addr}, client.Config{Protocol: client.ProtocolV1})
 	ctx := ctxFor(t)
 	for i := range 20 {
 		size := 16
@@ -101,7 +103,9 @@ func TestCallAfterIdleClose(t *testing.T) {
 		}
 		<-stop
 	})
-	c := newClient(t, []string{addr}, fast(client.Config{}))
+	// v1: this server answers one frame per connection, which a mux
+	// preface would use up.
+	c := newClient(t, []string{addr}, fast(client.Config{Protocol: client.ProtocolV1}))
 	ctx := ctxFor(t)
 	for i, req := range []string{"first", "second"} {
 		ans, err := c.Call(ctx, []byte(req))
@@ -181,7 +185,8 @@ func flushChecked(ctx context.Context, p *client.Pipeline, round, n int, dst []b
 // caller stopped, and the caller gets every answer, in order.
 func TestLoneBatchReadInParts(t *testing.T) {
 	addr := splitBatchServer(t, func() { time.Sleep(50 * time.Millisecond) })
-	c := newClient(t, []string{addr}, client.Config{})
+	// v1: a lone caller reading its own batch answer there is the subject.
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
 	ctx := ctxFor(t)
 	p := c.Pipeline()
 	var dst []byte
@@ -205,7 +210,8 @@ func TestLoneBatchCallerCancels(t *testing.T) {
 			<-gate
 		}
 	})
-	c := newClient(t, []string{addr}, client.Config{})
+	// v1: a lone caller reading its own batch answer there is the subject.
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
 	p := c.Pipeline()
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	go func() {

@@ -169,7 +169,7 @@ func FuzzClientAnswers(f *testing.F) {
 				<-stop
 			}
 		})
-		c := newClient(t, []string{addr}, client.Config{Limits: fuzzClientLimits, MaxRetries: -1, OverdueAfter: -1})
+		c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1, Limits: fuzzClientLimits, MaxRetries: -1, OverdueAfter: -1})
 		ctxFor := func(i int) (context.Context, context.CancelFunc) {
 			d := 10 * time.Second // never reached by a call that is to end otherwise
 			if want[i].kind == expectDeadline {

@@ -280,6 +280,7 @@ func TestOutlierEjectionConnErrors(t *testing.T) {
 	bad := servers[2]
 	ev := newEvents()
 	c := newClient(t, addrsOf(servers), fast(client.Config{
+		Protocol:        client.ProtocolV1, // a v1 handler error closes the connection; mux answers an error frame
 		Balancer:        client.RoundRobin,
 		OnStateChange:   ev.hook,
 		OutlierFailures: 3,

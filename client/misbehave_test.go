@@ -76,7 +76,8 @@ func TestMisbehavingServers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := rawServer(t, answerWith(tc.calls, tc.reply))
-			c := newClient(t, []string{addr}, client.Config{})
+			// v1: these servers misbehave in v1's terms.
+			c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
 			var wg sync.WaitGroup
 			for range tc.calls {
 				wg.Add(1)
@@ -134,7 +135,8 @@ func checkConnError(t *testing.T, err error, addr string, want ...error) {
 func TestBadHeaderAmongAnswers(t *testing.T) {
 	reply := concat(hexFrame("a"), hexFrame("b"), []byte{0x80, 0, 0, 0})
 	addr := rawServer(t, answerWith(4, reply))
-	c := newClient(t, []string{addr}, client.Config{})
+	// v1: the bad header is in v1's terms.
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolV1})
 	ctx := ctxFor(t)
 	// Futures are answered by the reader goroutine, in order.
 	calls := make([]*client.Future, 4)
@@ -181,7 +183,9 @@ func TestUnsolicitedAnswer(t *testing.T) {
 		<-stop
 	})
 	ev := newEvents()
-	newClient(t, []string{addr}, fast(client.Config{OnStateChange: ev.hook}))
+	// v1: with mux asked for, an unsolicited first answer is the answer to
+	// the preface, as the spec says.
+	newClient(t, []string{addr}, fast(client.Config{Protocol: client.ProtocolV1, OnStateChange: ev.hook}))
 	got, _ := ev.waitFor(t, client.Disconnected, 0)
 	if !errors.Is(got.Err, client.ErrUnexpectedAnswer) || !errors.Is(got.Err, frame.ErrProtocol) {
 		t.Fatalf("Disconnected with %v, want ErrUnexpectedAnswer", got.Err)

@@ -54,7 +54,9 @@ func TestResolverChanges(t *testing.T) {
 	t.Cleanup(func() { openGate.Do(func() { close(gate) }) }) // before the server's
 	b := newServer(t, answerOf)
 	r := newChanResolver()
-	c := newClient(t, nil, client.Config{Resolver: r})
+	// v1: the test servers count the frames they read, and a mux preface
+	// would be one of them.
+	c := newClient(t, nil, client.Config{Protocol: client.ProtocolV1, Resolver: r})
 	ctx := ctxFor(t)
 
 	// Calls made before the first address set wait for it.

@@ -329,16 +329,13 @@ func readRequest(r *frame.Reader) (payloads [][]byte, batch bool, err error) {
 	return out, true, nil
 }
 
-// newClient returns a client closed at the end of the test.
-// newClient speaks v1 unless cfg asks for mux: testServer is a v1 server,
-// and most tests here check the v1 wire. A client that asked it for mux
-// would fall back, after its handler saw one more request than the test
-// sent (see TestFallbackToV1Server).
+// newClient returns a client with cfg as given, closed at the end of the
+// test. With the default Protocol, as users get it, the client asks for
+// mux: a tcpez server speaks it, and testServer, a v1 server, sees the
+// preface as one more request before the client falls back (see
+// TestFallbackToV1Server). Tests whose subject is the v1 wire ask for v1.
 func newClient(t testing.TB, addrs []string, cfg client.Config) *client.Client {
 	t.Helper()
-	if cfg.Protocol == client.ProtocolAuto {
-		cfg.Protocol = client.ProtocolV1
-	}
 	c, err := client.New(addrs, cfg)
 	if err != nil {
 		t.Fatal(err)
