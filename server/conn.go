@@ -559,12 +559,12 @@ func (c *conn) publish() {
 //
 // A connection of one request at a time (MaxInFlight 1) is not watched:
 // a new reader would wait for the slow handler's slot before it could
-// start anything, so the watcher's ticks, up to 2,000 wake-ups a second while
-// any watched connection is busy, would buy it nothing.
+// start anything, so the watcher's ticks (one per watchTick while any
+// watched connection is busy) would buy it nothing.
 func (c *conn) runInline(s *slot) error {
 	tok := c.lead.Load() + 1
 	c.lead.Store(tok)
-	if len(c.ring.slots) > 1 {
+	if c.cfg.MaxInFlight > 1 {
 		c.srv.watch.started(c)
 	}
 	resp, err := c.call(s)
