@@ -799,12 +799,15 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 
 // writable is how many slots at the head of the ring finish may write:
 // the finished ones, less a batch header at their end while reading goes
-// on. The header waits for the batch's first answer and goes out in its
-// write: alone it tells the client nothing, and a write of its own cost a
-// Pipeline×64 of 4 KiB a syscall per batch on each side. Called with mu.
+// on and its first member has a slot to be read into. The header waits
+// for the batch's first answer and goes out in its write: alone it tells
+// the client nothing, and a write of its own cost a Pipeline×64 of 4 KiB a
+// syscall per batch on each side. In a full ring (with MaxInFlight 1, the
+// header alone) held back, it would keep its members from ever being read.
+// Called with mu.
 func (c *conn) writable() int {
 	k := c.ring.ready()
-	if k > 0 && c.ring.at(k-1).batch > 0 && !c.ended && !c.broken {
+	if k > 0 && c.ring.at(k-1).batch > 0 && !c.ended && !c.broken && !c.ring.full() {
 		k--
 	}
 	return k

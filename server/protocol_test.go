@@ -52,19 +52,27 @@ func TestSpecExamples(t *testing.T) {
 	}
 }
 
+// TestBatchesMixedWithFrames also runs with MaxInFlight 1 and 2, where a
+// batch header, which holds a slot until its first answer, leaves no room
+// or little for its members.
 func TestBatchesMixedWithFrames(t *testing.T) {
-	_, addr := startServer(t, echo, server.Config{})
-	c := dial(t, addr)
-	var req []byte
-	req = frame.AppendFrame(req, []byte("a"))
-	req = frame.AppendBatch(req, []byte("b1"), nil, []byte("b3"))
-	req = frame.AppendFrame(req, nil)
-	req = frame.AppendBatch(req, []byte("c1"))
-	req = frame.AppendFrame(req, []byte("d"))
-	write(t, c, req)
-	// An echo server answers with the same bytes: batches as batches.
-	if got := readN(t, c, len(req)); !bytes.Equal(got, req) {
-		t.Fatalf("got % x\nwant % x", got, req)
+	for _, inFlight := range []int{0, 1, 2} {
+		t.Run(fmt.Sprintf("MaxInFlight=%d", inFlight), func(t *testing.T) {
+			_, addr := startServer(t, echo, server.Config{MaxInFlight: inFlight})
+			c := dial(t, addr)
+			var req []byte
+			req = frame.AppendFrame(req, []byte("a"))
+			req = frame.AppendBatch(req, []byte("b1"), nil, []byte("b3"))
+			req = frame.AppendFrame(req, nil)
+			req = frame.AppendBatch(req, []byte("c1"))
+			req = frame.AppendBatch(req, []byte("e1"), []byte("e2"))
+			req = frame.AppendFrame(req, []byte("d"))
+			write(t, c, req)
+			// An echo server answers with the same bytes: batches as batches.
+			if got := readN(t, c, len(req)); !bytes.Equal(got, req) {
+				t.Fatalf("got % x\nwant % x", got, req)
+			}
+		})
 	}
 }
 
