@@ -58,6 +58,12 @@ type conn struct {
 	// draining: the address was removed; no new requests, close once idle.
 	draining   bool
 	drainTimer *time.Timer
+	// held is the mux batch one of whose answers the reader goroutine is
+	// reading into the batch's arena. fail leaves it to the reader, which
+	// completes it once it no longer touches it: completed underneath the
+	// reader, the batch could be retried, or pooled and reused, while its
+	// arena was still being written.
+	held *request
 
 	out writeSide
 	in  readSide
@@ -133,7 +139,7 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	cn.broken.Store(true)
 	reqs := cn.q.drain()
 	if cn.mux != nil {
-		reqs = cn.mux.drain()
+		reqs = cn.mux.drain(cn.held)
 	}
 	unsent := make([]bool, len(reqs))
 	for i, rq := range reqs {

@@ -247,10 +247,11 @@ func (t *muxTable) holds(id uint32, rq *request) bool {
 	return int(i) < len(t.entries) && t.entries[i].id == id && t.entries[i].rq == rq
 }
 
-// drain empties the table, returning each call once.
-func (t *muxTable) drain() []*request {
+// drain empties the table, returning each call once, except held, the
+// batch the reader holds (conn.held).
+func (t *muxTable) drain(held *request) []*request {
 	var out []*request
-	seen := make(map[*request]bool)
+	seen := map[*request]bool{held: true}
 	for i := range t.entries {
 		e := &t.entries[i]
 		if e.rq != nil && !seen[e.rq] {
@@ -606,6 +607,9 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 	if !ok {
 		cn.mu.Lock()
 		rq, pos, ok = cn.mux.take(id)
+		if ok && rq.mode.batch() {
+			cn.held = rq
+		}
 		cn.mu.Unlock()
 	}
 	if !ok {
@@ -627,10 +631,31 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 		cn.prog.markServed()
 		return nil
 	}
-	if err := cn.batchAnswer(rq, pos, n); err != nil {
-		return err
+	return cn.heldAnswer(rq, pos, n)
+}
+
+// heldAnswer reads the answer to the member at pos of rq, a batch held
+// by the reader (conn.held). Should the connection fail meanwhile, fail
+// leaves rq to it, as it does when this read fails: rq then fails here,
+// once the reader is done with it, unless this was its last answer.
+func (cn *conn) heldAnswer(rq *request, pos, n int) error {
+	err := cn.batchAnswer(rq, pos, n)
+	if err != nil {
+		cn.fail(err, writeProgress{})
 	}
-	return cn.batchPart(rq, nil)
+	cn.mu.Lock()
+	cn.held = nil
+	failed := cn.err
+	cn.mu.Unlock()
+	if err == nil && (failed == nil || rq.left == 1) {
+		return cn.batchPart(rq, nil)
+	}
+	rq.complete(nil, nil, failed, false)
+	cn.release()
+	if err == nil {
+		err = failed
+	}
+	return err
 }
 
 // muxError reads an error frame of n bytes for id (0: the connection).

@@ -358,3 +358,57 @@ func TestPipelineLayoutIsTheClients(t *testing.T) {
 	}
 	flushRounds(t, c, 3)
 }
+
+// TestMuxPipelineAnswerCut: the connection fails while the reader
+// goroutine reads an answer of a batch. Cut in the last answer the batch
+// waits for, whose member is no longer in the connection's table, Flush
+// used to wait for its context: nobody was left to fail the batch. Cut in
+// an earlier one, the failing connection failed the batch through its
+// other members while the reader still wrote its answer into the batch's
+// buffers, which the caller could then retry or pool (the race detector
+// reported that in TestFaultsUnderLoad). Either way Flush now fails at
+// once with the connection's error, once the reader is done with it.
+func TestMuxPipelineAnswerCut(t *testing.T) {
+	const n = 4
+	for _, cut := range []int{n - 1, n - 2} {
+		t.Run(fmt.Sprintf("member=%d", cut), func(t *testing.T) {
+			addr := rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
+				r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+				if !ok {
+					return
+				}
+				var reqs []frame.MuxFrame
+				for range n {
+					f, ok := readMux(r)
+					if !ok {
+						return
+					}
+					reqs = append(reqs, f)
+				}
+				var out []byte
+				for _, f := range reqs[:cut] {
+					out = append(out, answerTo(f)...)
+				}
+				_, _ = nc.Write(out)
+				// After the caller's read grace, so that the reader
+				// goroutine reads it: an answer's header and half its
+				// body, then the connection closes.
+				time.Sleep(50 * time.Millisecond)
+				last := frame.AppendMux(nil, frame.KindAnswer, reqs[cut].ID, make([]byte, 1000))
+				_, _ = nc.Write(last[:len(last)/2])
+			})
+			c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, MaxRetries: -1})
+			p := c.Pipeline()
+			for i := range n {
+				p.Enqueue(fmt.Appendf(nil, "q%d", i))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _, err := p.FlushAppend(ctx, nil, nil)
+			var ce *client.ConnError
+			if !errors.As(err, &ce) {
+				t.Fatalf("FlushAppend: %v; want the connection's error, not a wait for the context", err)
+			}
+		})
+	}
+}
