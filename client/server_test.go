@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,8 +335,15 @@ func readRequest(r *frame.Reader) (payloads [][]byte, batch bool, err error) {
 // mux: a tcpez server speaks it, and testServer, a v1 server, sees the
 // preface as one more request before the client falls back (see
 // TestFallbackToV1Server). Tests whose subject is the v1 wire ask for v1.
+//
+// TCPEZ_TEST_PROTOCOL=v1 makes the default v1 instead, so that the tests
+// that do not ask for a protocol check the v1 wire too (.ci/run runs the
+// package both ways).
 func newClient(t testing.TB, addrs []string, cfg client.Config) *client.Client {
 	t.Helper()
+	if cfg.Protocol == client.ProtocolAuto && os.Getenv("TCPEZ_TEST_PROTOCOL") == "v1" {
+		cfg.Protocol = client.ProtocolV1
+	}
 	c, err := client.New(addrs, cfg)
 	if err != nil {
 		t.Fatal(err)
