@@ -65,6 +65,41 @@ func TestNestedCall(t *testing.T) {
 	}
 }
 
+// TestCallBacksAtTheCallLimit: handlers that call their client back all
+// get its answers when the client keeps as many calls on the connection
+// as it may, for a server of MaxInFlight 1 and of 2. (With MaxInFlight
+// calls waiting, the server stopped reading: the answers to its calls
+// went unread, and the handlers and the client's calls waited for ever.)
+func TestCallBacksAtTheCallLimit(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprintf("MaxInFlight=%d", inFlight), func(t *testing.T) {
+			_, addr, _ := startMux(t, server.HandlerFunc(callBack), server.Config{MaxInFlight: inFlight})
+			c := pushClient(t, addr, client.Config{Handler: client.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+				return req, nil
+			})})
+			var wg sync.WaitGroup
+			errs := make(chan error, 4*inFlight)
+			for i := range 4 * inFlight {
+				wg.Go(func() {
+					req := []byte(strconv.Itoa(i))
+					got, err := c.Call(ctxFor(t), req)
+					if err == nil && string(got) != "out:in:"+string(req) {
+						err = fmt.Errorf("answer %q to %q", got, req)
+					}
+					errs <- err
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // TestClientHandlerErrors: what a client's handler does wrong reaches the
 // server's caller as a *server.RemoteError, and the connection goes on.
 func TestClientHandlerErrors(t *testing.T) {

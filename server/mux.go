@@ -508,14 +508,18 @@ func (m *muxConn) runInline(mc *muxCall, gen uint64) error {
 	return nil
 }
 
-// awaitRoom holds the reader while MaxInFlight requests wait for a
-// handler: the peer is not read, which pushes back on it, as in v1.
+// awaitRoom holds the reader while more than MaxInFlight requests wait
+// for a handler: the peer is not read, which pushes back on it, as in v1.
+// Not at MaxInFlight: a client keeps up to twice MaxInFlight calls on a
+// connection (MaxInFlight running, as many waiting), and the reader must
+// still read its cancels and its answers to calls from handlers
+// (Remote.Call); stopped there, handlers waiting for either never ended.
 func (m *muxConn) awaitRoom() {
-	if m.nparked.Load() < int64(m.cfg.MaxInFlight) {
+	if m.nparked.Load() <= int64(m.cfg.MaxInFlight) {
 		return // only the reader parks calls, so this cannot grow meanwhile
 	}
 	m.mu.Lock()
-	for len(m.parked) >= m.cfg.MaxInFlight && !m.broken {
+	for len(m.parked) > m.cfg.MaxInFlight && !m.broken {
 		m.idle.Wait()
 	}
 	m.mu.Unlock()

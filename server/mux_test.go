@@ -150,6 +150,36 @@ func TestMuxCancelReachesHandler(t *testing.T) {
 	waitFor(t, func() bool { return rec.Counter("requests.cancelled") == 1 }, "requests.cancelled counted")
 }
 
+// TestMuxCancelReadAtTheLimit: with MaxInFlight calls running and as
+// many waiting, the most a client keeps on a connection, the server still
+// reads it: a cancel reaches its handler. (The reader used to stop once
+// MaxInFlight calls waited, and the handler ran on, cancel unread.)
+func TestMuxCancelReadAtTheLimit(t *testing.T) {
+	h := newMuxSpecHandler()
+	h.cancelled = make(chan error, 4) // every WAIT ends cancelled, at the close
+	_, addr := startServer(t, h.respond, server.Config{MaxInFlight: 2})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(frame.AppendMux(nil, frame.KindRequest, 1, []byte("WAIT")), frame.KindRequest, 2, []byte("WAIT")))
+	<-h.waiting
+	<-h.waiting
+	var req []byte
+	req = frame.AppendMux(req, frame.KindRequest, 3, []byte("WAIT"))
+	req = frame.AppendMux(req, frame.KindRequest, 4, []byte("WAIT"))
+	req = frame.AppendMux(req, frame.KindCancel, 1, nil)
+	write(t, c, req)
+	select {
+	case err := <-h.cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("handler's context ended with %v", err)
+		}
+	case <-time.After(safety):
+		t.Fatal("the cancel was not read: the handler's context did not end")
+	}
+	if f := readMux(t, r); f.Kind != frame.KindError || f.ID != 1 {
+		t.Fatalf("answer %+v, want the cancelled call's error for id 1", f)
+	}
+}
+
 // TestMuxDisconnectCancelsHandlers: a client that closes ends its calls.
 func TestMuxDisconnectCancelsHandlers(t *testing.T) {
 	h := newMuxSpecHandler()
