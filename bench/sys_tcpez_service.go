@@ -40,8 +40,8 @@ func (vtEchoServer) Unary(_ context.Context, req *vtpb.EchoRequest, _ *span.Span
 
 func (s *tcpezServiceSystem) Start() error {
 	// Handlers keep no request past their return, so the service may reuse
-	// its request messages.
-	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true})
+	// its request messages, and decode their large bytes fields in place.
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true, AliasRequestBytes: true})
 	if s.vt {
 		vtpb.RegisterEcho(svc, vtEchoServer{})
 	} else {

@@ -88,17 +88,21 @@ type vtAliaser interface{ UnmarshalVTUnsafe(b []byte) error }
 
 // unmarshalRequest decodes a service's request b into m, which is empty,
 // and reports whether m's fields alias b. They may when the request is
-// reused (ServiceConfig.RequestReuse: no part of it may outlive the call):
-// all its bytes and string fields when m has UnmarshalVTUnsafe, else its
-// one large bytes field if it has one (findAliasable). b, the server's
-// request buffer, outlives the method, and such a message must then be
-// emptied with releaseRequest.
-func unmarshalRequest(b []byte, m proto.Message, reuse bool) (aliased bool, err error) {
+// reused (ServiceConfig.RequestReuse): all its bytes and string fields
+// when m has UnmarshalVTUnsafe, whose code the user chose to generate;
+// else, with aliasPlain (ServiceConfig.AliasRequestBytes), its one large
+// bytes field if it has one (findAliasable). b, the server's request
+// buffer, outlives the method, and such a message must then be emptied
+// with releaseRequest.
+func unmarshalRequest(b []byte, m proto.Message, reuse, aliasPlain bool) (aliased bool, err error) {
 	if !reuse {
 		return false, unmarshalNew(b, m)
 	}
 	if a, ok := m.(vtAliaser); ok {
 		return true, a.UnmarshalVTUnsafe(b)
+	}
+	if !aliasPlain {
+		return false, unmarshalNew(b, m)
 	}
 	if f, ok := findAliasable(b, m); ok {
 		return true, f.unmarshal(b, m)

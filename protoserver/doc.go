@@ -97,8 +97,9 @@
 // request messages are reused too, and those with vtprotobuf's
 // unmarshal_unsafe feature are decoded without copying their bytes and
 // string fields, which then point into the request as read (valid until
-// the method returns); any other reused request has its one top-level
-// bytes field of 1 KiB or more decoded so. A message of 64 KiB or more whose biggest
+// the method returns); with ServiceConfig.AliasRequestBytes too, any other
+// reused request has its one top-level bytes field of 1 KiB or more decoded
+// so. A message of 64 KiB or more whose biggest
 // top-level bytes field is 64 KiB or more is sent with that field's bytes
 // written from where they lie, not copied into the frame, both ways
 // (server.TailHandler, client.CallAppendTail): the encoding then carries

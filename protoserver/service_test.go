@@ -175,6 +175,40 @@ func TestRequestReuse(t *testing.T) {
 	wg.Wait()
 }
 
+// TestRequestReuseKeepsPlainFields: with RequestReuse, a method may keep
+// the fields of a plain protobuf-go request, large bytes fields too, as
+// ServiceConfig says. (They pointed into the server's read buffer, and a
+// kept value turned into the next request's bytes; that is now
+// AliasRequestBytes, which a method that keeps them must not set.)
+func TestRequestReuseKeepsPlainFields(t *testing.T) {
+	var kept [][]byte
+	var mu sync.Mutex
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).
+		Handle("Keep", protoserver.Method(func(_ context.Context, req *wrapperspb.BytesValue, _ *span.Span) (*wrapperspb.BytesValue, error) {
+			mu.Lock()
+			kept = append(kept, req.Value)
+			mu.Unlock()
+			return &wrapperspb.BytesValue{}, nil
+		}))
+	_, addr := serve(t, svc, server.Config{})
+	c := protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{})
+	var want [][]byte
+	for i := range 8 {
+		v := bytes.Repeat([]byte{'a' + byte(i)}, 4<<10)
+		want = append(want, v)
+		if err := c.Call(ctxFor(t), "Keep", wrapperspb.Bytes(v), new(wrapperspb.BytesValue)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range want {
+		if !bytes.Equal(kept[i], want[i]) {
+			t.Fatalf("value %d kept by the method is now %q…, want %q…", i, kept[i][:8], want[i][:8])
+		}
+	}
+}
+
 func TestHandlePanics(t *testing.T) {
 	m := protoserver.Method(echo)
 	expectPanic := func(name string, f func()) {

@@ -88,19 +88,23 @@ func TestUnmarshalAliasing(t *testing.T) {
 		b       []byte
 		m       func() proto.Message
 		reuse   bool
+		alias   bool
 		aliased bool
 	}{
-		{"last field", last, func() proto.Message { return new(anypb.Any) }, true, true},
-		{"middle field", middle, func() proto.Message { return new(descriptorpb.UninterpretedOption) }, true, true},
-		{"field twice", twice, func() proto.Message { return new(anypb.Any) }, true, false},
-		{"new request", last, func() proto.Message { return new(anypb.Any) }, false, false},
-		{"4 KiB", mustMarshal(t, wrapperspb.Bytes(big[:4<<10])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, true},
-		{"small", mustMarshal(t, wrapperspb.Bytes(big[:100])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, false},
+		{"last field", last, func() proto.Message { return new(anypb.Any) }, true, true, true},
+		{"middle field", middle, func() proto.Message { return new(descriptorpb.UninterpretedOption) }, true, true, true},
+		{"field twice", twice, func() proto.Message { return new(anypb.Any) }, true, true, false},
+		{"new request", last, func() proto.Message { return new(anypb.Any) }, false, false, false},
+		{"4 KiB", mustMarshal(t, wrapperspb.Bytes(big[:4<<10])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, true, true},
+		{"small", mustMarshal(t, wrapperspb.Bytes(big[:100])), func() proto.Message { return new(wrapperspb.BytesValue) }, true, true, false},
+		// RequestReuse without AliasRequestBytes: a plain request's fields
+		// may be kept, so they are copied.
+		{"reuse only", last, func() proto.Message { return new(anypb.Any) }, true, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := c.m()
-			aliased, err := unmarshalRequest(c.b, m, c.reuse)
+			aliased, err := unmarshalRequest(c.b, m, c.reuse, c.alias)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +168,7 @@ func BenchmarkUnmarshalRequest(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
 			var m anypb.Any
 			for b.Loop() {
-				aliased, err := unmarshalRequest(enc, &m, reuse)
+				aliased, err := unmarshalRequest(enc, &m, reuse, reuse)
 				if err != nil || len(m.Value) != 1<<20 {
 					b.Fatal(err)
 				}
@@ -200,7 +204,7 @@ func FuzzUnmarshalRequest(f *testing.F) {
 		b = append(b, make([]byte, tailMin)...)
 		b = append(b, after...)
 		got := new(descriptorpb.UninterpretedOption)
-		_, gotErr := unmarshalRequest(b, got, true)
+		_, gotErr := unmarshalRequest(b, got, true, true)
 		want := new(descriptorpb.UninterpretedOption)
 		wantErr := proto.Unmarshal(b, want)
 		if (gotErr == nil) != (wantErr == nil) {
