@@ -351,12 +351,7 @@ func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *
 		if err := c.submit(ctx, rq, payload, o); err != nil {
 			return err
 		}
-		// Read before the request may be let go of, and become the reader's.
-		mc, mid := rq.mc, rq.mid
-		if !rq.await(ctx) {
-			if mc != nil {
-				mc.cancelOnWire(ctx, rq, mid)
-			}
+		if !rq.awaitOrCancel(ctx) {
 			o.abandoned = true
 			c.noteOutcome(o.ep, ctx.Err())
 			return ctxError(ctx)

@@ -325,7 +325,7 @@ func (c *Client) callOn(ctx context.Context, cn *conn, req []byte) ([]byte, erro
 		rq.recycle() // never queued, so still ours
 		return nil, err
 	}
-	if !rq.await(ctx) {
+	if !rq.awaitOrCancel(ctx) {
 		return nil, ctxError(ctx) // the reader drops the answer and the call
 	}
 	ans, err := rq.ans, rq.err

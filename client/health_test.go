@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -307,4 +310,48 @@ func TestOutlierEjectionConnErrors(t *testing.T) {
 		t.Fatalf("calls after the ejection went to %v", seen)
 	}
 	t.Logf("ejected after %d lost connections", lost)
+}
+
+// TestHealthProbeTimeoutCancels: a probe that times out on a mux
+// connection is cancelled on the server, as a call whose context ends is:
+// its handler's context ends and its slot comes back. (It was left
+// running: each such probe held one of the connection's slots until the
+// connection closed, so that an address probed while slow could not be
+// called, or, balanced by load, got no more calls once restored.)
+func TestHealthProbeTimeoutCancels(t *testing.T) {
+	cancelled := make(chan error, 16)
+	var sick atomic.Bool
+	sick.Store(true)
+	_, addr, _ := startMux(t, server.HandlerFunc(func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if len(req) > 0 || !sick.Load() {
+			return req, nil
+		}
+		select { // a probe, while sick: answered only when given up
+		case <-ctx.Done():
+			cancelled <- ctx.Err()
+			return nil, ctx.Err()
+		case <-time.After(safety):
+			return nil, errors.New("the probe was never given up")
+		}
+	}), server.Config{})
+	c := newClient(t, []string{addr}, client.Config{
+		Protocol:    client.ProtocolMux,
+		MaxInFlight: 2,
+		HealthCheck: client.HealthCheck{Interval: 10 * time.Millisecond, Timeout: 20 * time.Millisecond},
+	})
+	for range 3 { // more than MaxInFlight: each one's slot came back
+		select {
+		case err := <-cancelled:
+			// The probe's Timeout passed: the cancel says so.
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("the probe's handler ended with %v", err)
+			}
+		case <-time.After(safety):
+			t.Fatal("a probe that timed out was not cancelled on the server")
+		}
+	}
+	sick.Store(false)
+	if got, err := c.Call(ctxFor(t), []byte("after")); err != nil || string(got) != "after" {
+		t.Fatalf("a call once the probes pass: %q, %v", got, err)
+	}
 }

@@ -137,6 +137,21 @@ func (rq *request) await(ctx context.Context) bool {
 	return rq.wait(ctx)
 }
 
+// awaitOrCancel is await for a call that, should ctx end first, is given
+// up on the wire too: a mux server is sent a cancel, which ends the
+// handler's context and frees the call's slot on both sides.
+func (rq *request) awaitOrCancel(ctx context.Context) bool {
+	// Read before the request may be let go of, and become the reader's.
+	mc, mid := rq.mc, rq.mid
+	if rq.await(ctx) {
+		return true
+	}
+	if mc != nil {
+		mc.cancelOnWire(ctx, rq, mid)
+	}
+	return false
+}
+
 // wait blocks until the call completes or ctx ends. It returns false when
 // the caller abandoned the call, after which it must not touch it again.
 func (rq *request) wait(ctx context.Context) bool {
