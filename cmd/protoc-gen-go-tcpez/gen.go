@@ -69,14 +69,51 @@ func genService(g *protogen.GeneratedFile, s *protogen.Service) {
 	}
 	g.P(")")
 
-	genClient(g, s, deprecated)
-	genPipeline(g, s)
-	genServer(g, s, deprecated)
+	id := newIdents(g, s)
+	genClient(g, s, id, deprecated)
+	genPipeline(g, s, id)
+	genServer(g, s, id, deprecated)
 	for _, m := range s.Methods {
 		if streaming(m) {
 			genStreamTypes(g, m)
 		}
 	}
+}
+
+// idents names the receivers and parameters of the generated functions
+// whose bodies name message types. A package a message comes from may
+// have one of those names (a go_package ending in /svc, say): the local
+// name would hide it in the body, and the code would not compile. Such a
+// name gets underscores appended until it is free; otherwise the names
+// are the plain ones.
+type idents struct{ c, p, ctx, req, resp, svc, impl, s string }
+
+var plainIdents = idents{c: "c", p: "p", ctx: "ctx", req: "req", resp: "resp", svc: "svc", impl: "impl", s: "s"}
+
+func newIdents(g *protogen.GeneratedFile, s *protogen.Service) idents {
+	// In the order genClient qualifies them, so that packages whose base
+	// names clash are numbered as they always were.
+	g.QualifiedGoIdent(contextPkg.Ident("Context"))
+	g.QualifiedGoIdent(protoserverPkg.Ident("Client"))
+	taken := map[string]bool{}
+	for _, m := range s.Methods {
+		for _, t := range []protogen.GoIdent{m.Input.GoIdent, m.Output.GoIdent} {
+			if pkg, _, ok := strings.Cut(g.QualifiedGoIdent(t), "."); ok {
+				taken[pkg] = true
+			}
+		}
+	}
+	free := func(name string) string {
+		for taken[name] {
+			name += "_"
+		}
+		return name
+	}
+	id := plainIdents
+	for _, n := range []*string{&id.c, &id.p, &id.ctx, &id.req, &id.resp, &id.svc, &id.impl, &id.s} {
+		*n = free(*n)
+	}
+	return id
 }
 
 // streaming reports whether m streams in either direction.
@@ -88,7 +125,7 @@ func fullMethodConst(m *protogen.Method) string {
 	return m.Parent.GoName + "_" + m.GoName + "_FullMethodName"
 }
 
-func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) {
+func genClient(g *protogen.GeneratedFile, s *protogen.Service, id idents, deprecated bool) {
 	name := s.GoName
 	clientName := name + "Client"
 	implName := unexport(clientName)
@@ -109,7 +146,7 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		writeMethodComments(g, m)
 		if streaming(m) {
-			g.P(m.GoName, clientStreamSignature(g, m))
+			g.P(m.GoName, clientStreamSignature(g, m, plainIdents)) // no body to hide a package in
 			continue
 		}
 		g.P(m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error)")
@@ -137,29 +174,30 @@ func genClient(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 	for _, m := range s.Methods {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		if streaming(m) {
-			genClientStreamMethod(g, m, implName)
+			genClientStreamMethod(g, m, implName, id)
 			continue
 		}
+		c, cx, req := id.c, id.ctx, id.req
 		g.P()
-		g.P("func (c ", implName, ") ", m.GoName, "(ctx ", ctx, ", req *", in, ") (*", out, ", error) {")
-		g.P("return ", protoserverPkg.Ident("Call"), "[", out, "](ctx, c.cc, ", fullMethodConst(m), ", req)")
+		g.P("func (", c, " ", implName, ") ", m.GoName, "(", cx, " ", ctx, ", ", req, " *", in, ") (*", out, ", error) {")
+		g.P("return ", protoserverPkg.Ident("Call"), "[", out, "](", cx, ", ", c, ".cc, ", fullMethodConst(m), ", ", req, ")")
 		g.P("}")
 		g.P()
-		g.P("func (c ", implName, ") ", m.GoName, "Into(ctx ", ctx, ", req *", in, ", resp *", out, ") error {")
-		g.P("return c.cc.Call(ctx, ", fullMethodConst(m), ", req, resp)")
+		g.P("func (", c, " ", implName, ") ", m.GoName, "Into(", cx, " ", ctx, ", ", req, " *", in, ", ", id.resp, " *", out, ") error {")
+		g.P("return ", c, ".cc.Call(", cx, ", ", fullMethodConst(m), ", ", req, ", ", id.resp, ")")
 		g.P("}")
 		g.P()
-		g.P("func (c ", implName, ") Go", m.GoName, "(ctx ", ctx, ", req *", in, ") *", future, "[", out, "] {")
-		g.P("return ", protoserverPkg.Ident("Go"), "[", out, "](ctx, c.cc, ", fullMethodConst(m), ", req)")
+		g.P("func (", c, " ", implName, ") Go", m.GoName, "(", cx, " ", ctx, ", ", req, " *", in, ") *", future, "[", out, "] {")
+		g.P("return ", protoserverPkg.Ident("Go"), "[", out, "](", cx, ", ", c, ".cc, ", fullMethodConst(m), ", ", req, ")")
 		g.P("}")
 	}
 	g.P()
-	g.P("func (c ", implName, ") Pipeline() *", name, "Pipeline {")
-	g.P("return &", name, "Pipeline{p: c.cc.Pipeline()}")
+	g.P("func (", id.c, " ", implName, ") Pipeline() *", name, "Pipeline {")
+	g.P("return &", name, "Pipeline{p: ", id.c, ".cc.Pipeline()}")
 	g.P("}")
 }
 
-func genPipeline(g *protogen.GeneratedFile, s *protogen.Service) {
+func genPipeline(g *protogen.GeneratedFile, s *protogen.Service, id idents) {
 	name := s.GoName + "Pipeline"
 	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
 	future := g.QualifiedGoIdent(protoserverPkg.Ident("Future"))
@@ -177,8 +215,8 @@ func genPipeline(g *protogen.GeneratedFile, s *protogen.Service) {
 		in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
 		g.P()
 		g.P("// ", m.GoName, " adds a call of ", m.GoName, " to the batch.")
-		g.P("func (p *", name, ") ", m.GoName, "(req *", in, ") *", future, "[", out, "] {")
-		g.P("return ", protoserverPkg.Ident("Enqueue"), "[", out, "](p.p, ", fullMethodConst(m), ", req)")
+		g.P("func (", id.p, " *", name, ") ", m.GoName, "(", id.req, " *", in, ") *", future, "[", out, "] {")
+		g.P("return ", protoserverPkg.Ident("Enqueue"), "[", out, "](", id.p, ".p, ", fullMethodConst(m), ", ", id.req, ")")
 		g.P("}")
 	}
 	g.P()
@@ -190,7 +228,7 @@ func genPipeline(g *protogen.GeneratedFile, s *protogen.Service) {
 	g.P("func (p *", name, ") Flush(ctx ", ctx, ") error { return p.p.Flush(ctx) }")
 }
 
-func genServer(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) {
+func genServer(g *protogen.GeneratedFile, s *protogen.Service, id idents, deprecated bool) {
 	name := s.GoName
 	serverName := name + "Server"
 	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
@@ -239,13 +277,13 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, deprecated bool) 
 		g.P("//")
 		g.P(deprecationComment)
 	}
-	g.P("func Register", name, "(svc *", protoserverPkg.Ident("Service"), ", impl ", serverName, ") {")
+	g.P("func Register", name, "(", id.svc, " *", protoserverPkg.Ident("Service"), ", ", id.impl, " ", serverName, ") {")
 	for _, m := range s.Methods {
 		if streaming(m) {
-			genRegisterStream(g, m)
+			genRegisterStream(g, m, id)
 			continue
 		}
-		g.P("svc.Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("Method"), "(impl.", m.GoName, "))")
+		g.P(id.svc, ".Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("Method"), "(", id.impl, ".", m.GoName, "))")
 	}
 	g.P("}")
 }

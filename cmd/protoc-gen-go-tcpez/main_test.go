@@ -1,9 +1,14 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -162,5 +167,96 @@ func TestRefuses(t *testing.T) {
 		if resp := runErr(t, req); resp.Error == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestNoLocalHidesAPackage: messages may come from packages named like the
+// generated code's receivers and parameters (a go_package ending in /svc,
+// say). No function body may then refer to such a package through a name
+// a local hides: the code would not compile ("svc.Out is not a type").
+func TestNoLocalHidesAPackage(t *testing.T) {
+	names := []string{"c", "p", "ctx", "req", "resp", "svc", "impl", "s"}
+	req := &pluginpb.CodeGeneratorRequest{FileToGenerate: []string{"x/x.proto"}}
+	main := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("x/x.proto"),
+		Package: proto.String("x"),
+		Syntax:  proto.String("proto3"),
+		Options: &descriptorpb.FileOptions{GoPackage: proto.String("example.com/x")},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: proto.String("S")}},
+	}
+	streams := []struct{ client, server bool }{{false, false}, {false, true}, {true, false}, {true, true}}
+	for i, n := range names {
+		req.ProtoFile = append(req.ProtoFile, &descriptorpb.FileDescriptorProto{
+			Name:        proto.String(n + "/m.proto"),
+			Package:     proto.String(n),
+			Syntax:      proto.String("proto3"),
+			Options:     &descriptorpb.FileOptions{GoPackage: proto.String("example.com/" + n)},
+			MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("M")}},
+		})
+		main.Dependency = append(main.Dependency, n+"/m.proto")
+		typ := proto.String("." + n + ".M")
+		st := streams[i%len(streams)]
+		main.Service[0].Method = append(main.Service[0].Method, &descriptorpb.MethodDescriptorProto{
+			Name: proto.String("M" + n), InputType: typ, OutputType: typ,
+			ClientStreaming: proto.Bool(st.client), ServerStreaming: proto.Bool(st.server),
+		})
+	}
+	req.ProtoFile = append(req.ProtoFile, main)
+	content := run(t, req)[0].GetContent()
+	f, err := parser.ParseFile(token.NewFileSet(), "x_tcpez.pb.go", content, 0)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, content)
+	}
+	imports := map[string]bool{}
+	for _, im := range f.Imports {
+		if im.Name != nil {
+			imports[im.Name.Name] = true
+		} else {
+			p, _ := strconv.Unquote(im.Path.Value)
+			imports[path.Base(p)] = true
+		}
+	}
+	hidden := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		var ft *ast.FuncType
+		var recv *ast.FieldList
+		var body *ast.BlockStmt
+		switch fn := n.(type) {
+		case *ast.FuncDecl:
+			ft, recv, body = fn.Type, fn.Recv, fn.Body
+		case *ast.FuncLit:
+			ft, body = fn.Type, fn.Body
+		default:
+			return true
+		}
+		locals := map[string]bool{}
+		for _, fl := range []*ast.FieldList{recv, ft.Params} {
+			if fl == nil {
+				continue
+			}
+			for _, field := range fl.List {
+				for _, name := range field.Names {
+					locals[name.Name] = true
+				}
+			}
+		}
+		ast.Inspect(body, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && imports[x.Name] && locals[x.Name] && sel.Sel.Name == "M" {
+					hidden++
+					t.Errorf("a local named %s hides package %s in %s.%s", x.Name, x.Name, x.Name, sel.Sel.Name)
+				}
+			}
+			return true
+		})
+		return true
+	})
+	for _, n := range names {
+		if !imports[n] {
+			t.Errorf("package %s is not imported as %s: the test does not test it", n, n)
+		}
+	}
+	if hidden > 0 {
+		t.Log(content)
 	}
 }

@@ -17,13 +17,14 @@ func streamTypes(g *protogen.GeneratedFile, m *protogen.Method) string {
 	return "[*" + g.QualifiedGoIdent(m.Input.GoIdent) + ", *" + g.QualifiedGoIdent(m.Output.GoIdent) + "]"
 }
 
-// clientStreamSignature is the parameters and results of m's client method.
-func clientStreamSignature(g *protogen.GeneratedFile, m *protogen.Method) string {
+// clientStreamSignature is the parameters and results of m's client
+// method, its parameters named as id says.
+func clientStreamSignature(g *protogen.GeneratedFile, m *protogen.Method, id idents) string {
 	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
 	if m.Desc.IsStreamingClient() {
-		return "(ctx " + ctx + ") (" + clientStreamName(m) + ", error)"
+		return "(" + id.ctx + " " + ctx + ") (" + clientStreamName(m) + ", error)"
 	}
-	return "(ctx " + ctx + ", req *" + g.QualifiedGoIdent(m.Input.GoIdent) + ") (" + clientStreamName(m) + ", error)"
+	return "(" + id.ctx + " " + ctx + ", " + id.req + " *" + g.QualifiedGoIdent(m.Input.GoIdent) + ") (" + clientStreamName(m) + ", error)"
 }
 
 // serverStreamSignature is the parameters and result of m's server method,
@@ -39,13 +40,13 @@ func serverStreamSignature(g *protogen.GeneratedFile, m *protogen.Method, anonym
 	return "(" + req + g.QualifiedGoIdent(m.Input.GoIdent) + ", " + stream + serverStreamName(m) + ") error"
 }
 
-func genClientStreamMethod(g *protogen.GeneratedFile, m *protogen.Method, implName string) {
+func genClientStreamMethod(g *protogen.GeneratedFile, m *protogen.Method, implName string, id idents) {
 	g.P()
-	g.P("func (c ", implName, ") ", m.GoName, clientStreamSignature(g, m), " {")
+	g.P("func (", id.c, " ", implName, ") ", m.GoName, clientStreamSignature(g, m, id), " {")
 	if m.Desc.IsStreamingClient() {
-		g.P("s, err := ", protoserverPkg.Ident("OpenStream"), streamTypes(g, m), "(ctx, c.cc, ", fullMethodConst(m), ")")
+		g.P("s, err := ", protoserverPkg.Ident("OpenStream"), streamTypes(g, m), "(", id.ctx, ", ", id.c, ".cc, ", fullMethodConst(m), ")")
 	} else {
-		g.P("s, err := ", protoserverPkg.Ident("OpenServerStream"), streamTypes(g, m), "(ctx, c.cc, ", fullMethodConst(m), ", req)")
+		g.P("s, err := ", protoserverPkg.Ident("OpenServerStream"), streamTypes(g, m), "(", id.ctx, ", ", id.c, ".cc, ", fullMethodConst(m), ", ", id.req, ")")
 	}
 	g.P("if err != nil {")
 	g.P("return nil, err")
@@ -54,19 +55,20 @@ func genClientStreamMethod(g *protogen.GeneratedFile, m *protogen.Method, implNa
 	g.P("}")
 }
 
-func genRegisterStream(g *protogen.GeneratedFile, m *protogen.Method) {
+func genRegisterStream(g *protogen.GeneratedFile, m *protogen.Method, id idents) {
 	in := g.QualifiedGoIdent(m.Input.GoIdent)
 	stream := "*" + g.QualifiedGoIdent(protoserverPkg.Ident("ServerStream")) + streamTypes(g, m)
+	svc, impl, req, s := id.svc, id.impl, id.req, id.s
 	switch {
 	case !m.Desc.IsStreamingClient():
-		g.P("svc.HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("ServerStreamMethod"),
-			"(func(req *", in, ", s ", stream, ") error { return impl.", m.GoName, "(req, s) }))")
+		g.P(svc, ".HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("ServerStreamMethod"),
+			"(func(", req, " *", in, ", ", s, " ", stream, ") error { return ", impl, ".", m.GoName, "(", req, ", ", s, ") }))")
 	case !m.Desc.IsStreamingServer():
-		g.P("svc.HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("ClientStreamMethod"),
-			"(func(s ", stream, ") error { return impl.", m.GoName, "(s) }))")
+		g.P(svc, ".HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("ClientStreamMethod"),
+			"(func(", s, " ", stream, ") error { return ", impl, ".", m.GoName, "(", s, ") }))")
 	default:
-		g.P("svc.HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("BidiStreamMethod"),
-			"(func(s ", stream, ") error { return impl.", m.GoName, "(s) }))")
+		g.P(svc, ".HandleStream(", fullMethodConst(m), ", ", protoserverPkg.Ident("BidiStreamMethod"),
+			"(func(", s, " ", stream, ") error { return ", impl, ".", m.GoName, "(", s, ") }))")
 	}
 }
 
