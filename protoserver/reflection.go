@@ -2,6 +2,8 @@ package protoserver
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -18,8 +20,8 @@ import (
 const ReflectionMethod = "/tcpez.v1.Reflection/Describe"
 
 // ReflectionHandler returns the reflection method of s, which lists s's
-// methods with their message types and the descriptors of the files that
-// define them (tcpez.v1.ReflectionResponse), as gRPC server reflection
+// methods, unary and streaming, with their message types and the
+// descriptors of the files that define them (tcpez.v1.ReflectionResponse), as gRPC server reflection
 // does. A service exposes it by choice, since it shows its whole API:
 //
 //	svc.Handle(protoserver.ReflectionMethod, protoserver.ReflectionHandler(svc))
@@ -51,20 +53,40 @@ func describe(s *Service) *tcpezv1.ReflectionResponse {
 		}
 		resp.Files.File = append(resp.Files.File, protodesc.ToFileDescriptorProto(fd))
 	}
-	for _, name := range s.Methods() {
-		s.mu.Lock()
-		types := s.methods[name].h.types
-		s.mu.Unlock()
+	for _, m := range s.described() {
+		types := m.types
 		if types[0] == nil || types[1] == nil {
 			continue
 		}
-		resp.Methods = append(resp.Methods, &tcpezv1.MethodDescriptor{
-			Name:         name,
-			RequestType:  string(types[0].FullName()),
-			ResponseType: string(types[1].FullName()),
-		})
+		m.RequestType, m.ResponseType = string(types[0].FullName()), string(types[1].FullName())
+		resp.Methods = append(resp.Methods, m.MethodDescriptor)
 		add(types[0].ParentFile())
 		add(types[1].ParentFile())
 	}
 	return resp
+}
+
+// describedMethod is a method of a Service for reflection, and its types.
+type describedMethod struct {
+	*tcpezv1.MethodDescriptor
+	types [2]protoreflect.MessageDescriptor
+}
+
+// described returns the methods of s, unary and streaming, sorted by name.
+func (s *Service) described() []describedMethod {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []describedMethod
+	for name, m := range s.methods {
+		out = append(out, describedMethod{&tcpezv1.MethodDescriptor{Name: name}, m.h.types})
+	}
+	for name, m := range s.streams {
+		out = append(out, describedMethod{&tcpezv1.MethodDescriptor{
+			Name:            name,
+			ClientStreaming: m.h.clientStreams,
+			ServerStreaming: m.h.serverStreams,
+		}, m.h.types})
+	}
+	slices.SortFunc(out, func(a, b describedMethod) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -2,6 +2,7 @@ package protoserver_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -16,11 +17,21 @@ import (
 )
 
 // TestReflection: the reflection method lists every method with its types,
-// and the files that define them, each after its imports.
+// streaming ones with which way they stream, and the files that define
+// them, each after its imports.
 func TestReflection(t *testing.T) {
 	svc := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger()})
 	svc.Handle("Upper", protoserver.Method(func(_ context.Context, req *wrapperspb.StringValue, _ *span.Span) (*wrapperspb.StringValue, error) {
 		return req, nil
+	}))
+	svc.HandleStream("Ticks", protoserver.ServerStreamMethod(func(*wrapperspb.Int64Value, *protoserver.ServerStream[*wrapperspb.Int64Value, *wrapperspb.StringValue]) error {
+		return nil
+	}))
+	svc.HandleStream("Chat", protoserver.BidiStreamMethod(func(*protoserver.ServerStream[*wrapperspb.StringValue, *wrapperspb.StringValue]) error {
+		return nil
+	}))
+	svc.HandleStream("Sum", protoserver.ClientStreamMethod(func(*protoserver.ServerStream[*wrapperspb.Int64Value, *wrapperspb.Int64Value]) error {
+		return nil
 	}))
 	svc.Handle(protoserver.ReflectionMethod, protoserver.ReflectionHandler(svc))
 	_, addr := serve(t, svc, server.Config{})
@@ -31,13 +42,17 @@ func TestReflection(t *testing.T) {
 	}
 	var methods []string
 	for _, m := range resp.GetMethods() {
-		methods = append(methods, m.GetName()+" "+m.GetRequestType()+" "+m.GetResponseType())
+		methods = append(methods, fmt.Sprint(m.GetName(), " ", m.GetRequestType(), " ", m.GetResponseType(), " ", m.GetClientStreaming(), " ", m.GetServerStreaming()))
 	}
 	want := []string{
-		protoserver.HealthMethod + " google.protobuf.Empty google.protobuf.Empty",
-		protoserver.ReflectionMethod + " google.protobuf.Empty tcpez.v1.ReflectionResponse",
-		"Upper google.protobuf.StringValue google.protobuf.StringValue",
+		"Chat google.protobuf.StringValue google.protobuf.StringValue true true",
+		"Sum google.protobuf.Int64Value google.protobuf.Int64Value true false",
+		"Ticks google.protobuf.Int64Value google.protobuf.StringValue false true",
+		"Upper google.protobuf.StringValue google.protobuf.StringValue false false",
+		protoserver.HealthMethod + " google.protobuf.Empty google.protobuf.Empty false false",
+		protoserver.ReflectionMethod + " google.protobuf.Empty tcpez.v1.ReflectionResponse false false",
 	}
+	slices.Sort(want)
 	if !slices.Equal(methods, want) {
 		t.Fatalf("methods %q, want %q", methods, want)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/server"
@@ -31,6 +32,8 @@ import (
 // ClientStreamMethod or ServerStreamMethod, for Service.HandleStream.
 type StreamMethodHandler struct {
 	clientStreams, serverStreams bool
+	// types are the request and response message types, for reflection.
+	types [2]protoreflect.MessageDescriptor
 	// serve runs the method on st, whose opening carried first, or on
 	// ms when interceptors wrap the stream (st and first are then nil).
 	serve func(ctx context.Context, st *server.Stream, first []byte, ms MessageStream) error
@@ -83,7 +86,7 @@ func ClientStreamMethod[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp
 }
 
 func streamMethodOf[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) error, serverStreams bool) *StreamMethodHandler {
-	return &StreamMethodHandler{clientStreams: true, serverStreams: serverStreams,
+	return &StreamMethodHandler{clientStreams: true, serverStreams: serverStreams, types: messageTypes[Req, Resp](),
 		serve: func(ctx context.Context, st *server.Stream, _ []byte, ms MessageStream) error {
 			return fn(&ServerStream[Req, Resp]{ctx: ctx, s: st, ms: ms})
 		}}
@@ -93,7 +96,7 @@ func streamMethodOf[Req, Resp proto.Message](fn func(*ServerStream[Req, Resp]) e
 // request and sends its responses. Stream interceptors see the request
 // as the stream's first received message.
 func ServerStreamMethod[Req, Resp proto.Message](fn func(Req, *ServerStream[Req, Resp]) error) *StreamMethodHandler {
-	return &StreamMethodHandler{serverStreams: true,
+	return &StreamMethodHandler{serverStreams: true, types: messageTypes[Req, Resp](),
 		serve: func(ctx context.Context, st *server.Stream, first []byte, ms MessageStream) error {
 			x := &ServerStream[Req, Resp]{ctx: ctx, s: st, ms: ms}
 			var (
@@ -447,6 +450,13 @@ func decodeMessage(p []byte, m proto.Message, fresh bool) error {
 }
 
 // newMessage returns a new, empty T (a pointer to a generated message).
+// messageTypes returns the descriptors of Req and Resp.
+func messageTypes[Req, Resp proto.Message]() [2]protoreflect.MessageDescriptor {
+	var req Req
+	var resp Resp
+	return [2]protoreflect.MessageDescriptor{req.ProtoReflect().Descriptor(), resp.ProtoReflect().Descriptor()}
+}
+
 func newMessage[T proto.Message]() T {
 	var zero T
 	return zero.ProtoReflect().Type().New().Interface().(T)

@@ -36,8 +36,7 @@ func (sc serviceCall) run(ctx context.Context, addr string, cfg client.Config, s
 	}
 	if sc.list {
 		for _, name := range ms.names() {
-			m := ms[name]
-			fmt.Fprintf(stdout, "%s(%s) returns (%s)\n", name, m.req.FullName(), m.resp.FullName())
+			fmt.Fprintln(stdout, ms[name])
 		}
 		return nil
 	}

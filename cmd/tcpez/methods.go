@@ -22,26 +22,47 @@ import (
 // errNoMethod reports a method that the descriptors do not describe.
 var errNoMethod = errors.New("no such method")
 
+// errStreaming reports a streaming method, which call and bench, making
+// unary calls, cannot call.
+var errStreaming = errors.New("a streaming method: tcpez call and bench make unary calls only")
+
 // method is a service-mode method with its message types, from a
 // descriptor set or the service's reflection method.
 type method struct {
 	name      string
 	req, resp protoreflect.MessageDescriptor
+	// clientStreams and serverStreams say which way it streams, if any.
+	clientStreams, serverStreams bool
+}
+
+// String is the method as a .proto file declares it.
+func (m method) String() string {
+	stream := func(on bool) string {
+		if on {
+			return "stream "
+		}
+		return ""
+	}
+	return fmt.Sprintf("%s(%s%s) returns (%s%s)", m.name, stream(m.clientStreams), m.req.FullName(), stream(m.serverStreams), m.resp.FullName())
 }
 
 // methodSet is the methods a service has, by name.
 type methodSet map[string]method
 
-// lookup finds name as given, or with the leading "/" generated method
-// names have.
+// lookup finds the unary method name as given, or with the leading "/"
+// generated method names have.
 func (ms methodSet) lookup(name string) (method, error) {
-	if m, ok := ms[name]; ok {
-		return m, nil
+	m, ok := ms[name]
+	if !ok {
+		m, ok = ms["/"+name]
 	}
-	if m, ok := ms["/"+name]; ok {
-		return m, nil
+	switch {
+	case !ok:
+		return method{}, fmt.Errorf("%w %q; the service has: %s", errNoMethod, name, strings.Join(ms.names(), ", "))
+	case m.clientStreams || m.serverStreams:
+		return method{}, fmt.Errorf("%s: %w", m, errStreaming)
 	}
-	return method{}, fmt.Errorf("%w %q; the service has: %s", errNoMethod, name, strings.Join(ms.names(), ", "))
+	return m, nil
 }
 
 func (ms methodSet) names() []string {
@@ -76,7 +97,7 @@ func methodsFromProtoset(path string) (methodSet, error) {
 			for j := range sd.Methods().Len() {
 				md := sd.Methods().Get(j)
 				name := "/" + string(sd.FullName()) + "/" + string(md.Name())
-				ms[name] = method{name: name, req: md.Input(), resp: md.Output()}
+				ms[name] = method{name: name, req: md.Input(), resp: md.Output(), clientStreams: md.IsStreamingClient(), serverStreams: md.IsStreamingServer()}
 			}
 		}
 		return true
@@ -108,7 +129,7 @@ func methodsFromReflection(ctx context.Context, pc *protoserver.Client) (methodS
 		if err != nil {
 			return nil, fmt.Errorf("reflection: method %s: %w", m.GetName(), err)
 		}
-		ms[m.GetName()] = method{name: m.GetName(), req: req, resp: resp}
+		ms[m.GetName()] = method{name: m.GetName(), req: req, resp: resp, clientStreams: m.GetClientStreaming(), serverStreams: m.GetServerStreaming()}
 	}
 	return ms, nil
 }

@@ -115,3 +115,37 @@ func TestBenchAnyMethod(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 }
+
+// TestStreamingMethods: call --list shows streaming methods as a .proto
+// file declares them, and call refuses one with a clear error, exit 1,
+// before sending anything (it makes unary calls only). They used to be
+// listed as unary methods and called as such.
+func TestStreamingMethods(t *testing.T) {
+	protoc, err := exec.LookPath("protoc")
+	if err != nil {
+		t.Skip("protoc is not installed (.ci/run installs it)")
+	}
+	set := filepath.Join(t.TempDir(), "streams.protoset")
+	if out, err := exec.Command(protoc, "-I", "testdata", "--include_imports", "--descriptor_set_out", set, "streams.proto").CombinedOutput(); err != nil {
+		t.Fatalf("protoc: %v\n%s", err, out)
+	}
+	addr, _ := startServe(t, "--mode", "service")
+	out, errOut, code := call(t, "--addr", addr, "--protoset", set, "--list")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"/tcpez.streams.Streams/Get(google.protobuf.StringValue) returns (google.protobuf.StringValue)",
+		"/tcpez.streams.Streams/Watch(google.protobuf.StringValue) returns (stream google.protobuf.StringValue)",
+		"/tcpez.streams.Streams/Upload(stream google.protobuf.BytesValue) returns (google.protobuf.Int64Value)",
+		"/tcpez.streams.Streams/Chat(stream google.protobuf.StringValue) returns (stream google.protobuf.StringValue)",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	_, errOut, code = call(t, "--addr", addr, "--protoset", set, "--method", "tcpez.streams.Streams/Watch", "--data", `"x"`)
+	if code != 1 || !strings.Contains(errOut, "streaming method") {
+		t.Fatalf("calling a streaming method: exit %d, %q; want 1 and a streaming method", code, errOut)
+	}
+}

@@ -88,10 +88,14 @@ type MethodDescriptor struct {
 	// The method's name, as requests carry it.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The full names of its request and response message types.
-	RequestType   string `protobuf:"bytes,2,opt,name=request_type,json=requestType,proto3" json:"request_type,omitempty"`
-	ResponseType  string `protobuf:"bytes,3,opt,name=response_type,json=responseType,proto3" json:"response_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestType  string `protobuf:"bytes,2,opt,name=request_type,json=requestType,proto3" json:"request_type,omitempty"`
+	ResponseType string `protobuf:"bytes,3,opt,name=response_type,json=responseType,proto3" json:"response_type,omitempty"`
+	// Whether the caller streams requests, and whether the method streams
+	// responses (docs/PROTOCOL.md, "Streams"); both false for a unary method.
+	ClientStreaming bool `protobuf:"varint,4,opt,name=client_streaming,json=clientStreaming,proto3" json:"client_streaming,omitempty"`
+	ServerStreaming bool `protobuf:"varint,5,opt,name=server_streaming,json=serverStreaming,proto3" json:"server_streaming,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MethodDescriptor) Reset() {
@@ -145,6 +149,20 @@ func (x *MethodDescriptor) GetResponseType() string {
 	return ""
 }
 
+func (x *MethodDescriptor) GetClientStreaming() bool {
+	if x != nil {
+		return x.ClientStreaming
+	}
+	return false
+}
+
+func (x *MethodDescriptor) GetServerStreaming() bool {
+	if x != nil {
+		return x.ServerStreaming
+	}
+	return false
+}
+
 var File_proto_tcpez_v1_reflection_proto protoreflect.FileDescriptor
 
 const file_proto_tcpez_v1_reflection_proto_rawDesc = "" +
@@ -152,11 +170,13 @@ const file_proto_tcpez_v1_reflection_proto_rawDesc = "" +
 	"\x1fproto/tcpez/v1/reflection.proto\x12\btcpez.v1\x1a google/protobuf/descriptor.proto\"\x84\x01\n" +
 	"\x12ReflectionResponse\x124\n" +
 	"\amethods\x18\x01 \x03(\v2\x1a.tcpez.v1.MethodDescriptorR\amethods\x128\n" +
-	"\x05files\x18\x02 \x01(\v2\".google.protobuf.FileDescriptorSetR\x05files\"n\n" +
+	"\x05files\x18\x02 \x01(\v2\".google.protobuf.FileDescriptorSetR\x05files\"\xc4\x01\n" +
 	"\x10MethodDescriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\frequest_type\x18\x02 \x01(\tR\vrequestType\x12#\n" +
-	"\rresponse_type\x18\x03 \x01(\tR\fresponseTypeB/Z-github.com/tcpez/tcpez/proto/tcpez/v1;tcpezv1b\x06proto3"
+	"\rresponse_type\x18\x03 \x01(\tR\fresponseType\x12)\n" +
+	"\x10client_streaming\x18\x04 \x01(\bR\x0fclientStreaming\x12)\n" +
+	"\x10server_streaming\x18\x05 \x01(\bR\x0fserverStreamingB/Z-github.com/tcpez/tcpez/proto/tcpez/v1;tcpezv1b\x06proto3"
 
 var (
 	file_proto_tcpez_v1_reflection_proto_rawDescOnce sync.Once
