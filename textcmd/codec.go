@@ -182,13 +182,18 @@ func countAt(args []byte, at int, lim Limits) (int, error) {
 }
 
 // parseCount reads a byte count: decimal digits only, checked against the
-// limit before anything is allocated for it.
+// limit before anything is allocated for it. Leading zeros are not among
+// the ten digits 2^31-1 may have: memcached reads 00000000001 as 1.
 func parseCount(b []byte, lim Limits) (int, error) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 {
+		return 0, ErrBadByteCount
+	}
+	digits := bytes.TrimLeft(b, "0")
+	if len(digits) > 10 {
 		return 0, ErrBadByteCount
 	}
 	var n int64
-	for _, c := range b {
+	for _, c := range digits {
 		if c < '0' || c > '9' {
 			return 0, ErrBadByteCount
 		}

@@ -87,6 +87,9 @@ func TestNextLenCountsArgsOnlyWhenTheyMayBeTooMany(t *testing.T) {
 		{"set k 0 0 3\r\nabc\r\n", 18, nil},
 		{"get k\r\n", 7, nil},
 		{"set k 0 0 x\r\n", 0, textcmd.ErrBadByteCount},
+		{"set k 0 0 00000000003\r\nabc\r\n", 28, nil}, // leading zeros, as memcached reads them
+		{"set k 0 0 0\r\n\r\n", 15, nil},
+		{"set k 0 0 99999999999\r\n", 0, textcmd.ErrBadByteCount},
 		{"set k 0\r\n", 9, nil}, // too short to have a byte count
 		{"set      k    0    0   3\r\nabc\r\n", 31, nil},
 		{"set k 0 0 x a b\r\n", 0, textcmd.ErrTooManyArgs},
