@@ -242,34 +242,92 @@ func replayFile(path string, s *Store) error {
 		return err
 	}
 	defer f.Close()
-	return replay(bufio.NewReader(f), s)
+	if err := replay(bufio.NewReader(f), s); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
-// replay applies records until the end of r or the first record that is
-// torn or corrupt: a crash can only tear the last one written.
+// ErrJournalCorrupt is OpenJournal's error for a journal with a bad record
+// that is not the torn tail a crash leaves: records follow it. kvcache
+// then does not start, rather than drop those records and compact them
+// away for good; the error says where the bad record is.
+var ErrJournalCorrupt = errors.New("kvcache: the journal is corrupt")
+
+// replay applies records until the end of r. A crash can only tear the
+// last record written, and a file system may leave zeros after it: a bad
+// record followed by nothing else is dropped, and replay ends there. A bad
+// record followed by more is corruption (a flipped bit, or a file that
+// was never a journal): ErrJournalCorrupt, with what was applied so far.
 func replay(r io.Reader, s *Store) error {
 	var hdr [8]byte
 	var payload []byte
+	var off int64 // where the record being read starts
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil // the end, or a torn header
+			return readEnd(err) // the end, or a torn header
 		}
 		n := binary.BigEndian.Uint32(hdr[:4])
 		if n == 0 || n > 64<<20 {
-			return nil
+			zero := hdr == [8]byte{}
+			return badRecord(r, off, zero, fmt.Sprintf("a record length of %d", n))
 		}
 		if cap(payload) < int(n) {
 			payload = make([]byte, n)
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return nil
+			return readEnd(err) // a torn record
 		}
 		if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
-			return nil
+			return badRecord(r, off, false, "a record whose checksum does not match")
 		}
 		if !s.apply(payload) {
-			return nil
+			return badRecord(r, off, false, "a record it cannot read")
+		}
+		off += int64(len(hdr)) + int64(n)
+	}
+}
+
+// readEnd is replay's result when a read stops short: the end of the
+// journal, or an error reading it.
+func readEnd(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return nil
+	}
+	return err
+}
+
+// badRecord decides whether the bad record at off is a torn tail, nothing
+// but zeros following it (zero says its own header was zeros too), or
+// corruption.
+func badRecord(r io.Reader, off int64, zero bool, why string) error {
+	rest, zeros, err := restOf(r)
+	if err != nil {
+		return err
+	}
+	if rest == 0 || (zero && zeros) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s at byte %d, and %d bytes after it: move the file aside to start empty, or cut it to %d bytes to keep the records before it", ErrJournalCorrupt, why, off, rest, off)
+}
+
+// restOf reads r to its end, and reports how many bytes it held and
+// whether they were all zeros.
+func restOf(r io.Reader) (n int64, zeros bool, err error) {
+	buf := make([]byte, 32<<10)
+	zeros = true
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		for _, c := range buf[:k] {
+			zeros = zeros && c == 0
+		}
+		if err == io.EOF {
+			return n, zeros, nil
+		}
+		if err != nil {
+			return n, zeros, err
 		}
 	}
 }

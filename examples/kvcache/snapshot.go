@@ -179,6 +179,12 @@ func replaceFile(path string, write func(io.Writer) error) (err error) {
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	if fi, err := os.Stat(path); err == nil {
+		// The file keeps the mode it was given, not CreateTemp's 0600.
+		if err := f.Chmod(fi.Mode().Perm()); err != nil {
+			return err
+		}
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
