@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -56,6 +57,9 @@ func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fs.Usage()
 		return errUsage
 	}
+	if *timeout <= 0 {
+		return badFlag(fs, "invalid --timeout %v: want a positive duration", *timeout)
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	var tlsCfg *tls.Config
@@ -90,8 +94,12 @@ func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer stop()
 
 	answers, err := exchange(c, fs.Args(), *batch, limits)
-	if ctx.Err() != nil && err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		err = fmt.Errorf("no answer within %v: %w", *timeout, ctx.Err())
+	case ctx.Err() != nil:
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	for _, a := range answers {
 		fmt.Fprintln(stdout, a)

@@ -181,3 +181,66 @@ func TestCallFailuresAreOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestServeBadFlags: serve refuses bad flags with exit 2 and prints no
+// address first, which scripts would take for a server that is up. (An
+// invalid config was found only after the address was printed, with exit
+// 1; a bad log level or a lone --tls-client-ca exited 1; an extra
+// argument was ignored.) call refuses a timeout that is not positive.
+func TestServeBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-frame", "-1"},
+		{"--max-inflight", "-3"},
+		{"--log-level", "verbose"},
+		{"--tls-client-ca", "ca.pem"},
+		{"stray"},
+	} {
+		var out, errOut bytes.Buffer
+		cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 || out.Len() != 0 {
+			t.Errorf("serve %q: %v, stdout %q, stderr %q; want exit 2 and no address", args, err, out.String(), errOut.String())
+		}
+	}
+	for _, timeout := range []string{"0", "-1s"} {
+		if out, errOut, code := call(t, "--addr", "127.0.0.1:1", "--timeout", timeout, "x"); code != 2 || out != "" {
+			t.Errorf("call --timeout %s: exit %d, %q %q; want 2", timeout, code, out, errOut)
+		}
+	}
+}
+
+// TestCallInterrupted: a call interrupted (SIGINT) while it waits says so,
+// not that its --timeout passed.
+func TestCallInterrupted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c // and never answer
+		}
+	}()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(binary, "call", "--addr", l.Addr().String(), "--timeout", "1h", "hello")
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(safety):
+		_ = cmd.Process.Kill()
+		t.Fatal("call did not connect")
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(errOut.String(), "interrupted") || strings.Contains(errOut.String(), "no answer within") {
+		t.Fatalf("interrupted call: %v, stderr %q; want exit 1 and interrupted", err, errOut.String())
+	}
+}

@@ -43,15 +43,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return badFlag(fs, "unexpected argument %q", fs.Arg(0))
+	}
 	if *protocol != "auto" && *protocol != "v1" {
 		return badFlag(fs, `invalid --protocol %q: want "auto" or "v1"`, *protocol)
+	}
+	if *clientCA != "" && (*cert == "" || *key == "") {
+		return badFlag(fs, "--tls-client-ca needs --tls-cert and --tls-key")
 	}
 
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
-		return err
+		return badFlag(fs, "invalid --log-level %q: want debug, info, warn or error", *level)
 	}
 	logger.SetLevel(lvl)
 	tlsCfg, err := serverTLS(*cert, *key, *clientCA)
@@ -76,7 +82,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return badFlag(fs, `invalid --mode %q: want "bytes" or "service"`, *mode)
 	}
-	srv := server.New(h, server.Config{
+	cfg := server.Config{
 		Limits:          frame.Limits{MaxFrameSize: *maxFrame},
 		MaxConns:        *maxConns,
 		MaxInFlight:     *maxInFlight,
@@ -91,7 +97,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:          logger,
 		Stats:           rec,
 		V1Only:          *protocol == "v1",
-	})
+	}
+	// Checked before the address is printed: scripts take that line to
+	// mean that the server is up.
+	if err := cfg.Validate(); err != nil {
+		return badFlag(fs, "%v", err)
+	}
+	srv := server.New(h, cfg)
 	l, err := srv.Listen(*addr)
 	if err != nil {
 		return err
