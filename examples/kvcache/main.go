@@ -128,8 +128,11 @@ func startNode(id, addr string, opts nodeOptions, logger logrus.FieldLogger) (_ 
 	go func() { n.served <- n.srv.Serve(l) }()
 	if opts.memcache != "" {
 		// One command of a connection at a time, as memcached runs them: a
-		// pipelined get must see the set written before it.
-		n.msrv = textserver.NewServer(newMemcacheMux(store, n.journal), server.Config{Logger: logger, MaxInFlight: 1})
+		// pipelined get must see the set written before it. And no idle
+		// timeout, as memcached has none by default: memcached clients keep
+		// pooled connections open and idle for as long as they like, and
+		// some fail a request on one the server closed meanwhile.
+		n.msrv = textserver.NewServer(newMemcacheMux(store, n.journal), server.Config{Logger: logger, MaxInFlight: 1, IdleTimeout: -1})
 		ml, err := n.msrv.Listen(opts.memcache)
 		if err != nil {
 			return nil, err
