@@ -109,6 +109,13 @@ func service(methods ...*descriptorpb.MethodDescriptorProto) *pluginpb.CodeGener
 	return &pluginpb.CodeGeneratorRequest{FileToGenerate: []string{"p/s.proto"}, ProtoFile: []*descriptorpb.FileDescriptorProto{f}}
 }
 
+// withMessage adds a message named name to req's file.
+func withMessage(req *pluginpb.CodeGeneratorRequest, name string) *pluginpb.CodeGeneratorRequest {
+	f := req.ProtoFile[0]
+	f.MessageType = append(f.MessageType, &descriptorpb.DescriptorProto{Name: proto.String(name)})
+	return req
+}
+
 func method(name string) *descriptorpb.MethodDescriptorProto {
 	return &descriptorpb.MethodDescriptorProto{Name: proto.String(name)}
 }
@@ -159,10 +166,19 @@ func TestGenerates(t *testing.T) {
 
 func TestRefuses(t *testing.T) {
 	for name, req := range map[string]*pluginpb.CodeGeneratorRequest{
-		"future name clash":   service(method("Get"), method("GoGet")),
-		"into name clash":     service(method("Get"), method("GetInto")),
-		"pipeline name clash": service(method("Flush")),
-		"client name clash":   service(method("Pipeline")),
+		"future name clash":             service(method("Get"), method("GoGet")),
+		"into name clash":               service(method("Get"), method("GetInto")),
+		"pipeline name clash":           service(method("Flush")),
+		"client name clash":             service(method("Pipeline")),
+		"message named like the client": withMessage(service(method("Get")), "SClient"),
+		"message named like Register":   withMessage(service(method("Get")), "RegisterS"),
+		"two services, one client": func() *pluginpb.CodeGeneratorRequest {
+			req := service(method("Get"))
+			f := req.ProtoFile[0]
+			// S and s both make the Go name S.
+			f.Service = append(f.Service, &descriptorpb.ServiceDescriptorProto{Name: proto.String("s"), Method: []*descriptorpb.MethodDescriptorProto{{Name: proto.String("Get"), InputType: proto.String(".p.M"), OutputType: proto.String(".p.M")}}})
+			return req
+		}(),
 	} {
 		if resp := runErr(t, req); resp.Error == nil {
 			t.Errorf("%s: no error", name)
