@@ -440,7 +440,9 @@ func (m *memcache) flushAll(ctx context.Context, req *textserver.Request, resp *
 // memcached's names, and the journal's; "stats reset" zeroes the
 // counters.
 func (m *memcache) stats(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
-	if len(req.Args) == 1 && string(req.Args[0]) == "reset" {
+	// memcached reads only the subcommand: "stats reset noreply" (or with
+	// any other words after) resets and answers too.
+	if len(req.Args) >= 1 && string(req.Args[0]) == "reset" {
 		m.counts.reset()
 		resp.Line("RESET")
 		return nil

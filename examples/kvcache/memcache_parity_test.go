@@ -175,6 +175,7 @@ var parityBasics = []parityCase{
 	{name: "multi get missing and duplicates", steps: []string{"set a 0 0 1\r\nx\r\nset b 1 0 2\r\nyy\r\nget a missing b a a\r\ngets b b\r\n"}},
 	{name: "incr decr", steps: []string{"set k 0 0 1\r\n5\r\nincr k 3\r\ndecr k 9\r\nincr missing 1\r\nget k\r\n"}},
 	{name: "incr 99 grows", steps: []string{"set k 0 0 2\r\n99\r\nincr k 1\r\nget k\r\n"}},
+	{name: "stats reset with more words", steps: []string{"stats reset noreply\r\nstats reset x y\r\nversion\r\n"}},
 	{name: "byte count with leading zeros", steps: []string{"set k 0 0 00000000001\r\nx\r\nset z 0 0 000\r\n\r\nget k z\r\n"}},
 	{name: "incr non-numeric", steps: []string{"set a 0 0 3\r\nabc\r\nset e 0 0 0\r\n\r\nset n 0 0 2\r\n-1\r\nincr a 1\r\nincr e 1\r\nincr n 1\r\n"}},
 	{name: "incr bad delta", steps: []string{"set k 0 0 1\r\n1\r\nincr k -1\r\nincr k abc\r\nincr k 18446744073709551616\r\nincr k\r\nincr\r\n"}},
