@@ -312,10 +312,13 @@ func (m *memcache) storage(mode StoreMode) textserver.HandlerFunc {
 			}
 		}
 		if !itemFits(len(key), uint32(flags), len(req.Data)) {
-			if mode == ModeSet {
+			if mode == ModeSet && m.store.Delete(string(key)) {
 				// memcached drops the value the set would have replaced,
-				// so that a failed set leaves no stale value behind.
-				m.store.Delete(string(key))
+				// so that a failed set leaves no stale value behind; on
+				// disk too, before the answer, with --sync always.
+				if err := m.store.Durable(ctx); err != nil {
+					return err
+				}
 			}
 			return &textserver.Error{Status: "SERVER_ERROR", Text: "object too large for cache"}
 		}
