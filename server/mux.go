@@ -37,14 +37,14 @@ func (c *conn) negotiate() (bool, error) {
 	}
 	h, err := c.r.PeekHeader()
 	if err != nil || h != frame.PrefaceSize {
-		return false, nil // the v1 loop reads and reports it
+		return false, c.timedOut(err) // else the v1 loop reads and reports it
 	}
 	p, err := c.r.Peek(frame.HeaderSize + frame.PrefaceSize)
 	// The peek may have waited for the frame's bytes: a v1 request timed
 	// from the clock's last reading would count the wait as its own.
 	c.clock.now()
 	if err != nil {
-		return false, nil
+		return false, c.timedOut(err)
 	}
 	version, ok := frame.IsPreface(p[frame.HeaderSize:])
 	if !ok {
@@ -65,6 +65,17 @@ func (c *conn) negotiate() (bool, error) {
 	}
 	c.srv.count(StatConnsMux)
 	return true, nil
+}
+
+// timedOut reports a peek of negotiate that ran out of ReadTimeout as the
+// v1 loop would, and nil for any other error, which that loop then reads
+// and reports: left to it, the timeout was armed again, and a first frame
+// that stalled had twice ReadTimeout to arrive.
+func (c *conn) timedOut(err error) error {
+	if err == nil || !isTimeout(err) {
+		return nil
+	}
+	return foreign(c.readError(err, false))
 }
 
 // awaitFirst waits for the first byte of a connection: as for any message,
