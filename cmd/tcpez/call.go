@@ -86,7 +86,7 @@ func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	c, err := dial(ctx, *addr, tlsCfg)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	defer c.Close()
 	// The connection obeys ctx: its end unblocks any read or write.
@@ -94,13 +94,10 @@ func runCallIn(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer stop()
 
 	answers, err := exchange(c, fs.Args(), *batch, limits)
-	switch {
-	case err == nil:
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("no answer within %v: %w", *timeout, ctx.Err())
-	case ctx.Err() != nil:
-		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
+	err = interrupted(ctx, err)
 	for _, a := range answers {
 		fmt.Fprintln(stdout, a)
 	}
@@ -166,6 +163,15 @@ func foreign(err error) error {
 		return fmt.Errorf("the server speaks TLS: use --tls (%w)", err)
 	case frame.HTTP:
 		return fmt.Errorf("the server speaks HTTP, not tcpez (%w)", err)
+	}
+	return err
+}
+
+// interrupted says so of err when ctx was cancelled (SIGINT, SIGTERM)
+// rather than timed out, whether in the dial or waiting for answers.
+func interrupted(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("interrupted: %w", err)
 	}
 	return err
 }
