@@ -217,13 +217,47 @@ func (s *Store) Touch(key string, expires int64, view func(Item)) bool {
 	return true
 }
 
-// FlushAll makes every key held now expire at the time at (now, or
-// earlier, to remove them at once), as memcached's flush_all [delay].
+// FlushAll is memcached's flush_all [delay]: at the time at (Unix
+// nanoseconds), every item last written before it is dropped, also those
+// written after the call. A deadline now or past drops every item at
+// once; a later one is kept, replacing any pending, and acted on by the
+// first operation after it (passFlush). A pending deadline is not
+// journalled: a restart before it forgets it.
+func (s *Store) FlushAll(at int64) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if at > s.now().UnixNano() {
+		s.flushAt.Store(at)
+		return
+	}
+	s.flushAt.Store(0)
+	s.flushNow(at)
+}
+
+// passFlush drops every item held once a pending flush_all deadline has
+// passed. Each operation calls it first, so every item held then was
+// written before the deadline, and one written after it survives, as in
+// memcached.
+func (s *Store) passFlush() {
+	at := s.flushAt.Load()
+	if at == 0 || s.now().UnixNano() < at {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.flushAt.Load() != at {
+		return // another operation did it, or a flush_all replaced it
+	}
+	s.flushAt.Store(0)
+	s.flushNow(at)
+}
+
+// flushNow makes every key held now expire at the time at, now or past.
 //
 // Every shard is locked at once, so that no write lands between the
 // flush of its shard and the flush's record in the journal: replayed, the
 // record would expire it.
-func (s *Store) FlushAll(at int64) {
+func (s *Store) flushNow(at int64) {
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 // StoreItem copies what it stores, and overwrites a value in place only
@@ -70,5 +71,61 @@ func TestSnapshotKeepsMemcachedItems(t *testing.T) {
 		if it, ok := r.GetItem(key); !ok || it.Flags != flags {
 			t.Errorf("%q after the round trip: %+v, %t; want flags %d", key, it, ok, flags)
 		}
+	}
+}
+
+// TestFlushAllDelayed: flush_all with a delay, as memcached does it. Once
+// the deadline passes, every item last written before it is gone: those
+// held at the command, and those set or touched after it; an item written
+// after the deadline stays. A later flush_all replaces a pending
+// deadline. (kvcache shortened the expiry of the items held at the
+// command: one set after it survived, and a touch undid the flush.)
+func TestFlushAllDelayed(t *testing.T) {
+	clock := newFakeClock()
+	s := newTestStore(t, clock, 0)
+	put := func(key string) {
+		t.Helper()
+		if r := s.StoreItem(ModeSet, key, []byte(key), 0, 0, 0); r != Stored {
+			t.Fatalf("set %s: %v", key, r)
+		}
+	}
+	has := func(key string) bool {
+		_, ok := s.GetItem(key)
+		return ok
+	}
+	put("before")
+	put("touched")
+	s.FlushAll(clock.Now().Add(2 * time.Second).UnixNano())
+	put("after the command")
+	if !s.Touch("touched", clock.Now().Add(time.Hour).UnixNano(), nil) {
+		t.Fatal("touch failed")
+	}
+	if !has("before") || !has("after the command") || !has("touched") {
+		t.Fatal("items gone before the deadline")
+	}
+	clock.Advance(3 * time.Second)
+	for _, key := range []string{"before", "touched", "after the command"} {
+		if has(key) {
+			t.Errorf("%s is still there after the deadline", key)
+		}
+	}
+	put("after the deadline")
+	if !has("after the deadline") {
+		t.Error("an item written after the deadline is gone")
+	}
+
+	// A later flush_all replaces a pending one.
+	s.FlushAll(clock.Now().Add(2 * time.Second).UnixNano())
+	s.FlushAll(clock.Now().Add(100 * time.Second).UnixNano())
+	clock.Advance(3 * time.Second)
+	if !has("after the deadline") {
+		t.Error("the first deadline still applied after a second flush_all replaced it")
+	}
+	// And an immediate one drops everything, and the pending deadline.
+	s.FlushAll(clock.Now().UnixNano())
+	put("later")
+	clock.Advance(200 * time.Second)
+	if has("after the deadline") || !has("later") {
+		t.Errorf("after flush_all: %t, %t; want the old item gone and the later one kept", has("after the deadline"), has("later"))
 	}
 }

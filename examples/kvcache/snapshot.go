@@ -31,6 +31,7 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 
 // WriteSnapshot writes the live keys and the channels of s to w.
 func (s *Store) WriteSnapshot(w io.Writer) error {
+	s.passFlush()
 	var items []*kvcachepb.SnapshotItem
 	var chans []*kvcachepb.SnapshotChannel
 	now := s.now().UnixNano()

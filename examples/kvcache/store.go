@@ -48,6 +48,12 @@ type Store struct {
 	cas     atomic.Uint64 // the last cas value given out
 	journal *Journal      // when set, every write of a key is logged
 
+	// flushAt is the deadline of a flush_all with a delay, 0 for none:
+	// once it passes, the first operation drops every item held (see
+	// passFlush). flushMu makes the others wait for that.
+	flushAt atomic.Int64
+	flushMu sync.Mutex
+
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
 	sweeper   sync.WaitGroup
@@ -135,7 +141,10 @@ func (s *Store) Close() {
 	s.sweeper.Wait()
 }
 
+// shard returns the shard of key, after a pending flush_all's deadline
+// has been acted on.
 func (s *Store) shard(key string) *shard {
+	s.passFlush()
 	return &s.shards[maphash.String(s.seed, key)%numShards]
 }
 
@@ -266,6 +275,7 @@ func (s *Store) del(sh *shard, key string) {
 
 // Sweep removes every expired key and returns how many it removed.
 func (s *Store) Sweep() int {
+	s.passFlush()
 	now := s.now().UnixNano()
 	removed := 0
 	for i := range s.shards {
@@ -299,6 +309,7 @@ func (s *Store) sweepLoop(every time.Duration) {
 // Len returns the number of keys held, expired ones not yet removed
 // included.
 func (s *Store) Len() int {
+	s.passFlush()
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
