@@ -220,9 +220,6 @@ func (t *muxTable) add(rq *request, pos int) (uint32, bool) {
 	e := &t.entries[i]
 	e.id = ((e.id>>idIndexBits)+1)<<idIndexBits | i
 	e.rq, e.pos = rq, int32(pos)
-	if rq.mode.batch() {
-		rq.inTable = true
-	}
 	t.n++
 	return e.id, true
 }
@@ -635,9 +632,10 @@ func (cn *conn) muxAnswer(id uint32, n int) error {
 }
 
 // heldAnswer reads the answer to the member at pos of rq, a batch held
-// by the reader (conn.held). Should the connection fail meanwhile, fail
-// leaves rq to it, as it does when this read fails: rq then fails here,
-// once the reader is done with it, unless this was its last answer.
+// by the reader (conn.held), and counts it. Should the connection fail
+// meanwhile, fail leaves rq to it, as it does when this read fails: rq
+// then fails here, once the reader is done with it, unless this was its
+// last answer.
 func (cn *conn) heldAnswer(rq *request, pos, n int) error {
 	err := cn.batchAnswer(rq, pos, n)
 	if err != nil {
@@ -646,10 +644,15 @@ func (cn *conn) heldAnswer(rq *request, pos, n int) error {
 	cn.mu.Lock()
 	cn.held = nil
 	failed := cn.err
-	cn.mu.Unlock()
 	if err == nil && (failed == nil || rq.left == 1) {
-		return cn.batchPart(rq, nil)
+		last := cn.countLocked(rq, nil)
+		cn.mu.Unlock()
+		if last {
+			cn.completeBatch(rq)
+		}
+		return nil
 	}
+	cn.mu.Unlock()
 	rq.complete(nil, nil, failed, false)
 	cn.release()
 	if err == nil {
@@ -671,6 +674,7 @@ func (cn *conn) muxError(id uint32, n int) error {
 	}
 	cn.mu.Lock()
 	rq, _, ok := cn.mux.take(id)
+	last := ok && rq.mode.batch() && cn.countLocked(rq, serr)
 	cn.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: error for id %d, which is not in flight", ErrUnexpectedAnswer, id)
@@ -681,21 +685,32 @@ func (cn *conn) muxError(id uint32, n int) error {
 		return nil
 	}
 	if rq.mode.batch() {
-		return cn.batchPart(rq, serr)
+		if last {
+			cn.completeBatch(rq)
+		}
+		return nil
 	}
 	rq.complete(nil, nil, serr, code.NotRun())
 	cn.release()
 	return nil
 }
 
-// batchPart counts one answer of a batch, which completes with its last.
-func (cn *conn) batchPart(rq *request, err error) error {
+// countLocked counts one answer of batch rq, err for a member's error
+// frame, and reports whether it was the last. Called with mu held: until
+// the last, rq has members in the table, and fail, which takes mu, may
+// complete it as soon as mu is released; after the last it has none, and
+// only completeBatch touches it.
+func (cn *conn) countLocked(rq *request, err error) bool {
 	if err != nil && rq.err == nil {
 		rq.err = err
 	}
-	if rq.left--; rq.left > 0 {
-		return nil
-	}
+	rq.left--
+	return rq.left == 0
+}
+
+// completeBatch completes rq, all of whose answers have been counted:
+// with its first member's error, or its answers.
+func (cn *conn) completeBatch(rq *request) {
 	if rq.err != nil {
 		err := rq.err
 		rq.err = nil
@@ -704,7 +719,6 @@ func (cn *conn) batchPart(rq *request, err error) error {
 		cn.completeArena(rq)
 	}
 	cn.release()
-	return nil
 }
 
 // goAway stops new calls on a connection whose server shuts down, asks

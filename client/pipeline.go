@@ -132,9 +132,7 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 				c.pipeMux.Store(mux)
 			}
 		}
-		// A failed batch whose members went to a mux connection's reader
-		// may still be written by it (see request.inTable).
-		if !o.abandoned && (err == nil || !rq.inTable) {
+		if !o.abandoned {
 			rq.recycle()
 		}
 	}

@@ -93,13 +93,6 @@ type request struct {
 	// (an answer each took 65 allocations per Pipeline×64).
 	arena []byte
 	at    []answerAt
-	// inTable says that a batch's members went into a mux connection's
-	// table (muxTable.add, under conn.mu). After the batch fails, the
-	// reader may still hold one of them, reading its answer into arena:
-	// the connection failed the batch through its other members, or an
-	// error frame did. Its caller then leaves it to the garbage collector
-	// rather than to the pool (Pipeline.flush).
-	inTable bool
 
 	// stream is set for a stream's open: the request stays in the
 	// connection's table, keeping it read, until the stream ends.
@@ -189,7 +182,7 @@ func (rq *request) recycle() {
 	}
 	rq.reuse()
 	rq.dst, rq.into, rq.framed, rq.tail, rq.n, rq.mode = nil, nil, nil, nil, 0, modeOwned
-	rq.muxFramed, rq.inTable = false, false
+	rq.muxFramed = false
 	if cap(rq.arena) > maxKeptBuffer {
 		rq.arena = nil
 	}
