@@ -21,8 +21,9 @@ const ReflectionMethod = "/tcpez.v1.Reflection/Describe"
 
 // ReflectionHandler returns the reflection method of s, which lists s's
 // methods, unary and streaming, with their message types and the
-// descriptors of the files that define them (tcpez.v1.ReflectionResponse), as gRPC server reflection
-// does. A service exposes it by choice, since it shows its whole API:
+// descriptors of the files that define them (tcpez.v1.ReflectionResponse),
+// as gRPC server reflection does. A service exposes it by choice, since it
+// shows its whole API:
 //
 //	svc.Handle(protoserver.ReflectionMethod, protoserver.ReflectionHandler(svc))
 //

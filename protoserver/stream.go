@@ -449,14 +449,15 @@ func decodeMessage(p []byte, m proto.Message, fresh bool) error {
 	return nil
 }
 
-// newMessage returns a new, empty T (a pointer to a generated message).
-// messageTypes returns the descriptors of Req and Resp.
+// messageTypes returns the descriptors of Req and Resp, pointers to
+// generated messages (a nil one describes its type).
 func messageTypes[Req, Resp proto.Message]() [2]protoreflect.MessageDescriptor {
 	var req Req
 	var resp Resp
 	return [2]protoreflect.MessageDescriptor{req.ProtoReflect().Descriptor(), resp.ProtoReflect().Descriptor()}
 }
 
+// newMessage returns a new, empty T (a pointer to a generated message).
 func newMessage[T proto.Message]() T {
 	var zero T
 	return zero.ProtoReflect().Type().New().Interface().(T)
