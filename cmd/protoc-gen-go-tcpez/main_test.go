@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -274,5 +275,51 @@ func TestNoLocalHidesAPackage(t *testing.T) {
 	}
 	if hidden > 0 {
 		t.Log(content)
+	}
+}
+
+// TestDeclaredIsWhatIsGenerated: checkDeclared's list of a service's
+// package-level names (declared) is exactly what the generated file
+// declares, for every kind of method, so that the clash check cannot fall
+// behind the generator.
+func TestDeclaredIsWhatIsGenerated(t *testing.T) {
+	m := func(name string, client, server bool) *descriptorpb.MethodDescriptorProto {
+		return &descriptorpb.MethodDescriptorProto{Name: proto.String(name), ClientStreaming: proto.Bool(client), ServerStreaming: proto.Bool(server)}
+	}
+	req := service(m("Get", false, false), m("Watch", false, true), m("Upload", true, false), m("Chat", true, true))
+	content := run(t, req)[0].GetContent()
+	f, err := parser.ParseFile(token.NewFileSet(), "s_tcpez.pb.go", content, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Recv == nil {
+				got = append(got, d.Name.Name)
+			}
+		case *ast.GenDecl:
+			for _, sp := range d.Specs {
+				switch sp := sp.(type) {
+				case *ast.TypeSpec:
+					got = append(got, sp.Name.Name)
+				case *ast.ValueSpec:
+					for _, n := range sp.Names {
+						got = append(got, n.Name)
+					}
+				}
+			}
+		}
+	}
+	gen, err := protogen.Options{}.New(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := declared(gen.Files[len(gen.Files)-1].Services[0])
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the generated file declares\n\t%v\ndeclared lists\n\t%v", got, want)
 	}
 }
