@@ -881,7 +881,9 @@ func (m *muxConn) awaitFrame() error {
 			return nil
 		case !isTimeout(err) || m.isStopping():
 			return m.readError(err, true)
-		case away && idle && !time.Now().Before(graceEnd):
+		case away && idle && !graceEnd.IsZero() && !time.Now().Before(graceEnd):
+			// Only a wait that had the grace ends it: a poke (the
+			// go-away sent, the last answer written) starts it.
 			return errStopping
 		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !held:
 			return ErrIdleTimeout

@@ -369,6 +369,48 @@ func TestMuxShutdownGoesAway(t *testing.T) {
 	}
 }
 
+// TestMuxShutdownGraceRefusesLateCalls: once a mux connection has no call
+// left after a go-away, a call its client sent before it read the go-away
+// is refused, within goAwayGrace, not lost with the connection: on a
+// connection idle when Shutdown began, and on one whose last call was
+// answered after.
+func TestMuxShutdownGraceRefusesLateCalls(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "idle", true: "busy"}[busy], func(t *testing.T) {
+			h := newMuxSpecHandler()
+			s, addr := startServer(t, h.respond, server.Config{})
+			c, r, _ := dialMux(t, addr)
+			if busy {
+				write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+				write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
+				if f := readMux(t, r); f.ID != 2 {
+					t.Fatalf("%+v", f)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Shutdown(context.Background()) }()
+			if f := readMux(t, r); f.Kind != frame.KindGoAway {
+				t.Fatalf("got %+v, want go-away", f)
+			}
+			if busy {
+				close(h.release)
+				if f := readMux(t, r); f.ID != 1 || string(f.Body) != "SLOW" {
+					t.Fatalf("the running call: %+v", f)
+				}
+			}
+			write(t, c, frame.AppendMux(nil, frame.KindRequest, 3, []byte("late")))
+			f := readMux(t, r)
+			if code, _ := f.ErrorCode(); f.ID != 3 || code != frame.CodeShuttingDown {
+				t.Fatalf("a call after the go-away: %+v, want refused as shutting down", f)
+			}
+			_ = c.Close()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestV1ClientOnMuxServer: first frames that look like a preface but are
 // not, and first frames shorter than one, are served as v1.
 func TestV1ClientOnMuxServer(t *testing.T) {
