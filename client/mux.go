@@ -219,6 +219,11 @@ func (t *muxTable) add(rq *request, pos int) (uint32, bool) {
 	}
 	e := &t.entries[i]
 	e.id = ((e.id>>idIndexBits)+1)<<idIndexBits | i
+	if e.id == 0 {
+		// Index 0's generation wrapped: id 0 names no call (an error
+		// frame of id 0 is the connection's, a cancel of id 0 none).
+		e.id = 1 << idIndexBits
+	}
 	e.rq, e.pos = rq, int32(pos)
 	t.n++
 	return e.id, true

@@ -582,3 +582,43 @@ func TestMuxCallAppendAllocs(t *testing.T) {
 		t.Fatal("the calls did not go over mux")
 	}
 }
+
+// TestMuxIdsOutlastTheirGenerations: a connection that runs one call at a
+// time reuses one table index, whose generation wrapped to call id 0 at the
+// 4096th call. Id 0 is the connection's: that call's error answer ended the
+// connection, and a cancel of it was never sent, its handler running on.
+func TestMuxIdsOutlastTheirGenerations(t *testing.T) {
+	h := newMuxHandler()
+	_, addr, rec := startMux(t, h, server.Config{})
+	c := muxClient(t, addr, client.Config{})
+	ctx := ctxFor(t)
+	for i := 1; i <= 4100; i++ {
+		if i == 4096 {
+			cctx, cancel := context.WithCancel(ctx)
+			go func() {
+				<-h.started
+				cancel()
+			}()
+			if _, err := c.Call(cctx, []byte("wait")); !errors.Is(err, context.Canceled) {
+				t.Fatalf("call %d: %v, want it cancelled", i, err)
+			}
+			select {
+			case err := <-h.ended:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("call %d: the handler's context ended with %v", i, err)
+				}
+			case <-time.After(safety):
+				t.Fatalf("call %d: the cancel did not reach the handler", i)
+			}
+			continue
+		}
+		_, err := c.Call(ctx, []byte("fail"))
+		var se *client.ServerError
+		if !errors.As(err, &se) || se.Code != frame.CodeHandler {
+			t.Fatalf("call %d: %v, want the handler's error", i, err)
+		}
+	}
+	if n := rec.Counter(server.StatConnsAccepted); n != 1 {
+		t.Fatalf("%d connections accepted, want 1: the calls' error answers ended one", n)
+	}
+}
