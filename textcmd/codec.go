@@ -280,10 +280,18 @@ func ParseResponse(buf []byte, g Grammar, lim Limits, parts []Message) (rest []b
 	}
 }
 
-// ValidToken reports whether b can be sent as a name or an argument: not
-// empty, and holding no space, "\r" or "\n".
+// ValidToken reports whether b can be sent as an argument: not empty, and
+// holding no space, "\r" or "\n". A name must also be a ValidName.
 func ValidToken(b []byte) bool {
 	return len(b) > 0 && !bytes.ContainsAny(b, " \r\n")
+}
+
+// ValidName reports whether b can be sent as the name that opens a line: a
+// ValidToken whose first byte is not 0x80 or 0x81, the magic bytes of
+// memcached's binary protocol, which a receiver refuses at once
+// (ErrBinaryProtocol) and closes the connection on.
+func ValidName(b []byte) bool {
+	return ValidToken(b) && b[0] != binaryRequest && b[0] != binaryResponse
 }
 
 // AppendMessage appends the line of name and args, and data with its

@@ -62,6 +62,11 @@ func TestWriterChecksTokens(t *testing.T) {
 			t.Fatalf("argument %q: %v, want ErrBadToken", bad, err)
 		}
 	}
+	for _, bad := range []string{"", "\x80get", "\x81"} {
+		if err := w.WriteMessage([]byte(bad), nil, nil); !errors.Is(err, textcmd.ErrBadToken) {
+			t.Fatalf("name %q: %v, want ErrBadToken", bad, err)
+		}
+	}
 	if err := w.WriteMessage([]byte("set"), [][]byte{[]byte("k"), []byte("0"), []byte("0"), []byte("3")}, []byte("a\r\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,10 @@ var (
 	ErrBinaryProtocol error = protocolError("memcached binary protocol, not text")
 )
 
-// ErrBadToken reports, from Writer and the request builders, an argument
-// that cannot be sent: empty, or holding a space, "\r" or "\n".
-var ErrBadToken = errors.New("tcpez/textcmd: argument empty or holding a space, CR or LF")
+// ErrBadToken reports, from Writer and the request builders, a token that
+// cannot be sent: empty, or holding a space, "\r" or "\n" (ValidToken), or
+// a name that opens with 0x80 or 0x81 (ValidName).
+var ErrBadToken = errors.New("tcpez/textcmd: token empty or holding a space, CR or LF, or a name opening with 0x80 or 0x81")
 
 // ErrInvalidLimits reports Limits that Validate rejects.
 var ErrInvalidLimits = errors.New("tcpez/textcmd: invalid limits")

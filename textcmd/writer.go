@@ -22,10 +22,10 @@ func To(w *frame.Writer) *Writer { return &Writer{w: w} }
 
 // WriteMessage writes one message: the line of name and args, and data
 // when it is not nil. The byte count must be among args where the
-// protocol expects it. A name or argument that cannot be sent is
-// ErrBadToken, and nothing is written.
+// protocol expects it. A name or argument that cannot be sent (ValidName,
+// ValidToken) is ErrBadToken, and nothing is written.
 func (w *Writer) WriteMessage(name []byte, args [][]byte, data []byte) error {
-	if !ValidToken(name) {
+	if !ValidName(name) {
 		return ErrBadToken
 	}
 	for _, a := range args {

@@ -38,6 +38,13 @@ func TestRequestBuilder(t *testing.T) {
 		{textclient.Cmd("set").Arg("k").Count().Arg("noreply").Data([]byte("x")), "", textclient.ErrNoReply},
 		{textclient.Cmd("get").Arg("a b"), "", textcmd.ErrBadToken},
 		{textclient.Cmd("get").Arg(""), "", textcmd.ErrBadToken},
+		{textclient.Cmd(""), "", textcmd.ErrBadToken},
+		// A name opening with a magic byte of memcached's binary protocol
+		// would close the connection; an argument may hold those bytes.
+		{textclient.Cmd("\x80é"), "", textcmd.ErrBadToken},
+		{textclient.Cmd("\x81"), "", textcmd.ErrBadToken},
+		{textclient.Cmd("get").Arg("\x80k"), "get \x80k\r\n", nil},
+		{textclient.Cmd("g\x80"), "g\x80\r\n", nil},
 		{textclient.Cmd("set").Arg("k").Data([]byte("x")), "", textclient.ErrCount},
 		{textclient.Cmd("set").Arg("k").Count(), "", textclient.ErrCount},
 	} {
@@ -209,6 +216,36 @@ func TestAgainstMemcached(t *testing.T) {
 	var se *textclient.StatusError
 	if !errors.As(err, &se) || se.Status != "CLIENT_ERROR" {
 		t.Fatalf("incr of a non-number: %v", err)
+	}
+}
+
+// TestBinaryMagicNameNotSent: a request whose name opens with 0x80, which
+// a server reads as memcached's binary protocol and closes the connection
+// on, fails alone, and the calls pipelined around it on the one
+// connection, which retries cannot rescue, are answered.
+func TestBinaryMagicNameNotSent(t *testing.T) {
+	release := make(chan struct{})
+	addr, g := echoServer(t, release)
+	c, err := textclient.New([]string{addr}, textclient.Config{Grammar: g, Client: client.Config{
+		ConnsPerAddr: 1, MaxExtraConns: -1, OverdueAfter: -1, MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	slow := c.Go(ctx, textclient.Cmd("SLOW"))
+	bad := c.Go(ctx, textclient.Cmd("\x80é"))
+	list := c.Go(ctx, textclient.Cmd("LIST"))
+	close(release)
+	if _, err := bad.Wait(); !errors.Is(err, textcmd.ErrBadToken) {
+		t.Errorf("name opening with 0x80: %v, want ErrBadToken", err)
+	}
+	if resp, err := slow.Wait(); err != nil || resp.Status() != "SLOW" {
+		t.Errorf("SLOW before it: %+v, %v", resp, err)
+	}
+	if resp, err := list.Wait(); err != nil || resp.Status() != "END" {
+		t.Errorf("LIST after it: %+v, %v", resp, err)
 	}
 }
 

@@ -26,15 +26,20 @@ type Request struct {
 	err     error
 }
 
-// Cmd starts a request for the command name.
+// Cmd starts a request for the command name. A name that cannot open a
+// line (textcmd.ValidName) — empty, holding a space, CR or LF, or opening
+// with 0x80 or 0x81, which a server takes for memcached's binary protocol
+// and closes the connection on — makes Build fail with textcmd.ErrBadToken.
 func Cmd(name string) *Request {
 	r := &Request{countAt: -1}
-	r.token([]byte(name))
-	return r
+	return r.add([]byte(name), textcmd.ValidName([]byte(name)))
 }
 
-func (r *Request) token(t []byte) *Request {
-	if !textcmd.ValidToken(t) {
+func (r *Request) token(t []byte) *Request { return r.add(t, textcmd.ValidToken(t)) }
+
+// add appends the token t, which valid says can be sent.
+func (r *Request) add(t []byte, valid bool) *Request {
+	if !valid {
 		r.err = errors.Join(r.err, textcmd.ErrBadToken)
 	}
 	if string(t) == "noreply" {

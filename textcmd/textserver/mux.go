@@ -167,7 +167,8 @@ func NewMux(cfg Config) *Mux {
 }
 
 // HandleFunc registers h for the command name, replacing any handler it
-// had. It panics on a name that is not a token or a negative CountArg.
+// had. It panics on a name that cannot open a line (textcmd.ValidName) or
+// a negative CountArg.
 func (m *Mux) HandleFunc(name string, h HandlerFunc, c Command) {
 	m.register(name, &command{Command: c, sync: h})
 }
@@ -178,7 +179,7 @@ func (m *Mux) HandleAsync(name string, h AsyncHandlerFunc, c Command) {
 }
 
 func (m *Mux) register(name string, c *command) {
-	if !textcmd.ValidToken([]byte(name)) || c.CountArg < 0 || c.MinArgs < 0 || c.MaxArgs < 0 {
+	if !textcmd.ValidName([]byte(name)) || c.CountArg < 0 || c.MinArgs < 0 || c.MaxArgs < 0 {
 		panic(fmt.Sprintf("tcpez/textserver: bad command %q", name))
 	}
 	c.name = name

@@ -426,3 +426,19 @@ func TestMuxLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterRefusesBinaryMagic: a command named with a magic byte of
+// memcached's binary protocol first, which no request line can open with,
+// is refused when registered.
+func TestRegisterRefusesBinaryMagic(t *testing.T) {
+	for _, name := range []string{"\x80get", "\x81", "a b", ""} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("HandleFunc(%q) did not panic", name)
+				}
+			}()
+			textserver.NewMux(textserver.Config{}).HandleFunc(name, nil, textserver.Command{})
+		}()
+	}
+}
