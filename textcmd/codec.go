@@ -6,6 +6,13 @@ import "bytes"
 // carries the byte count of the data block that follows it, and which
 // response lines continue a multi-part response. The zero value is a
 // protocol of lines only, each response a single line.
+//
+// CountArg is asked of every line a Reader reads, request or response.
+// One grammar serves both directions when no status is named like a
+// command, as in Memcached, whose commands are lower case and statuses
+// upper case; a protocol whose statuses may share its commands' names
+// reads requests with one grammar and responses with another, as
+// textserver.Mux does (RequestGrammar, Grammar).
 type Grammar struct {
 	// CountArg returns the index, among the arguments after the name, of
 	// the byte count of the data block that follows a line starting with

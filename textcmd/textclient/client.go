@@ -15,7 +15,8 @@ type Config struct {
 	// Codec is set by New.
 	Client client.Config
 	// Grammar says which response lines carry data blocks and which
-	// continue a response: textcmd.Memcached, or a textserver.Mux's.
+	// continue a response: textcmd.Memcached, or a textserver.Mux's
+	// Grammar (its responses', not its RequestGrammar).
 	Grammar textcmd.Grammar
 	// Limits bound what a server may send.
 	Limits textcmd.Limits

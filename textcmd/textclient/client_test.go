@@ -56,7 +56,8 @@ func TestRequestBuilder(t *testing.T) {
 }
 
 // echoServer serves ECHO <bytes> (answered DATA <bytes> and the data),
-// SLOW (held until release), and LIST (ITEM lines, then END).
+// SLOW (held until release), SAY (answered the line it holds) and LIST
+// (ITEM lines, then END).
 func echoServer(t *testing.T, release <-chan struct{}) (string, textcmd.Grammar) {
 	t.Helper()
 	mux := textserver.NewMux(textserver.Config{Replies: map[string]textserver.Reply{
@@ -74,6 +75,11 @@ func echoServer(t *testing.T, release <-chan struct{}) (string, textcmd.Grammar)
 		resp.Line("SLOW")
 		return nil
 	}, textserver.Command{})
+	// SAY <status> [<arg>...] answers the line it is given.
+	mux.HandleFunc("SAY", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		resp.Message(string(req.Arg(0)), req.Args[1:], nil)
+		return nil
+	}, textserver.Command{MinArgs: 1})
 	mux.HandleFunc("LIST", func(_ context.Context, _ *textserver.Request, resp *textserver.Response) error {
 		for i := range 3 {
 			resp.Message("ITEM", [][]byte{fmt.Append(nil, i)}, nil)
@@ -226,12 +232,7 @@ func TestAgainstMemcached(t *testing.T) {
 func TestBinaryMagicNameNotSent(t *testing.T) {
 	release := make(chan struct{})
 	addr, g := echoServer(t, release)
-	c, err := textclient.New([]string{addr}, textclient.Config{Grammar: g, Client: client.Config{
-		ConnsPerAddr: 1, MaxExtraConns: -1, OverdueAfter: -1, MaxRetries: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := oneConnClient(t, addr, g)
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
 	slow := c.Go(ctx, textclient.Cmd("SLOW"))
@@ -245,6 +246,43 @@ func TestBinaryMagicNameNotSent(t *testing.T) {
 		t.Errorf("SLOW before it: %+v, %v", resp, err)
 	}
 	if resp, err := list.Wait(); err != nil || resp.Status() != "END" {
+		t.Errorf("LIST after it: %+v, %v", resp, err)
+	}
+}
+
+// oneConnClient is a client of one connection, without retries: calls
+// pipelined on it share its fate.
+func oneConnClient(t *testing.T, addr string, g textcmd.Grammar) *textclient.Client {
+	t.Helper()
+	c, err := textclient.New([]string{addr}, textclient.Config{Grammar: g, Client: client.Config{
+		ConnsPerAddr: 1, MaxExtraConns: -1, OverdueAfter: -1, MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestStatusNamedLikeCommand: a response whose status is the name of a
+// command with a byte count, "ECHO 4", is read with the Mux's Grammar as
+// the line it is, not as a line whose data block is the next answer.
+func TestStatusNamedLikeCommand(t *testing.T) {
+	release := make(chan struct{})
+	addr, g := echoServer(t, release)
+	c := oneConnClient(t, addr, g)
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	slow := c.Go(ctx, textclient.Cmd("SLOW")) // holds the answers behind it
+	say := c.Go(ctx, textclient.Cmd("SAY").Arg("ECHO").Arg("4"))
+	list := c.Go(ctx, textclient.Cmd("LIST"))
+	close(release)
+	if resp, err := slow.Wait(); err != nil || resp.Status() != "SLOW" {
+		t.Errorf("SLOW: %+v, %v", resp, err)
+	}
+	if resp, err := say.Wait(); err != nil || string(resp.Raw()) != "ECHO 4\r\n" || resp.Parts[0].Data != nil {
+		t.Errorf("SAY ECHO 4: %+v, %v; want the line ECHO 4 alone", resp, err)
+	}
+	if resp, err := list.Wait(); err != nil || len(resp.Items()) != 3 || resp.Status() != "END" {
 		t.Errorf("LIST after it: %+v, %v", resp, err)
 	}
 }

@@ -86,7 +86,7 @@ func FuzzConn(f *testing.F) {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			t.Fatalf("the server neither answered nor closed within %v", safety)
 		}
-		if want := expectedAnswers(data, mux.Grammar()); !bytes.Equal(got, want) {
+		if want := expectedAnswers(data, mux.RequestGrammar()); !bytes.Equal(got, want) {
 			t.Fatalf("answers %q\nwant    %q", got, want)
 		}
 	})

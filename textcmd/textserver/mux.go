@@ -51,7 +51,8 @@ type Config struct {
 	// Replies describe the response lines that carry a data block or
 	// continue a multi-part response, by status, for clients (Grammar).
 	// memcached's: {"VALUE": {CountArg: 3, Continues: true}, "STAT":
-	// {Continues: true}}.
+	// {Continues: true}}. They play no part in reading requests, nor the
+	// commands in reading responses: a status may share a command's name.
 	Replies map[string]Reply
 	// Timeout bounds every command whose Command.Timeout is zero.
 	// Default: none.
@@ -212,18 +213,32 @@ func (m *Mux) lookup(name []byte) *command {
 	return nil
 }
 
-// Grammar is the grammar of the Mux's protocol: the byte count positions
-// of its commands and of Config.Replies, and which replies continue a
-// response.
+// Grammar is the grammar of the Mux's responses, which a client reads
+// them with (textclient.Config.Grammar): the byte count positions of
+// Config.Replies, and which replies continue a response. The commands play
+// no part in it: a status may share a command's name without carrying
+// its data block.
 func (m *Mux) Grammar() textcmd.Grammar {
-	return textcmd.Grammar{CountArg: m.countArg, Continues: m.continues}
+	return textcmd.Grammar{CountArg: m.replyCountArg, Continues: m.continues}
 }
 
-func (m *Mux) countArg(name []byte) int {
+// RequestGrammar is the grammar of the Mux's requests, by which its Codec
+// frames them: the byte count positions of its commands. Config.Replies
+// play no part in it: a request named like a status is an unknown
+// command, its line alone.
+func (m *Mux) RequestGrammar() textcmd.Grammar {
+	return textcmd.Grammar{CountArg: m.commandCountArg}
+}
+
+func (m *Mux) commandCountArg(name []byte) int {
 	if c := m.lookup(name); c != nil {
 		return c.CountArg - 1
 	}
-	return m.cfg.Replies[string(name)].CountArg - 1
+	return -1
+}
+
+func (m *Mux) replyCountArg(status []byte) int {
+	return m.cfg.Replies[string(status)].CountArg - 1
 }
 
 func (m *Mux) continues(status []byte) bool { return m.cfg.Replies[string(status)].Continues }

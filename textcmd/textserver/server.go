@@ -52,8 +52,9 @@ func (m *Mux) encodeError(_ context.Context, err error, _ *span.Span) ([]byte, b
 	return m.appendError(nil, err), true
 }
 
-// Codec returns the server.Codec of the Mux's protocol.
-func (m *Mux) Codec() server.Codec { return codec{g: m.Grammar(), lim: m.cfg.Limits} }
+// Codec returns the server.Codec of the Mux's protocol, which frames
+// requests by RequestGrammar.
+func (m *Mux) Codec() server.Codec { return codec{g: m.RequestGrammar(), lim: m.cfg.Limits} }
 
 type codec struct {
 	g   textcmd.Grammar

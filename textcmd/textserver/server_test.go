@@ -442,3 +442,25 @@ func TestRegisterRefusesBinaryMagic(t *testing.T) {
 		}()
 	}
 }
+
+// TestRequestNamedLikeStatus: a request named like a status that carries
+// a data block (Config.Replies' DATA) is an unknown command, its line
+// alone, and the next line is the next request; a command's own name
+// keeps its byte count.
+func TestRequestNamedLikeStatus(t *testing.T) {
+	mux := testMux(newHolds())
+	_, addr := serve(t, mux, server.Config{})
+	c := dial(t, "tcp", addr)
+	c.send(t, "DATA 3\r\nLIST\r\nECHO 3\r\nabc\r\n")
+	c.expect(t, "ERROR\r\nITEM a\r\nITEM b\r\nEND\r\nDATA 3\r\nabc\r\n")
+	for name, want := range map[string]int{"DATA": -1, "ECHO": 0, "LIST": -1} {
+		if got := mux.RequestGrammar().CountArg([]byte(name)); got != want {
+			t.Errorf("RequestGrammar: %s has its byte count at %d, want %d", name, got, want)
+		}
+	}
+	for name, want := range map[string]int{"DATA": 0, "ECHO": -1, "PUT": -1} {
+		if got := mux.Grammar().CountArg([]byte(name)); got != want {
+			t.Errorf("Grammar: %s has its byte count at %d, want %d", name, got, want)
+		}
+	}
+}
