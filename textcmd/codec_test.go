@@ -3,7 +3,9 @@ package textcmd_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +145,103 @@ func TestBinaryProtocolAtItsFirstByte(t *testing.T) {
 	if !ok || err != nil || len(parts) != 2 || string(parts[0].Data) != "\x81\x04" {
 		t.Errorf("a response data block opening with 0x81: %+v, %v, %v", parts, ok, err)
 	}
+}
+
+// scriptReader plays its steps in order, one a Read: bytes (as many reads
+// as they take) or an error, returned once. After the last step it
+// returns io.EOF.
+type scriptReader struct{ steps []any }
+
+func (s *scriptReader) Read(p []byte) (int, error) {
+	for len(s.steps) > 0 {
+		switch st := s.steps[0].(type) {
+		case error:
+			s.steps = s.steps[1:]
+			return 0, st
+		case string:
+			if st == "" {
+				s.steps = s.steps[1:]
+				continue
+			}
+			n := copy(p, st)
+			s.steps[0] = st[n:]
+			return n, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+// timeout is a read deadline, as a net.Conn reports it.
+var timeout = os.ErrDeadlineExceeded
+
+// TestReaderDeadlineInsideMessage: a read deadline met inside a message
+// that fits the buffer consumes nothing, so that reading on later gets
+// the message whole and the one after it.
+func TestReaderDeadlineInsideMessage(t *testing.T) {
+	for name, steps := range map[string][]any{
+		"in the line":       {"set k 0 0 5\r", timeout, "\nhello\r\nget k\r\n"},
+		"in the data block": {"set k 0 0 5\r\nhel", timeout, "lo\r\nget k\r\n"},
+		"before its end":    {"set k 0 0 5\r\nhello\r", timeout, "\nget k\r\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := textcmd.NewReader(&scriptReader{steps: steps}, textcmd.Memcached, textcmd.Limits{})
+			var m textcmd.Message
+			if _, err := r.ReadMessage(nil, &m); !errors.Is(err, timeout) || errors.Is(err, textcmd.ErrProtocol) {
+				t.Fatalf("ReadMessage at the deadline: %v, want the deadline as it is", err)
+			}
+			if _, err := r.ReadMessage(nil, &m); err != nil || string(m.Name) != "set" || string(m.Data) != "hello" {
+				t.Fatalf("ReadMessage after it: %q %q %q, %v; want the set whole", m.Name, m.Args, m.Data, err)
+			}
+			if _, err := r.ReadMessage(nil, &m); err != nil || string(m.Name) != "get" {
+				t.Fatalf("the next ReadMessage: %q, %v; want the get", m.Name, err)
+			}
+		})
+	}
+}
+
+// TestReaderDeadlineAfterConsuming: a read deadline met once part of a
+// message is consumed — a data block larger than the buffer, a response
+// whose first parts are read — leaves the stream out of sync: ErrTruncated,
+// a protocol error wrapping the deadline, from that read and every later
+// one. A deadline before the large message's first byte is consumed
+// passes as it is.
+func TestReaderDeadlineAfterConsuming(t *testing.T) {
+	lim := textcmd.Limits{MaxLineLength: 16}
+	data := strings.Repeat("d", 40)
+	var m textcmd.Message
+	over := func(steps ...any) *textcmd.Reader {
+		return textcmd.Over(frame.NewReaderSize(&scriptReader{steps: steps}, 16, frame.Limits{}), textcmd.Memcached, lim)
+	}
+	outOfSync := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, textcmd.ErrTruncated) || !errors.Is(err, textcmd.ErrProtocol) || !errors.Is(err, timeout) {
+			t.Fatalf("%s: %v, want ErrTruncated wrapping the deadline", what, err)
+		}
+	}
+
+	r := over("set k 0 0 40\r\n"+data[:20], timeout, data[20:]+"\r\nget k\r\n")
+	_, err := r.ReadMessage(nil, &m)
+	outOfSync(t, "a deadline inside a data block larger than the buffer", err)
+	_, err = r.ReadMessage(nil, &m)
+	outOfSync(t, "the read after it", err)
+	if _, err := r.NextLen(); !errors.Is(err, textcmd.ErrTruncated) {
+		t.Fatalf("NextLen after it: %v, want ErrTruncated", err)
+	}
+
+	r = over("set k 0 0 40\r\nd", timeout, data[1:]+"\r\nget k\r\n")
+	if _, err := r.ReadMessage(nil, &m); !errors.Is(err, timeout) || errors.Is(err, textcmd.ErrProtocol) {
+		t.Fatalf("a deadline before the buffer filled: %v, want the deadline as it is", err)
+	}
+	if _, err := r.ReadMessage(nil, &m); err != nil || string(m.Data) != data {
+		t.Fatalf("the large set after it: %q, %v", m.Data, err)
+	}
+	if _, err := r.ReadMessage(nil, &m); err != nil || string(m.Name) != "get" {
+		t.Fatalf("the get after it: %q, %v", m.Name, err)
+	}
+
+	r = textcmd.NewReader(&scriptReader{steps: []any{"VALUE k 0 1\r\na\r\n", timeout, "END\r\nSTORED\r\n"}}, textcmd.Memcached, textcmd.Limits{})
+	_, _, err = r.ReadResponse(nil, nil)
+	outOfSync(t, "a deadline after a response's first part", err)
+	_, _, err = r.ReadResponse(nil, nil)
+	outOfSync(t, "the response read after it", err)
 }

@@ -32,7 +32,10 @@
 // data block, the number of parts of a response — is checked against
 // Limits before memory is taken for it. Input that breaks the protocol is
 // an error matching ErrProtocol; the connection is then out of sync and
-// must be closed.
+// must be closed. So is a read error (a deadline) that cuts a message a
+// Reader has begun to consume, reported as ErrTruncated; one that comes
+// before any of it is consumed passes as it is, and the Reader can read
+// on later.
 //
 // The name is textcmd, not textproto, so that it does not shadow
 // net/textproto, whose dot-terminated MIME-style blocks are another

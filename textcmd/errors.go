@@ -35,8 +35,10 @@ var (
 	// ErrBadDataEnd is a data block not followed by "\r\n": its byte count
 	// was wrong.
 	ErrBadDataEnd error = protocolError("data block not followed by CRLF")
-	// ErrTruncated is a stream that ended inside a line or a data block. It
-	// also matches io.ErrUnexpectedEOF.
+	// ErrTruncated is a stream that ended inside a line or a data block,
+	// when it also matches io.ErrUnexpectedEOF; or, from a Reader, a read
+	// that failed (a deadline, a reset) after part of a message was
+	// consumed, which it wraps.
 	ErrTruncated error = protocolError("truncated message")
 	// ErrBinaryProtocol is a message that opens with the magic byte of
 	// memcached's binary protocol (0x80 for a request, 0x81 for a
