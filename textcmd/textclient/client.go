@@ -2,6 +2,7 @@ package textclient
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -18,13 +19,20 @@ type Config struct {
 	// continue a response: textcmd.Memcached, or a textserver.Mux's
 	// Grammar (its responses', not its RequestGrammar).
 	Grammar textcmd.Grammar
-	// Limits bound what a server may send.
+	// Limits bound what a server may send. Limits.MaxLineLength may be at
+	// most MaxLineLength.
 	Limits textcmd.Limits
 	// ErrorStatuses are the statuses that Call returns as a *StatusError.
 	// Default DefaultErrorStatuses; empty after New only if set to a
 	// non-nil empty slice.
 	ErrorStatuses []string
 }
+
+// MaxLineLength is the longest response line a Client reads, its line
+// ending included: a line is read whole into a connection's read buffer,
+// which package client makes 128 KiB. New refuses a Limits.MaxLineLength
+// over it, which the Client could not honour.
+const MaxLineLength = 128 << 10
 
 // DefaultErrorStatuses are memcached's error statuses.
 var DefaultErrorStatuses = []string{"ERROR", "CLIENT_ERROR", "SERVER_ERROR"}
@@ -51,10 +59,16 @@ type Client struct {
 	errors map[string]bool
 }
 
-// New returns a Client of the servers at addrs; see client.New.
+// New returns a Client of the servers at addrs; see client.New. Limits
+// that textcmd.Limits.Validate refuses, or a MaxLineLength over
+// MaxLineLength, are an error wrapping textcmd.ErrInvalidLimits.
 func New(addrs []string, cfg Config) (*Client, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
+	}
+	if n := cfg.Limits.MaxLineLength; n > MaxLineLength {
+		return nil, fmt.Errorf("%w: MaxLineLength %d over the %d a client's read buffer holds (textclient.MaxLineLength)",
+			textcmd.ErrInvalidLimits, n, MaxLineLength)
 	}
 	cc := cfg.Client
 	cc.Codec = codec{g: cfg.Grammar, lim: cfg.Limits}

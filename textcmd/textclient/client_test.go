@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,8 +58,8 @@ func TestRequestBuilder(t *testing.T) {
 }
 
 // echoServer serves ECHO <bytes> (answered DATA <bytes> and the data),
-// SLOW (held until release), SAY (answered the line it holds) and LIST
-// (ITEM lines, then END).
+// SLOW (held until release), SAY (answered the line it holds), LONG (a
+// line as long as asked) and LIST (ITEM lines, then END).
 func echoServer(t *testing.T, release <-chan struct{}) (string, textcmd.Grammar) {
 	t.Helper()
 	mux := textserver.NewMux(textserver.Config{Replies: map[string]textserver.Reply{
@@ -75,6 +77,15 @@ func echoServer(t *testing.T, release <-chan struct{}) (string, textcmd.Grammar)
 		resp.Line("SLOW")
 		return nil
 	}, textserver.Command{})
+	// LONG <n> answers a line of n bytes, its "\r\n" included.
+	mux.HandleFunc("LONG", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
+		n, err := strconv.Atoi(string(req.Arg(0)))
+		if err != nil || n < 7 {
+			return err
+		}
+		resp.Line("LINE", strings.Repeat("x", n-7))
+		return nil
+	}, textserver.Command{MinArgs: 1})
 	// SAY <status> [<arg>...] answers the line it is given.
 	mux.HandleFunc("SAY", func(_ context.Context, req *textserver.Request, resp *textserver.Response) error {
 		resp.Message(string(req.Arg(0)), req.Args[1:], nil)
@@ -284,6 +295,37 @@ func TestStatusNamedLikeCommand(t *testing.T) {
 	}
 	if resp, err := list.Wait(); err != nil || len(resp.Items()) != 3 || resp.Status() != "END" {
 		t.Errorf("LIST after it: %+v, %v", resp, err)
+	}
+}
+
+// TestMaxLineLength: a line limit over what the client's read buffer
+// holds is refused at New, not met later with an error naming another
+// limit; a line as long as MaxLineLength arrives, and one byte longer is
+// over the limit.
+func TestMaxLineLength(t *testing.T) {
+	for _, n := range []int{textclient.MaxLineLength + 1, 1 << 20} {
+		_, err := textclient.New([]string{"127.0.0.1:1"}, textclient.Config{
+			Limits: textcmd.Limits{MaxLineLength: n}, Client: client.Config{LazyDial: true}})
+		if !errors.Is(err, textcmd.ErrInvalidLimits) {
+			t.Errorf("MaxLineLength %d: %v, want ErrInvalidLimits", n, err)
+		}
+	}
+	addr, g := echoServer(t, nil)
+	c, err := textclient.New([]string{addr}, textclient.Config{Grammar: g, Limits: textcmd.Limits{MaxLineLength: textclient.MaxLineLength}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	resp, err := c.Call(ctx, textclient.Cmd("LONG").Int(textclient.MaxLineLength))
+	if err != nil || len(resp.Raw()) != textclient.MaxLineLength {
+		t.Fatalf("a line of MaxLineLength bytes: %v", err)
+	}
+	_, err = c.Call(ctx, textclient.Cmd("LONG").Int(textclient.MaxLineLength+1))
+	var se *textcmd.SizeError
+	if !errors.As(err, &se) || se.Kind != textcmd.ErrLineTooLong || se.Limit != textclient.MaxLineLength {
+		t.Fatalf("a line one byte longer: %v, want ErrLineTooLong over the limit of %d", err, textclient.MaxLineLength)
 	}
 }
 
