@@ -87,18 +87,36 @@ func checkChannel(ch string) error {
 	return nil
 }
 
-// Listen subscribes to channel: its messages go to OnMessage from now on.
+// Listen subscribes to channel: its messages go to OnMessage from now on,
+// and the client listens on it again after a reconnection.
+//
+// When Listen returns an error the client does not count channel as
+// listened to (unless it was already): it does not listen on it again
+// after a reconnection, and OnMessage gets none of its messages, so no
+// Unlisten is needed. The server may still have carried the LISTEN out,
+// when ctx ended after it was sent; the subscription then lasts on the
+// current connection, unseen, until Unlisten or the connection ends.
 func (c *Client) Listen(ctx context.Context, channel string) error {
 	if err := checkChannel(channel); err != nil {
 		return err
 	}
 	c.mu.Lock()
+	was := c.listening[channel]
 	c.listening[channel] = true
 	c.mu.Unlock()
-	return c.do(ctx, "LISTEN "+channel)
+	err := c.do(ctx, "LISTEN "+channel)
+	if err != nil && !was {
+		c.mu.Lock()
+		delete(c.listening, channel)
+		c.mu.Unlock()
+	}
+	return err
 }
 
-// Unlisten ends the subscription to channel.
+// Unlisten ends the subscription to channel. OnMessage gets none of its
+// messages from the time Unlisten is called, even when it returns an
+// error; the server then may go on sending them on the current
+// connection, which the client drops, until the connection ends.
 func (c *Client) Unlisten(ctx context.Context, channel string) error {
 	if err := checkChannel(channel); err != nil {
 		return err
@@ -120,6 +138,14 @@ func (c *Client) Notify(ctx context.Context, channel string, data []byte) error 
 
 func (c *Client) notified(n client.Notification) {
 	ch, data, _ := bytes.Cut(n.Payload, []byte(" "))
+	c.mu.Lock()
+	listened := c.listening[string(ch)]
+	c.mu.Unlock()
+	if !listened {
+		// A channel unlistened, or whose Listen failed after the
+		// server carried it out: the application wants none of it.
+		return
+	}
 	c.deliver(Message{Channel: string(ch), Data: data})
 }
 

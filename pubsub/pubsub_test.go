@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/tcpez/tcpez/internal/testserver"
 	"github.com/tcpez/tcpez/pubsub"
 	"github.com/tcpez/tcpez/server"
+	"github.com/tcpez/tcpez/span"
 	"go.uber.org/goleak"
 )
 
@@ -144,5 +147,115 @@ func TestReconnectedRelistens(t *testing.T) {
 	hub.Publish("news", []byte("after"))
 	if m := in.next(t); string(m.Data) != "after" {
 		t.Fatalf("got %+v", m)
+	}
+}
+
+// hubServer serves a Hub on an address the test can serve again on.
+type hubServer struct {
+	addr string
+	hub  *pubsub.Hub
+	srv  *server.Server
+	done chan error
+	once sync.Once
+}
+
+// serveHub serves a new Hub at addr ("127.0.0.1:0" for any port), through
+// wrap when it is not nil, until stop or the end of the test.
+func serveHub(t *testing.T, addr string, wrap func(*pubsub.Hub) server.HandlerFunc) *hubServer {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &hubServer{addr: l.Addr().String(), hub: pubsub.NewHub(), done: make(chan error, 1)}
+	var h server.Handler = s.hub
+	if wrap != nil {
+		h = wrap(s.hub)
+	}
+	s.srv = server.New(h, server.Config{Logger: testserver.QuietLogger()})
+	go func() { s.done <- s.srv.Serve(l) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop closes the server, and with it the subscriptions of its clients.
+func (s *hubServer) stop() {
+	s.once.Do(func() {
+		_ = s.srv.Close()
+		<-s.done
+	})
+}
+
+// fastReconnect makes a client dial again at once.
+var fastReconnect = client.Config{
+	ReconnectBackoff: client.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
+}
+
+// listenCmd returns the channel of a LISTEN request, or "".
+func listenCmd(req []byte) string {
+	if ch, ok := strings.CutPrefix(string(req), "LISTEN "); ok {
+		return ch
+	}
+	return ""
+}
+
+// TestFailedListenIsForgotten: a Listen that returned an error is no
+// subscription. The client does not listen on its channel again after a
+// reconnection, and what the server sends on it, having carried out a
+// LISTEN whose caller gave up waiting, does not reach OnMessage.
+func TestFailedListenIsForgotten(t *testing.T) {
+	arrived, release, executed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	s1 := serveHub(t, "127.0.0.1:0", func(hub *pubsub.Hub) server.HandlerFunc {
+		return func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+			if listenCmd(req) != "late" {
+				return hub.Respond(ctx, req, sp)
+			}
+			close(arrived)
+			<-release
+			defer close(executed)
+			return hub.Respond(ctx, req, sp)
+		}
+	})
+	in := make(inbox, 100)
+	c := dial(t, s1.addr, in, fastReconnect)
+	ctx := ctxFor(t)
+	if err := c.Listen(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	dead, cancelDead := context.WithCancel(ctx)
+	cancelDead()
+	if err := c.Listen(dead, "gone"); err == nil {
+		t.Fatal("Listen with a cancelled context succeeded")
+	}
+
+	// The caller of Listen gives up before the server answers; the
+	// server carries the LISTEN out all the same.
+	lctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Listen(lctx, "late") }()
+	<-arrived
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("Listen whose context was cancelled succeeded")
+	}
+	close(release)
+	<-executed
+	if sent, _ := s1.hub.Publish("late", []byte("unasked")); sent != 1 {
+		t.Fatalf("late was sent to %d listeners, want 1 (the test's premise)", sent)
+	}
+	s1.hub.Publish("news", []byte("asked"))
+	if m := in.next(t); m.Channel != "news" || string(m.Data) != "asked" {
+		t.Fatalf("got %+v, want news asked", m)
+	}
+
+	s1.stop()
+	s2 := serveHub(t, s1.addr, nil)
+	if m := in.next(t); !m.Reconnected {
+		t.Fatalf("got %+v, want Reconnected", m)
+	}
+	for ch, want := range map[string]int{"news": 1, "gone": 0, "late": 0} {
+		if n := s2.hub.Listeners(ch); n != want {
+			t.Errorf("%d listeners on %s after the reconnection, want %d", n, ch, want)
+		}
 	}
 }
