@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,6 +257,55 @@ func TestFailedListenIsForgotten(t *testing.T) {
 	for ch, want := range map[string]int{"news": 1, "gone": 0, "late": 0} {
 		if n := s2.hub.Listeners(ch); n != want {
 			t.Errorf("%d listeners on %s after the reconnection, want %d", n, ch, want)
+		}
+	}
+}
+
+// TestUnlistenDuringRelisten: an Unlisten made while the client listens
+// again after a reconnection has the last word: the re-LISTEN does not
+// undo it, whether it had begun on that channel or not.
+func TestUnlistenDuringRelisten(t *testing.T) {
+	s1 := serveHub(t, "127.0.0.1:0", nil)
+	in := make(inbox, 100)
+	c := dial(t, s1.addr, in, fastReconnect)
+	ctx := ctxFor(t)
+	for _, ch := range []string{"x", "y"} {
+		if err := c.Listen(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1.stop()
+
+	// The new server holds the answer to the first re-LISTEN.
+	first, release := make(chan string, 1), make(chan struct{})
+	var held atomic.Bool
+	s2 := serveHub(t, s1.addr, func(hub *pubsub.Hub) server.HandlerFunc {
+		return func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+			if ch := listenCmd(req); ch != "" && held.CompareAndSwap(false, true) {
+				first <- ch
+				<-release
+			}
+			return hub.Respond(ctx, req, sp)
+		}
+	})
+	begun := <-first
+	other := map[string]string{"x": "y", "y": "x"}[begun]
+	// other is not re-listened yet; begun is, and unanswered.
+	if err := c.Unlisten(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Unlisten(ctx, begun) }()
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if m := in.next(t); !m.Reconnected {
+		t.Fatalf("got %+v, want Reconnected", m)
+	}
+	for _, ch := range []string{begun, other} {
+		if n := s2.hub.Listeners(ch); n != 0 {
+			t.Errorf("%d listeners on %s, unlistened during the re-LISTEN, want 0", n, ch)
 		}
 	}
 }
