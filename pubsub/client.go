@@ -13,7 +13,9 @@ import (
 
 // Message is what a listener receives: a message published to one of its
 // channels, or, with Reconnected set, word that the connection was lost
-// and is back, with every channel listened to again.
+// and is back, with every channel listened to again. The messages that
+// arrived on the new connection before that follow the Reconnected
+// message (see the package's doc on delivery).
 type Message struct {
 	Channel     string
 	Data        []byte
@@ -45,9 +47,27 @@ type Client struct {
 	// the next is sent: a multiplexed server runs a connection's calls
 	// concurrently, and would otherwise take a LISTEN and an UNLISTEN
 	// in either order.
-	turns     map[string]*turn
+	turns map[string]*turn
+	// From a Disconnected until the Reconnected message is delivered,
+	// the messages that arrive wait in held (see holdLocked), so that none
+	// of the new connection comes before the Reconnected message.
+	everUp    bool
+	gen       uint64 // counts the connections lost
+	holding   bool
+	held      []Message
+	heldBytes int
 	deliverMu sync.Mutex // OnMessage runs one at a time
 }
+
+// The bounds of the messages held while the client listens again after a
+// reconnection. Past either, the oldest are dropped: they are lost as
+// those published while the connection was down are, and what is
+// delivered after the Reconnected message stays, on each channel, an
+// unbroken run of its latest messages.
+const (
+	maxHeld      = 1024
+	maxHeldBytes = 4 << 20
+)
 
 // turn is the queue of the calls on one channel.
 type turn struct {
@@ -112,12 +132,13 @@ func Dial(addr string, cfg Config) (*Client, error) {
 	cc.OnNotify = pc.notified
 	user := cc.OnStateChange
 	cc.OnStateChange = func(ev client.StateEvent) {
+		gen := pc.stateChanged(ev.State)
 		if user != nil {
 			user(ev)
 		}
 		if ev.State == client.Reconnected {
 			// Not on the address's goroutine, which must go on.
-			go pc.relisten()
+			go pc.relisten(gen)
 		}
 	}
 	cc.Protocol = client.ProtocolMux
@@ -214,15 +235,52 @@ func (c *Client) Notify(ctx context.Context, channel string, data []byte) error 
 
 func (c *Client) notified(n client.Notification) {
 	ch, data, _ := bytes.Cut(n.Payload, []byte(" "))
+	m := Message{Channel: string(ch), Data: data}
 	c.mu.Lock()
-	listened := c.listening[string(ch)]
-	c.mu.Unlock()
-	if !listened {
+	if !c.listening[m.Channel] {
 		// A channel unlistened, or whose Listen failed after the
 		// server carried it out: the application wants none of it.
+		c.mu.Unlock()
 		return
 	}
-	c.deliver(Message{Channel: string(ch), Data: data})
+	if c.holding {
+		c.holdLocked(m)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.deliver(m)
+}
+
+// holdLocked keeps m for after the Reconnected message, within the
+// bounds maxHeld and maxHeldBytes.
+func (c *Client) holdLocked(m Message) {
+	c.held = append(c.held, m)
+	c.heldBytes += len(m.Data)
+	for len(c.held) > 1 && (len(c.held) > maxHeld || c.heldBytes > maxHeldBytes) {
+		c.heldBytes -= len(c.held[0].Data)
+		c.held[0] = Message{}
+		c.held = c.held[1:]
+	}
+}
+
+// stateChanged notes a change of the connection's state, and returns the
+// count of the connections lost. From a Disconnected after the first
+// connection, messages are held until a relisten delivers the Reconnected
+// message.
+func (c *Client) stateChanged(st client.State) (gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch st {
+	case client.Connected:
+		c.everUp = true
+	case client.Disconnected:
+		if c.everUp {
+			c.gen++
+			c.holding = true
+		}
+	}
+	return c.gen
 }
 
 func (c *Client) deliver(m Message) {
@@ -233,9 +291,16 @@ func (c *Client) deliver(m Message) {
 	}
 }
 
-// relisten listens again on every channel after a reconnection, then
-// says so.
-func (c *Client) relisten() {
+// errStale is relisten's word that the connection was lost again.
+var errStale = errors.New("pubsub: connection lost again")
+
+// relisten listens again on every channel after the gen-th connection
+// loss, then delivers the Reconnected message and the messages held
+// meanwhile. The Reconnected message comes after every LISTEN, as the
+// package promises "every channel listened to again", and the messages
+// that came on the new connection meanwhile follow it, in the order
+// they came.
+func (c *Client) relisten(gen uint64) {
 	c.mu.Lock()
 	chans := make([]string, 0, len(c.listening))
 	for ch := range c.listening {
@@ -244,24 +309,78 @@ func (c *Client) relisten() {
 	c.mu.Unlock()
 	var err error
 	for _, ch := range chans {
-		err = errors.Join(err, c.relistenOne(ch))
+		if err = errors.Join(err, c.relistenOne(gen, ch)); errors.Is(err, errStale) {
+			return // a later relisten does it all again
+		}
 	}
-	if err != nil {
-		return // the connection failed again; the next Reconnected retries
+	switch {
+	case err == nil:
+		c.flush(gen, &Message{Reconnected: true})
+	case errors.Is(err, client.ErrConnLost), errors.Is(err, client.ErrNoConnection),
+		errors.Is(err, client.ErrClosed):
+		// The connection failed again; the next Reconnected retries,
+		// and the messages stay held until then.
+	default:
+		// The server refused a LISTEN: no Reconnected message, but the
+		// messages flow again.
+		c.flush(gen, nil)
 	}
-	c.deliver(Message{Reconnected: true})
 }
 
 // relistenOne listens again on ch, in its turn, unless the application
 // unlistened it meanwhile.
-func (c *Client) relistenOne(ch string) error {
+func (c *Client) relistenOne(gen uint64, ch string) error {
 	_ = c.acquire(context.Background(), ch) // cannot fail
 	defer c.release(ch)
 	c.mu.Lock()
-	want := c.listening[ch]
+	want, stale := c.listening[ch], c.gen != gen
 	c.mu.Unlock()
-	if !want {
+	switch {
+	case stale:
+		return errStale
+	case !want:
 		return nil
 	}
 	return c.do(context.Background(), "LISTEN "+ch)
+}
+
+// flush delivers first, when not nil, then the messages held, and stops
+// holding them; unless the connection was lost again after the gen-th
+// time, when a later relisten flushes.
+func (c *Client) flush(gen uint64, first *Message) {
+	f := c.cfg.OnMessage
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	if first != nil {
+		c.mu.Lock()
+		stale := c.gen != gen
+		c.mu.Unlock()
+		if stale {
+			return
+		}
+		if f != nil {
+			f(*first)
+		}
+	}
+	for {
+		c.mu.Lock()
+		if c.gen != gen {
+			c.mu.Unlock()
+			return
+		}
+		if len(c.held) == 0 {
+			c.holding, c.held, c.heldBytes = false, nil, 0
+			c.mu.Unlock()
+			return
+		}
+		m := c.held[0]
+		c.held[0] = Message{}
+		c.held = c.held[1:]
+		c.heldBytes -= len(m.Data)
+		listened := c.listening[m.Channel]
+		c.mu.Unlock()
+		if listened && f != nil {
+			f(m)
+		}
+	}
 }

@@ -32,7 +32,13 @@
 // once connected again, listens again on every channel it listened on and
 // then delivers a Message with Reconnected set, after which messages flow
 // again; those published meanwhile are lost (kvcache's channels keep a
-// cursor for catching up).
+// cursor for catching up). Messages that arrive on the new connection
+// before every channel is listened to again are held and follow the
+// Reconnected message, in the order they came; the client holds the
+// latest 1024 of them, within 4 MiB, and drops the older ones, lost like
+// those published meanwhile. Calls on one channel (Listen, Unlisten and
+// the client's own re-LISTENs) take turns, so the last the application
+// made has the last word.
 package pubsub
 
 import (

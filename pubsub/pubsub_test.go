@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,6 +307,78 @@ func TestUnlistenDuringRelisten(t *testing.T) {
 	for _, ch := range []string{begun, other} {
 		if n := s2.hub.Listeners(ch); n != 0 {
 			t.Errorf("%d listeners on %s, unlistened during the re-LISTEN, want 0", n, ch)
+		}
+	}
+}
+
+// TestReconnectedComesFirst: a message that reaches the client on its new
+// connection before it has listened again on every channel follows the
+// Reconnected message, as do the later ones, in order.
+func TestReconnectedComesFirst(t *testing.T) {
+	s1 := serveHub(t, "127.0.0.1:0", nil)
+	in := make(inbox, 100)
+	c := dial(t, s1.addr, in, fastReconnect)
+	ctx := ctxFor(t)
+	for _, ch := range []string{"a", "b"} {
+		if err := c.Listen(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1.stop()
+
+	// The new server publishes on each channel as it is listened on,
+	// before it answers: the client gets those messages before its
+	// re-LISTENs are done.
+	var n atomic.Int32
+	serveHub(t, s1.addr, func(hub *pubsub.Hub) server.HandlerFunc {
+		return func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+			resp, err := hub.Respond(ctx, req, sp)
+			if ch := listenCmd(req); ch != "" {
+				hub.Publish(ch, []byte(strconv.Itoa(int(n.Add(1)))))
+			}
+			return resp, err
+		}
+	})
+	if m := in.next(t); !m.Reconnected {
+		t.Fatalf("got %+v, want Reconnected first", m)
+	}
+	for _, want := range []string{"1", "2"} {
+		if m := in.next(t); m.Reconnected || string(m.Data) != want {
+			t.Fatalf("got %+v, want message %s", m, want)
+		}
+	}
+}
+
+// TestHeldMessagesBounded: the client holds at most the latest 1024
+// messages while it listens again; the older are dropped, and those kept
+// follow the Reconnected message in order.
+func TestHeldMessagesBounded(t *testing.T) {
+	const held, sent = 1024, 1100
+	s1 := serveHub(t, "127.0.0.1:0", nil)
+	in := make(inbox, sent+10)
+	c := dial(t, s1.addr, in, fastReconnect)
+	ctx := ctxFor(t)
+	if err := c.Listen(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	s1.stop()
+	serveHub(t, s1.addr, func(hub *pubsub.Hub) server.HandlerFunc {
+		return func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
+			resp, err := hub.Respond(ctx, req, sp)
+			if listenCmd(req) == "a" {
+				for i := range sent {
+					hub.Publish("a", []byte(strconv.Itoa(i)))
+				}
+			}
+			return resp, err
+		}
+	})
+	if m := in.next(t); !m.Reconnected {
+		t.Fatalf("got %+v, want Reconnected first", m)
+	}
+	for i := sent - held; i < sent; i++ {
+		if m := in.next(t); string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("got %+v, want message %d", m, i)
 		}
 	}
 }
