@@ -129,3 +129,59 @@ func TestWriterBorrowsForBursts(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderTakeAndDetach: Take hands out frames where they lie while
+// they are buffered whole, and after Detach the Reader reads on into other
+// memory, so every frame taken before keeps its bytes; with and without a
+// pool, whose borrowed buffer must not be lent again either.
+func TestReaderTakeAndDetach(t *testing.T) {
+	ps := payloads(300, 1000)
+	var stream []byte
+	for _, p := range ps {
+		stream = frame.AppendFrame(stream, p)
+	}
+	for _, pooled := range []bool{false, true} {
+		// Reads of varied sizes, some filling the buffer, some not.
+		src := &splitReader{}
+		for rest, i := stream, 0; len(rest) > 0; i++ {
+			n := min(len(rest), []int{7000, 1500, 30000, 2500}[i%4])
+			src.parts, rest = append(src.parts, rest[:n]), rest[n:]
+		}
+		r := frame.NewReaderSize(src, 4<<10, frame.Limits{})
+		if pooled {
+			r.SetPool(frame.NewBufferPool(64 << 10))
+		}
+		var taken [][]byte
+		var wants [][]byte
+		for i, want := range ps {
+			h, err := r.ReadHeader()
+			if err != nil {
+				t.Fatalf("pooled %v, frame %d: %v", pooled, i, err)
+			}
+			buffered := r.Buffered()
+			p, ok := r.Take(h.Len())
+			if ok != (h.Len() <= buffered) {
+				t.Fatalf("pooled %v, frame %d: Take says %v with %d of %d bytes buffered", pooled, i, ok, buffered, h.Len())
+			}
+			if !ok {
+				if p, err = r.ReadPayload(nil, h.Len()); err != nil {
+					t.Fatalf("pooled %v, frame %d: %v", pooled, i, err)
+				}
+			} else {
+				taken, wants = append(taken, p), append(wants, want)
+				r.Detach()
+			}
+			if !bytes.Equal(p, want) {
+				t.Fatalf("pooled %v, frame %d: wrong bytes", pooled, i)
+			}
+		}
+		if len(taken) < len(ps)/2 {
+			t.Fatalf("pooled %v: only %d of %d frames were buffered whole", pooled, len(taken), len(ps))
+		}
+		for i, p := range taken {
+			if !bytes.Equal(p, wants[i]) {
+				t.Fatalf("pooled %v: taken frame %d was overwritten after Detach", pooled, i)
+			}
+		}
+	}
+}

@@ -281,6 +281,39 @@ func (r *Reader) ReadPayload(dst []byte, n int) ([]byte, error) {
 	return dst, nil
 }
 
+// Take consumes the next n bytes if they are buffered, and returns them
+// where they lie, without a copy; false, and nothing consumed, if fewer
+// have arrived. The bytes stay valid until the next call that may read
+// (any but Buffered, NextBuffered, Take and Detach), or until Detach: a
+// server runs a request from its read buffer this way, and only a handler
+// that outlives that (it passed the reading on) costs a copy, Detach's.
+func (r *Reader) Take(n int) ([]byte, bool) {
+	if n < 0 || n > r.w-r.r {
+		return nil, false
+	}
+	p := r.buf[r.r : r.r+n : r.r+n]
+	r.r += n
+	return p, true
+}
+
+// Detach leaves the buffer to whoever holds bytes Take returned: the
+// bytes still buffered move to a new buffer, and the Reader never writes
+// the old one again, nor gives it back to its pool. Whatever reads next
+// then cannot overwrite them.
+func (r *Reader) Detach() {
+	var fresh []byte
+	if r.loan.active() {
+		// Forgotten rather than given back: the pool would lend it again.
+		r.loan.box = nil
+		fresh, _ = r.loan.take()
+	} else {
+		fresh = make([]byte, len(r.own))
+		r.own = fresh
+	}
+	r.w = copy(fresh, r.buf[r.r:r.w])
+	r.r, r.buf = 0, fresh
+}
+
 // Discard skips n payload bytes without keeping them.
 func (r *Reader) Discard(n int) error {
 	for n > 0 {
