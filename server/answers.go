@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"github.com/tcpez/tcpez/internal/budget"
 )
 
@@ -31,6 +32,17 @@ func (c *conn) answerDst(s *slot) []byte {
 // inLent reports whether resp is in s's lent answer buffer, whose bytes
 // the budget holds already.
 func (s *slot) inLent(resp []byte) bool { return within(resp, s.lent) }
+
+// keepAnswer copies the parts of s's answer that lie in its request read
+// in place (slot.place), which the reader is about to read on into.
+func (s *slot) keepAnswer() {
+	if within(s.resp, s.place) {
+		s.resp = bytes.Clone(s.resp)
+	}
+	if within(s.tail, s.place) {
+		s.tail = bytes.Clone(s.tail)
+	}
+}
 
 // within reports whether p, not empty, starts in buf's memory.
 func within(p, buf []byte) bool {

@@ -223,6 +223,13 @@ func (c *conn) handOff(tok uint64) bool {
 		return false
 	}
 	c.takenTok = tok
+	// The handler's slot is the one after the ring's last, which push
+	// makes its last (tail would move an empty ring's head).
+	if c.ring.at(c.ring.n).place != nil {
+		// The handler runs on its request in the read buffer: the new
+		// reader reads into a buffer of its own.
+		c.r.Detach()
+	}
 	c.ring.push()
 	c.mu.Unlock()
 	go c.takeOver()
@@ -347,11 +354,12 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 		}
 	}
 	fresh := waited || !c.frameBuffered(n)
-	if err := c.room(s, n); err != nil {
+	// Run the request here unless handlers are slow and more requests are
+	// already at hand: then they run concurrently and reading goes on.
+	// (Read once: other handlers' goroutines change it.)
+	slow := c.slow.is()
+	if err := c.readPayload(s, n, !fresh && (!slow || c.r.Buffered() == n)); err != nil {
 		return err
-	}
-	if s.req, err = c.r.ReadPayload(s.req, n); err != nil {
-		return c.readError(err, false)
 	}
 	s.inBatch = inBatch
 	if fresh {
@@ -359,14 +367,38 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	} else {
 		c.begin(s, c.clock.recent())
 	}
-	// Run the request here unless handlers are slow and more requests are
-	// already at hand: then they run concurrently and reading goes on.
-	if c.slow.is() && c.r.Buffered() > 0 {
+	if slow && c.r.Buffered() > 0 {
 		c.publish()
 		go s.runner(c)()
 		return nil
 	}
 	return c.runInline(s)
+}
+
+// maxInPlace is the largest request run from the read buffer in place.
+// Its answer, if it lies in the request, is then smaller than the
+// answers a mux connection writes by reference (refAnswerMin) after the
+// reader has read on: those it copies.
+const maxInPlace = refAnswerMin
+
+// readPayload reads the request of n bytes into s: in place in the read
+// buffer when inPlace says that its bytes are at hand and that s will run
+// inline, as a burst's requests do, which saves copying every request (see
+// slot.place); else into s's buffer.
+func (c *conn) readPayload(s *slot, n int, inPlace bool) error {
+	if inPlace && n <= maxInPlace {
+		s.req, _ = c.r.Take(n) // cannot fail: the bytes are buffered
+		s.place = s.req
+		return nil
+	}
+	if err := c.room(s, n); err != nil {
+		return err
+	}
+	var err error
+	if s.req, err = c.r.ReadPayload(s.req, n); err != nil {
+		return c.readError(err, false)
+	}
+	return nil
 }
 
 // begin starts the request of slot s at the clock reading start: its
@@ -568,6 +600,10 @@ func (c *conn) runInline(s *slot) error {
 		c.srv.watch.started(c)
 	}
 	resp, err := c.call(s)
+	if s.place != nil {
+		// Not a buffer of s's own: release must not take it for one.
+		s.req = s.own
+	}
 	if !c.complete(s, resp, err, s.start, tok) {
 		return errHandedOff
 	}
@@ -756,6 +792,12 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 			}
 		}
 		s.done = true
+		// s, the ring's last slot if inline, is written now only if
+		// nobody else writes and every slot before it is answered.
+		if s.place != nil && inline && (c.writing || c.writable() < c.ring.n) {
+			s.keepAnswer()
+		}
+		s.place = nil
 	}
 	if c.writing {
 		return inline

@@ -10,12 +10,17 @@ import (
 // Handler answers one request.
 //
 // req is valid only until Respond returns, and the answer must not be
-// changed after Respond returns; an answer may be req itself. (The buffer
-// of a request over 64 KiB is mapped memory that the server reuses and
-// whose pages it later gives back to the system: a goroutine that reads it
-// after Respond returned reads another request's bytes or zeros.) On a v1
-// connection ctx is the connection's: it ends when the connection closes
-// or the server stops. On a mux connection it is the call's: it also ends
+// changed after Respond returns; an answer may be req itself. (A request
+// may lie in the connection's read buffer, and the buffer of one over 64
+// KiB is mapped memory that the server reuses and whose pages it later
+// gives back to the system: a goroutine that reads req after Respond
+// returned reads another request's bytes or zeros.) On a v1 connection ctx
+// is the connection's: it ends when the connection fails (a read or write
+// error), when it closes, and when the server stops. A client's end of
+// stream is not a failure: a client may send its requests, close its side
+// and read the answers (as `printf … | nc` does), so the handlers of the
+// requests read go on with ctx, are answered, and only then does the
+// connection close. On a mux connection it is the call's: it also ends
 // when the client cancels the call, and when Respond returns; it must not
 // be used after that except through contexts derived from it. It carries
 // sp (span.FromContext), so that the calls the handler makes with it,

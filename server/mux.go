@@ -281,6 +281,11 @@ func (m *muxConn) takeOverLocked() bool {
 	if !m.inline.answered {
 		m.calls[m.inline.id] = m.inline
 	}
+	if m.inline.place != nil {
+		// The handler runs on its request in the read buffer: the new
+		// reader reads into a buffer of its own.
+		m.r.Detach()
+	}
 	m.reader++
 	m.inline = nil
 	m.slow.set()
@@ -430,6 +435,9 @@ func (m *muxConn) request(id uint32, n int) error {
 	if code == 0 {
 		mc = m.getLocked()
 	}
+	// Only the reader adds running calls, so a call that may run inline
+	// now still may once its body is read.
+	mayInline := m.running < m.cfg.MaxInFlight && !m.slow.is()
 	m.mu.Unlock()
 	if mc == nil {
 		if err := m.r.Discard(n); err != nil {
@@ -439,12 +447,8 @@ func (m *muxConn) request(id uint32, n int) error {
 		return nil
 	}
 	fresh := n > m.r.Buffered()
-	// The body is charged to the memory budget as in v1, waiting for room
-	// with the connection unread.
-	err := m.room(&mc.slot, n)
-	if err == nil {
-		mc.req, err = m.r.ReadPayload(mc.req, n)
-	}
+	inPlace := mayInline && !fresh && n <= maxInPlace
+	err := m.readBody(mc, n, inPlace)
 	if err != nil {
 		m.mu.Lock()
 		m.putLocked(mc)
@@ -472,7 +476,7 @@ func (m *muxConn) request(id uint32, n int) error {
 	m.mu.Lock()
 	m.admitted++
 	start := m.running < m.cfg.MaxInFlight
-	inline := start && !m.slow.is()
+	inline := inPlace || start && !m.slow.is()
 	switch {
 	case inline:
 		// Published for the watcher with one atomic store; whether the
@@ -501,6 +505,23 @@ func (m *muxConn) request(id uint32, n int) error {
 		m.dispatch(mc)
 	}
 	return nil
+}
+
+// readBody reads mc's body of n bytes: in place in the read buffer when
+// inPlace says mc will run inline and its bytes are at hand, as v1's
+// readPayload does; else into mc's buffer, charged to the memory budget as
+// in v1, waiting for room with the connection unread.
+func (m *muxConn) readBody(mc *muxCall, n int, inPlace bool) error {
+	if inPlace {
+		mc.req, _ = m.r.Take(n) // cannot fail: the bytes are buffered
+		mc.place = mc.req
+		return nil
+	}
+	err := m.room(&mc.slot, n)
+	if err == nil {
+		mc.req, err = m.r.ReadPayload(mc.req, n)
+	}
+	return err
 }
 
 // runInline runs mc on the reader's goroutine, which costs no hand-off,
@@ -603,6 +624,10 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 		// Cancelled while it waited: answered already, not run.
 		mc.err = mc.ctx.Err()
 	}
+	if mc.place != nil {
+		// Not a buffer of mc's own: putLocked must not take it for one.
+		mc.req = mc.own
+	}
 	end := m.clock.now()
 	m.slow.note(end - began)
 	mc.ctx.cancel(context.Canceled) // a handler's context ends with it
@@ -612,8 +637,11 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !mc.answered && !m.broken {
+		// An answer in mc.place is copied, being smaller than
+		// refAnswerMin (maxInPlace).
 		m.queueAnswerLocked(mc)
 	}
+	mc.place = nil
 	if inline {
 		if lost = m.reader != gen; !lost {
 			m.inline = nil

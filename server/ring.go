@@ -35,6 +35,11 @@ type slot struct {
 	lent      []byte // lent for a large AppendHandler answer (see answerDst)
 	err       error
 	done      bool
+	// place is the request while it lies in the connection's read buffer
+	// (conn.readPayload), which the reader reads on into once the
+	// handler returns: finish copies an answer in it that it does not
+	// write at once.
+	place []byte
 
 	// run is conn.run for this slot, made once: starting it on a
 	// goroutine then allocates no closure per request.
