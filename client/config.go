@@ -195,8 +195,9 @@ type Config struct {
 	// docs/PROTOCOL.md, "Calls from the server"). Each call runs on a
 	// goroutine of its own; its context ends when the server gives the
 	// call up or the connection fails. An error or a panic reaches the
-	// server's caller as an error with code CodeHandler ("handler panic").
-	// Without a Handler such calls are refused with CodeNoHandler; past
+	// server's caller as an error with code CodeHandler ("handler panic"),
+	// and so does an answer over the server's frame limit, which is not
+	// sent (it would end the connection). Without a Handler such calls are refused with CodeNoHandler; past
 	// MaxInFlight of them running on one connection, with CodeTooMany.
 	Handler Handler
 	// OnNotify, when set, receives the notifications servers push to this

@@ -131,6 +131,11 @@ func (cn *conn) serveCall(ctx context.Context, h Handler, id uint32, req []byte)
 		return
 	}
 	cancel(context.Canceled)
+	if err == nil && len(resp) > cn.mux.maxBody {
+		// Sent, it would end the connection: the server refuses a frame
+		// over its limit as a protocol error.
+		err = fmt.Errorf("an answer of %d bytes, over the server's limit of %d", len(resp), cn.mux.maxBody)
+	}
 	cn.queueFrame(func(b []byte) []byte {
 		if err == nil {
 			return frame.AppendMux(b, frame.KindAnswer, id, resp)

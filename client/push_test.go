@@ -113,6 +113,7 @@ func TestClientHandlerErrors(t *testing.T) {
 			}
 			return fmt.Appendf(nil, "%d %s", re.Code, re.Message), true
 		},
+		Limits: frame.Limits{MaxFrameSize: 64 << 10},
 	})
 	c := pushClient(t, addr, client.Config{Handler: client.HandlerFunc(func(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
 		switch string(req) {
@@ -120,10 +121,16 @@ func TestClientHandlerErrors(t *testing.T) {
 			return nil, errors.New("boom")
 		case "in:panic":
 			panic("oops")
+		case "in:big":
+			return make([]byte, 100<<10), nil
 		}
 		return req, nil
 	})})
-	for req, want := range map[string]string{"fail": "1 boom", "panic": "1 handler panic", "ok": "out:in:ok"} {
+	tooBig := fmt.Sprintf("1 an answer of %d bytes, over the server's limit of %d", 100<<10, 64<<10-frame.MuxHeaderSize)
+	// In this order, so that a big answer that ended the connection fails
+	// the calls after it.
+	for _, req := range []string{"fail", "panic", "big", "ok"} {
+		want := map[string]string{"fail": "1 boom", "panic": "1 handler panic", "big": tooBig, "ok": "out:in:ok"}[req]
 		got, err := c.Call(ctxFor(t), []byte(req))
 		if err != nil || string(got) != want {
 			t.Errorf("%s: got %q, %v; want %q", req, got, err, want)
