@@ -197,12 +197,15 @@ type Config struct {
 	// call up or the connection fails. An error or a panic reaches the
 	// server's caller as an error with code CodeHandler ("handler panic"),
 	// and so does an answer over the server's frame limit, which is not
-	// sent (it would end the connection). Without a Handler such calls are refused with CodeNoHandler; past
-	// MaxInFlight of them running on one connection, with CodeTooMany.
+	// sent (it would end the connection). Without a Handler such calls are
+	// refused with CodeNoHandler; past MaxInFlight of them running on one
+	// connection, with CodeTooMany.
 	Handler Handler
 	// OnNotify, when set, receives the notifications servers push to this
 	// client, those of a connection one at a time and in order, on the
-	// goroutine that reads it: it should return quickly. Without it they
+	// goroutine that reads it: it should return quickly, and must not
+	// wait for a call on this client, whose answer may come on that very
+	// connection (start the call on a goroutine of its own). Without it they
 	// are dropped. A connection that fails loses what its server had not
 	// yet sent; OnStateChange's Reconnected says when to ask again (for
 	// example to LISTEN again). With Handler or OnNotify set, every

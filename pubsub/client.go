@@ -25,7 +25,11 @@ type Message struct {
 // Config configures a Client.
 type Config struct {
 	// OnMessage receives the messages of the channels listened to, in
-	// each channel's order, one at a time: it should return quickly.
+	// each channel's order, one at a time: it should return quickly. It
+	// runs on the goroutine that reads the connection, so it must not wait
+	// for Listen, Unlisten or Notify, whose answers come on that
+	// connection: call them from a goroutine of its own (from the
+	// Reconnected message it is safe).
 	OnMessage func(Message)
 	// Client configures the connection; its OnNotify and OnStateChange are
 	// the Client's, and its ConnsPerAddr is 1: subscriptions belong to a
