@@ -685,7 +685,7 @@ func (cn *conn) muxError(id uint32, n int) error {
 		return fmt.Errorf("%w: error for id %d, which is not in flight", ErrUnexpectedAnswer, id)
 	}
 	if rq.stream != nil {
-		rq.stream.finish(serr)
+		rq.stream.serverFailed(serr)
 		cn.release()
 		return nil
 	}

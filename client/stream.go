@@ -28,8 +28,8 @@ var ErrNoStreams = errors.New("tcpez/client: the server does not speak streams (
 // up only its own stream, and memory stays bounded whatever the size.
 //
 // Recv returns io.EOF once the server's handler has returned nil and its
-// messages are read (Trailer then holds what it set); a *ServerError when
-// it failed. The stream ends, and its connection slot is freed, when the
+// messages are read (Trailer then holds what it set); a *ServerError once
+// the messages it sent before it failed are read. The stream ends, and its connection slot is freed, when the
 // server ends it or when the context given to Client.Stream ends, which
 // cancels it on the server: a caller that leaves a stream early must
 // cancel that context.
@@ -48,7 +48,7 @@ type Stream struct {
 
 	finishOnce sync.Once
 	done       chan struct{}
-	err        error // why it ended; nil for the server's end
+	err        error // why it ended; nil for the server's end or error frame
 }
 
 // Stream opens a stream on a connection of the client; open is the
@@ -109,8 +109,9 @@ func (s *Stream) bind(cn *conn, id uint32) {
 func (s *Stream) Context() context.Context { return s.ctx }
 
 // Send sends msg as one message; see Stream for when it waits. After the
-// server ended the stream it returns io.EOF (Recv then says how it
-// ended), after CloseSend an error.
+// server ended the stream, whether its handler succeeded or failed, it
+// returns io.EOF: Recv then says how it ended, as with gRPC's SendMsg.
+// After CloseSend it returns an error.
 func (s *Stream) Send(msg []byte) error { return s.core.Send(s.ctx, msg) }
 
 // Write sends p, for io.Writer (a message per Write).
@@ -153,6 +154,14 @@ func (s *Stream) Done() <-chan struct{} { return s.done }
 func (s *Stream) abandon() {
 	s.core.Fail(ctxError(s.ctx))
 	s.cn.cancelOnWire(s.ctx, s.rq, s.id)
+}
+
+// serverFailed ends the stream with the server's error frame: what the
+// server sent before it is still to read, Recv then returns serr, and Send
+// io.EOF, as after the server's end frame.
+func (s *Stream) serverFailed(serr *ServerError) {
+	s.core.PeerFail(serr)
+	s.finish(nil)
 }
 
 // finish ends the stream, once: with nil for the server's end (what it

@@ -186,7 +186,9 @@ func TestStreamCancelByClient(t *testing.T) {
 }
 
 // TestStreamHandlerFailsMidStream: a handler that returns an error while
-// the client still sends fails the client's stream both ways.
+// the client still sends ends the client's stream: Recv returns the
+// handler's error, and Send io.EOF, as after a handler that succeeded
+// (Send says the stream ended, Recv how).
 func TestStreamHandlerFailsMidStream(t *testing.T) {
 	_, c := startStreams(t, server.Config{}, map[string]func(context.Context, *server.Stream) error{
 		"fail": func(_ context.Context, s *server.Stream) error {
@@ -209,8 +211,61 @@ func TestStreamHandlerFailsMidStream(t *testing.T) {
 	if _, err := s.Recv(); !errors.As(err, &se) || se.Code != frame.CodeHandler || se.Message != "boom" {
 		t.Fatalf("Recv: %v, want the handler's error", err)
 	}
-	if !errors.As(sendErr, &se) {
-		t.Fatalf("Send: %v, want the handler's error", sendErr)
+	if sendErr != io.EOF {
+		t.Fatalf("Send: %v, want io.EOF", sendErr)
+	}
+}
+
+// TestStreamDataBeforeHandlerError: what a handler sent before it failed
+// reaches the client, then its error (docs/PROTOCOL.md, "Ending": the
+// client reads the data before the error frame), whether the client reads
+// as it comes or only once the stream has ended. Before, the error frame
+// dropped what was buffered: the client got none of the messages.
+func TestStreamDataBeforeHandlerError(t *testing.T) {
+	_, c := startStreams(t, server.Config{}, map[string]func(context.Context, *server.Stream) error{
+		"fail": func(_ context.Context, s *server.Stream) error {
+			for i := range 3 {
+				if err := s.Send(fmt.Appendf(nil, "result %d", i)); err != nil {
+					return err
+				}
+			}
+			// And a message larger than a chunk, sent in several frames; all
+			// of it fits the client's window, which the test may not read
+			// before the end.
+			if err := s.Send(bytes.Repeat([]byte("y"), 200<<10)); err != nil {
+				return err
+			}
+			return errors.New("failed after the results")
+		},
+	})
+	for _, waitForEnd := range []bool{false, true} {
+		s, err := c.Stream(ctxFor(t), []byte("fail"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waitForEnd {
+			<-s.Done()
+		}
+		for i := range 3 {
+			m, err := s.Recv()
+			if want := fmt.Sprintf("result %d", i); err != nil || string(m) != want {
+				t.Fatalf("waiting for the end %v: message %d: %q, %v; want %q", waitForEnd, i, m, err, want)
+			}
+		}
+		if m, err := s.Recv(); err != nil || len(m) != 200<<10 {
+			t.Fatalf("waiting for the end %v: the large message: %d bytes, %v", waitForEnd, len(m), err)
+		}
+		var se *client.ServerError
+		if _, err := s.Recv(); !errors.As(err, &se) || se.Code != frame.CodeHandler || se.Message != "failed after the results" {
+			t.Fatalf("waiting for the end %v: Recv after the messages: %v, want the handler's error", waitForEnd, err)
+		}
+		if _, err := s.Recv(); !errors.As(err, &se) {
+			t.Fatalf("waiting for the end %v: Recv again: %v, want the handler's error again", waitForEnd, err)
+		}
+		<-s.Done()
+		if err := s.Send([]byte("late")); err != io.EOF {
+			t.Fatalf("waiting for the end %v: Send after the error: %v, want io.EOF", waitForEnd, err)
+		}
 	}
 }
 

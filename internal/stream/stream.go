@@ -78,6 +78,7 @@ type Core struct {
 	peer    int64 // credit the peer holds: what it may still send
 	unacked int   // credit consumed here and not yet granted back
 	ended   bool  // the peer sent its end: io.EOF after the data
+	endErr  error // the peer's end was an error: it, not io.EOF, after the data
 	trailer []byte
 	msg     []byte // Recv's reassembly buffer
 	// writing is set while the reader fills the ring outside mu.
@@ -243,12 +244,15 @@ func (c *Core) consumeLocked(n int) uint32 {
 }
 
 // awaitRecvLocked waits, with mu held, until a frame is buffered; it
-// returns io.EOF after the peer's end, or the stream's error.
+// returns io.EOF (or the peer's error) after the peer's end, or the
+// stream's error.
 func (c *Core) awaitRecvLocked() error {
 	for c.fhead == len(c.frames) {
 		switch {
 		case c.err != nil:
 			return c.err
+		case c.ended && c.endErr != nil:
+			return c.endErr
 		case c.ended:
 			return io.EOF
 		}
@@ -423,6 +427,20 @@ func (c *Core) PeerEnd(trailer []byte) error {
 	c.mu.Unlock()
 	signal(c.recvWake)
 	return nil
+}
+
+// PeerFail notes the peer's end with an error rather than an end frame
+// (the server's error frame, for the client): as after PeerEnd, what the
+// peer sent before it is still to read, and receiving then returns err
+// instead of io.EOF. A stream that ended or failed already is left as it
+// is. Sending is the engine's to stop (StopSending).
+func (c *Core) PeerFail(err error) {
+	c.mu.Lock()
+	if c.err == nil && !c.ended {
+		c.ended, c.endErr = true, err
+	}
+	c.mu.Unlock()
+	signal(c.recvWake)
 }
 
 // Trailer is what the peer's end frame carried.
