@@ -15,6 +15,10 @@ import (
 // not negotiate version 3 of the multiplexed mode (or a v1 connection).
 var ErrNoStreams = errors.New("tcpez/client: the server does not speak streams (multiplexed mode version 3)")
 
+// ErrSendClosed is the error of Send and Write on a stream after its
+// CloseSend.
+var ErrSendClosed = stream.ErrSendClosed
+
 // Stream is a call that carries a sequence of messages each way
 // (docs/PROTOCOL.md, "Streams"): the client's end, from Client.Stream.
 // It is shaped like grpc.ClientStream: Send and Recv move messages, and
@@ -111,7 +115,8 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // Send sends msg as one message; see Stream for when it waits. After the
 // server ended the stream, whether its handler succeeded or failed, it
 // returns io.EOF: Recv then says how it ended, as with gRPC's SendMsg.
-// After CloseSend it returns an error.
+// After CloseSend, while the server has not ended the stream, it returns
+// ErrSendClosed.
 func (s *Stream) Send(msg []byte) error { return s.core.Send(s.ctx, msg) }
 
 // Write sends p, for io.Writer (a message per Write).

@@ -99,6 +99,42 @@ func TestStreamMessages(t *testing.T) {
 	}
 }
 
+// TestStreamSendAfterCloseSend: a Send or Write after CloseSend returns
+// client.ErrSendClosed, which errors.Is finds (before, the value was
+// internal/stream's, which no user can import).
+func TestStreamSendAfterCloseSend(t *testing.T) {
+	release := make(chan struct{})
+	_, c := startStreams(t, server.Config{}, map[string]func(context.Context, *server.Stream) error{
+		"hold": func(_ context.Context, s *server.Stream) error {
+			if _, err := io.Copy(io.Discard, s); err != nil {
+				return err
+			}
+			<-release // the stream stays open after the client's CloseSend
+			return nil
+		},
+	})
+	s, err := c.Stream(ctxFor(t), []byte("hold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send([]byte("two")); !errors.Is(err, client.ErrSendClosed) {
+		t.Fatalf("Send after CloseSend: %v, want client.ErrSendClosed", err)
+	}
+	if _, err := s.Write([]byte("two")); !errors.Is(err, client.ErrSendClosed) {
+		t.Fatalf("Write after CloseSend: %v, want client.ErrSendClosed", err)
+	}
+	close(release)
+	if _, err := s.Recv(); err != io.EOF {
+		t.Fatalf("Recv: %v, want io.EOF", err)
+	}
+}
+
 // TestStreamBlob copies 64 MiB each way through io.Copy, with the stream
 // as io.Reader and io.Writer.
 func TestStreamBlob(t *testing.T) {
