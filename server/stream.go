@@ -53,7 +53,11 @@ type Stream struct {
 func (s *Stream) Context() context.Context { return s.ctx }
 
 // Send sends msg as one message. It waits while the client's window is
-// full: a client that does not read holds up only its own stream.
+// full: a client that does not read holds up only its own stream. Once
+// the client cancelled the stream it returns the cancel's cause,
+// context.Cause of the stream's context (context.Canceled, or
+// context.DeadlineExceeded when the client's deadline passed); once the
+// handler returned, ErrStreamDone.
 func (s *Stream) Send(msg []byte) error { return s.core.Send(s.ctx, msg) }
 
 // Write sends p, for io.Writer (a message per Write).
@@ -92,6 +96,11 @@ func (ss *streamSink) Data(_ context.Context, body []byte, more bool) error {
 	case m.broken:
 		return ErrRemoteGone
 	case s.answered:
+		// Cancelled by the client, its cause (the core failed with it
+		// as it was answered), or ended by its handler: ErrStreamDone.
+		if err := s.core.Err(); err != nil {
+			return err
+		}
 		return ErrStreamDone
 	}
 	m.wbuf = frame.AppendData(m.wbuf, s.id, more, len(body))
