@@ -71,7 +71,9 @@ type Config struct {
 	MemoryBudget int64
 	// MemoryWait is how long a frame may wait for room in MemoryBudget
 	// before its connection is closed with ErrMemoryBudget. Default
-	// DefaultMemoryWait; negative: no limit.
+	// DefaultMemoryWait; negative: no limit. A stream's open does not
+	// wait: one whose window (StreamWindow) finds no room is refused at
+	// once with code 4 ("overloaded"), and the connection goes on.
 	MemoryWait time.Duration
 	// MaxConnsPerPeer is the most connections served at once from one
 	// remote IP address (one /64 for IPv6); more are accepted and reset
@@ -102,7 +104,8 @@ type Config struct {
 	PushBacklog int
 	// StreamWindow is the receive window of each stream (version 3): how
 	// much a client may send on one stream before the handler reads it,
-	// and so the most the server buffers for it. Zero means 256 KiB
+	// and so the most the server buffers for it; it is charged to
+	// MemoryBudget while the stream lives. Zero means 256 KiB
 	// (frame.StreamWindow, the protocol's starting window, below which it
 	// never goes); a larger window suits long round trips.
 	StreamWindow int

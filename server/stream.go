@@ -207,14 +207,15 @@ func (m *muxConn) openStream(id uint32, n int) error {
 	s := &Stream{m: m, id: id}
 	s.core = stream.New((*streamSink)(s), stream.Config{Window: m.cfg.StreamWindow, MaxMessage: m.maxFrame(), MaxChunk: m.maxFrame() - frame.MuxHeaderSize})
 	// What the stream may buffer, its window, is charged to the memory
-	// budget for its life, waiting for room with the connection unread as
-	// a request's body does; a stream that finds none is refused.
-	if err := m.acquire(int64(s.core.Window())); err != nil {
+	// budget for its life. Unlike a request's body, an open does not wait
+	// for room: this is the connection's reader, and while it waited the
+	// streams admitted on the connection could get none of the data they
+	// need to finish and give room back. A stream that finds no room is
+	// refused at once; the client may open it again.
+	if w := int64(s.core.Window()); !m.acct.TryAcquire(w) {
 		m.srv.releaseCall()
-		if !errors.Is(err, ErrMemoryBudget) {
-			return err
-		}
-		m.refuse(id, frame.CodeOverloaded, err.Error())
+		m.refuse(id, frame.CodeOverloaded, fmt.Sprintf("%v: no room for a stream's %d-byte window (budget %d bytes, %d held by this connection)",
+			ErrMemoryBudget, w, m.srv.budget.Limit(), m.acct.Held()))
 		return nil
 	}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)

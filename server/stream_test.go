@@ -204,3 +204,58 @@ func TestStreamMemoryBudget(t *testing.T) {
 		t.Fatalf("got %+v, want stream 7's echo", f)
 	}
 }
+
+// TestStreamOpenOverBudgetKeepsReading: a stream that finds no room in
+// the memory budget is refused at once (code 4), and the connection's
+// reader goes on to the data of the streams admitted before it, which
+// finish and give their room back. Before, the open waited for room on
+// the reader: the admitted streams never got their data, and with no
+// MemoryWait limit the connection, and the budget it held, were stuck
+// for good.
+func TestStreamOpenOverBudgetKeepsReading(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{
+		MemoryBudget: 2*frame.StreamWindow + frame.StreamWindow/2,
+		MemoryWait:   -1, // no limit: a wait on the reader would never end
+	})
+	c, r, _ := dialMux(t, addr)
+	var out []byte
+	for _, id := range []uint32{1, 3, 5} {
+		out = frame.AppendMux(out, frame.KindOpen, id, []byte("ECHO"))
+	}
+	for _, id := range []uint32{1, 3, 5} {
+		out = frame.AppendMux(out, frame.KindData, id, []byte{byte('0' + id)})
+		out = frame.AppendMux(out, frame.KindEnd, id, nil)
+	}
+	write(t, c, out)
+	refused, echoed, ended := false, map[uint32]bool{}, map[uint32]bool{}
+	for !refused || len(ended) < 2 {
+		f := readMux(t, r)
+		switch {
+		case f.Kind == frame.KindError && f.ID == 5:
+			if code, _ := f.ErrorCode(); code != frame.CodeOverloaded {
+				t.Fatalf("stream 5: code %v, want %v", code, frame.CodeOverloaded)
+			}
+			refused = true
+		case f.Kind == frame.KindData && (f.ID == 1 || f.ID == 3) && string(f.Body) == string(rune('0'+f.ID)):
+			echoed[f.ID] = true
+		case f.Kind == frame.KindEnd && (f.ID == 1 || f.ID == 3) && echoed[f.ID]:
+			ended[f.ID] = true
+		default:
+			t.Fatalf("got %+v", f)
+		}
+	}
+	// Their room is back: two more streams fit.
+	out = out[:0]
+	for _, id := range []uint32{7, 9} {
+		out = frame.AppendMux(out, frame.KindOpen, id, []byte("ECHO"))
+		out = frame.AppendMux(out, frame.KindEnd, id, nil)
+	}
+	write(t, c, out)
+	for ended := 0; ended < 2; ended++ {
+		if f := readMux(t, r); f.Kind != frame.KindEnd || (f.ID != 7 && f.ID != 9) {
+			t.Fatalf("got %+v, want the end of stream 7 or 9", f)
+		}
+	}
+}
