@@ -29,7 +29,10 @@ var ErrSendClosed = stream.ErrSendClosed
 // Flow control is per stream: Send waits while the server's window for
 // it is full, and the server sends no more than the client's window
 // (Config.StreamWindow) ahead of Recv, so a side that stops reading holds
-// up only its own stream, and memory stays bounded whatever the size.
+// up only its own stream, and what waits unread is bounded by the window
+// whatever the size. Recv also holds the message it reassembles, up to
+// the frame limit (Config.Limits), in a buffer it keeps for the next;
+// Read holds nothing beyond the window.
 //
 // Recv returns io.EOF once the server's handler has returned nil and its
 // messages are read (Trailer then holds what it set); a *ServerError once

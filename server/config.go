@@ -104,10 +104,11 @@ type Config struct {
 	PushBacklog int
 	// StreamWindow is the receive window of each stream (version 3): how
 	// much a client may send on one stream before the handler reads it,
-	// and so the most the server buffers for it; it is charged to
-	// MemoryBudget while the stream lives. Zero means 256 KiB
-	// (frame.StreamWindow, the protocol's starting window, below which it
-	// never goes); a larger window suits long round trips.
+	// and so the most the server buffers unread for it; it is charged to
+	// MemoryBudget while the stream lives. (A handler's Recv holds besides
+	// the message it reassembles, up to the frame limit, uncharged.) Zero
+	// means 256 KiB (frame.StreamWindow, the protocol's starting window,
+	// below which it never goes); a larger window suits long round trips.
 	StreamWindow int
 
 	// ReadTimeout is how long a frame may take to arrive once its first

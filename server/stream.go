@@ -37,7 +37,11 @@ var ErrStreamDone = errors.New("tcpez/server: the stream's handler has returned"
 // may send while another receives. Recv returns io.EOF once the client
 // has closed its side (CloseSend) and its messages are read. A message is
 // at most the server's frame limit for Recv; Read has no limit, for
-// blobs.
+// blobs. What the client sends ahead of the handler is bounded by the
+// stream's window, which is charged to MemoryBudget; the message Recv
+// reassembles is not charged: it holds up to the frame limit per stream,
+// in a buffer it keeps for the next message. Read holds nothing beyond
+// the window.
 type Stream struct {
 	core   *stream.Core
 	m      *muxConn

@@ -116,7 +116,8 @@ func New(sink Sink, cfg Config) *Core {
 	return c
 }
 
-// Window is the receive window: the most the Core buffers.
+// Window is the receive window: the most the Core buffers unread. Recv's
+// reassembly buffer, up to Config.MaxMessage, comes besides.
 func (c *Core) Window() int { return c.window }
 
 // InitialGrant is the credit to grant the peer as the stream opens, on
