@@ -101,6 +101,10 @@ func (cn *conn) sendToken(ctx context.Context) error {
 		return fmt.Errorf("%w: answer to the token: %w", ErrAuthFailed, foreign(err))
 	case resetByServer(err):
 		return fmt.Errorf("tcpez/client: the server reset the connection before answering the token: %w", err)
+	case tlsAlert(err):
+		// A TLS 1.3 server's refusal of the client's certificate comes
+		// with the first read: the handshake failed, not the token.
+		return fmt.Errorf("tcpez/client: the server refused the TLS handshake: %w", err)
 	case err != nil:
 		// A server that refuses a token closes the connection.
 		return fmt.Errorf("%w: the server closed the connection: %w", ErrAuthFailed, err)

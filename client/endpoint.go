@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -443,5 +444,16 @@ func refusedByServer(err error) bool {
 		rerr tls.RecordHeaderError
 	)
 	return errors.Is(err, ErrMuxRefused) || errors.Is(err, ErrAuthFailed) ||
-		errors.As(err, &verr) || errors.As(err, &aerr) || errors.As(err, &rerr)
+		errors.As(err, &verr) || errors.As(err, &aerr) || errors.As(err, &rerr) ||
+		tlsAlert(err)
+}
+
+// tlsAlert reports an alert the server sent during or right after the
+// TLS handshake: it refused the client's certificate, or the client's
+// version or ciphers. Over TCP, crypto/tls reports a peer's alert as a
+// *net.OpError whose Op is "remote error" around an unexported type, not
+// as a tls.AlertError (which only QUIC connections return).
+func tlsAlert(err error) bool {
+	var oerr *net.OpError
+	return errors.As(err, &oerr) && oerr.Op == "remote error"
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/frame"
@@ -29,16 +32,27 @@ func TestServerSpeaksTLS(t *testing.T) {
 	}
 }
 
-// TestServerSpeaksHTTP: a client calling an HTTP server is told so,
+// TestServerSpeaksHTTP: a v1 client calling an HTTP server is told so,
 // rather than getting a frame size error. (The HTTP server answers "400
-// Bad Request" once a line ends, hence the newline.)
+// Bad Request" once a line ends, hence the newline.) The mux preface has
+// no line end, so the HTTP server keeps silent about it: an auto client
+// gets a dial timeout, not a v1 fallback (docs/PROTOCOL.md, "Negotiation").
 func TestServerSpeaksHTTP(t *testing.T) {
 	hs := httptest.NewServer(http.NotFoundHandler())
 	defer hs.Close()
-	c := newClient(t, []string{hs.Listener.Addr().String()}, client.Config{})
+	c := newClient(t, []string{hs.Listener.Addr().String()}, client.Config{Protocol: client.ProtocolV1})
 	_, err := c.Call(ctxFor(t), []byte("PING\n"))
 	if !errors.Is(err, client.ErrServerSpeaksHTTP) || !errors.Is(err, client.ErrConnLost) {
 		t.Fatalf("got %v, want ErrServerSpeaksHTTP in a ConnError", err)
+	}
+	if os.Getenv("TCPEZ_TEST_PROTOCOL") == "v1" {
+		return
+	}
+	c = newClient(t, []string{hs.Listener.Addr().String()}, client.Config{DialTimeout: 200 * time.Millisecond})
+	_, err = c.Call(ctxFor(t), []byte("PING\n"))
+	var ne net.Error
+	if !errors.Is(err, client.ErrNoConnection) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("auto: got %v, want ErrNoConnection around a timeout", err)
 	}
 }
 
