@@ -35,9 +35,20 @@ type Auth struct {
 	// with Identity, or refuses it with an error; the connection is then
 	// closed and counted as errors.auth.
 	Check func(ctx context.Context, peer Peer, token []byte) (identity string, err error)
-	// Timeout bounds the time from accepting a connection to its
-	// credential being checked. Default DefaultAuthTimeout.
+	// Timeout bounds the time from accepting a connection (from the end
+	// of its TLS handshake, which ReadTimeout bounds) to its credential
+	// being checked: the mux negotiation, the credential frame however
+	// slowly it comes, and Check (through its ctx). A connection that
+	// runs out of it is closed and counted as errors.auth. Default
+	// DefaultAuthTimeout.
 	Timeout time.Duration
+}
+
+func (a *Auth) timeout() time.Duration {
+	if a.Timeout <= 0 {
+		return DefaultAuthTimeout
+	}
+	return a.Timeout
 }
 
 // Peer describes the other end of a connection.
@@ -64,11 +75,7 @@ func (c *conn) authenticate() error {
 	if a == nil {
 		return nil
 	}
-	timeout := a.Timeout
-	if timeout <= 0 {
-		timeout = DefaultAuthTimeout
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	ctx, cancel := context.WithDeadline(c.ctx, c.authBy)
 	defer cancel()
 	peer := Peer{Addr: c.nc.RemoteAddr()}
 	if tc, ok := c.nc.(*tls.Conn); ok {
@@ -78,7 +85,7 @@ func (c *conn) authenticate() error {
 	var token []byte
 	if a.Token {
 		var err error
-		if token, err = c.readToken(time.Now().Add(timeout)); err != nil {
+		if token, err = c.readToken(c.authBy); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,5 +87,42 @@ func TestTLSIdentityAuth(t *testing.T) {
 	write(t, c, frame.AppendFrame(nil, []byte("who?")))
 	if got := readFrames(t, frame.NewReader(c, frame.Limits{}), 1); got[0] != "client-bob" {
 		t.Fatalf("identity %q", got[0])
+	}
+}
+
+// TestAuthTimeoutBoundsTheWayToTheCredential: Auth.Timeout bounds the
+// whole way from accepting a connection to its credential being checked,
+// however far the peer got before it stalled: the connection is closed
+// and counted as errors.auth, not held until ReadTimeout (far longer than
+// the test's safety net here) and counted as errors.read_timeout.
+func TestAuthTimeoutBoundsTheWayToTheCredential(t *testing.T) {
+	preface := frame.AppendPreface(nil)
+	for name, send := range map[string][]byte{
+		"nothing":             nil,
+		"one byte":            {0},
+		"a preface's header":  preface[:frame.HeaderSize],
+		"part of a preface":   preface[:frame.HeaderSize+4],
+		"a preface":           preface,
+		"part of a token":     frame.AppendFrame(nil, []byte("s3cret"))[:frame.HeaderSize+3],
+		"a preface, then one": append(slices.Clone(preface), 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			sd := newUDPStatsd(t)
+			cfg := tokenAuth(nil)
+			cfg.Stats = sd
+			cfg.Auth.Timeout = 50 * time.Millisecond
+			cfg.ReadTimeout = 6 * safety
+			c, res := serveOne(t, whoami, cfg)
+			write(t, c, send)
+			expectClosed(t, c)
+			if err := result(t, res); !errors.Is(err, server.ErrUnauthenticated) {
+				t.Errorf("ServeConn = %v, want ErrUnauthenticated", err)
+			}
+			got := sd.counters(t)
+			if got["errors.auth"] != 1 || got["errors.read_timeout"] != 0 || got["errors.conn"] != 0 {
+				t.Errorf("errors.auth = %d, errors.read_timeout = %d, errors.conn = %d; want 1, 0, 0",
+					got["errors.auth"], got["errors.read_timeout"], got["errors.conn"])
+			}
+		})
 	}
 }

@@ -95,6 +95,11 @@ type conn struct {
 	stopping bool
 	unwait   context.CancelFunc // ends a wait for the memory budget
 
+	// authBy is when a connection that must authenticate has to have its
+	// credential checked: every read until then is bounded by it (see
+	// Auth.Timeout). Set by serve, then owned by the reader.
+	authBy time.Time
+
 	// mux is set once the connection speaks the multiplexed mode.
 	mux atomic.Pointer[muxConn]
 	// muxVersion is the version negotiated; set before serveMux runs.
@@ -152,6 +157,7 @@ func (c *conn) serve() error {
 	// done with its handshake before it waits for its first frame.
 	mux, auth := false, c.cfg.Auth != nil
 	if err == nil && auth {
+		c.authBy = time.Now().Add(c.cfg.Auth.timeout())
 		if mux, err = c.negotiate(); err == nil {
 			err = c.authenticate()
 		}

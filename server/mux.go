@@ -32,8 +32,13 @@ func (c *conn) negotiate() (bool, error) {
 	if err := c.awaitFirst(); err != nil {
 		return false, err
 	}
-	if err := c.armRead(); err != nil {
-		return false, err
+	// With Auth, the preface is on the way to the credential: the
+	// deadline awaitFirst armed (Auth.Timeout) bounds it, not a fresh
+	// ReadTimeout.
+	if c.cfg.Auth == nil {
+		if err := c.armRead(); err != nil {
+			return false, err
+		}
 	}
 	h, err := c.r.PeekHeader()
 	if err != nil || h != frame.PrefaceSize {
@@ -75,31 +80,37 @@ func (c *conn) timedOut(err error) error {
 	if err == nil || !isTimeout(err) {
 		return nil
 	}
+	if c.cfg.Auth != nil && !c.isStopping() {
+		return c.authTimedOut()
+	}
 	return foreign(c.readError(err, false))
 }
 
 // awaitFirst waits for the first byte of a connection: as for any message,
-// or, when the connection must authenticate, no longer than Auth.Timeout.
+// or, when the connection must authenticate, until its Auth.Timeout runs
+// out (c.authBy), a deadline it leaves armed for the rest of the way to
+// the credential.
 func (c *conn) awaitFirst() error {
-	a := c.cfg.Auth
-	if a == nil {
+	if c.cfg.Auth == nil {
 		return c.awaitMessage()
 	}
-	timeout := a.Timeout
-	if timeout <= 0 {
-		timeout = DefaultAuthTimeout
-	}
-	if err := c.setReadDeadline(time.Now().Add(timeout)); err != nil {
+	if err := c.setReadDeadline(c.authBy); err != nil {
 		return err
 	}
 	if _, err := c.r.Peek(1); err != nil {
 		if isTimeout(err) && !c.isStopping() {
-			c.srv.count(StatErrAuth)
-			return fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)
+			return c.authTimedOut()
 		}
 		return c.readError(err, true)
 	}
 	return nil
+}
+
+// authTimedOut counts and names a connection whose Auth.Timeout ran out
+// before its credential was read.
+func (c *conn) authTimedOut() error {
+	c.srv.count(StatErrAuth)
+	return fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)
 }
 
 func (c *conn) maxFrame() int {
