@@ -127,6 +127,11 @@ func (c *conn) readToken(deadline time.Time) ([]byte, error) {
 		token, err = c.r.ReadPayload(nil, h.Len())
 	}
 	if err != nil {
+		if c.isStopping() {
+			// Shutdown or an eviction (conns.handshake_evicted) cut the
+			// read short: no verdict on the peer.
+			return nil, c.readError(err, false)
+		}
 		c.srv.count(StatErrAuth)
 		if isTimeout(err) {
 			return nil, fmt.Errorf("%w: no credential within the time allowed", ErrUnauthenticated)

@@ -95,6 +95,9 @@ type conn struct {
 	stopping bool
 	unwait   context.CancelFunc // ends a wait for the memory budget
 
+	// tlsFailed: the TLS handshake failed (set by handshake, read once the
+	// connection ends, on the same goroutine).
+	tlsFailed bool
 	// authBy is when a connection that must authenticate has to have its
 	// credential checked: every read until then is bounded by it (see
 	// Auth.Timeout). Set by serve, then owned by the reader.
@@ -270,7 +273,15 @@ func (c *conn) handshake() error {
 	}
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		c.srv.count(StatErrTLS)
+		if c.isStopping() {
+			// Shutdown, Close or an eviction cut it short, not a TLS
+			// failure: an eviction's ErrHandshakeEvicted was recorded
+			// first and is what the connection ends with.
+			return errStopping
+		}
+		// Counted as errors.tls when the connection ends (logConnEnd),
+		// and only there.
+		c.tlsFailed = true
 		return notTLS(err)
 	}
 	return nil

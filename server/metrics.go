@@ -6,7 +6,7 @@ const (
 	StatConnsAccepted         = "conns.accepted"          // count, connections accepted
 	StatConnsRefused          = "conns.refused"           // count, closed at once over MaxConns
 	StatConnsRefusedPeer      = "conns.refused_peer"      // count, closed at once: the peer had MaxConnsPerPeer open
-	StatConnsHandshakeEvicted = "conns.handshake_evicted" // count, closed in the handshake by MaxHandshakes newer ones
+	StatConnsHandshakeEvicted = "conns.handshake_evicted" // count, closed in the handshake by MaxHandshakes newer ones (and counted as nothing else)
 	StatConnsOpen             = "conns.open"              // gauge, connections served now
 	StatConnsIdleTimeout      = "conns.idle_timeout"      // count, closed by IdleTimeout
 	StatRequests              = "requests"                // count, one per request answered
@@ -28,7 +28,7 @@ const (
 	StatErrReadTimeout    = "errors.read_timeout"    // ErrReadTimeout
 	StatErrWriteTimeout   = "errors.write_timeout"   // ErrWriteTimeout
 	StatErrMemory         = "errors.memory"          // no room in the memory budget (ErrMemoryBudget)
-	StatErrTLS            = "errors.tls"             // TLS handshake failed
+	StatErrTLS            = "errors.tls"             // TLS handshake failed, whatever ended it (an alert, ReadTimeout, a reset); not errors.conn too
 	StatErrForeign        = "errors.foreign"         // a TLS or HTTP client on a plain port, a plain one on a TLS port
 	StatErrAuth           = "errors.auth"            // Auth refused the connection (ErrUnauthenticated)
 	StatErrConn           = "errors.conn"            // any other I/O error

@@ -125,6 +125,22 @@ func levelEnabled(l logrus.FieldLogger, lvl logrus.Level) bool {
 func (s *Server) logConnEnd(c *conn, err error) {
 	entry := s.cfg.Logger.WithField("remote", c.remote)
 	var ne net.Error
+	if c.tlsFailed {
+		// A failed TLS handshake is errors.tls, whatever error ended it
+		// (an alert, a timeout, a reset): not errors.conn as well. A
+		// client that does not speak TLS is also errors.foreign, below.
+		s.count(StatErrTLS)
+		foreign := errors.Is(err, ErrClientNotTLS) || errors.Is(err, ErrClientSpeaksHTTP)
+		switch {
+		case foreign:
+		case errors.As(err, &ne), err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF):
+			entry.WithError(err).Debug("tcpez: connection closed: TLS handshake failed")
+			return
+		default:
+			entry.WithError(err).Info("tcpez: connection closed: TLS handshake failed")
+			return
+		}
+	}
 	switch {
 	case err == nil || err == io.EOF || err == errStopping || err == ErrServerClosed, cleanClose(err):
 		entry.Debug("tcpez: connection closed")
