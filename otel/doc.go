@@ -29,7 +29,11 @@
 // of other instrumentation get random ids, as by default.
 //
 // Metrics: NewRecorder gives a stats.Recorder (server.Config.Stats,
-// client.Config.Stats) that sends counts to Int64Counters, gauges to
-// Int64Gauges and timings to Float64Histograms in seconds, one instrument
-// per tcpez metric name.
+// client.Config.Stats) that sends gauges to Int64Gauges, timings to
+// Float64Histograms in seconds, and counts to Int64Counters (monotonic)
+// for the counts tcpez makes itself, which only grow (requests,
+// errors.*, client.calls, rpc.server.calls, ...), or to
+// Int64UpDownCounters (non-monotonic) for any other name, such as a
+// span's counters, which span.Span.Add lets go down; one instrument per
+// tcpez metric name.
 package tcpezotel

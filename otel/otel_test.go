@@ -156,3 +156,50 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestSpanCountsMayGoDown: a span's counter that goes down (span.Add with
+// a negative delta) is exported as a non-monotonic sum with its true
+// total, while tcpez's own counts stay monotonic sums.
+func TestSpanCountsMayGoDown(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	tp := sdktrace.NewTracerProvider()
+	addr := serve(t, tp, tcpezotel.NewRecorder(mp), func(_ context.Context, req *wrapperspb.StringValue, sp *span.Span) (*wrapperspb.StringValue, error) {
+		sp.Add("credits", -3)
+		return req, nil
+	})
+	c := caller(t, tp, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := protoserver.Call[wrapperspb.StringValue](ctx, c, "Echo", wrapperspb.String("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]metricdata.Sum[int64]{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				sums[m.Name] = sum
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		value     int64
+		monotonic bool
+	}{{"credits", -9, false}, {"requests", 3, true}} {
+		sum, ok := sums[tc.name]
+		switch {
+		case !ok || len(sum.DataPoints) != 1:
+			t.Errorf("%s: no single sum among %v", tc.name, sums)
+		case sum.DataPoints[0].Value != tc.value || sum.IsMonotonic != tc.monotonic:
+			t.Errorf("%s = %d, monotonic %v; want %d, monotonic %v", tc.name, sum.DataPoints[0].Value, sum.IsMonotonic, tc.value, tc.monotonic)
+		}
+	}
+}
