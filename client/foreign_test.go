@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,7 +35,8 @@ func TestServerSpeaksTLS(t *testing.T) {
 // rather than getting a frame size error. (The HTTP server answers "400
 // Bad Request" once a line ends, hence the newline.) The mux preface has
 // no line end, so the HTTP server keeps silent about it: an auto client
-// gets a dial timeout, not a v1 fallback (docs/PROTOCOL.md, "Negotiation").
+// falls back to v1 after DialTimeout (docs/PROTOCOL.md, "Negotiation"),
+// and is then told so too.
 func TestServerSpeaksHTTP(t *testing.T) {
 	hs := httptest.NewServer(http.NotFoundHandler())
 	defer hs.Close()
@@ -50,9 +50,8 @@ func TestServerSpeaksHTTP(t *testing.T) {
 	}
 	c = newClient(t, []string{hs.Listener.Addr().String()}, client.Config{DialTimeout: 200 * time.Millisecond})
 	_, err = c.Call(ctxFor(t), []byte("PING\n"))
-	var ne net.Error
-	if !errors.Is(err, client.ErrNoConnection) || !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("auto: got %v, want ErrNoConnection around a timeout", err)
+	if !errors.Is(err, client.ErrServerSpeaksHTTP) || !errors.Is(err, client.ErrConnLost) {
+		t.Fatalf("auto: got %v, want ErrServerSpeaksHTTP in a ConnError", err)
 	}
 }
 

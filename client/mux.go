@@ -77,8 +77,8 @@ func (e *ServerError) Is(target error) bool {
 // connect dials one connection to e's address and settles its protocol:
 // the multiplexed mode when the server acknowledges the preface, else v1,
 // on the same connection when the server answered, or on a second one
-// when it closed (see v1Answer). Any other failure of the negotiation
-// (a TLS alert, no answer within DialTimeout) is a dial error.
+// when it closed or kept silent (see v1Answer). Any other failure of the
+// negotiation (a TLS alert) is a dial error.
 func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	nc, err := c.dial(ctx, e.addr)
 	if err != nil {
@@ -105,14 +105,11 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	if err != nil && !v1Answer(err) {
 		// Not what a v1 server does with a preface: a TLS refusal (in TLS
 		// 1.3 the server's alert about the client's certificate arrives
-		// only now, on the first read), no answer within DialTimeout, or
-		// any other I/O error. A dial error, like one of the handshake.
+		// only now, on the first read), or any other I/O error. A dial
+		// error, like one of the handshake.
 		_ = nc.Close()
-		switch {
-		case tlsAlert(err):
+		if tlsAlert(err) {
 			return nil, fmt.Errorf("tcpez/client: the server refused the TLS handshake: %w", err)
-		case isTimeout(err):
-			return nil, fmt.Errorf("tcpez/client: no answer to the mux preface within DialTimeout: %w", err)
 		}
 		return nil, err
 	}
@@ -151,13 +148,14 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 
 // v1Answer reports whether err, a failed negotiation, is what a v1 server
 // does with the preface (docs/PROTOCOL.md, "Negotiation"): close the
-// connection (its handler failed), or answer in v1 framing with a frame the
+// connection (its handler failed), answer in v1 framing with a frame the
 // preface's reader rejects (a batch, or a frame over the limit, as a TLS or
-// HTTP port's answer is). A nil error, an answer that is not the
-// acknowledgement, is one too.
+// HTTP port's answer is), or say nothing within DialTimeout (a server that
+// ignores a request it does not know, as an HTTP server does a line with no
+// end). A nil error, an answer that is not the acknowledgement, is one too.
 func v1Answer(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, frame.ErrProtocol)
+		errors.Is(err, frame.ErrProtocol) || isTimeout(err)
 }
 
 // isTimeout reports a deadline that passed.
