@@ -99,21 +99,27 @@ type endpoint struct {
 
 	health health // standing with the health checks; see health.go
 
-	// v1: the address answered a preface as a v1 server, so new
-	// connections speak v1 at once, until the address loses every
-	// connection (it may come back upgraded).
-	v1 bool
+	// v1Until: the address answered a preface as a v1 server, so new
+	// connections speak v1 at once until then (see v1Memory).
+	v1Until time.Time
 }
+
+// v1Memory is how long an address that answered a preface as a v1 server
+// is dialled in v1 without a preface. Not for good: it may come back
+// upgraded. Not only while it keeps a connection either: a v1 server that
+// closes each connection after an answer would then be sent a preface,
+// and cost a second dial, for every call.
+const v1Memory = time.Minute
 
 func (e *endpoint) speaksV1() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.v1
+	return time.Now().Before(e.v1Until)
 }
 
 func (e *endpoint) setV1() {
 	e.mu.Lock()
-	e.v1 = true
+	e.v1Until = time.Now().Add(v1Memory)
 	e.mu.Unlock()
 }
 
@@ -348,9 +354,6 @@ func (e *endpoint) connDown(cn *conn, cause error) {
 	e.conns = slices.Delete(e.conns, i, i+1)
 	e.lastErr = cause
 	e.redial = len(e.conns) == 0
-	if e.redial {
-		e.v1 = false
-	}
 	if time.Since(cn.born) < e.c.cfg.ReconnectBackoff.Max && !cn.prog.served.Load() {
 		e.quick++
 	} else {

@@ -76,9 +76,9 @@ func (e *ServerError) Is(target error) bool {
 
 // connect dials one connection to e's address and settles its protocol:
 // the multiplexed mode when the server acknowledges the preface, else v1,
-// on the same connection when the server answered, or on a second one
-// when it closed or kept silent (see v1Answer). Any other failure of the
-// negotiation (a TLS alert) is a dial error.
+// on a second connection, when it answered otherwise, closed or kept
+// silent (see v1Answer). Any other failure of the negotiation (a TLS
+// alert) is a dial error.
 func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	nc, err := c.dial(ctx, e.addr)
 	if err != nil {
@@ -130,13 +130,13 @@ func (c *Client) connect(ctx context.Context, e *endpoint) (*conn, error) {
 	}
 	e.setV1()
 	c.cfg.Stats.Count(StatFallbacks, 1)
-	if err == nil && c.cfg.AuthToken == nil {
-		// A v1 server answered the preface as a request; the
-		// connection is in step and speaks v1.
-		return cn, nil
-	}
-	// A v1 server that authenticates took the preface for the credential:
-	// dial again and send the real one first.
+	// A v1 server answered the preface as a request, closed, or kept
+	// silent. Its connection is not kept even when it answered: a v1
+	// server may close after an answer (one request per connection, or
+	// an error for a request it does not know), and the first call
+	// written there would be lost; and one that authenticates took the
+	// preface for the credential. Dial again, speaking v1 from the first
+	// byte.
 	_ = nc.Close()
 	nc, err = c.dial(ctx, e.addr)
 	if err != nil {

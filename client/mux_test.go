@@ -311,6 +311,88 @@ func TestFallbackWhenV1ServerCloses(t *testing.T) {
 	}
 }
 
+// TestFallbackToV1ServerThatCloses: v1 servers nobody here wrote, which
+// answer the preface and then close: one that serves one request per
+// connection, and one that answers a request it does not know with an
+// error and hangs up. The client used to keep the connection that
+// answered the preface, where the server had closed: the call written
+// there was lost, and every connection lost made the address forget it
+// speaks v1, so no call ever succeeded.
+func TestFallbackToV1ServerThatCloses(t *testing.T) {
+	for name, serve := range map[string]func(net.Conn){
+		"one request per connection": func(nc net.Conn) {
+			defer nc.Close()
+			if p, err := frame.NewReader(nc, frame.Limits{}).ReadFrame(nil); err == nil {
+				_, _ = nc.Write(frame.AppendFrame(nil, p))
+			}
+		},
+		"closes on what it does not know": func(nc net.Conn) {
+			defer nc.Close()
+			r := frame.NewReader(nc, frame.Limits{})
+			for {
+				p, err := r.ReadFrame(nil)
+				if err != nil {
+					return
+				}
+				if _, ok := frame.IsPreface(p); ok {
+					_, _ = nc.Write(frame.AppendFrame(nil, []byte("ERR unknown request")))
+					return
+				}
+				if _, err := nc.Write(frame.AppendFrame(nil, p)); err != nil {
+					return
+				}
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr := serveRaw(t, serve)
+			c := muxClient(t, addr, client.Config{})
+			ctx := ctxFor(t)
+			for i := range 20 {
+				want := fmt.Sprintf("call %d", i)
+				if ans, err := c.Call(ctx, []byte(want)); err != nil || string(ans) != want {
+					t.Fatalf("%s: %q, %v", want, ans, err)
+				}
+			}
+		})
+	}
+}
+
+// serveRaw runs serve on each connection to a new listener, until the
+// test ends.
+func serveRaw(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Go(func() { serve(nc) })
+		}
+	})
+	return l.Addr().String()
+}
+
 // TestCloseDuringNegotiation: Close does not wait out the dial timeout of
 // a connection whose server holds the preface.
 func TestCloseDuringNegotiation(t *testing.T) {
@@ -528,8 +610,8 @@ func BenchmarkMuxCancel(b *testing.B) {
 // TestFallbackAgainstOriginalServer runs against the original Go tcpez
 // server when TCPEZ_ORIGINAL_ADDR names one serving an echo handler (its
 // code is not part of this repository; see docs/PROTOCOL.md,
-// "Negotiation"). Its handler sees the preface once and echoes it, so the
-// client goes on in v1 on that same connection.
+// "Negotiation"). Its handler sees the preface once and echoes it; the
+// client then dials again in v1.
 func TestFallbackAgainstOriginalServer(t *testing.T) {
 	addr := os.Getenv("TCPEZ_ORIGINAL_ADDR")
 	if addr == "" {
