@@ -250,7 +250,9 @@ func splitTail(m proto.Message, n int) (splitMessage, bool) {
 	var tail []byte
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		if fd.Kind() != protoreflect.BytesKind || fd.Cardinality() == protoreflect.Repeated || !pm.Has(fd) {
+		// Not a required field: the head, encoded without it, would
+		// fail proto2's check that required fields are set.
+		if fd.Kind() != protoreflect.BytesKind || fd.Cardinality() != protoreflect.Optional || !pm.Has(fd) {
 			continue
 		}
 		if b := pm.Get(fd).Bytes(); len(b) >= max(tailMin, len(tail)) {

@@ -7,8 +7,10 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -214,4 +216,37 @@ func FuzzUnmarshalRequest(f *testing.F) {
 			t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
 		}
 	})
+}
+
+// TestSplitTailLeavesRequiredFields: a proto2 message whose big bytes
+// field is required is not split. Encoded without that field, its head
+// failed the check that required fields are set, and the call with it:
+// every such message of 64 KiB or more was refused as Internal.
+func TestSplitTailLeavesRequiredFields(t *testing.T) {
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("required_test.proto"),
+		Package: proto.String("tcpez.test"),
+		Syntax:  proto.String("proto2"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String("Blob"),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name:   proto.String("data"),
+				Number: proto.Int32(1),
+				Label:  descriptorpb.FieldDescriptorProto_LABEL_REQUIRED.Enum(),
+				Type:   descriptorpb.FieldDescriptorProto_TYPE_BYTES.Enum(),
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(fd.Messages().ByName("Blob"))
+	m.Set(m.Descriptor().Fields().ByName("data"), protoreflect.ValueOfBytes(bytes.Repeat([]byte("x"), tailMin)))
+	if _, ok := splitTail(m, sizeOf(m)); ok {
+		t.Fatal("a message was split on its required field")
+	}
+	if _, err := marshalAppend(nil, m); err != nil {
+		t.Fatalf("encoding it: %v", err)
+	}
 }
