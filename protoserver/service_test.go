@@ -259,6 +259,10 @@ func TestStatusCodes(t *testing.T) {
 		{"context error", func(context.Context, *testpb.EchoRequest, *span.Span) (*testpb.EchoResponse, error) {
 			return nil, fmt.Errorf("downstream: %w", context.DeadlineExceeded)
 		}, protoserver.DeadlineExceeded, "downstream"},
+		{"nil *Status as an error", func(context.Context, *testpb.EchoRequest, *span.Span) (*testpb.EchoResponse, error) {
+			var st *protoserver.Status // a mistake, not a success: the error is not nil
+			return &testpb.EchoResponse{}, st
+		}, protoserver.Internal, "nil *Status"},
 		{"invalid response", func(context.Context, *testpb.EchoRequest, *span.Span) (*testpb.EchoResponse, error) {
 			return &testpb.EchoResponse{Text: "\xff not UTF-8"}, nil
 		}, protoserver.Internal, "cannot encode"},

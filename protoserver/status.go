@@ -97,6 +97,9 @@ func Errorf(code Code, format string, a ...any) *Status {
 
 // Error returns "tcpez/protoserver: <code>: <message>".
 func (s *Status) Error() string {
+	if s == nil {
+		return "tcpez/protoserver: " + errNilStatus
+	}
 	if s.Message == "" {
 		return "tcpez/protoserver: " + s.Code.String()
 	}
@@ -104,12 +107,24 @@ func (s *Status) Error() string {
 }
 
 // Unwrap returns the local cause of a client-made Status, nil otherwise.
-func (s *Status) Unwrap() error { return s.cause }
+func (s *Status) Unwrap() error {
+	if s == nil {
+		return nil
+	}
+	return s.cause
+}
+
+// errNilStatus describes a nil *Status in an error: a failure (the error is
+// not nil), which the methods of a Status do not turn into a panic.
+const errNilStatus = "a nil *Status returned as an error"
 
 // Is makes a DeadlineExceeded Status match context.DeadlineExceeded and a
 // Canceled one context.Canceled, whether the client or the server made it:
 // a call that ran out of time may hear so from either.
 func (s *Status) Is(target error) bool {
+	if s == nil {
+		return false
+	}
 	switch s.Code {
 	case DeadlineExceeded:
 		return target == context.DeadlineExceeded
@@ -149,12 +164,16 @@ func FromProto(p *tcpezv1.Status) *Status {
 // StatusOf returns the Status that err stands for: nil for nil, the
 // *Status found by errors.As, DeadlineExceeded or Canceled for the context
 // errors, ResourceExhausted for a message over a frame limit (a stream's
-// Recv), and Unknown with err's text for anything else.
+// Recv), Internal for a nil *Status (a handler's mistake: the error is not
+// nil), and Unknown with err's text for anything else.
 func StatusOf(err error) *Status {
 	if err == nil {
 		return nil
 	}
 	if s, ok := errors.AsType[*Status](err); ok {
+		if s == nil {
+			return &Status{Code: Internal, Message: errNilStatus}
+		}
 		return s
 	}
 	switch {
