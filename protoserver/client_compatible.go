@@ -12,8 +12,11 @@ import (
 // CompatibleClient is the typed client of a compatible-mode server (see
 // Compatible) or of an original tcpez ProtoServer: each request frame is an
 // encoded Req and each answer an encoded Resp. Errors are those of
-// client.Client — a server that fails a request closes the connection,
-// which the call sees as client.ErrConnLost — or of encoding and decoding.
+// client.Client, or of encoding and decoding. A request the server fails
+// is a *client.ServerError (client.ErrServer) on a multiplexed
+// connection, the default with a tcpez server; a v1 server, such as the
+// original ProtoServer or a Compatible server with V1Only, closes the
+// connection instead, which the call sees as client.ErrConnLost.
 type CompatibleClient[Req, Resp any] struct {
 	c *client.Client
 }

@@ -28,9 +28,10 @@ type CompatibleConfig struct {
 //
 // fn gets the decoded request. A request that does not decode is not given
 // to fn; like an error from fn (or a panic), it is answered as the server
-// answers handler errors: by default by closing the connection after the
-// answers before it, which is what the original clients expect. A nil
-// answer is sent as an empty message.
+// answers handler errors: on a v1 connection, by default, by closing it
+// after the answers before it, which is what the original clients expect;
+// on a multiplexed one, by an error frame for that call. A nil answer is
+// sent as an empty message.
 func Compatible[Req, Resp any, PReq interface {
 	*Req
 	proto.Message
