@@ -38,23 +38,32 @@ func generateFile(gen *protogen.Plugin, f *protogen.File) error {
 }
 
 // check refuses what tcpez cannot serve and names that would clash in the
-// generated code.
+// generated code: two of the client methods the service's methods make
+// (Get, GetInto, GoGet; a streaming method only its own), whichever
+// methods make them (Get and GoGet; GoFetch and FetchInto, which both make
+// GoFetchInto), and the names the client's pipeline uses.
 func check(s *protogen.Service) error {
-	names := make(map[string]bool, len(s.Methods))
+	by := make(map[string]string, 3*len(s.Methods))
 	for _, m := range s.Methods {
-		names[m.GoName] = true
-	}
-	for _, m := range s.Methods {
-		switch {
-		case names["Go"+m.GoName]:
-			return fmt.Errorf("%s: the future method Go%s would clash with the method Go%s", s.Desc.FullName(), m.GoName, m.GoName)
-		case names[m.GoName+"Into"]:
-			return fmt.Errorf("%s: the method %sInto, which decodes into the caller's message, would clash with the method %sInto", s.Desc.FullName(), m.GoName, m.GoName)
-		case m.GoName == "Pipeline" || m.GoName == "Len" || m.GoName == "Flush":
+		if m.GoName == "Pipeline" || m.GoName == "Len" || m.GoName == "Flush" {
 			return fmt.Errorf("%s: a method may not be named %s, which the generated client uses", m.Desc.FullName(), m.GoName)
+		}
+		for _, name := range clientMethods(m) {
+			if other, ok := by[name]; ok {
+				return fmt.Errorf("%s: the client method %s, made for the method %s, would clash with the one made for %s", s.Desc.FullName(), name, m.GoName, other)
+			}
+			by[name] = m.GoName
 		}
 	}
 	return nil
+}
+
+// clientMethods is what genService declares in the client for m.
+func clientMethods(m *protogen.Method) []string {
+	if streaming(m) {
+		return []string{m.GoName}
+	}
+	return []string{m.GoName, m.GoName + "Into", "Go" + m.GoName}
 }
 
 // checkDeclared refuses a file whose services' generated declarations

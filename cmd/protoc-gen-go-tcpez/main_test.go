@@ -169,6 +169,8 @@ func TestRefuses(t *testing.T) {
 	for name, req := range map[string]*pluginpb.CodeGeneratorRequest{
 		"future name clash":             service(method("Get"), method("GoGet")),
 		"into name clash":               service(method("Get"), method("GetInto")),
+		"future into name clash":        service(method("GoFetch"), method("FetchInto")),
+		"go and into":                   service(method("Go"), method("Into")),
 		"pipeline name clash":           service(method("Flush")),
 		"client name clash":             service(method("Pipeline")),
 		"message named like the client": withMessage(service(method("Get")), "SClient"),
