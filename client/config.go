@@ -153,7 +153,8 @@ type Config struct {
 	// (frame.StreamWindow, the protocol's starting window, below which it
 	// never goes); a larger window suits long round trips.
 	StreamWindow int
-	// Limits bound frames both ways. A request over MaxFrameSize is
+	// Limits bound frames both ways; MaxFrameSize bounds a request's or
+	// an answer's payload, in both protocols. A request over it is
 	// refused before it is written, with a *frame.SizeError (matching
 	// frame.ErrFrameTooLarge), and the connection goes on; an answer over
 	// the limits breaks the connection with one. Raise it here and on the

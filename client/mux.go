@@ -58,7 +58,9 @@ var (
 // ServerError is a call's failure as a server in the multiplexed mode
 // reported it. Code says what happened; see frame.Code. A call refused
 // with a code for which Code.NotRun is true never reached a handler, and
-// is retried like a call that was never sent.
+// is retried like a call that was never sent. A Pipeline batch fails with
+// the error of its first failed member: the other members may have run,
+// whatever that error's code says, so a batch is not retried on it.
 type ServerError struct {
 	Code    frame.Code
 	Message string
@@ -307,12 +309,27 @@ func (t *muxTable) drain(held *request) []*request {
 // reading reads its own answer, as long as the next frame is its own.
 func (cn *conn) enableMux(ack frame.Ack) {
 	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize, version: ack.Version}
+	cn.in.r.SetLimits(muxLimits(cn.c.cfg.Limits))
 	// The server runs MaxInFlight calls and lets as many more wait; past
 	// that it stops reading, and a cancel would wait too. Callers beyond
 	// wait here instead.
 	if n := 2 * int(ack.MaxInFlight); n > 0 && n < cn.c.cfg.MaxInFlight {
 		cn.slots = newSlots(n)
 	}
+}
+
+// muxLimits is lim for a mux connection's frames: Limits.MaxFrameSize
+// bounds an answer's body, as it bounds a v1 answer's payload, and a mux
+// frame carries its own header besides. (Counting the header, an answer
+// the server sent within 6 bytes of the limit ended the connection, where
+// v1 took it.)
+func muxLimits(lim frame.Limits) frame.Limits {
+	max := lim.MaxFrameSize
+	if max <= 0 {
+		max = frame.DefaultMaxFrameSize
+	}
+	lim.MaxFrameSize = min(max+frame.MuxHeaderSize, frame.MaxFrameSize)
+	return lim
 }
 
 // appendMuxRequest queues rq's request (a batch: each of its frames) as
@@ -579,7 +596,7 @@ func (cn *conn) peekMuxAnswer(ctx context.Context) (uint32, int, error) {
 		return 0, 0, err
 	}
 	h := frame.Header(binary.BigEndian.Uint32(p))
-	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.c.cfg.Limits.CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
+	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || muxLimits(cn.c.cfg.Limits).CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
 		return 0, 0, errNotOwn
 	}
 	f, err := frame.ParseMuxHeader(p[frame.HeaderSize:], h.Len()-frame.MuxHeaderSize)

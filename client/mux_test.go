@@ -704,3 +704,44 @@ func TestMuxIdsOutlastTheirGenerations(t *testing.T) {
 		t.Fatalf("%d connections accepted, want 1: the calls' error answers ended one", n)
 	}
 }
+
+// TestMuxAnswerAtTheLimit: Limits.MaxFrameSize bounds an answer's
+// payload in both protocols. A mux frame carries a 6-byte header of its
+// own, which the client counted: an answer within 6 bytes of the limit
+// ended the connection, and failed every call on it, where v1 took it.
+// Alone, a caller reads its own answer; with a call held on the
+// connection, the reader goroutine reads it.
+func TestMuxAnswerAtTheLimit(t *testing.T) {
+	const limit = 64 << 10
+	held := make(chan struct{})
+	h := server.HandlerFunc(func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if string(req) == "hold" {
+			<-held
+			return req, nil
+		}
+		return make([]byte, limit-len(req)), nil
+	})
+	_, addr, srec := startMux(t, h, server.Config{})
+	c := muxClient(t, addr, client.Config{Limits: frame.Limits{MaxFrameSize: limit}})
+	for _, alone := range []bool{true, false} {
+		var f *client.Future
+		if !alone {
+			f = c.Go(ctxFor(t), []byte("hold"))
+		}
+		for _, short := range []int{0, 1, 5, 6} {
+			ans, err := c.Call(ctxFor(t), make([]byte, short))
+			if err != nil || len(ans) != limit-short {
+				t.Fatalf("alone %v, an answer %d bytes under the limit: %d bytes, %v", alone, short, len(ans), err)
+			}
+		}
+		if f != nil {
+			close(held)
+			if _, err := f.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := srec.Counter(server.StatConnsAccepted); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+}

@@ -64,6 +64,11 @@ func (r *Reader) Reset(rd io.Reader) {
 	r.rd, r.buf, r.r, r.w, r.err, r.full = rd, r.own, 0, 0, nil, false
 }
 
+// SetLimits replaces the limits r checks headers against from now on: for
+// a stream whose framing changes, as a connection that negotiates the
+// multiplexed mode, whose frames carry a header of their own.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
+
 // Buffered is the number of bytes received but not yet consumed. A server
 // uses it to tell whether more pipelined requests are already at hand.
 func (r *Reader) Buffered() int { return r.w - r.r }
