@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/tcpez/tcpez/client"
@@ -66,11 +67,22 @@ func invokeJSON(ctx context.Context, pc *protoserver.Client, m method, data []by
 	if err != nil {
 		return nil, err
 	}
-	resp := dynamicpb.NewMessage(m.resp)
-	if err := pc.Call(ctx, m.name, req, resp); err != nil {
+	wire := dynamicpb.NewMessage(m.resp)
+	if err := pc.Call(ctx, m.name, req, wire); err != nil {
 		return nil, err
 	}
-	b, err := protojson.Marshal(resp)
+	// The client decoded the answer with the types compiled into tcpez, to
+	// which the service's extensions are unknown fields: decode it again
+	// with the service's own types.
+	b, err := proto.Marshal(wire)
+	if err != nil {
+		return nil, err
+	}
+	resp := dynamicpb.NewMessage(m.resp)
+	if err := (proto.UnmarshalOptions{Resolver: m.types}).Unmarshal(b, resp); err != nil {
+		return nil, err
+	}
+	b, err = protojson.MarshalOptions{Resolver: m.types}.Marshal(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +97,7 @@ func invokeJSON(ctx context.Context, pc *protoserver.Client, m method, data []by
 // jsonRequest decodes data as m's request message.
 func jsonRequest(m method, data []byte) (*dynamicpb.Message, error) {
 	req := dynamicpb.NewMessage(m.req)
-	if err := protojson.Unmarshal(data, req); err != nil {
+	if err := (protojson.UnmarshalOptions{Resolver: m.types}).Unmarshal(data, req); err != nil {
 		return nil, fmt.Errorf("the request is not a JSON %s: %w", m.req.FullName(), err)
 	}
 	return req, nil

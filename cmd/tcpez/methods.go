@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	tcpezv1 "github.com/tcpez/tcpez/proto/tcpez/v1"
@@ -33,6 +34,9 @@ type method struct {
 	req, resp protoreflect.MessageDescriptor
 	// clientStreams and serverStreams say which way it streams, if any.
 	clientStreams, serverStreams bool
+	// types resolves the messages and extensions of the files that
+	// describe the method, for Any fields and extensions in JSON.
+	types *typeResolver
 }
 
 // String is the method as a .proto file declares it.
@@ -91,13 +95,14 @@ func methodsFromProtoset(path string) (methodSet, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	ms := methodSet{}
+	types := newTypeResolver(files)
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		for i := range fd.Services().Len() {
 			sd := fd.Services().Get(i)
 			for j := range sd.Methods().Len() {
 				md := sd.Methods().Get(j)
 				name := "/" + string(sd.FullName()) + "/" + string(md.Name())
-				ms[name] = method{name: name, req: md.Input(), resp: md.Output(), clientStreams: md.IsStreamingClient(), serverStreams: md.IsStreamingServer()}
+				ms[name] = method{name: name, req: md.Input(), resp: md.Output(), clientStreams: md.IsStreamingClient(), serverStreams: md.IsStreamingServer(), types: types}
 			}
 		}
 		return true
@@ -120,6 +125,7 @@ func methodsFromReflection(ctx context.Context, pc *protoserver.Client) (methodS
 		return nil, fmt.Errorf("reflection: %w", err)
 	}
 	ms := methodSet{}
+	types := newTypeResolver(files)
 	for _, m := range resp.GetMethods() {
 		req, err := messageType(files, m.GetRequestType())
 		if err != nil {
@@ -129,7 +135,7 @@ func methodsFromReflection(ctx context.Context, pc *protoserver.Client) (methodS
 		if err != nil {
 			return nil, fmt.Errorf("reflection: method %s: %w", m.GetName(), err)
 		}
-		ms[m.GetName()] = method{name: m.GetName(), req: req, resp: resp, clientStreams: m.GetClientStreaming(), serverStreams: m.GetServerStreaming()}
+		ms[m.GetName()] = method{name: m.GetName(), req: req, resp: resp, clientStreams: m.GetClientStreaming(), serverStreams: m.GetServerStreaming(), types: types}
 	}
 	return ms, nil
 }
@@ -182,4 +188,44 @@ func (r resolver) FindDescriptorByName(name protoreflect.FullName) (protoreflect
 		return d, nil
 	}
 	return protoregistry.GlobalFiles.FindDescriptorByName(name)
+}
+
+// typeResolver finds message types (for google.protobuf.Any) and
+// extensions by name, as protojson and proto decoding need them: first in
+// the files that describe the service, from its reflection method or a
+// descriptor set, then among the types compiled into tcpez, which include
+// the well-known types. protojson's default, the global registry, holds
+// only the latter, so the service's own types in an Any were unresolvable.
+type typeResolver struct{ local *dynamicpb.Types }
+
+func newTypeResolver(files *protoregistry.Files) *typeResolver {
+	return &typeResolver{dynamicpb.NewTypes(files)}
+}
+
+func (r *typeResolver) FindMessageByName(name protoreflect.FullName) (protoreflect.MessageType, error) {
+	if mt, err := r.local.FindMessageByName(name); err == nil {
+		return mt, nil
+	}
+	return protoregistry.GlobalTypes.FindMessageByName(name)
+}
+
+func (r *typeResolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
+	if mt, err := r.local.FindMessageByURL(url); err == nil {
+		return mt, nil
+	}
+	return protoregistry.GlobalTypes.FindMessageByURL(url)
+}
+
+func (r *typeResolver) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	if xt, err := r.local.FindExtensionByName(name); err == nil {
+		return xt, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByName(name)
+}
+
+func (r *typeResolver) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	if xt, err := r.local.FindExtensionByNumber(message, field); err == nil {
+		return xt, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByNumber(message, field)
 }

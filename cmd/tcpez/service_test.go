@@ -149,3 +149,49 @@ func TestStreamingMethods(t *testing.T) {
 		t.Fatalf("calling a streaming method: exit %d, %q; want 1 and a streaming method", code, errOut)
 	}
 }
+
+// protoset runs protoc on the file name of testdata, with --include_imports
+// if imports, and returns the descriptor set it wrote.
+func protoset(t *testing.T, name string, imports bool) string {
+	t.Helper()
+	return protosetIn(t, "testdata", name, imports)
+}
+
+func protosetIn(t *testing.T, dir, name string, imports bool) string {
+	t.Helper()
+	protoc, err := exec.LookPath("protoc")
+	if err != nil {
+		t.Skip("protoc is not installed (.ci/run installs it)")
+	}
+	set := filepath.Join(t.TempDir(), strings.TrimSuffix(name, ".proto")+".protoset")
+	args := []string{"-I", dir, "--descriptor_set_out", set, name}
+	if imports {
+		args = append(args, "--include_imports")
+	}
+	if out, err := exec.Command(protoc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("protoc: %v\n%s", err, out)
+	}
+	return set
+}
+
+// TestCallServiceTypesInJSON: google.protobuf.Any fields holding the
+// service's own types, and its extensions, go both ways in the JSON of
+// "tcpez call", resolved from the descriptors tcpez has (here a descriptor
+// set). They used to be looked up among the types compiled into tcpez
+// only: a request with them was refused, and an answer with them was not
+// printed, exit 1, though the call had succeeded.
+func TestCallServiceTypesInJSON(t *testing.T) {
+	set := protoset(t, "anys.proto", true)
+	addr, _ := startServe(t, "--mode", "service")
+	for _, data := range []string{
+		`{"any": {"@type": "type.googleapis.com/tcpez.demo.Ctl", "mode": "m"}}`,
+		`{"any": {"@type": "type.googleapis.com/google.protobuf.Timestamp", "value": "1970-01-01T00:00:05Z"}, "at": "1970-01-01T00:00:06Z"}`,
+		`{"any": {"@type": "type.googleapis.com/tcpez.demo.Holder", "[tcpez.demo.ext]": "inner"}, "[tcpez.demo.ext]": "e"}`,
+	} {
+		out, errOut, code := call(t, "--addr", addr, "--protoset", set, "--method", "tcpez.demo.Demo/Echo", "--data", data)
+		if code != 0 || errOut != "" {
+			t.Fatalf("%s: exit %d: %s", data, code, errOut)
+		}
+		sameJSON(t, out, data)
+	}
+}
