@@ -154,7 +154,8 @@ func messageType(files *protoregistry.Files, name string) (protoreflect.MessageD
 
 // buildFiles turns a descriptor set into a registry. Imports missing from
 // the set (protoc without --include_imports) are taken from the files
-// compiled into this program, which include the well-known types.
+// compiled into this program, which include all the well-known types
+// (wellknown.go).
 func buildFiles(set *descriptorpb.FileDescriptorSet) (*protoregistry.Files, error) {
 	files := new(protoregistry.Files)
 	r := resolver{files}

@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 const demoJSON = `{"hello": "world", "n": [1, 2.5, "three"], "nested": {"ok": true, "none": null}}`
@@ -154,17 +159,12 @@ func TestStreamingMethods(t *testing.T) {
 // if imports, and returns the descriptor set it wrote.
 func protoset(t *testing.T, name string, imports bool) string {
 	t.Helper()
-	return protosetIn(t, "testdata", name, imports)
-}
-
-func protosetIn(t *testing.T, dir, name string, imports bool) string {
-	t.Helper()
 	protoc, err := exec.LookPath("protoc")
 	if err != nil {
 		t.Skip("protoc is not installed (.ci/run installs it)")
 	}
 	set := filepath.Join(t.TempDir(), strings.TrimSuffix(name, ".proto")+".protoset")
-	args := []string{"-I", dir, "--descriptor_set_out", set, name}
+	args := []string{"-I", "testdata", "--descriptor_set_out", set, name}
 	if imports {
 		args = append(args, "--include_imports")
 	}
@@ -187,11 +187,67 @@ func TestCallServiceTypesInJSON(t *testing.T) {
 		`{"any": {"@type": "type.googleapis.com/tcpez.demo.Ctl", "mode": "m"}}`,
 		`{"any": {"@type": "type.googleapis.com/google.protobuf.Timestamp", "value": "1970-01-01T00:00:05Z"}, "at": "1970-01-01T00:00:06Z"}`,
 		`{"any": {"@type": "type.googleapis.com/tcpez.demo.Holder", "[tcpez.demo.ext]": "inner"}, "[tcpez.demo.ext]": "e"}`,
+		// Not in the set: one of the well-known types compiled into tcpez.
+		`{"any": {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "1.500s"}}`,
 	} {
 		out, errOut, code := call(t, "--addr", addr, "--protoset", set, "--method", "tcpez.demo.Demo/Echo", "--data", data)
 		if code != 0 || errOut != "" {
 			t.Fatalf("%s: exit %d: %s", data, code, errOut)
 		}
 		sameJSON(t, out, data)
+	}
+}
+
+// TestProtosetWellKnownImports: a descriptor set written without
+// --include_imports may import any of the well-known types, as docs/CLI.md
+// says: tcpez has them all compiled in (wellknown.go). Timestamp, Duration
+// and FieldMask, among others, used to be missing: "could not resolve
+// import". The sets are written here as protoc would write them, since not
+// every protoc installs compiler/plugin.proto.
+func TestProtosetWellKnownImports(t *testing.T) {
+	addr, _ := startServe(t, "--mode", "service")
+	for _, wkt := range []struct{ path, message string }{
+		{"google/protobuf/any.proto", "google.protobuf.Any"},
+		{"google/protobuf/api.proto", "google.protobuf.Api"},
+		{"google/protobuf/descriptor.proto", "google.protobuf.FileDescriptorSet"},
+		{"google/protobuf/duration.proto", "google.protobuf.Duration"},
+		{"google/protobuf/empty.proto", "google.protobuf.Empty"},
+		{"google/protobuf/field_mask.proto", "google.protobuf.FieldMask"},
+		{"google/protobuf/source_context.proto", "google.protobuf.SourceContext"},
+		{"google/protobuf/struct.proto", "google.protobuf.Struct"},
+		{"google/protobuf/timestamp.proto", "google.protobuf.Timestamp"},
+		{"google/protobuf/type.proto", "google.protobuf.Type"},
+		{"google/protobuf/wrappers.proto", "google.protobuf.StringValue"},
+		{"google/protobuf/compiler/plugin.proto", "google.protobuf.compiler.CodeGeneratorRequest"},
+	} {
+		// syntax = "proto3"; package wkt; import PATH;
+		// service S { rpc M(MESSAGE) returns (MESSAGE); }
+		set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{{
+			Name:       proto.String("wkt.proto"),
+			Package:    proto.String("wkt"),
+			Syntax:     proto.String("proto3"),
+			Dependency: []string{wkt.path},
+			Service: []*descriptorpb.ServiceDescriptorProto{{
+				Name: proto.String("S"),
+				Method: []*descriptorpb.MethodDescriptorProto{{
+					Name:       proto.String("M"),
+					InputType:  proto.String("." + wkt.message),
+					OutputType: proto.String("." + wkt.message),
+				}},
+			}},
+		}}}
+		b, err := proto.Marshal(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "wkt.protoset")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := call(t, "--addr", addr, "--protoset", path, "--list")
+		want := fmt.Sprintf("/wkt.S/M(%s) returns (%[1]s)\n", wkt.message)
+		if code != 0 || out != want {
+			t.Errorf("importing %s: exit %d, %q %s; want %q", wkt.path, code, out, errOut, want)
+		}
 	}
 }
