@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -69,7 +70,7 @@ func invokeJSON(ctx context.Context, pc *protoserver.Client, m method, data []by
 	}
 	wire := dynamicpb.NewMessage(m.resp)
 	if err := pc.Call(ctx, m.name, req, wire); err != nil {
-		return nil, err
+		return nil, callFailed(err)
 	}
 	// The client decoded the answer with the types compiled into tcpez, to
 	// which the service's extensions are unknown fields: decode it again
@@ -102,3 +103,27 @@ func jsonRequest(m method, data []byte) (*dynamicpb.Message, error) {
 	}
 	return req, nil
 }
+
+// callFailed is the error of a failed call as docs/CLI.md shows it: the
+// code and message of its status ("NotFound: nothing here"), without the
+// "tcpez/protoserver: " that Status.Error begins with.
+func callFailed(err error) error {
+	var st *protoserver.Status
+	if !errors.As(err, &st) {
+		return err
+	}
+	return statusError{st}
+}
+
+// statusError prints a status as "Code: message"; errors.Is and errors.As
+// still find the status in it.
+type statusError struct{ st *protoserver.Status }
+
+func (e statusError) Error() string {
+	if e.st.Message == "" {
+		return e.st.Code.String()
+	}
+	return e.st.Code.String() + ": " + e.st.Message
+}
+
+func (e statusError) Unwrap() error { return e.st }

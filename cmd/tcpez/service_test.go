@@ -251,3 +251,18 @@ func TestProtosetWellKnownImports(t *testing.T) {
 		}
 	}
 }
+
+// TestCallFailedStatusLine: a call that the service fails prints its
+// status as docs/CLI.md shows it, "tcpez call: Unimplemented: ...", on one
+// line, and exits 1. It used to print "tcpez call: tcpez/protoserver:
+// Unimplemented: ...".
+func TestCallFailedStatusLine(t *testing.T) {
+	set := protoset(t, "streams.proto", true)
+	addr, _ := startServe(t, "--mode", "service")
+	// Get is unary, and the demo service does not have it.
+	out, errOut, code := call(t, "--addr", addr, "--protoset", set, "--method", "tcpez.streams.Streams/Get", "--data", `"x"`)
+	want := `tcpez call: Unimplemented: unknown method "/tcpez.streams.Streams/Get"` + "\n"
+	if code != 1 || out != "" || errOut != want {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
+	}
+}
