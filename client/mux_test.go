@@ -427,38 +427,15 @@ func TestCloseDuringNegotiation(t *testing.T) {
 // nor closes costs the client one dial timeout, not a hang; the client
 // then dials again in v1.
 func TestFallbackWhenServerSilent(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
+	var first atomic.Bool
+	first.Store(true)
+	addr := serveRaw(t, func(nc net.Conn) {
+		if first.Swap(false) {
+			return // says nothing, reads nothing, closes nothing
 		}
-		mu.Unlock()
-		wg.Wait()
+		echoV1(nc)
 	})
-	wg.Go(func() {
-		for first := true; ; first = false {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			if first {
-				continue // says nothing, reads nothing, closes nothing
-			}
-			wg.Go(func() { echoV1(nc) })
-		}
-	})
-	c := muxClient(t, l.Addr().String(), client.Config{DialTimeout: 200 * time.Millisecond})
+	c := muxClient(t, addr, client.Config{DialTimeout: 200 * time.Millisecond})
 	if ans, err := c.Call(ctxFor(t), []byte("hello")); err != nil || string(ans) != "hello" {
 		t.Fatalf("%q, %v", ans, err)
 	}

@@ -332,17 +332,24 @@ func TestMuxProtocolErrors(t *testing.T) {
 	}
 }
 
+// startSlowCall starts call 1, SLOW, on c, and returns once call 2,
+// read after it, is answered: SLOW's handler is running.
+func startSlowCall(t *testing.T, c net.Conn, r *frame.Reader) {
+	t.Helper()
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
+	if f := readMux(t, r); f.ID != 2 {
+		t.Fatalf("%+v", f)
+	}
+}
+
 // TestMuxShutdownGoesAway: Shutdown sends a go-away, refuses new calls,
 // answers the running ones, and ends once the client closes.
 func TestMuxShutdownGoesAway(t *testing.T) {
 	h := newMuxSpecHandler()
 	s, addr := startServer(t, h.respond, server.Config{})
 	c, r, _ := dialMux(t, addr)
-	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
-	write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
-	if f := readMux(t, r); f.ID != 2 {
-		t.Fatalf("%+v", f)
-	}
+	startSlowCall(t, c, r)
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
 	f := readMux(t, r)
@@ -381,11 +388,7 @@ func TestMuxShutdownGraceRefusesLateCalls(t *testing.T) {
 			s, addr := startServer(t, h.respond, server.Config{})
 			c, r, _ := dialMux(t, addr)
 			if busy {
-				write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("SLOW")))
-				write(t, c, frame.AppendMux(nil, frame.KindRequest, 2, []byte("x")))
-				if f := readMux(t, r); f.ID != 2 {
-					t.Fatalf("%+v", f)
-				}
+				startSlowCall(t, c, r)
 			}
 			done := make(chan error, 1)
 			go func() { done <- s.Shutdown(context.Background()) }()
