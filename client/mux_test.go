@@ -317,7 +317,10 @@ func TestFallbackWhenV1ServerCloses(t *testing.T) {
 // error and hangs up. The client used to keep the connection that
 // answered the preface, where the server had closed: the call written
 // there was lost, and every connection lost made the address forget it
-// speaks v1, so no call ever succeeded.
+// speaks v1, so no call ever succeeded, even retried. The calls are
+// idempotent: a server that closes after each answer races the next call
+// (written before its FIN arrives, it is lost as on any such server, v1
+// client or not), and a retry is what a client of such a server relies on.
 func TestFallbackToV1ServerThatCloses(t *testing.T) {
 	for name, serve := range map[string]func(net.Conn){
 		"one request per connection": func(nc net.Conn) {
@@ -347,7 +350,7 @@ func TestFallbackToV1ServerThatCloses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			addr := serveRaw(t, serve)
 			c := muxClient(t, addr, client.Config{})
-			ctx := ctxFor(t)
+			ctx := client.WithIdempotent(ctxFor(t))
 			for i := range 20 {
 				want := fmt.Sprintf("call %d", i)
 				if ans, err := c.Call(ctx, []byte(want)); err != nil || string(ans) != want {
