@@ -225,6 +225,8 @@ type muxTable struct {
 	n       int // calls in the table
 	// maxBody is the largest request body the server accepts.
 	maxBody int
+	// lim is what the frames read are checked against (muxLimits).
+	lim frame.Limits
 	// version is the mux version the server acknowledged.
 	version uint8
 }
@@ -308,8 +310,9 @@ func (t *muxTable) drain(held *request) []*request {
 // Reading works as in v1 (see readRole): a caller that finds nobody
 // reading reads its own answer, as long as the next frame is its own.
 func (cn *conn) enableMux(ack frame.Ack) {
-	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize, version: ack.Version}
-	cn.in.r.SetLimits(muxLimits(cn.c.cfg.Limits))
+	cn.mux = &muxTable{maxBody: int(ack.MaxFrameSize) - frame.MuxHeaderSize, version: ack.Version,
+		lim: muxLimits(cn.c.cfg.Limits)}
+	cn.in.r.SetLimits(cn.mux.lim)
 	// The server runs MaxInFlight calls and lets as many more wait; past
 	// that it stops reading, and a cancel would wait too. Callers beyond
 	// wait here instead.
@@ -596,7 +599,7 @@ func (cn *conn) peekMuxAnswer(ctx context.Context) (uint32, int, error) {
 		return 0, 0, err
 	}
 	h := frame.Header(binary.BigEndian.Uint32(p))
-	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || muxLimits(cn.c.cfg.Limits).CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
+	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.mux.lim.CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
 		return 0, 0, errNotOwn
 	}
 	f, err := frame.ParseMuxHeader(p[frame.HeaderSize:], h.Len()-frame.MuxHeaderSize)

@@ -33,6 +33,16 @@ func (c *conn) answerDst(s *slot) []byte {
 // the budget holds already.
 func (s *slot) inLent(resp []byte) bool { return within(resp, s.lent) }
 
+// leavePlace points req back at s's own buffer once the handler of a
+// request read in place returned: the read buffer is not s's, and
+// releasing s must not take it for a buffer it lent. place stays set
+// until the answer is settled (keepAnswer).
+func (s *slot) leavePlace() {
+	if s.place != nil {
+		s.req = s.own
+	}
+}
+
 // keepAnswer copies the parts of s's answer that lie in its request read
 // in place (slot.place), which the reader is about to read on into.
 func (s *slot) keepAnswer() {

@@ -617,10 +617,7 @@ func (c *conn) runInline(s *slot) error {
 		c.srv.watch.started(c)
 	}
 	resp, err := c.call(s)
-	if s.place != nil {
-		// Not a buffer of s's own: release must not take it for one.
-		s.req = s.own
-	}
+	s.leavePlace()
 	if !c.complete(s, resp, err, s.start, tok) {
 		return errHandedOff
 	}

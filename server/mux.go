@@ -635,10 +635,7 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 		// Cancelled while it waited: answered already, not run.
 		mc.err = mc.ctx.Err()
 	}
-	if mc.place != nil {
-		// Not a buffer of mc's own: putLocked must not take it for one.
-		mc.req = mc.own
-	}
+	mc.leavePlace()
 	end := m.clock.now()
 	m.slow.note(end - began)
 	mc.ctx.cancel(context.Canceled) // a handler's context ends with it
