@@ -14,6 +14,7 @@ type answerAt struct{ off, n int }
 // for its answers, which arrive one by one and in any order.
 func (rq *request) startArena() {
 	rq.arena, rq.left = rq.arena[:0], rq.n
+	rq.got, rq.inDst = rq.dst, 0
 	if cap(rq.at) < rq.n {
 		rq.at = make([]answerAt, rq.n)
 	}
@@ -21,8 +22,23 @@ func (rq *request) startArena() {
 }
 
 // batchAnswer reads the answer of n bytes to the member at pos of rq's
-// batch into rq's arena.
+// batch: into the caller's buffer when it is the next in request order,
+// as a server answering in turn sends them (see request.got), else into
+// rq's arena.
 func (cn *conn) batchAnswer(rq *request, pos, n int) error {
+	if rq.mode == modeBatchAppend && pos == rq.inDst && inPlace(n) {
+		p, err := cn.in.r.Peek(n)
+		if err != nil {
+			return frame.Truncated(err)
+		}
+		if got, ok := rq.fill(rq.got, p, rq.left); ok {
+			rq.got = got
+			rq.inDst++
+			rq.at[pos] = answerAt{n: n}
+			return cn.in.r.Discard(n) // cannot fail: Peek buffered it
+		}
+		// The caller gave up: the answer goes where the others go.
+	}
 	if room := cap(rq.arena) - len(rq.arena); room < n && n <= growStep {
 		// Make room for the answers still to come if they are like this
 		// one, as a batch of like requests has them: one allocation for
@@ -57,8 +73,8 @@ func (cn *conn) completeArena(rq *request) {
 		rq.recycle() // the caller gave up
 		return
 	}
-	dst := rq.dst
-	for _, a := range rq.at {
+	dst := rq.got
+	for _, a := range rq.at[rq.inDst:] {
 		dst = append(dst, rq.arena[a.off:a.off+a.n]...)
 	}
 	cn.completeInOrder(rq, dst, len(rq.dst))

@@ -239,11 +239,7 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 		ends = append(ends, len(dst)-start)
 	}
 	cn.in.ends = ends[:0]
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
-		rq.completeInDst(dst, start, ends)
-	} else {
-		rq.recycle()
-	}
+	rq.claimInDst(dst, start, ends)
 	cn.settle(true)
 }
 

@@ -82,9 +82,10 @@ func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
 // dst[:0] and answers[:0]) sends and receives a batch without allocating.
 // On error it returns dst and answers as they were given. In the
 // multiplexed mode, whose answers may arrive in any order, they are put in
-// request order: a lone caller reads them straight into dst as they come,
-// and only answers that came out of order or late go through a buffer the
-// connection keeps.
+// request order: answers that come in request order go straight into dst,
+// and only those that came out of order go through a buffer the
+// connection keeps. dst's spare capacity may be written even when
+// FlushAppend fails or its context ends, but never after it returned.
 func (p *Pipeline) FlushAppend(ctx context.Context, dst []byte, answers [][]byte) ([]byte, [][]byte, error) {
 	return p.flush(ctx, modeBatchAppend, dst, answers)
 }

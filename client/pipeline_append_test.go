@@ -190,6 +190,15 @@ func abandonMidBatch(t *testing.T, delay time.Duration) {
 	// One connection, so that the next call's answer comes after the
 	// rest of the batch.
 	c := newClient(t, []string{addr}, client.Config{ConnsPerAddr: 1, MaxExtraConns: -1})
+	flushAbandoned(t, ctx, c, "next")
+}
+
+// flushAbandoned sends a batch of two with FlushAppend, which ctx's end
+// must fail, and checks that its buffer is not written after it returned:
+// not by the time the next call on c, answered after the batch, gets
+// wantNext.
+func flushAbandoned(t *testing.T, ctx context.Context, c *client.Client, wantNext string) {
+	t.Helper()
 	p := c.Pipeline()
 	p.Enqueue([]byte("a"))
 	p.Enqueue([]byte("b"))
@@ -201,7 +210,7 @@ func abandonMidBatch(t *testing.T, delay time.Duration) {
 	// dst may hold what was read before the caller gave up (append may
 	// write past len), but nothing after.
 	atReturn := bytes.Clone(dst[:cap(dst)])
-	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != "next" {
+	if ans, err := c.Call(ctxFor(t), []byte("next")); err != nil || string(ans) != wantNext {
 		t.Fatalf("after the abandoned batch: %q, %v", ans, err)
 	}
 	if whole := dst[:cap(dst)]; !bytes.Equal(whole, atReturn) {

@@ -110,6 +110,79 @@ func TestMuxPipelineAnswersOutOfOrder(t *testing.T) {
 		})
 		flushMux(t, addr, n)
 	})
+	t.Run("late, in order then reversed", func(t *testing.T) {
+		// All after the caller's read grace, so that the reader goroutine
+		// reads them: the first half in request order, which it puts
+		// straight into the caller's buffer, the rest reversed, which wait
+		// in the arena.
+		addr := batchMuxServer(t, n, 50*time.Millisecond, func(reqs []frame.MuxFrame) [][]byte {
+			var out []byte
+			for _, r := range reqs[:n/2] {
+				out = append(out, answerTo(r)...)
+			}
+			for i := n - 1; i >= n/2; i-- {
+				out = append(out, answerTo(reqs[i])...)
+			}
+			return [][]byte{nil, out}
+		})
+		flushMux(t, addr, n)
+	})
+}
+
+// TestMuxPipelineFlushAppendAbandonedMidBatch is
+// TestPipelineFlushAppendAbandonedMidBatch in the multiplexed mode: the
+// reader goroutine puts the batch's first answer into the caller's buffer
+// (it comes in request order after the caller's read grace), the caller
+// gives up, and the second answer, which comes after that, is not written
+// into the buffer; the connection then serves the next call.
+func TestMuxPipelineFlushAppendAbandonedMidBatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+		r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+		if !ok {
+			return
+		}
+		var reqs []frame.MuxFrame
+		for len(reqs) < 2 {
+			f, ok := readMux(r)
+			if !ok {
+				return
+			}
+			reqs = append(reqs, f)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := nc.Write(answerTo(reqs[0])); err != nil {
+			return
+		}
+		// Time for the reader to put the first answer into the buffer
+		// before the caller gives up; the test holds whether it did or
+		// not.
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-stop:
+			return
+		}
+		if _, err := nc.Write(answerTo(reqs[1])); err != nil {
+			return
+		}
+		for { // the caller's cancels, then the next call
+			f, ok := readMux(r)
+			if !ok {
+				return
+			}
+			if f.Kind != frame.KindRequest {
+				continue
+			}
+			if _, err := nc.Write(answerTo(f)); err != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, []string{addr}, client.Config{Protocol: client.ProtocolMux, ConnsPerAddr: 1, MaxExtraConns: -1})
+	flushAbandoned(t, ctx, c, "ans:next")
 }
 
 // TestMuxPipelineMemberError: an error frame for one member of a batch

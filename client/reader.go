@@ -319,7 +319,7 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 	case h.Count() != rq.n:
 		return fmt.Errorf("%w: a batch of %d where a batch of %d was expected", ErrUnexpectedAnswer, h.Count(), rq.n)
 	case rq.state.Load() == stateAbandoned:
-		return cn.discardBatch(rq)
+		return cn.discardBatch(rq, rq.n)
 	case rq.mode == modeBatchAppend:
 		return cn.answerBatchAppend(rq)
 	}
@@ -353,15 +353,34 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 }
 
 // answerBatchAppend reads a batch answer for a caller's buffers: rq.dst
-// for the bytes, rq.into for the slices. As answerAppend does, it
-// reads the whole batch (into scratch) before it claims the call, so that
-// a caller who gave up never finds its buffers written after.
+// for the bytes, rq.into for the slices. Each answer goes into dst as it
+// is read, through fill, so that a caller who gave up never finds its
+// buffers written after; the rest of the batch is then dropped.
 func (cn *conn) answerBatchAppend(rq *request) error {
-	buf, ends, err := cn.readBatchFrames(cn.in.scratch[:0], cn.in.ends[:0], rq.n)
-	if err != nil {
-		return err
+	dst, ends := rq.dst, cn.in.ends[:0]
+	start := len(dst)
+	for i := range rq.n {
+		n, err := cn.in.r.ReadLength()
+		if err != nil {
+			return err
+		}
+		p, err := cn.payload(n)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		dst, ok = rq.fill(dst, p, rq.n-i)
+		if inPlace(n) {
+			_ = cn.in.r.Discard(n) // cannot fail: payload buffered it
+		}
+		if !ok {
+			cn.in.ends = ends[:0]
+			return cn.discardBatch(rq, rq.n-i-1)
+		}
+		ends = append(ends, len(dst)-start)
 	}
-	cn.completeBatchAppend(rq, buf, ends)
+	cn.in.ends = ends[:0]
+	rq.claimInDst(dst, start, ends)
 	return nil
 }
 
@@ -397,6 +416,16 @@ func (cn *conn) completeBatchAppend(rq *request, buf []byte, ends []int) {
 	rq.completeInDst(append(rq.dst, buf...), start, ends)
 }
 
+// claimInDst completes rq with its batch answer in dst, as completeInDst
+// does, unless its caller gave up; rq is then recycled.
+func (rq *request) claimInDst(dst []byte, start int, ends []int) {
+	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+		rq.completeInDst(dst, start, ends)
+	} else {
+		rq.recycle()
+	}
+}
+
 // completeInDst completes rq, claimed, with its batch answer in dst from
 // start on, each answer ending where ends says (counted from start).
 func (rq *request) completeInDst(dst []byte, start int, ends []int) {
@@ -422,8 +451,10 @@ func (cn *conn) appendPayload(buf []byte, n int) ([]byte, error) {
 	return append(buf, p...), err
 }
 
-func (cn *conn) discardBatch(rq *request) error {
-	for range rq.n {
+// discardBatch reads the next n frames of rq's batch answer, whose
+// caller gave up, and drops them with rq.
+func (cn *conn) discardBatch(rq *request, n int) error {
+	for range n {
 		n, err := cn.in.r.ReadLength()
 		if err == nil {
 			err = cn.in.r.Discard(n)

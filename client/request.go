@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -29,7 +31,7 @@ func (m answerMode) batch() bool { return m == modeBatch || m == modeBatchAppend
 // answer may still land in it.
 const (
 	statePending   uint32 = iota // queued, answer not yet delivered
-	stateClaimed                 // reader is copying into the caller's dst
+	stateClaimed                 // reader is copying into the caller's dst (see fill)
 	stateDone                    // result set; done is (being) signalled
 	stateAbandoned               // caller gone; reader drops the answer
 )
@@ -93,6 +95,12 @@ type request struct {
 	// (an answer each took 65 allocations per Pipeline×64).
 	arena []byte
 	at    []answerAt
+	// For FlushAppend, the reader puts the answers that come in request
+	// order straight into the caller's buffer (fill): got is rq.dst with
+	// the first inDst members' answers appended; the others wait in the
+	// arena until the batch is complete.
+	got   []byte
+	inDst int
 
 	// stream is set for a stream's open: the request stays in the
 	// connection's table, keeping it read, until the stream ends.
@@ -159,13 +167,43 @@ func (rq *request) wait(ctx context.Context) bool {
 	case <-rq.done:
 		return true
 	case <-done:
-		if rq.state.CompareAndSwap(statePending, stateAbandoned) {
-			return false
+		for !rq.state.CompareAndSwap(statePending, stateAbandoned) {
+			if rq.state.Load() == stateDone {
+				// The reader got there first; its signal is on its way.
+				<-rq.done
+				return true
+			}
+			// Claimed: the reader is copying answers that it holds
+			// already into dst, which takes moments, and then completes
+			// the call or, for a batch whose other answers are still to
+			// come, hands it back (fill).
+			runtime.Gosched()
 		}
-		// The reader got there first; its result is moments away.
-		<-rq.done
-		return true
+		return false
 	}
+}
+
+// fill appends p, answers already read, to dst, the caller's buffer of a
+// batch whose answers are still coming, unless the caller gave up; it
+// reports whether it did. The claim spans only the copy, never a read,
+// so that a caller who gives up waits for a copy at most, and finds its
+// buffer untouched once it has: the reader reads a batch of any size
+// straight into the caller's buffer, rather than into a buffer of its
+// own to be copied again once whole.
+//
+// When dst must grow, it grows by room for left more answers like p
+// (up to growStep), as a batch of like requests has them: one allocation
+// for the batch the first time, none after.
+func (rq *request) fill(dst, p []byte, left int) ([]byte, bool) {
+	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
+		return dst, false
+	}
+	if cap(dst)-len(dst) < len(p) {
+		dst = slices.Grow(dst, max(len(p), min(len(p)*left, growStep)))
+	}
+	dst = append(dst, p...)
+	rq.state.Store(statePending)
+	return dst, true
 }
 
 // reuse readies a completed call for another attempt.
@@ -182,6 +220,7 @@ func (rq *request) recycle() {
 	}
 	rq.reuse()
 	rq.dst, rq.into, rq.framed, rq.tail, rq.n, rq.mode = nil, nil, nil, nil, 0, modeOwned
+	rq.got = nil
 	rq.muxFramed = false
 	if cap(rq.arena) > maxKeptBuffer {
 		rq.arena = nil
