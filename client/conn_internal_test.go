@@ -282,3 +282,38 @@ func TestLargeCallersWriteInTurn(t *testing.T) {
 		t.Fatalf("payloads written in the order %q, want abcdefgh, after the small frame", order)
 	}
 }
+
+// TestRefusedHandOffWakesWaitingWriters: a writer that hands the rest of
+// its write to the background writer while the client closes is refused a
+// goroutine. The connection fails, and the callers waiting in line for the
+// writer role learn of it: they used to wait for ever, after Close had
+// returned.
+func TestRefusedHandOffWakesWaitingWriters(t *testing.T) {
+	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{})}
+	cn := testConn(fc)
+	cn.mu.Lock()
+	cn.out.writing = true // somebody is writing
+	cn.mu.Unlock()
+	errs := make(chan error, 1)
+	go func() {
+		if !cn.tryAcquire() {
+			errs <- errors.New("no slot")
+			return
+		}
+		errs <- cn.enqueue(context.Background(), &request{done: make(chan struct{}, 1)}, make([]byte, writevMin))
+	}()
+	awaitTurns(cn, 1)
+	cn.c.spawnMu.Lock()
+	cn.c.spawnClosed = true // Close has begun
+	cn.c.spawnMu.Unlock()
+	cn.mu.Lock()
+	cn.handOffUnlock(nil, 0, 0)
+	select {
+	case err := <-errs:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("the caller waiting in line got %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller waiting in line for the writer role was never told that the connection failed")
+	}
+}

@@ -357,7 +357,13 @@ func (cn *conn) flushUnlock(w writer, tail []byte) {
 func (cn *conn) handOffUnlock(buf []byte, from int, gen uint64) {
 	cn.mu.Unlock()
 	if !cn.c.spawn(func() { cn.writeRest(buf, from, gen) }) {
+		// The client is closing. Nobody took the role, so it is released
+		// here: callers waiting in line for it (awaitWriterLocked) are
+		// told of the failure, or they would wait for ever.
 		cn.fail(ErrClosed, writeProgress{})
+		cn.mu.Lock()
+		cn.out.stopWritingLocked(true)
+		cn.mu.Unlock()
 	}
 }
 
