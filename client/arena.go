@@ -106,6 +106,9 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 	start := len(dst)
 	for rq.left > 0 {
 		id, n, err := cn.peekMuxAnswer(ctx)
+		if err == nil && gaveUp(ctx) {
+			err = errNotOwn
+		}
 		pos := 0
 		if err == nil {
 			pos, err = cn.takeMember(id, rq)

@@ -148,6 +148,19 @@ func (cn *conn) ownReadFailed(err error) bool {
 
 var errNotOwn = errors.New("tcpez/client: answer for the reader goroutine")
 
+// gaveUp reports whether ctx has ended, for a caller reading its own batch
+// answer: answers that keep coming within readGrace of each other would
+// otherwise keep a caller that gave up reading until the whole batch is
+// in. It then passes the reading on, and leaves as a waiting caller does.
+func gaveUp(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // peekAnswer waits until a whole single-frame answer is buffered, and
 // returns its header.
 func (cn *conn) peekAnswer(ctx context.Context) (frame.Header, error) {
@@ -222,6 +235,9 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 	start := len(dst)
 	for len(ends) < rq.n {
 		_, p, err := cn.peekFrame(ctx, func(h frame.Header) bool { return cn.c.cfg.Limits.CheckLength(h) == nil })
+		if err == nil && gaveUp(ctx) {
+			err = errNotOwn
+		}
 		switch {
 		case err == errNotOwn || (err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded)):
 			// The reader goroutine reads the rest, maybe after the

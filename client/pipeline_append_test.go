@@ -217,3 +217,80 @@ func flushAbandoned(t *testing.T, ctx context.Context, c *client.Client, wantNex
 		t.Fatalf("abandoned buffer written after FlushAppend returned: %q, was %q", whole, atReturn)
 	}
 }
+
+// TestFlushAppendCancelledWhileReadingOwnAnswers: a lone caller reads its
+// batch's answers itself. Its context is cancelled after the first answer,
+// and the rest come at once: the caller used to read them all (answers
+// that keep coming within readGrace never let its read run out) and
+// succeed. It now stops at the next answer and returns ctx's error.
+func TestFlushAppendCancelledWhileReadingOwnAnswers(t *testing.T) {
+	const n = 8
+	for _, tc := range []struct {
+		name  string
+		proto client.Protocol
+		// serve answers the first member, calls rest, then answers the
+		// others, in one batch of n.
+		serve func(nc net.Conn, rest func()) bool
+	}{
+		{"v1", client.ProtocolV1, func(nc net.Conn, rest func()) bool {
+			ps, batch, err := readRequest(frame.NewReader(nc, frame.Limits{}))
+			if err != nil || !batch || len(ps) != n {
+				return false
+			}
+			first := concat(frame.AppendHeader(nil, frame.BatchHeader(n)), frame.AppendFrame(nil, ps[0]))
+			if _, err := nc.Write(first); err != nil {
+				return false
+			}
+			rest()
+			var out []byte
+			for _, p := range ps[1:] {
+				out = frame.AppendFrame(out, p)
+			}
+			_, err = nc.Write(out)
+			return err == nil
+		}},
+		{"mux", client.ProtocolMux, func(nc net.Conn, rest func()) bool {
+			r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
+			var reqs []frame.MuxFrame
+			for ok && len(reqs) < n {
+				var f frame.MuxFrame
+				f, ok = readMux(r)
+				reqs = append(reqs, f)
+			}
+			if !ok {
+				return false
+			}
+			if _, err := nc.Write(answerTo(reqs[0])); err != nil {
+				return false
+			}
+			rest()
+			var out []byte
+			for _, f := range reqs[1:] {
+				out = append(out, answerTo(f)...)
+			}
+			_, err := nc.Write(out)
+			return err == nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(ctxFor(t))
+			defer cancel()
+			addr := rawServer(t, func(nc net.Conn, stop <-chan struct{}) {
+				// Cancelled before the rest is written: every answer
+				// after the first arrives after the caller gave up.
+				if tc.serve(nc, cancel) {
+					<-stop
+				}
+			})
+			c := newClient(t, []string{addr}, client.Config{Protocol: tc.proto, MaxRetries: -1})
+			p := c.Pipeline()
+			for i := range n {
+				p.Enqueue(fmt.Appendf(nil, "q%d", i))
+			}
+			_, answers, err := p.FlushAppend(ctx, nil, nil)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("FlushAppend cancelled after its first answer: %d answers, %v; want context.Canceled", len(answers), err)
+			}
+		})
+	}
+}
