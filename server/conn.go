@@ -360,6 +360,16 @@ func (c *conn) readRequest(n int, inBatch bool) error {
 	if err != nil {
 		return err
 	}
+	if waited && !c.restBuffered(n) {
+		// The wait for a slot was the server's backpressure, not the
+		// peer's slowness: the rest of the frame has a whole ReadTimeout,
+		// as after a wait for the memory budget (acquire). A rest that has
+		// arrived needs none, and is read even once Shutdown stops the
+		// reading, which rearmRead would refuse.
+		if err := c.rearmRead(); err != nil {
+			return err
+		}
+	}
 	// A request that was at hand starts at the clock's last reading, taken
 	// no earlier than the previous request's end. One whose reading may
 	// have waited, for a slot or for its bytes, reads the clock afresh:
@@ -449,6 +459,15 @@ func (c *conn) answerUnreadable(err error) {
 // frameBuffered reports whether the next n payload bytes have arrived, so
 // that reading them will not block.
 func (c *conn) frameBuffered(n int) bool { return n <= c.r.Buffered() }
+
+// restBuffered reports whether what readRequest has yet to read of its
+// request has arrived: n payload bytes, or for n < 0 a whole frame.
+func (c *conn) restBuffered(n int) bool {
+	if n < 0 {
+		return c.r.NextBuffered()
+	}
+	return c.frameBuffered(n)
+}
 
 // nextBuffered reports whether the next message has arrived whole and,
 // with a codec, its length (-1 without one).

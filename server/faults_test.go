@@ -267,6 +267,33 @@ func TestStalledHeaderHitsReadTimeout(t *testing.T) {
 	}
 }
 
+// TestBackpressureIsNotReadTimeout: a frame the server stops reading
+// because MaxInFlight requests are unanswered (backpressure) is not charged
+// for that wait, however long the handlers ahead of it take: once it has
+// its slot, the rest of it has a whole ReadTimeout. The frame is larger
+// than the read buffers, so its header is read before the rest.
+func TestBackpressureIsNotReadTimeout(t *testing.T) {
+	const readTimeout = 100 * time.Millisecond
+	slow := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if string(req) == "slow" {
+			time.Sleep(3 * readTimeout)
+		}
+		return req, nil
+	}
+	_, addr := startServer(t, slow, server.Config{MaxInFlight: 2, ReadTimeout: readTimeout})
+	c := dial(t, addr)
+	big := bytes.Repeat([]byte{'b'}, 100<<10)
+	var reqs []byte
+	for _, p := range [][]byte{[]byte("slow"), []byte("slow"), big, []byte("after")} {
+		reqs = frame.AppendFrame(reqs, p)
+	}
+	go func() { _, _ = c.Write(reqs) }() // sent at once, read as the server allows
+	got := readFrames(t, frame.NewReader(c, frame.Limits{}), 4)
+	if got[2] != string(big) || got[3] != "after" {
+		t.Fatalf("answers of %d, %d bytes, want the big frame's and \"after\"", len(got[2]), len(got[3]))
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	c, res := serveOne(t, echo, server.Config{IdleTimeout: 50 * time.Millisecond})
 	write(t, c, frame.AppendFrame(nil, []byte("hi")))
