@@ -122,6 +122,11 @@ type conn struct {
 	// the reading from (see handOff). Tokens grow, so every handler of a
 	// token up to takenTok that is not done was taken.
 	doneTok, takenTok uint64
+	// quiet is the clock reading at which answers were last written with
+	// none left in flight, but for those the reader writes as it answers
+	// inline: it sets its idle deadline after those anyway. The
+	// connection is idle from then (see awaitMessage).
+	quiet time.Duration
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -485,26 +490,48 @@ func (c *conn) awaitMessage() error {
 		return nil
 	}
 	c.flushHeld()
-	for {
-		if c.cfg.IdleTimeout > 0 && c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
-			now := c.clock.now()
-			if err := c.setReadDeadline(c.clock.at(now, c.cfg.IdleTimeout)); err != nil {
-				return err
-			}
-			c.idle.arm(now)
+	if c.cfg.IdleTimeout > 0 && c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
+		if err := c.armIdle(c.clock.now()); err != nil {
+			return err
 		}
+	}
+	for {
 		_, err := c.r.Peek(1)
 		if err == nil {
 			c.clock.now() // the requests about to be read start now
 			return nil
 		}
-		// A connection waiting for a slow answer is not idle.
-		if isTimeout(err) && !c.isStopping() && c.inFlight() {
-			c.idle.disarm()
-			continue
+		if !isTimeout(err) || c.isStopping() {
+			return c.readError(err, true)
 		}
-		return c.readError(err, true)
+		busy, quiet := c.activity()
+		switch {
+		case busy:
+			// A connection waiting for a slow answer is not idle.
+			err = c.armIdle(c.clock.now())
+		case quiet > c.idle.armedAt:
+			// Its last answer went out after the deadline was set: it
+			// has been idle only since.
+			err = c.armIdle(quiet)
+		default:
+			return c.readError(err, true)
+		}
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// armIdle sets the idle deadline, IdleTimeout after the clock reading at.
+func (c *conn) armIdle(at time.Duration) error {
+	if c.cfg.IdleTimeout <= 0 {
+		return nil
+	}
+	if err := c.setReadDeadline(c.clock.at(at, c.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	c.idle.arm(at)
+	return nil
 }
 
 // wholeAtHand reports whether the next message has arrived whole.
@@ -563,10 +590,12 @@ func (c *conn) isStopping() bool {
 	return c.stopping
 }
 
-func (c *conn) inFlight() bool {
+// activity reports whether requests are in flight and, if not, since when
+// (see quiet).
+func (c *conn) activity() (busy bool, quiet time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ring.n > 0
+	return c.ring.n > 0, c.quiet
 }
 
 // readError names why reading failed.
@@ -838,6 +867,12 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 	c.writing = true
 	defer func() {
 		c.writing = false
+		if !inline && c.ring.n == 0 && c.cfg.IdleTimeout > 0 {
+			// The reader may be waiting for a message with an idle
+			// deadline set while these answers were due: idleness
+			// starts now.
+			c.quiet = c.clock.now()
+		}
 		c.cond.Broadcast()
 	}()
 	for {

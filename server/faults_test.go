@@ -318,6 +318,33 @@ func TestSlowAnswerIsNotIdle(t *testing.T) {
 	}
 }
 
+// TestIdleCountsFromLastAnswer: a connection is idle from when its last
+// answer goes out, not while a handler runs. Its handler run for nearly
+// two IdleTimeouts on a goroutine the reading passed from, a request sent
+// half an IdleTimeout after that answer is served; after it, the
+// connection is closed as idle.
+func TestIdleCountsFromLastAnswer(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	slow := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+		if string(req) == "slow" {
+			time.Sleep(idle * 19 / 10)
+		}
+		return req, nil
+	}
+	c, res := serveOne(t, slow, server.Config{IdleTimeout: idle})
+	r := frame.NewReader(c, frame.Limits{})
+	write(t, c, frame.AppendFrame(nil, []byte("slow")))
+	readFrames(t, r, 1)
+	time.Sleep(idle / 2)
+	write(t, c, frame.AppendFrame(nil, []byte("next")))
+	if got := readFrames(t, r, 1); got[0] != "next" {
+		t.Fatalf("got %q", got)
+	}
+	if err := result(t, res); !errors.Is(err, server.ErrIdleTimeout) {
+		t.Fatalf("ServeConn = %v, want ErrIdleTimeout", err)
+	}
+}
+
 // TestSlowConsumerHitsWriteTimeout: a client that pipelines large requests
 // and never reads is cut off, while another connection is served.
 func TestSlowConsumerHitsWriteTimeout(t *testing.T) {
