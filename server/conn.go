@@ -490,10 +490,8 @@ func (c *conn) awaitMessage() error {
 		return nil
 	}
 	c.flushHeld()
-	if c.cfg.IdleTimeout > 0 && c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
-		if err := c.armIdle(c.clock.now()); err != nil {
-			return err
-		}
+	if err := c.armWait(); err != nil {
+		return err
 	}
 	for {
 		_, err := c.r.Peek(1)
@@ -520,6 +518,29 @@ func (c *conn) awaitMessage() error {
 			return err
 		}
 	}
+}
+
+// armWait sets the read deadline for a wait between messages: the idle
+// deadline, unless one set lately stands; with no IdleTimeout, none. The
+// deadline left from reading a frame (ReadTimeout, rearmRead) or from the
+// handshake (Auth.Timeout) must not end a wait between messages: it closed
+// idle connections of servers without IdleTimeout, whose clients keep
+// pooled connections open (memcached's do), ReadTimeout after a frame that
+// came in pieces, and made a reader waiting for a slow answer spin on
+// the expired deadline. Whatever set such a deadline disarmed c.idle.
+func (c *conn) armWait() error {
+	switch {
+	case c.cfg.IdleTimeout > 0:
+		if c.idle.stale(&c.clock, c.cfg.IdleTimeout) {
+			return c.armIdle(c.clock.now())
+		}
+	case !c.idle.armed:
+		if err := c.setReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+		c.idle.arm(c.clock.recent())
+	}
+	return nil
 }
 
 // armIdle sets the idle deadline, IdleTimeout after the clock reading at.

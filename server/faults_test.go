@@ -345,6 +345,28 @@ func TestIdleCountsFromLastAnswer(t *testing.T) {
 	}
 }
 
+// TestNoIdleTimeoutKeepsIdleConnections: without IdleTimeout, a
+// connection waiting for its next request has no deadline. The
+// ReadTimeout of a frame that came in pieces used to stay set, and closed
+// the connection once it passed, though it was idle and servers without
+// IdleTimeout keep idle connections (kvcache's memcached listener, whose
+// clients pool them).
+func TestNoIdleTimeoutKeepsIdleConnections(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	c, _ := serveOne(t, echo, server.Config{IdleTimeout: -1, ReadTimeout: timeout})
+	r := frame.NewReader(c, frame.Limits{})
+	first := frame.AppendFrame(nil, []byte("first"))
+	write(t, c, first[:6])
+	time.Sleep(timeout / 4)
+	write(t, c, first[6:])
+	readFrames(t, r, 1)
+	time.Sleep(3 * timeout) // idle, past the frame's deadline
+	write(t, c, frame.AppendFrame(nil, []byte("after")))
+	if got := readFrames(t, r, 1); got[0] != "after" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 // TestSlowConsumerHitsWriteTimeout: a client that pipelines large requests
 // and never reads is cut off, while another connection is served.
 func TestSlowConsumerHitsWriteTimeout(t *testing.T) {
