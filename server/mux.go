@@ -160,6 +160,12 @@ type muxConn struct {
 	goAway    bool // a go-away was sent: requests are refused
 	waiting   bool // the reader waits for a frame, and may be poked
 	gone      bool // calls give their buffers and budget back as they end
+	// graceEnd is when the go-away's grace ends; zero until it starts.
+	// It starts once: a frame read meanwhile does not start it again,
+	// or a client that kept sending after the go-away would keep the
+	// connection, and Shutdown, for as long as it sent. Only the reader
+	// uses it.
+	graceEnd time.Time
 
 	// slow says whether handlers are slow: calls then go to workers
 	// rather than run on the reader's goroutine.
@@ -879,7 +885,6 @@ func (m *muxConn) awaitFrame() error {
 	if m.r.Buffered() > 0 {
 		return nil
 	}
-	var graceEnd time.Time
 	for {
 		m.mu.Lock()
 		m.flushLocked()
@@ -889,11 +894,11 @@ func (m *muxConn) awaitFrame() error {
 		var err error
 		switch {
 		case away && idle:
-			if graceEnd.IsZero() {
-				graceEnd = time.Now().Add(goAwayGrace)
+			if m.graceEnd.IsZero() {
+				m.graceEnd = time.Now().Add(goAwayGrace)
 			}
 			m.conn.idle.disarm()
-			err = m.setReadDeadline(graceEnd)
+			err = m.setReadDeadline(m.graceEnd)
 		case m.cfg.IdleTimeout > 0 && m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
 			// Re-armed only when stale: setting a deadline touches a
 			// runtime timer, and this runs once per read.
@@ -917,7 +922,7 @@ func (m *muxConn) awaitFrame() error {
 			return nil
 		case !isTimeout(err) || m.isStopping():
 			return m.readError(err, true)
-		case away && idle && !graceEnd.IsZero() && !time.Now().Before(graceEnd):
+		case away && idle && !m.graceEnd.IsZero() && !time.Now().Before(m.graceEnd):
 			// Only a wait that had the grace ends it: a poke (the
 			// go-away sent, the last answer written) starts it.
 			return errStopping

@@ -414,6 +414,69 @@ func TestMuxShutdownGraceRefusesLateCalls(t *testing.T) {
 	}
 }
 
+// TestMuxShutdownGraceIgnoresLateCalls: a client that keeps sending calls
+// after the go-away gets each refused, and the connection still closes
+// when the grace runs out: a late call does not start the grace again.
+func TestMuxShutdownGraceIgnoresLateCalls(t *testing.T) {
+	s, addr := startServer(t, echo, server.Config{})
+	c, r, _ := dialMux(t, addr)
+	// A call answered first: the server serves c in the multiplexed mode.
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 1, []byte("x")))
+	if f := readMux(t, r); f.ID != 1 {
+		t.Fatalf("%+v", f)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if f := readMux(t, r); f.Kind != frame.KindGoAway {
+		t.Fatalf("got %+v, want go-away", f)
+	}
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	defer func() { close(stop); <-sent }()
+	go func() {
+		defer close(sent)
+		for id := uint32(3); ; id++ {
+			if _, err := c.Write(frame.AppendMux(nil, frame.KindRequest, id, []byte("late"))); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	// Five graces, far more than one takes, and still short of safety.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	refused := 0
+	for {
+		p, err := r.ReadFrame(nil)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection is still open after %d late calls were refused", refused)
+			}
+			break
+		}
+		f, err := frame.ParseMuxPayload(p)
+		if code, _ := f.ErrorCode(); err != nil || code != frame.CodeShuttingDown {
+			t.Fatalf("a call after the go-away: %+v (%v), want refused as shutting down", f, err)
+		}
+		refused++
+	}
+	if refused == 0 {
+		t.Fatal("no late call was refused")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(safety):
+		t.Fatal("Shutdown still running after the connection closed")
+	}
+}
+
 // TestV1ClientOnMuxServer: first frames that look like a preface but are
 // not, and first frames shorter than one, are served as v1.
 func TestV1ClientOnMuxServer(t *testing.T) {
