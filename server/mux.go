@@ -158,13 +158,11 @@ type muxConn struct {
 	writing   bool
 	broken    bool // answers are dropped: the connection is ending
 	goAway    bool // a go-away was sent: requests are refused
-	waiting   bool // the reader waits for a frame, and may be poked
 	gone      bool // calls give their buffers and budget back as they end
-	// graceEnd is when the go-away's grace ends; zero until it starts.
-	// It starts once: a frame read meanwhile does not start it again,
-	// or a client that kept sending after the go-away would keep the
-	// connection, and Shutdown, for as long as it sent. Only the reader
-	// uses it.
+	// graceEnd is when the go-away's grace ends; zero until it starts
+	// (see startGraceLocked). It starts once: a frame read meanwhile does
+	// not start it again, or a client that kept sending after the go-away
+	// would keep the connection, and Shutdown, for as long as it sent.
 	graceEnd time.Time
 
 	// slow says whether handlers are slow: calls then go to workers
@@ -396,15 +394,23 @@ func (m *muxConn) armRead() error {
 		return nil
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if len(m.wbuf) > 0 {
 		m.flushLocked()
 	}
-	m.mu.Unlock()
-	if m.cfg.ReadTimeout <= 0 {
+	// Set under mu, as startGraceLocked sets the grace's end: neither
+	// overwrites the other's unseen. The grace bounds a frame too.
+	deadline := m.graceEnd
+	if m.cfg.ReadTimeout > 0 {
+		if at := m.clock.at(m.clock.now(), m.cfg.ReadTimeout); deadline.IsZero() || at.Before(deadline) {
+			deadline = at
+		}
+	}
+	if deadline.IsZero() {
 		return nil
 	}
 	m.conn.idle.disarm()
-	return m.setReadDeadline(m.clock.at(m.clock.now(), m.cfg.ReadTimeout))
+	return m.setReadDeadline(deadline)
 }
 
 // readMuxHeader reads and checks the mux header of a frame of n bytes.
@@ -451,6 +457,8 @@ func (m *muxConn) request(id uint32, n int) error {
 	var mc *muxCall
 	if code == 0 {
 		mc = m.getLocked()
+		// Counted from now: the go-away's grace must not cut its body.
+		m.admitted++
 	}
 	// Only the reader adds running calls, so a call that may run inline
 	// now still may once its body is read.
@@ -469,6 +477,7 @@ func (m *muxConn) request(id uint32, n int) error {
 	if err != nil {
 		m.mu.Lock()
 		m.putLocked(mc)
+		m.admitted--
 		m.mu.Unlock()
 		m.srv.releaseCall()
 		if errors.Is(err, ErrMemoryBudget) || err == errStopping {
@@ -491,7 +500,6 @@ func (m *muxConn) request(id uint32, n int) error {
 	}
 	var tok uint64
 	m.mu.Lock()
-	m.admitted++
 	start := m.running < m.cfg.MaxInFlight
 	inline := inPlace || start && !m.slow.is()
 	switch {
@@ -681,9 +689,7 @@ func (m *muxConn) runOne(mc *muxCall, inline bool, gen uint64) (next *muxCall, l
 	}
 	if m.admitted == 0 {
 		m.idle.Broadcast()
-		if m.goAway {
-			m.pokeLocked() // the reader now waits only goAwayGrace
-		}
+		m.startGraceLocked()
 	}
 	// The reader holds its answer back while it has more requests at
 	// hand, unless the reading passed on meanwhile (then m.r is not its).
@@ -888,15 +894,12 @@ func (m *muxConn) awaitFrame() error {
 	for {
 		m.mu.Lock()
 		m.flushLocked()
-		m.waiting = true
-		idle, away := m.admitted == 0, m.goAway
-		m.mu.Unlock()
+		// Deadlines are set under mu, as startGraceLocked sets the
+		// grace's end: neither overwrites the other's unseen.
 		var err error
 		switch {
-		case away && idle:
-			if m.graceEnd.IsZero() {
-				m.graceEnd = time.Now().Add(goAwayGrace)
-			}
+		case m.goAway && m.admitted == 0:
+			m.startGraceLocked()
 			m.conn.idle.disarm()
 			err = m.setReadDeadline(m.graceEnd)
 		case m.cfg.IdleTimeout > 0 && m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
@@ -906,12 +909,12 @@ func (m *muxConn) awaitFrame() error {
 			m.conn.idle.arm(now)
 			err = m.setReadDeadline(m.clock.at(now, m.cfg.IdleTimeout))
 		}
+		m.mu.Unlock()
 		if err == nil {
 			_, err = m.r.Peek(1)
 		}
 		m.mu.Lock()
-		m.waiting = false
-		idle, away = m.admitted == 0, m.goAway
+		idle, away, over := m.admitted == 0, m.goAway, m.graceOverLocked()
 		// A connection the server is calling, or that listens, is not
 		// idle for IdleTimeout, even if the client sends nothing.
 		held := len(m.outCalls) > 0 || m.keepOpen.Load()
@@ -922,25 +925,44 @@ func (m *muxConn) awaitFrame() error {
 			return nil
 		case !isTimeout(err) || m.isStopping():
 			return m.readError(err, true)
-		case away && idle && !m.graceEnd.IsZero() && !time.Now().Before(m.graceEnd):
-			// Only a wait that had the grace ends it: a poke (the
-			// go-away sent, the last answer written) starts it.
+		case over:
 			return errStopping
 		case idle && !away && m.cfg.IdleTimeout > 0 && !m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout) && !held:
 			return ErrIdleTimeout
 		}
-		// A poke, or calls still running: wait on, with a fresh deadline.
+		// The grace began, or calls still run: wait on, with a fresh
+		// deadline.
 		m.conn.idle.disarm()
 	}
 }
 
-// pokeLocked wakes the reader from its wait for a frame, so that it looks
-// at the connection's state again. Only that wait: a read inside a frame
-// must not time out for it.
-func (m *muxConn) pokeLocked() {
-	if m.waiting {
-		_ = m.setReadDeadline(time.Unix(1, 0))
+// startGraceLocked starts the go-away's grace once the go-away is sent and
+// no call is left. The reader's read ends with it, whether it waits for a
+// frame or is inside one: the frame could only be refused by now.
+func (m *muxConn) startGraceLocked() {
+	if !m.goAway || m.admitted > 0 || !m.graceEnd.IsZero() {
+		return
 	}
+	m.graceEnd = time.Now().Add(goAwayGrace)
+	_ = m.setReadDeadline(m.graceEnd)
+}
+
+func (m *muxConn) graceOverLocked() bool {
+	return !m.graceEnd.IsZero() && !time.Now().Before(m.graceEnd)
+}
+
+// readError is conn.readError, but a read the go-away's grace ended ends
+// the connection as the shutdown does, not as a read timeout.
+func (m *muxConn) readError(err error, idle bool) error {
+	if isTimeout(err) {
+		m.mu.Lock()
+		over := m.graceOverLocked()
+		m.mu.Unlock()
+		if over {
+			return errStopping
+		}
+	}
+	return m.conn.readError(err, idle)
 }
 
 // sendGoAway starts a graceful shutdown of the connection: for Shutdown.
@@ -952,9 +974,7 @@ func (m *muxConn) sendGoAway() {
 	}
 	m.goAway = true
 	m.wbuf = frame.AppendMuxError(m.wbuf, frame.KindGoAway, 0, frame.CodeShuttingDown, "shutting down")
-	if m.admitted == 0 {
-		m.pokeLocked()
-	}
+	m.startGraceLocked()
 	m.mu.Unlock()
 	// Shutdown holds the server's lock: the write must not block it.
 	go func() {

@@ -477,6 +477,72 @@ func TestMuxShutdownGraceIgnoresLateCalls(t *testing.T) {
 	}
 }
 
+// TestMuxShutdownGraceEndsHalfFrame: a frame the client had begun when
+// its calls were answered after the go-away does not hold the connection
+// for ReadTimeout: the grace bounds it too, and the connection ends as
+// the shutdown ends it, not as a read timeout.
+func TestMuxShutdownGraceEndsHalfFrame(t *testing.T) {
+	h := newMuxSpecHandler()
+	rec := stats.NewMemory()
+	s, addr := startServer(t, h.respond, server.Config{ReadTimeout: time.Minute, Stats: rec})
+	c, r, _ := dialMux(t, addr)
+	startSlowCall(t, c, r)
+	late := frame.AppendMux(nil, frame.KindRequest, 3, []byte("late"))
+	write(t, c, late[:6]) // its length, kind and flags; no id yet
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if f := readMux(t, r); f.Kind != frame.KindGoAway {
+		t.Fatalf("got %+v, want go-away", f)
+	}
+	close(h.release)
+	if f := readMux(t, r); f.ID != 1 || string(f.Body) != "SLOW" {
+		t.Fatalf("the running call: %+v", f)
+	}
+	expectClosed(t, c) // within safety, far short of ReadTimeout
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(safety):
+		t.Fatal("Shutdown still running after the connection closed")
+	}
+	if n := rec.Counter(server.StatErrReadTimeout); n != 0 {
+		t.Errorf("errors.read_timeout = %d, want 0", n)
+	}
+}
+
+// TestMuxShutdownGraceSparesAdmittedCall: a request the server had
+// admitted before the go-away, its body still arriving, is a call the
+// grace waits for: it runs and is answered, however long past the grace
+// its body takes (within ReadTimeout).
+func TestMuxShutdownGraceSparesAdmittedCall(t *testing.T) {
+	rec := stats.NewMemory()
+	s, addr := startServer(t, echo, server.Config{ReadTimeout: time.Minute, Stats: rec})
+	c, r, _ := dialMux(t, addr)
+	call := frame.AppendMux(nil, frame.KindRequest, 1, []byte("admitted before the go-away"))
+	write(t, c, call[:frame.HeaderSize+frame.MuxHeaderSize+4])
+	// The server has read the header, and admits the call as it reads it.
+	waitFor(t, func() bool {
+		return rec.Counter(server.StatBytesIn) >= int64(len(frame.AppendPreface(nil))+frame.HeaderSize+frame.MuxHeaderSize+4)
+	}, "the header read")
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if f := readMux(t, r); f.Kind != frame.KindGoAway {
+		t.Fatalf("got %+v, want go-away", f)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the one-second grace
+	write(t, c, call[frame.HeaderSize+frame.MuxHeaderSize+4:])
+	if f := readMux(t, r); f.Kind != frame.KindAnswer || f.ID != 1 || string(f.Body) != "admitted before the go-away" {
+		t.Fatalf("the admitted call: %+v", f)
+	}
+	_ = c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestV1ClientOnMuxServer: first frames that look like a preface but are
 // not, and first frames shorter than one, are served as v1.
 func TestV1ClientOnMuxServer(t *testing.T) {

@@ -196,11 +196,17 @@ func (m *muxConn) openStream(id uint32, n int) error {
 	if ok {
 		code, why = m.admitLocked()
 	}
+	if code == 0 {
+		m.admitted++ // as a request's: the grace must not cut its open
+	}
 	m.mu.Unlock()
 	open, err := m.r.ReadPayload(nil, n)
 	if err != nil {
 		if code == 0 {
 			m.srv.releaseCall()
+			m.mu.Lock()
+			m.admitted--
+			m.mu.Unlock()
 		}
 		return m.readError(frame.Truncated(err), false)
 	}
@@ -218,6 +224,10 @@ func (m *muxConn) openStream(id uint32, n int) error {
 	// refused at once; the client may open it again.
 	if w := int64(s.core.Window()); !m.acct.TryAcquire(w) {
 		m.srv.releaseCall()
+		m.mu.Lock()
+		m.admitted--
+		m.startGraceLocked()
+		m.mu.Unlock()
 		m.refuse(id, frame.CodeOverloaded, fmt.Sprintf("%v: no room for a stream's %d-byte window (budget %d bytes, %d held by this connection)",
 			ErrMemoryBudget, w, m.srv.budget.Limit(), m.acct.Held()))
 		return nil
@@ -228,7 +238,6 @@ func (m *muxConn) openStream(id uint32, n int) error {
 		m.streams = make(map[uint32]*Stream)
 	}
 	m.streams[id] = s
-	m.admitted++
 	if g := s.core.InitialGrant(); g > 0 && !m.broken {
 		m.wbuf = frame.AppendWindow(m.wbuf, id, g)
 		m.kickLocked()
@@ -274,9 +283,7 @@ func (m *muxConn) serveStream(sh StreamHandler, s *Stream, open []byte) {
 	m.admitted--
 	if m.admitted == 0 {
 		m.idle.Broadcast()
-		if m.goAway {
-			m.pokeLocked()
-		}
+		m.startGraceLocked()
 	}
 	m.flushLocked()
 }
