@@ -105,6 +105,9 @@ type conn struct {
 
 	// mux is set once the connection speaks the multiplexed mode.
 	mux atomic.Pointer[muxConn]
+	// negMu makes a preface's acknowledgement and the mux connection's
+	// registration in c.mux one step for shutdown (see negotiate).
+	negMu sync.Mutex
 	// muxVersion is the version negotiated; set before serveMux runs.
 	muxVersion uint8
 
@@ -1102,11 +1105,15 @@ func (c *conn) drain() {
 // shutdown begins a graceful end of the connection, for Server.Shutdown:
 // a mux connection is sent a go-away, a v1 one stops reading.
 func (c *conn) shutdown() {
-	if m := c.mux.Load(); m != nil {
-		m.sendGoAway()
-		return
+	c.negMu.Lock()
+	m := c.mux.Load()
+	if m == nil {
+		c.stop()
 	}
-	c.stop()
+	c.negMu.Unlock()
+	if m != nil {
+		m.sendGoAway()
+	}
 }
 
 // closeHard breaks the connection at once, for Server.Close.

@@ -62,11 +62,23 @@ func (c *conn) negotiate() (bool, error) {
 		MaxInFlight:  uint32(c.cfg.MaxInFlight),
 		MaxFrameSize: uint32(c.maxFrame()),
 	}
+	if c.cfg.Auth == nil {
+		// Acknowledged and registered in one step for shutdown: a
+		// Shutdown in between found no mux connection and stopped the
+		// reading as for v1, and the client, told it speaks mux, got EOF
+		// where a go-away was due. With Auth the go-away may not come
+		// before the credential's answer, so serveMux registers it then.
+		c.negMu.Lock()
+		defer c.negMu.Unlock()
+	}
 	if err := c.w.WriteFrame(frame.AppendAck(nil, ack)[frame.HeaderSize:]); err != nil {
 		return false, err
 	}
 	if err := c.flush(); err != nil {
 		return false, err
+	}
+	if c.cfg.Auth == nil {
+		c.mux.Store(c.newMux())
 	}
 	c.srv.count(StatConnsMux)
 	return true, nil
@@ -215,6 +227,22 @@ type muxCall struct {
 }
 
 func (c *conn) serveMux() error {
+	m := c.mux.Load()
+	if m == nil {
+		m = c.newMux()
+		c.mux.Store(m)
+	}
+	m.stopWatch = context.AfterFunc(c.ctx, m.cancelAll)
+	if ended, err := m.readLoop(); ended {
+		return err
+	}
+	// The reading passed to another goroutine (see takeOver), which ends
+	// the connection; ServeConn returns only then.
+	return <-m.ended
+}
+
+// newMux makes the mux side of c, once its preface is acknowledged.
+func (c *conn) newMux() *muxConn {
 	m := &muxConn{
 		conn:  c,
 		out:   statsWriter{c.nc, c.cfg.Stats},
@@ -228,14 +256,7 @@ func (c *conn) serveMux() error {
 		m.remote = newRemote(m)
 		c.ctx = context.WithValue(c.ctx, remoteKey{}, m.remote)
 	}
-	c.mux.Store(m)
-	m.stopWatch = context.AfterFunc(c.ctx, m.cancelAll)
-	if ended, err := m.readLoop(); ended {
-		return err
-	}
-	// The reading passed to another goroutine (see takeOver), which ends
-	// the connection; ServeConn returns only then.
-	return <-m.ended
+	return m
 }
 
 // errHandedOff tells a goroutine that ran a handler inline that the
