@@ -929,6 +929,12 @@ func (m *muxConn) awaitFrame() error {
 			now := m.clock.now()
 			m.conn.idle.arm(now)
 			err = m.setReadDeadline(m.clock.at(now, m.cfg.IdleTimeout))
+		case m.cfg.IdleTimeout <= 0 && !m.conn.idle.armed:
+			// No idle limit: the deadline a frame left (armRead), or a
+			// wake-up, must not end the wait. Left set, the read failed at
+			// once, again and again: the reader spun until the next frame.
+			m.conn.idle.arm(m.clock.recent())
+			err = m.setReadDeadline(time.Time{})
 		}
 		m.mu.Unlock()
 		if err == nil {

@@ -609,3 +609,26 @@ func TestMuxIdleTimeout(t *testing.T) {
 	}
 	waitFor(t, func() bool { return rec.Counter("conns.idle_timeout") == 1 }, "conns.idle_timeout counted")
 }
+
+// TestMuxNoIdleTimeoutWaitsForNextFrame is TestNoIdleTimeoutKeepsIdleConnections
+// in the multiplexed mode: without IdleTimeout, the ReadTimeout deadline
+// of a frame that came in pieces stayed set, and every wait for the next
+// frame failed at once: the reader spun, and never read that frame.
+func TestMuxNoIdleTimeoutWaitsForNextFrame(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	_, addr := startServer(t, echo, server.Config{IdleTimeout: -1, ReadTimeout: timeout})
+	c, r, _ := dialMux(t, addr)
+	first := frame.AppendMux(nil, frame.KindRequest, 2, []byte("first"))
+	write(t, c, first[:8])
+	time.Sleep(timeout / 4)
+	write(t, c, first[8:])
+	if f := readMux(t, r); string(f.Body) != "first" {
+		t.Fatalf("first answer %q", f.Body)
+	}
+	time.Sleep(3 * timeout) // idle, past the frame's deadline
+	write(t, c, frame.AppendMux(nil, frame.KindRequest, 4, []byte("after")))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if f := readMux(t, r); f.ID != 4 || string(f.Body) != "after" {
+		t.Fatalf("answer to the request after the idle spell: id %d, %q", f.ID, f.Body)
+	}
+}
