@@ -321,6 +321,109 @@ func TestHandlerTimeoutClosesByDefault(t *testing.T) {
 	expectClosed(t, c)
 }
 
+// TestHandlerTimeoutWithMaxInFlight1: a connection of one request at a
+// time is bounded by HandlerTimeout as any other. A handler that ignores
+// its context is answered in its place as EncodeError says, with its
+// context cancelled, and the request after it runs and is answered while
+// it is still held; without EncodeError the connection closes after the
+// answers before it. Handlers that return still run one at a time.
+func TestHandlerTimeoutWithMaxInFlight1(t *testing.T) {
+	t.Run("EncodeError", func(t *testing.T) {
+		stuck := newGate(t)
+		ctxs := make(chan context.Context, 1)
+		h := func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+			if string(req) == "stuck" {
+				ctxs <- ctx
+				stuck.wait()
+				return []byte("late"), nil
+			}
+			return req, nil
+		}
+		rec := stats.NewMemory()
+		encode := func(_ context.Context, err error, _ *span.Span) ([]byte, bool) {
+			if errors.Is(err, server.ErrHandlerTimeout) {
+				return []byte("timed out"), true
+			}
+			return []byte("error: " + err.Error()), true
+		}
+		_, addr := startServer(t, h, server.Config{MaxInFlight: 1, HandlerTimeout: 20 * time.Millisecond, EncodeError: encode, Stats: rec})
+		c := dial(t, addr)
+		r := frame.NewReader(c, frame.Limits{})
+		write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("stuck")), []byte("after")))
+		if got := readFrames(t, r, 2); got[0] != "timed out" || got[1] != "after" {
+			t.Fatalf("answers %q, want [timed out, after]", got)
+		}
+		if cause := context.Cause(<-ctxs); cause != server.ErrHandlerTimeout {
+			t.Fatalf("the handler's context ended with cause %v, want ErrHandlerTimeout", cause)
+		}
+		if n := rec.Counter(server.StatErrHandlerTimeout); n != 1 {
+			t.Fatalf("errors.handler_timeout %d, want 1", n)
+		}
+		stuck.open()
+		// The stuck handler's late answer must not reach the wire.
+		write(t, c, frame.AppendFrame(nil, []byte("again")))
+		if got := readFrames(t, r, 1); got[0] != "again" {
+			t.Fatalf("answer after the late result %q, want again", got)
+		}
+	})
+	t.Run("closes by default", func(t *testing.T) {
+		stuck := newGate(t)
+		h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+			if string(req) == "stuck" {
+				stuck.wait()
+			}
+			return req, nil
+		}
+		rec := stats.NewMemory()
+		_, addr := startServer(t, h, server.Config{MaxInFlight: 1, HandlerTimeout: 20 * time.Millisecond, Stats: rec, Logger: quietLogger()})
+		c := dial(t, addr)
+		r := frame.NewReader(c, frame.Limits{})
+		write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("first")), []byte("stuck")))
+		if got := readFrames(t, r, 1); got[0] != "first" {
+			t.Fatalf("answer %q, want first", got)
+		}
+		expectClosed(t, c)
+		if n := rec.Counter(server.StatErrHandlerTimeout); n != 1 {
+			t.Fatalf("errors.handler_timeout %d, want 1", n)
+		}
+	})
+	t.Run("one at a time", func(t *testing.T) {
+		held := newGate(t)
+		var mu sync.Mutex
+		running, most := 0, 0
+		h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			if string(req) == "held" {
+				held.wait()
+			}
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return req, nil
+		}
+		_, addr := startServer(t, h, server.Config{MaxInFlight: 1, HandlerTimeout: safety})
+		c := dial(t, addr)
+		r := frame.NewReader(c, frame.Limits{})
+		write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("held")), []byte("next")))
+		// Time for the watcher to pass the reading on from the held
+		// handler many times over (it looks every 500 µs), and for the
+		// new reader to start "next" if it wrongly could.
+		time.Sleep(20 * time.Millisecond)
+		held.open()
+		if got := readFrames(t, r, 2); got[0] != "held" || got[1] != "next" {
+			t.Fatalf("answers %q, want [held, next]", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if most != 1 {
+			t.Fatalf("%d handlers ran at once with MaxInFlight 1", most)
+		}
+	})
+}
+
 // TestServeConnWaitsForTheLastReader: over ServeConn, a slow first request
 // makes the reading pass to another goroutine; ServeConn still returns
 // only when the connection ends, with why it ended.

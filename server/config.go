@@ -58,7 +58,9 @@ type Config struct {
 	// MaxInFlight is how many requests of one connection may be read but
 	// not yet answered. When it is reached the server stops reading that
 	// connection. Default DefaultMaxInFlight; 1 makes a connection strictly
-	// one request at a time.
+	// one request at a time. A request that HandlerTimeout answered no
+	// longer counts, though its handler may still run: with 1, the next
+	// request can then run beside a handler that ignores its ctx.
 	MaxInFlight int
 
 	// MemoryBudget bounds the bytes of requests and answers the server

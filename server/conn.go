@@ -678,14 +678,18 @@ func (c *conn) publish() {
 // reader, and runInline, once the handler returns, answers s and reports
 // errHandedOff.
 //
-// A connection of one request at a time (MaxInFlight 1) is not watched:
-// a new reader would wait for the slow handler's slot before it could
-// start anything, so the watcher's ticks (one per watchTick while any
-// watched connection is busy) would buy it nothing.
+// A connection of one request at a time (MaxInFlight 1) is not watched
+// unless HandlerTimeout is set: a new reader would wait for the slow
+// handler's slot before it could start anything, so the watcher's ticks
+// (one per watchTick while any watched connection is busy) would buy it
+// nothing. With HandlerTimeout they buy the timeout itself: expire can
+// answer only a published request, and only a reader other than the
+// handler's goroutine can flush the answers held before it, read the next
+// request or end the connection.
 func (c *conn) runInline(s *slot) error {
 	tok := c.lead.Load() + 1
 	c.lead.Store(tok)
-	if c.cfg.MaxInFlight > 1 {
+	if c.cfg.MaxInFlight > 1 || c.cfg.HandlerTimeout > 0 {
 		c.srv.watch.started(c)
 	}
 	resp, err := c.call(s)
