@@ -9,9 +9,9 @@ import (
 	"github.com/tcpez/tcpez/server"
 )
 
-// benchConn opens a connection to a fresh echo server.
-func benchConn(b *testing.B) net.Conn {
-	_, addr := startServer(b, echo, server.Config{})
+// benchConn opens a connection to a fresh echo server configured by cfg.
+func benchConn(b *testing.B, cfg server.Config) net.Conn {
+	_, addr := startServer(b, echo, cfg)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -24,7 +24,12 @@ func benchConn(b *testing.B) net.Conn {
 // batch is set) and reads the answers, over loopback TCP. Allocations are
 // the server's: the client side here allocates nothing.
 func benchEcho(b *testing.B, size, burst int, batch bool) {
-	c := benchConn(b)
+	benchEchoConfig(b, server.Config{}, size, burst, batch)
+}
+
+// benchEchoConfig is benchEcho to a server configured by cfg.
+func benchEchoConfig(b *testing.B, cfg server.Config, size, burst int, batch bool) {
+	c := benchConn(b, cfg)
 	e := newEchoer(c, size, burst, batch)
 	b.ReportAllocs()
 	b.SetBytes(int64(size * burst))
@@ -108,6 +113,18 @@ func BenchmarkEchoPipelined64x16B(b *testing.B)  { benchEcho(b, 16, 64, false) }
 func BenchmarkEchoPipelined16x4KiB(b *testing.B) { benchEcho(b, 4<<10, 16, false) }
 func BenchmarkEchoBatch64x16B(b *testing.B)      { benchEcho(b, 16, 64, true) }
 func BenchmarkEchoBatch64x4KiB(b *testing.B)     { benchEcho(b, 4<<10, 64, true) }
+
+// One request at a time: the answers of a pipelined burst still share a
+// write.
+func BenchmarkEcho16BMaxInFlight1(b *testing.B) {
+	benchEchoConfig(b, server.Config{MaxInFlight: 1}, 16, 1, false)
+}
+func BenchmarkEchoPipelined64x16BMaxInFlight1(b *testing.B) {
+	benchEchoConfig(b, server.Config{MaxInFlight: 1}, 16, 64, false)
+}
+func BenchmarkEchoBatch64x16BMaxInFlight1(b *testing.B) {
+	benchEchoConfig(b, server.Config{MaxInFlight: 1}, 16, 64, true)
+}
 
 // Sixteen connections, each sending a batch of 64 at a time.
 func BenchmarkEchoParallelBatch64x16B(b *testing.B)  { benchEchoParallel(b, 16, 64, true) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,6 +203,53 @@ func TestAnswerNotHeldByPartialHeader(t *testing.T) {
 	write(t, c, batch[cut:])
 	if got := readFrames(t, r, 1); got[0] != "two" {
 		t.Fatalf("second member's answer %q", got)
+	}
+}
+
+// TestAnswerNotHeldBySlowNextWithMaxInFlight1: with MaxInFlight 1 and no
+// HandlerTimeout, a fast request and a slow one arrive in one write. The
+// fast answer arrives while the slow handler is still held, as it does with
+// MaxInFlight 2: a slow handler delays the answers after its own, not the
+// ones before. So does a batch's header and its fast first member's answer.
+func TestAnswerNotHeldBySlowNextWithMaxInFlight1(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		req   []byte
+		batch bool
+	}{
+		{"pipelined", frame.AppendFrame(frame.AppendFrame(nil, []byte("fast")), []byte("slow")), false},
+		{"batch", frame.AppendBatch(nil, []byte("fast"), []byte("slow")), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slow := newGate(t)
+			var returned atomic.Bool
+			h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+				if string(req) == "slow" {
+					slow.wait()
+					returned.Store(true)
+				}
+				return req, nil
+			}
+			_, addr := startServer(t, h, server.Config{MaxInFlight: 1})
+			c := dial(t, addr)
+			r := frame.NewReader(c, frame.Limits{})
+			write(t, c, tc.req)
+			if tc.batch {
+				if h, err := r.ReadHeader(); err != nil || h.Count() != 2 {
+					t.Fatalf("batch header %d, %v", h, err)
+				}
+			}
+			if got := readFrames(t, r, 1); got[0] != "fast" {
+				t.Fatalf("answer %q, want fast", got)
+			}
+			if returned.Load() {
+				t.Fatal("the fast answer arrived only once the slow handler returned")
+			}
+			slow.open()
+			if got := readFrames(t, r, 1); got[0] != "slow" {
+				t.Fatalf("answer %q, want slow", got)
+			}
+		})
 	}
 }
 

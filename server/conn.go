@@ -85,6 +85,10 @@ type conn struct {
 	// last checked under mu (guarded by the watcher's mu).
 	watched       atomic.Bool
 	seen, checked uint64
+	// held: the reader's last finish held answers back, the next request
+	// having arrived whole, so the handler it runs next is watched (see
+	// runInline). Owned by the reader.
+	held bool
 	// batchLeft counts the members of the current batch still to be read.
 	// Owned by the reader.
 	batchLeft int
@@ -678,18 +682,28 @@ func (c *conn) publish() {
 // reader, and runInline, once the handler returns, answers s and reports
 // errHandedOff.
 //
-// A connection of one request at a time (MaxInFlight 1) is not watched
-// unless HandlerTimeout is set: a new reader would wait for the slow
-// handler's slot before it could start anything, so the watcher's ticks
-// (one per watchTick while any watched connection is busy) would buy it
-// nothing. With HandlerTimeout they buy the timeout itself: expire can
-// answer only a published request, and only a reader other than the
-// handler's goroutine can flush the answers held before it, read the next
-// request or end the connection.
+// A connection of one request at a time (MaxInFlight 1) is watched only
+// with HandlerTimeout, or from a handler it starts behind answers finish
+// held back (held) on: a new reader would wait for the slow handler's slot
+// before it could start anything, so the watcher's ticks (one per
+// watchTick while any watched connection is busy) would otherwise buy it
+// nothing. Held answers need it: only a reader other than the handler's
+// goroutine can flush them (reserve does, before it waits for the slot),
+// else a slow handler would delay the answers before its own. With
+// HandlerTimeout the ticks buy the timeout itself: expire can answer only
+// a published request, and only another reader can read the next request
+// or end the connection. Flushing held answers before each handler run
+// unwatched instead cost a write per answer of a pipelined burst: 6 to 8
+// times as long per request (BenchmarkEchoPipelined64x16BMaxInFlight1).
 func (c *conn) runInline(s *slot) error {
+	// held is read and cleared before the token is stored: a reader the
+	// watcher hands the reading to is ordered after that store, not after
+	// what follows it.
+	watch := c.held || c.cfg.MaxInFlight > 1 || c.cfg.HandlerTimeout > 0
+	c.held = false
 	tok := c.lead.Load() + 1
 	c.lead.Store(tok)
-	if c.cfg.MaxInFlight > 1 || c.cfg.HandlerTimeout > 0 {
+	if watch {
 		c.srv.watch.started(c)
 	}
 	resp, err := c.call(s)
@@ -857,7 +871,8 @@ func (c *conn) claim(s *slot) (wanted, timedOut bool) {
 // flushed when no more are ready, except that the reader holds them back
 // while the next request has arrived whole, so a burst costs one write;
 // it flushes them before any read that may block (armRead, awaitMessage,
-// reserve).
+// reserve), and should the next request's handler run long, the reader
+// the watcher hands the reading to does (see runInline).
 //
 // finish marks s (if not nil) answered and then writes what is ready.
 // inline says that the reader calls it for s, its request at the ring's
@@ -906,7 +921,11 @@ func (c *conn) finish(s *slot, inline bool, tok uint64) bool {
 	for {
 		k := c.writable()
 		if k == 0 {
-			if c.broken || c.w.Buffered() == 0 || (inline && c.wholeAtHand()) {
+			if c.broken || c.w.Buffered() == 0 {
+				return inline
+			}
+			if inline && c.wholeAtHand() {
+				c.held = true
 				return inline
 			}
 			c.mu.Unlock()
