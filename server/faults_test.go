@@ -232,7 +232,7 @@ func result(t *testing.T, ch <-chan error) error {
 	case err := <-ch:
 		return err
 	case <-time.After(safety):
-		t.Fatal("ServeConn did not return")
+		t.Fatal("no result within the safety deadline (ServeConn, Shutdown)")
 		return nil
 	}
 }

@@ -467,13 +467,8 @@ func TestMuxShutdownGraceIgnoresLateCalls(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no late call was refused")
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(safety):
-		t.Fatal("Shutdown still running after the connection closed")
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -499,13 +494,8 @@ func TestMuxShutdownGraceEndsHalfFrame(t *testing.T) {
 		t.Fatalf("the running call: %+v", f)
 	}
 	expectClosed(t, c) // within safety, far short of ReadTimeout
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(safety):
-		t.Fatal("Shutdown still running after the connection closed")
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
 	}
 	if n := rec.Counter(server.StatErrReadTimeout); n != 0 {
 		t.Errorf("errors.read_timeout = %d, want 0", n)
