@@ -101,6 +101,11 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 			if ok {
 				return alive, nil
 			}
+			// The snapshot changed meanwhile (an address came or went, a
+			// connection broke, the client closed): look again. Judged
+			// by the old snapshot, a call waiting for a slot failed with
+			// ErrNoConnection beside a usable connection.
+			continue
 		}
 		if s.idle {
 			c.startLazy()

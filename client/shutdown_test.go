@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tcpez/tcpez/client"
 	"github.com/tcpez/tcpez/internal/testserver"
@@ -125,6 +126,34 @@ func TestShutdownDeadline(t *testing.T) {
 	for range 3 {
 		if err := <-results; !errors.Is(err, client.ErrClosed) {
 			t.Fatalf("call cut off by Shutdown: %v, want ErrClosed", err)
+		}
+	}
+}
+
+// TestCloseFailsCallsWaitingForSlot: a call waiting for a slot (every
+// connection at MaxInFlight) when the client closes fails with ErrClosed,
+// as Close says. It got ErrNoConnection: the wait ended with the
+// snapshot's change, and the call was judged by the old snapshot. Any
+// change did that (an address that came or went, a connection that
+// broke), failing calls beside a usable connection.
+func TestCloseFailsCallsWaitingForSlot(t *testing.T) {
+	addr, entered, release := heldServer(t)
+	defer close(release)
+	c := newClient(t, []string{addr}, client.Config{MaxInFlight: 1, MaxRetries: -1})
+	go func() { _, _ = c.Call(ctxFor(t), []byte("hold")) }()
+	<-entered // the call holds the only slot
+	waiting := make(chan error, 4)
+	for range cap(waiting) {
+		go func() {
+			_, err := c.Call(ctxFor(t), []byte("waits"))
+			waiting <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // for the calls to wait for the slot; the test holds either way
+	_ = c.Close()
+	for range cap(waiting) {
+		if err := <-waiting; !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("a call waiting for a slot when the client closed: %v, want ErrClosed", err)
 		}
 	}
 }
