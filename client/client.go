@@ -117,8 +117,12 @@ func New(addrs []string, cfg Config) (*Client, error) {
 // with ErrNoConnection, wrapping the last dial error, when no address
 // connected within its first-connection window (see New), or with ctx's
 // error. A lazy client starts dialling. Calls need no WaitConnected: they
-// wait the same way; it is for programs that want to fail at startup when
-// their servers are unreachable.
+// wait for a connection too; it is for programs that want to fail at
+// startup when their servers are unreachable. It returns at the first
+// usable connection, while the first calls also wait for every address of
+// the first set to have been dialled once (see New): up to DialTimeout
+// for an address that accepts connections but does not answer the
+// multiplexed mode's preface.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	for {
 		s := c.snap.Load()
