@@ -166,3 +166,15 @@ func inOrder(at []answerAt) bool {
 	}
 	return true
 }
+
+// appendPayload appends the next n bytes to buf: read in place when buf
+// has room, as it has once warm; else through a buffer that grows with the
+// bytes that arrive, as ReadPayload's does.
+func (cn *conn) appendPayload(buf []byte, n int) ([]byte, error) {
+	if cap(buf)-len(buf) >= n {
+		_, err := cn.in.r.ReadPayload(buf[len(buf):], n)
+		return buf[:len(buf)+n], err
+	}
+	p, err := cn.in.r.ReadPayload(nil, n)
+	return append(buf, p...), err
+}

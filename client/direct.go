@@ -241,10 +241,9 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 		switch {
 		case err == errNotOwn || (err != nil && cn.failure() == nil && errors.Is(err, os.ErrDeadlineExceeded)):
 			// The reader goroutine reads the rest, maybe after the
-			// caller returned: what was read moves to scratch, so that
-			// dst is not touched after that.
-			buf := append(cn.in.scratch[:0], dst[start:]...)
-			cn.passBatch(partBatch{rq: rq, buf: buf, ends: ends})
+			// caller returned: into dst too, through fill, which never
+			// writes it once the caller gave up.
+			cn.passBatch(partBatch{rq: rq, dst: dst, start: start, ends: ends})
 			return
 		case err != nil:
 			cn.failWith(rq, frame.Truncated(err))

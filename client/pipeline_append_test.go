@@ -172,14 +172,7 @@ func abandonMidBatch(t *testing.T, delay time.Duration) {
 			if _, err := nc.Write(first); err != nil {
 				return
 			}
-			// Time for the caller to read the first answer into its
-			// buffer before it gives up; the test holds whether it did or
-			// not.
-			time.Sleep(50 * time.Millisecond)
-			cancel()
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-stop:
+			if !giveUpBeforeRest(cancel, stop) {
 				return
 			}
 			if _, err := nc.Write(frame.AppendFrame(nil, []byte("second"))); err != nil {
@@ -191,6 +184,21 @@ func abandonMidBatch(t *testing.T, delay time.Duration) {
 	// rest of the batch.
 	c := newClient(t, []string{addr}, client.Config{ConnsPerAddr: 1, MaxExtraConns: -1})
 	flushAbandoned(t, ctx, c, "next")
+}
+
+// giveUpBeforeRest, for a server script that answered part of a batch,
+// leaves the caller time to take that part into its buffer (the tests
+// hold whether it did or not), cancels the caller's context, and waits a
+// little before the rest goes out; false once stop closed.
+func giveUpBeforeRest(cancel func(), stop <-chan struct{}) bool {
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-time.After(50 * time.Millisecond):
+		return true
+	case <-stop:
+		return false
+	}
 }
 
 // flushAbandoned sends a batch of two with FlushAppend, which ctx's end
@@ -251,12 +259,10 @@ func TestFlushAppendCancelledWhileReadingOwnAnswers(t *testing.T) {
 		}},
 		{"mux", client.ProtocolMux, func(nc net.Conn, rest func()) bool {
 			r, ok := greetMux(nc, frame.AppendAck(nil, batchAck))
-			var reqs []frame.MuxFrame
-			for ok && len(reqs) < n {
-				var f frame.MuxFrame
-				f, ok = readMux(r)
-				reqs = append(reqs, f)
+			if !ok {
+				return false
 			}
+			reqs, ok := readMuxN(r, n)
 			if !ok {
 				return false
 			}

@@ -51,6 +51,20 @@ func batchMuxServer(t *testing.T, n int, pause time.Duration, answer func(reqs [
 // batchAck is what the hand-written mux servers here acknowledge.
 var batchAck = frame.Ack{Version: frame.MuxVersion, MaxInFlight: 128, MaxFrameSize: 1 << 20}
 
+// readMuxN reads the next n mux frames a client sent; false once the
+// connection ended or broke the protocol.
+func readMuxN(r *frame.Reader, n int) ([]frame.MuxFrame, bool) {
+	reqs := make([]frame.MuxFrame, 0, n)
+	for len(reqs) < n {
+		f, ok := readMux(r)
+		if !ok {
+			return nil, false
+		}
+		reqs = append(reqs, f)
+	}
+	return reqs, true
+}
+
 func answerTo(f frame.MuxFrame) []byte {
 	return frame.AppendMux(nil, frame.KindAnswer, f.ID, answerOf(f.Body))
 }
@@ -143,26 +157,15 @@ func TestMuxPipelineFlushAppendAbandonedMidBatch(t *testing.T) {
 		if !ok {
 			return
 		}
-		var reqs []frame.MuxFrame
-		for len(reqs) < 2 {
-			f, ok := readMux(r)
-			if !ok {
-				return
-			}
-			reqs = append(reqs, f)
+		reqs, ok := readMuxN(r, 2)
+		if !ok {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 		if _, err := nc.Write(answerTo(reqs[0])); err != nil {
 			return
 		}
-		// Time for the reader to put the first answer into the buffer
-		// before the caller gives up; the test holds whether it did or
-		// not.
-		time.Sleep(50 * time.Millisecond)
-		cancel()
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-stop:
+		if !giveUpBeforeRest(cancel, stop) {
 			return
 		}
 		if _, err := nc.Write(answerTo(reqs[1])); err != nil {
@@ -450,13 +453,9 @@ func TestMuxPipelineAnswerCut(t *testing.T) {
 				if !ok {
 					return
 				}
-				var reqs []frame.MuxFrame
-				for range n {
-					f, ok := readMux(r)
-					if !ok {
-						return
-					}
-					reqs = append(reqs, f)
+				reqs, ok := readMuxN(r, n)
+				if !ok {
+					return
 				}
 				var out []byte
 				for _, f := range reqs[:cut] {

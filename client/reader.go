@@ -46,18 +46,20 @@ type readSide struct {
 	r        *frame.Reader
 	deadline time.Time // the read deadline set on nc
 	scratch  []byte    // answers over readBufferSize for callers' buffers
-	ends     []int     // where each answer of a batch ends in scratch
+	ends     []int     // where each answer of a batch ends (see partBatch)
 	// part is a batch answer its caller began to read and passed on to
 	// the reader goroutine, which reads the rest (see readOwnBatch).
 	part partBatch
 }
 
-// partBatch is a batch answer read in part: the answers of rq that are
-// read so far, in buf and ends as answerBatchAppend keeps them.
+// partBatch is a batch answer read in part: the answers of rq read so far,
+// in the caller's buffer dst from start on, each ending where ends says
+// (counted from start), as fillBatch keeps them.
 type partBatch struct {
-	rq   *request
-	buf  []byte
-	ends []int
+	rq    *request
+	dst   []byte
+	start int
+	ends  []int
 }
 
 // readerTurn says what the reader goroutine does after an answer.
@@ -135,12 +137,10 @@ func (cn *conn) deliver(rq *request, h frame.Header, byCaller bool) (readerTurn,
 // resumeBatch reads the rest of a batch answer its caller began to read,
 // and completes it, for the reader goroutine; it returns as deliver does.
 func (cn *conn) resumeBatch(part partBatch) (readerTurn, *request) {
-	buf, ends, err := cn.readBatchFrames(part.buf, part.ends, part.rq.n-len(part.ends))
-	if err != nil {
+	if err := cn.fillBatch(part); err != nil {
 		cn.failWith(part.rq, err)
 		return readerStop, nil
 	}
-	cn.completeBatchAppend(part.rq, buf, ends)
 	return cn.settle(false)
 }
 
@@ -357,9 +357,15 @@ func (cn *conn) answerBatch(rq *request, h frame.Header) error {
 // is read, through fill, so that a caller who gave up never finds its
 // buffers written after; the rest of the batch is then dropped.
 func (cn *conn) answerBatchAppend(rq *request) error {
-	dst, ends := rq.dst, cn.in.ends[:0]
-	start := len(dst)
-	for i := range rq.n {
+	return cn.fillBatch(partBatch{rq: rq, dst: rq.dst, start: len(rq.dst), ends: cn.in.ends[:0]})
+}
+
+// fillBatch reads the rest of part's batch answer into the caller's
+// buffer, through fill, and completes the call; once the caller gave up,
+// it drops the rest of the batch.
+func (cn *conn) fillBatch(part partBatch) error {
+	rq, dst, start, ends := part.rq, part.dst, part.start, part.ends
+	for len(ends) < rq.n {
 		n, err := cn.in.r.ReadLength()
 		if err != nil {
 			return err
@@ -369,51 +375,19 @@ func (cn *conn) answerBatchAppend(rq *request) error {
 			return err
 		}
 		var ok bool
-		dst, ok = rq.fill(dst, p, rq.n-i)
+		dst, ok = rq.fill(dst, p, rq.n-len(ends))
 		if inPlace(n) {
 			_ = cn.in.r.Discard(n) // cannot fail: payload buffered it
 		}
 		if !ok {
 			cn.in.ends = ends[:0]
-			return cn.discardBatch(rq, rq.n-i-1)
+			return cn.discardBatch(rq, rq.n-len(ends)-1)
 		}
 		ends = append(ends, len(dst)-start)
 	}
 	cn.in.ends = ends[:0]
 	rq.claimInDst(dst, start, ends)
 	return nil
-}
-
-// readBatchFrames reads the next n frames of a batch answer, appending
-// their payloads to buf and where each ends to ends.
-func (cn *conn) readBatchFrames(buf []byte, ends []int, n int) ([]byte, []int, error) {
-	for range n {
-		size, err := cn.in.r.ReadLength()
-		if err != nil {
-			return buf, ends, err
-		}
-		if buf, err = cn.appendPayload(buf, size); err != nil {
-			return buf, ends, err
-		}
-		ends = append(ends, len(buf))
-	}
-	return buf, ends, nil
-}
-
-// completeBatchAppend completes rq with the batch answer read into buf
-// and ends, in the caller's buffers, unless the caller gave up; buf and
-// ends are kept for the next batch.
-func (cn *conn) completeBatchAppend(rq *request, buf []byte, ends []int) {
-	if cap(buf) <= maxKeptBuffer {
-		cn.in.scratch = buf[:0]
-	}
-	cn.in.ends = ends[:0]
-	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
-		rq.recycle()
-		return
-	}
-	start := len(rq.dst)
-	rq.completeInDst(append(rq.dst, buf...), start, ends)
 }
 
 // claimInDst completes rq with its batch answer in dst, as completeInDst
@@ -437,18 +411,6 @@ func (rq *request) completeInDst(dst []byte, start int, ends []int) {
 	rq.ans, rq.answers, rq.err = dst, answers, nil
 	rq.state.Store(stateDone)
 	rq.signal()
-}
-
-// appendPayload appends the next n bytes to buf: read in place when buf
-// has room, as it has once warm; else through a buffer that grows with the
-// bytes that arrive, as ReadPayload's does.
-func (cn *conn) appendPayload(buf []byte, n int) ([]byte, error) {
-	if cap(buf)-len(buf) >= n {
-		_, err := cn.in.r.ReadPayload(buf[len(buf):], n)
-		return buf[:len(buf)+n], err
-	}
-	p, err := cn.in.r.ReadPayload(nil, n)
-	return append(buf, p...), err
 }
 
 // discardBatch reads the next n frames of rq's batch answer, whose

@@ -527,8 +527,10 @@ func (c *conn) awaitMessage() error {
 	}
 }
 
-// armWait sets the read deadline for a wait between messages: the idle
-// deadline, unless one set lately stands; with no IdleTimeout, none. The
+// armWait sets the read deadline for a wait between messages, in either
+// protocol: the idle deadline, unless one set lately stands (setting a
+// deadline touches a runtime timer, and this runs once per read); with no
+// IdleTimeout, none. The
 // deadline left from reading a frame (ReadTimeout, rearmRead) or from the
 // handshake (Auth.Timeout) must not end a wait between messages: it closed
 // idle connections of servers without IdleTimeout, whose clients keep

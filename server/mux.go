@@ -923,18 +923,11 @@ func (m *muxConn) awaitFrame() error {
 			m.startGraceLocked()
 			m.conn.idle.disarm()
 			err = m.setReadDeadline(m.graceEnd)
-		case m.cfg.IdleTimeout > 0 && m.conn.idle.stale(&m.clock, m.cfg.IdleTimeout):
-			// Re-armed only when stale: setting a deadline touches a
-			// runtime timer, and this runs once per read.
-			now := m.clock.now()
-			m.conn.idle.arm(now)
-			err = m.setReadDeadline(m.clock.at(now, m.cfg.IdleTimeout))
-		case m.cfg.IdleTimeout <= 0 && !m.conn.idle.armed:
-			// No idle limit: the deadline a frame left (armRead), or a
-			// wake-up, must not end the wait. Left set, the read failed at
-			// once, again and again: the reader spun until the next frame.
-			m.conn.idle.arm(m.clock.recent())
-			err = m.setReadDeadline(time.Time{})
+		default:
+			// As v1 waits: the idle deadline, or with no IdleTimeout
+			// none (a deadline a frame left, left set, failed every wait
+			// at once: the reader spun and never read the next frame).
+			err = m.armWait()
 		}
 		m.mu.Unlock()
 		if err == nil {
