@@ -69,6 +69,35 @@ func (r *Reader) Reset(rd io.Reader) {
 // multiplexed mode, whose frames carry a header of their own.
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 
+// Room is how many bytes Refill can take: the buffer's size less what is
+// buffered.
+func (r *Reader) Room() int { return len(r.buf) - (r.w - r.r) }
+
+// Refill puts p after the bytes buffered, as though the Reader's own read
+// had returned p and err, and p must fit (Room). It is for a caller that
+// read from the stream around the Reader, with a vectored read straight
+// into buffers of its own, and hands back the bytes it did not keep: the
+// Reader then goes on as if it had read them itself.
+func (r *Reader) Refill(p []byte, err error) {
+	if len(p) > r.Room() {
+		panic("tcpez/frame: Refill of more than Room")
+	}
+	if len(p) > len(r.buf)-r.w {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	r.w += copy(r.buf[r.w:], p)
+	if err != nil {
+		r.err = err
+		r.full = false
+	}
+}
+
+// Err is the error that ended the Reader's last read, which it returns
+// once the bytes before it are consumed; nil if there is none. A caller
+// that reads around the Reader (Refill) must not read on past it.
+func (r *Reader) Err() error { return r.err }
+
 // Buffered is the number of bytes received but not yet consumed. A server
 // uses it to tell whether more pipelined requests are already at hand.
 func (r *Reader) Buffered() int { return r.w - r.r }
