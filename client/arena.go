@@ -105,6 +105,10 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 	dst := rq.dst
 	start := len(dst)
 	for rq.left > 0 {
+		if whole, ok := cn.in.straight.read(ctx, cn, dst, rq.left, muxHeadersSize, muxAnswerBody, false); ok {
+			dst = cn.takeStraight(rq, dst, start, whole)
+			continue
+		}
 		id, n, err := cn.peekMuxAnswer(ctx)
 		if err == nil && gaveUp(ctx) {
 			err = errNotOwn
@@ -124,6 +128,7 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 		dst = append(dst, p...)
 		_ = cn.in.r.Discard(n)
 		rq.left--
+		cn.in.straight.saw(n)
 	}
 	switch {
 	case !inOrder(rq.at):
@@ -139,6 +144,24 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 	if _, err := cn.settleRead(true); err != nil {
 		cn.fail(err, writeProgress{})
 	}
+}
+
+// takeStraight takes the whole answers of a straight read that are rq's
+// into dst, in the order they came, and returns dst with them.
+func (cn *conn) takeStraight(rq *request, dst []byte, start, whole int) []byte {
+	s := cn.in.straight
+	taken := 0
+	for ; taken < whole; taken++ {
+		hdr, from, to := s.frame(cn.in.r, taken)
+		id, _, _ := cn.ownMuxAnswer(hdr) // parsed already
+		pos, err := cn.takeMember(id, rq)
+		if err != nil {
+			break // another call's: the reader goroutine's to read
+		}
+		rq.at[pos] = answerAt{off: from - start, n: to - from}
+		rq.left--
+	}
+	return s.keep(cn.in.r, dst, taken)
 }
 
 // takeMember takes the member of rq's batch that id names out of the

@@ -102,6 +102,8 @@ func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 		// reader goroutine always reads.
 		cn.in.idle = nil
 		cn.in.role = roleReader
+	} else {
+		cn.in.straight = newStraight(nc)
 	}
 	return cn
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -220,20 +221,40 @@ func (cn *conn) armRead(ctx context.Context) error {
 // rest of the batch from where the caller stopped (conn.in.part), and the
 // caller waits as usual.
 func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
-	_, err := cn.peekBatch(ctx, rq)
-	if cn.ownReadFailed(err) {
-		return
-	}
-	_, _ = cn.in.r.ReadHeader() // cannot fail: peekBatch buffered it
-	if cn.pop() == nil {
-		return
+	s := cn.in.straight
+	whole, led := cn.leadBatch(ctx, rq)
+	if !led {
+		_, err := cn.peekBatch(ctx, rq)
+		if cn.ownReadFailed(err) {
+			return
+		}
+		_, _ = cn.in.r.ReadHeader() // cannot fail: peekBatch buffered it
 	}
 	// The answers go straight into the caller's buffer, which is this
 	// goroutine's: nobody else can claim the call while it reads. That
 	// saves copying the batch through scratch.
 	dst, ends := rq.dst, cn.in.ends[:0]
 	start := len(dst)
+	if led {
+		for i := range whole {
+			_, _, to := s.frame(cn.in.r, i)
+			ends = append(ends, to-start)
+		}
+		dst = s.keep(cn.in.r, dst, whole)
+	}
+	if cn.pop() == nil {
+		return
+	}
 	for len(ends) < rq.n {
+		// A caller that gave up reads no further (see below).
+		if whole, ok := s.read(ctx, cn, dst, rq.n-len(ends), frame.HeaderSize, v1AnswerBody, false); ok {
+			for i := range whole {
+				_, _, to := s.frame(cn.in.r, i)
+				ends = append(ends, to-start)
+			}
+			dst = s.keep(cn.in.r, dst, whole)
+			continue
+		}
 		_, p, err := cn.peekFrame(ctx, func(h frame.Header) bool { return cn.c.cfg.Limits.CheckLength(h) == nil })
 		if err == nil && gaveUp(ctx) {
 			err = errNotOwn
@@ -252,10 +273,42 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 		dst = append(dst, p...)
 		_ = cn.in.r.Discard(frame.HeaderSize + len(p)) // cannot fail: Peek buffered it
 		ends = append(ends, len(dst)-start)
+		s.saw(len(p))
 	}
 	cn.in.ends = ends[:0]
 	rq.claimInDst(dst, start, ends)
 	cn.settle(true)
+}
+
+// v1AnswerBody parses p, a frame header inside a batch answer, as that of
+// an answer a caller may read itself, as readOwnBatch's peekFrame does:
+// its length.
+func v1AnswerBody(cn *conn, p []byte) (int, bool) {
+	h := frame.Header(binary.BigEndian.Uint32(p))
+	return h.Len(), cn.c.cfg.Limits.CheckLength(h) == nil && h.Len() <= readBufferSize-frame.HeaderSize
+}
+
+// leadBatch begins reading a batch answer with a straight read, header
+// and first answers at once, when nothing is buffered; led says it read
+// rq's batch header and whole answers of it: readOwnBatch takes them. Any
+// other read is given back to the Reader whole.
+func (cn *conn) leadBatch(ctx context.Context, rq *request) (whole int, led bool) {
+	s := cn.in.straight
+	whole, ok := s.read(ctx, cn, rq.dst, rq.n, frame.HeaderSize, v1AnswerBody, true)
+	if !ok {
+		return 0, false
+	}
+	if h, ok := s.leader(); ok && cn.ownBatch(h, rq) {
+		s.takeLead()
+		return whole, true
+	}
+	s.keep(cn.in.r, rq.dst, 0)
+	return 0, false
+}
+
+// ownBatch says whether h is the header of rq's batch answer.
+func (cn *conn) ownBatch(h frame.Header, rq *request) bool {
+	return h.IsBatch() && h.Count() == rq.n && cn.c.cfg.Limits.CheckHeader(h) == nil
 }
 
 // peekBatch waits until the header of a batch answer is buffered, and
@@ -269,7 +322,7 @@ func (cn *conn) peekBatch(ctx context.Context, rq *request) (frame.Header, error
 	if err != nil {
 		return 0, err
 	}
-	if !h.IsBatch() || h.Count() != rq.n || cn.c.cfg.Limits.CheckHeader(h) != nil {
+	if !cn.ownBatch(h, rq) {
 		return 0, errNotOwn
 	}
 	return h, nil

@@ -26,12 +26,8 @@ type idleCheck struct {
 
 // newIdleCheck returns nil for connections it cannot look into (TLS, pipes).
 func newIdleCheck(nc net.Conn) *idleCheck {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(nc)
+	if rc == nil {
 		return nil
 	}
 	ic := &idleCheck{rc: rc}
@@ -64,4 +60,18 @@ func (ic *idleCheck) check(r *frame.Reader) error {
 
 func unasked(n int) error {
 	return fmt.Errorf("%w: %d+ bytes with no request outstanding", ErrUnexpectedAnswer, n)
+}
+
+// rawConn returns nc's socket, for the system calls net.Conn does not
+// make; nil for connections that have none (TLS, pipes).
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }

@@ -594,22 +594,43 @@ func (cn *conn) peekMuxAnswer(ctx context.Context) (uint32, int, error) {
 			return 0, 0, err
 		}
 	}
-	p, err := cn.in.r.Peek(frame.HeaderSize + frame.MuxHeaderSize)
+	p, err := cn.in.r.Peek(muxHeadersSize)
 	if err != nil {
 		return 0, 0, err
 	}
+	id, n, ok := cn.ownMuxAnswer(p)
+	if !ok {
+		return 0, 0, errNotOwn
+	}
+	if _, err := cn.in.r.Peek(muxHeadersSize + n); err != nil {
+		return 0, 0, err
+	}
+	return id, n, nil
+}
+
+// muxHeadersSize is the size of a multiplexed frame's headers: the frame
+// header, then the mux header.
+const muxHeadersSize = frame.HeaderSize + frame.MuxHeaderSize
+
+// ownMuxAnswer parses p, a frame's headers, as those of an answer that
+// fits in the read buffer, which a caller may read itself: its id and
+// body's length.
+func (cn *conn) ownMuxAnswer(p []byte) (id uint32, n int, ok bool) {
 	h := frame.Header(binary.BigEndian.Uint32(p))
 	if h.IsBatch() || h.Len() > readBufferSize-frame.HeaderSize || cn.mux.lim.CheckHeader(h) != nil || h.Len() < frame.MuxHeaderSize {
-		return 0, 0, errNotOwn
+		return 0, 0, false
 	}
 	f, err := frame.ParseMuxHeader(p[frame.HeaderSize:], h.Len()-frame.MuxHeaderSize)
 	if err != nil || f.Kind != frame.KindAnswer {
-		return 0, 0, errNotOwn
+		return 0, 0, false
 	}
-	if _, err := cn.in.r.Peek(frame.HeaderSize + h.Len()); err != nil {
-		return 0, 0, err
-	}
-	return f.ID, h.Len() - frame.MuxHeaderSize, nil
+	return f.ID, h.Len() - frame.MuxHeaderSize, true
+}
+
+// muxAnswerBody is ownMuxAnswer for a straight read.
+func muxAnswerBody(cn *conn, p []byte) (int, bool) {
+	_, n, ok := cn.ownMuxAnswer(p)
+	return n, ok
 }
 
 func (cn *conn) readMuxFrame() error {

@@ -44,6 +44,7 @@ type readSide struct {
 	// Owned by the reading role's holder; while nobody holds it, by the
 	// caller that takes it under conn.mu (idleCheck looks at r's buffer).
 	r        *frame.Reader
+	straight *straight // nil where callers do not read their own answers
 	deadline time.Time // the read deadline set on nc
 	scratch  []byte    // answers over readBufferSize for callers' buffers
 	ends     []int     // where each answer of a batch ends (see partBatch)
