@@ -236,23 +236,14 @@ func (cn *conn) readOwnBatch(ctx context.Context, rq *request) {
 	dst, ends := rq.dst, cn.in.ends[:0]
 	start := len(dst)
 	if led {
-		for i := range whole {
-			_, _, to := s.frame(cn.in.r, i)
-			ends = append(ends, to-start)
-		}
-		dst = s.keep(cn.in.r, dst, whole)
+		dst, ends = s.takeInOrder(cn.in.r, dst, start, ends, whole)
 	}
 	if cn.pop() == nil {
 		return
 	}
 	for len(ends) < rq.n {
-		// A caller that gave up reads no further (see below).
 		if whole, ok := s.read(ctx, cn, dst, rq.n-len(ends), frame.HeaderSize, v1AnswerBody, false); ok {
-			for i := range whole {
-				_, _, to := s.frame(cn.in.r, i)
-				ends = append(ends, to-start)
-			}
-			dst = s.keep(cn.in.r, dst, whole)
+			dst, ends = s.takeInOrder(cn.in.r, dst, start, ends, whole)
 			continue
 		}
 		_, p, err := cn.peekFrame(ctx, func(h frame.Header) bool { return cn.c.cfg.Limits.CheckLength(h) == nil })

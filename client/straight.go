@@ -214,6 +214,18 @@ func (s *straight) keep(r *frame.Reader, dst []byte, taken int) []byte {
 	return dst[:end]
 }
 
+// takeInOrder takes all whole answers of a v1 batch's straight read,
+// which are its next ones in order: each one's end, counted from start,
+// goes to ends, as readOwnBatch keeps them. It returns dst and ends with
+// them.
+func (s *straight) takeInOrder(r *frame.Reader, dst []byte, start int, ends []int, whole int) ([]byte, []int) {
+	for i := range whole {
+		_, _, to := s.frame(r, i)
+		ends = append(ends, to-start)
+	}
+	return s.keep(r, dst, whole), ends
+}
+
 // saw notes the size of a batch answer read through the Reader: the guess
 // for the next straight read.
 func (s *straight) saw(n int) {
