@@ -234,27 +234,36 @@ func awaitTurns(cn *conn, n int) {
 	}
 }
 
-// Callers with large payloads get the writer role in the order they came
-// for it: with the role free for all whenever a write ended, the batches
-// of 256 callers on one connection went out in no particular order, and
-// the slowest waited fifty times as long as the median.
-func TestLargeCallersWriteInTurn(t *testing.T) {
+// writingConn returns a connection over a fake whose writer role
+// somebody holds, so that callers queue for it.
+func writingConn() (*fakeConn, *conn) {
 	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{})}
 	cn := testConn(fc)
 	cn.mu.Lock()
 	cn.out.writing = true // somebody is writing
 	cn.mu.Unlock()
+	return fc, cn
+}
+
+// enqueueLarge sends payload on cn as a call would, in line for the
+// writer role when it is taken.
+func enqueueLarge(cn *conn, payload []byte) error {
+	if !cn.tryAcquire() {
+		return errors.New("no slot")
+	}
+	return cn.enqueue(context.Background(), &request{done: make(chan struct{}, 1)}, payload)
+}
+
+// Callers with large payloads get the writer role in the order they came
+// for it: with the role free for all whenever a write ended, the batches
+// of 256 callers on one connection went out in no particular order, and
+// the slowest waited fifty times as long as the median.
+func TestLargeCallersWriteInTurn(t *testing.T) {
+	fc, cn := writingConn()
 	const callers = 8
 	errs := make(chan error, callers)
 	for i := range callers {
-		go func() {
-			if !cn.tryAcquire() {
-				errs <- errors.New("no slot")
-				return
-			}
-			payload := bytes.Repeat([]byte{byte('a' + i)}, writevMin)
-			errs <- cn.enqueue(context.Background(), &request{done: make(chan struct{}, 1)}, payload)
-		}()
+		go func() { errs <- enqueueLarge(cn, bytes.Repeat([]byte{byte('a' + i)}, writevMin)) }()
 		awaitTurns(cn, i+1) // the next comes once this one waits
 	}
 	// Meanwhile a small call joins the buffer; the writer then stops.
@@ -289,19 +298,9 @@ func TestLargeCallersWriteInTurn(t *testing.T) {
 // writer role learn of it: they used to wait for ever, after Close had
 // returned.
 func TestRefusedHandOffWakesWaitingWriters(t *testing.T) {
-	fc := &fakeConn{budget: 1 << 30, closed: make(chan struct{})}
-	cn := testConn(fc)
-	cn.mu.Lock()
-	cn.out.writing = true // somebody is writing
-	cn.mu.Unlock()
+	_, cn := writingConn()
 	errs := make(chan error, 1)
-	go func() {
-		if !cn.tryAcquire() {
-			errs <- errors.New("no slot")
-			return
-		}
-		errs <- cn.enqueue(context.Background(), &request{done: make(chan struct{}, 1)}, make([]byte, writevMin))
-	}()
+	go func() { errs <- enqueueLarge(cn, make([]byte, writevMin)) }()
 	awaitTurns(cn, 1)
 	cn.c.spawnMu.Lock()
 	cn.c.spawnClosed = true // Close has begun

@@ -9,13 +9,15 @@ import (
 )
 
 // straightMin is the smallest answer read straight into a caller's
-// buffer: below it the copy from the read buffer costs less than
-// describing each answer to the kernel.
+// buffer. It is chosen, not measured: smaller answers come many to a
+// read, each costs the kernel two iovecs, and the copy they save is small.
 const straightMin = 1 << 10
 
-// straightMax is the most answers one straight read asks for: two
-// iovecs each, under Linux's limit of 1024 a call.
-const straightMax = 256
+// A straight read asks for at most what the read buffer holds, so for at
+// most readBufferSize/(HeaderSize+straightMin) answers, two iovecs each,
+// plus one: this fails to compile if that could pass Linux's limit of
+// 1024 iovecs a call.
+var _ [1024 - (2*(readBufferSize/(frame.HeaderSize+straightMin)) + 1)]struct{}
 
 // straight reads the answers of a batch a caller reads itself straight
 // into the caller's buffer, where FlushAppend returns them, rather than
@@ -71,9 +73,6 @@ func (s *straight) read(ctx context.Context, cn *conn, dst []byte, left, hs int,
 		return 0, false
 	}
 	s.hs, s.base, s.pend, s.have, s.guess, s.lead, s.led = hs, len(dst), 0, 0, s.size, nil, false
-	if lead {
-		s.lead = s.hdrs[:0:0]
-	}
 	if b := r.Buffered(); b > 0 {
 		if b < hs || lead {
 			return 0, false
@@ -92,7 +91,7 @@ func (s *straight) read(ctx context.Context, cn *conn, dst []byte, left, hs int,
 	if lead {
 		room -= frame.HeaderSize
 	}
-	k := min(left, spare/s.guess, room/(hs+s.guess), straightMax)
+	k := min(left, spare/s.guess, room/(hs+s.guess))
 	if spare < 0 || (k <= 0 && s.pend == 0) {
 		return 0, false
 	}

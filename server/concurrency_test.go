@@ -352,14 +352,26 @@ func TestHandlerTimeoutAnswersInPlace(t *testing.T) {
 // TestHandlerTimeoutClosesByDefault: without EncodeError, a request whose
 // handler times out closes the connection after the answers before it.
 func TestHandlerTimeoutClosesByDefault(t *testing.T) {
-	stuck := newGate(t)
-	h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+	_, addr := startServer(t, echoUnlessStuck(newGate(t)), server.Config{HandlerTimeout: 20 * time.Millisecond, Logger: quietLogger()})
+	expectFirstThenClosed(t, addr)
+}
+
+// echoUnlessStuck echoes every request but "stuck", whose handler waits
+// for stuck to open, ignoring its context.
+func echoUnlessStuck(stuck *gate) server.HandlerFunc {
+	return func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
 		if string(req) == "stuck" {
 			stuck.wait()
 		}
 		return req, nil
 	}
-	_, addr := startServer(t, h, server.Config{HandlerTimeout: 20 * time.Millisecond, Logger: quietLogger()})
+}
+
+// expectFirstThenClosed sends "first" then "stuck" to addr, and expects
+// the answer to first, then the connection closed by the timeout of
+// stuck's handler.
+func expectFirstThenClosed(t *testing.T, addr string) {
+	t.Helper()
 	c := dial(t, addr)
 	r := frame.NewReader(c, frame.Limits{})
 	write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("first")), []byte("stuck")))
@@ -415,22 +427,9 @@ func TestHandlerTimeoutWithMaxInFlight1(t *testing.T) {
 		}
 	})
 	t.Run("closes by default", func(t *testing.T) {
-		stuck := newGate(t)
-		h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
-			if string(req) == "stuck" {
-				stuck.wait()
-			}
-			return req, nil
-		}
 		rec := stats.NewMemory()
-		_, addr := startServer(t, h, server.Config{MaxInFlight: 1, HandlerTimeout: 20 * time.Millisecond, Stats: rec, Logger: quietLogger()})
-		c := dial(t, addr)
-		r := frame.NewReader(c, frame.Limits{})
-		write(t, c, frame.AppendFrame(frame.AppendFrame(nil, []byte("first")), []byte("stuck")))
-		if got := readFrames(t, r, 1); got[0] != "first" {
-			t.Fatalf("answer %q, want first", got)
-		}
-		expectClosed(t, c)
+		_, addr := startServer(t, echoUnlessStuck(newGate(t)), server.Config{MaxInFlight: 1, HandlerTimeout: 20 * time.Millisecond, Stats: rec, Logger: quietLogger()})
+		expectFirstThenClosed(t, addr)
 		if n := rec.Counter(server.StatErrHandlerTimeout); n != 1 {
 			t.Fatalf("errors.handler_timeout %d, want 1", n)
 		}
