@@ -316,3 +316,70 @@ func TestRefusedHandOffWakesWaitingWriters(t *testing.T) {
 		t.Fatal("the caller waiting in line for the writer role was never told that the connection failed")
 	}
 }
+
+// TestOwnBatchReadStopsOnceCtxEnded: a caller reading its own batch answer
+// whose context has ended reads no further answers, though they are all
+// there to read: it passes the reading on and leaves the call abandoned,
+// its buffer untouched. Before, it read answer after answer as long as
+// they kept coming within readGrace, and returned with all of them.
+func TestOwnBatchReadStopsOnceCtxEnded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- nc
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	defer srv.Close()
+
+	const n = 8
+	cn := testConn(nc)
+	var payload []byte
+	for i := range n {
+		payload = frame.AppendFrame(payload, []byte{byte('a' + i)})
+	}
+	rq := &request{done: make(chan struct{}, 1), mode: modeBatchAppend, n: n, dst: make([]byte, 0, 64)}
+	rq.framed = append(frame.AppendHeader(nil, frame.BatchHeader(n)), payload...)
+	if !cn.tryAcquire() {
+		t.Fatal("no slot")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := cn.enqueue(ctx, rq, payload); err != nil {
+		t.Fatal(err)
+	}
+	if rq.direct != cn {
+		t.Fatal("the caller of an idle connection's first batch does not read its answer")
+	}
+	// The whole answer is in the client's socket before the caller reads.
+	if _, err := srv.Write(concatBytes(frame.AppendHeader(nil, frame.BatchHeader(n)), payload)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if rq.await(ctx) {
+		t.Fatalf("a caller whose context ended read its batch answer whole: %q", rq.ans)
+	}
+	if got := rq.state.Load(); got != stateAbandoned {
+		t.Fatalf("request state %d after its caller left, want abandoned (%d)", got, stateAbandoned)
+	}
+	if spare := rq.dst[:cap(rq.dst)]; slices.ContainsFunc(spare, func(b byte) bool { return b != 0 }) {
+		t.Fatalf("the caller's buffer was written after it gave up: %q", spare)
+	}
+}
+
+func concatBytes(a, b []byte) []byte { return append(a[:len(a):len(a)], b...) }

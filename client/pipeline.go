@@ -71,6 +71,10 @@ func (p *Pipeline) Len() int { return p.n }
 // order. The batch succeeds or fails as a whole. Flush empties the
 // pipeline either way. With no requests it returns nil, nil and sends
 // nothing: the wire has no empty batch.
+//
+// Once ctx has ended, Flush returns an error matching ctx.Err(), even
+// when the last answers came as it ended: whichever of the two the
+// connection saw first, a caller who gave up hears so.
 func (p *Pipeline) Flush(ctx context.Context) ([][]byte, error) {
 	_, answers, err := p.flush(ctx, modeBatch, nil, nil)
 	return answers, err
@@ -121,6 +125,12 @@ func (p *Pipeline) flush(ctx context.Context, mode answerMode, dst []byte, answe
 		frame.AppendHeader(p.buf[:0], frame.BatchHeader(p.n))
 		rq.framed = p.buf
 		err = c.roundTrip(ctx, rq, p.buf[frame.HeaderSize:], &o)
+		if err == nil && ctx.Err() != nil {
+			// The reader goroutine may complete a batch as its caller
+			// wakes to ctx's end: the caller's answer must not depend on
+			// which of the two the scheduler ran first.
+			err = ctxError(ctx)
+		}
 		if err == nil {
 			got = rq.answers
 			if mode == modeBatchAppend {

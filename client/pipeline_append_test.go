@@ -230,7 +230,9 @@ func flushAbandoned(t *testing.T, ctx context.Context, c *client.Client, wantNex
 // batch's answers itself. Its context is cancelled after the first answer,
 // and the rest come at once: the caller used to read them all (answers
 // that keep coming within readGrace never let its read run out) and
-// succeed. It now stops at the next answer and returns ctx's error.
+// succeed. It now stops at the next answer (TestOwnBatchReadStopsOnceCtxEnded)
+// and returns ctx's error, which Flush also does when the reader goroutine
+// read the batch and completed it as the caller woke to its cancel.
 func TestFlushAppendCancelledWhileReadingOwnAnswers(t *testing.T) {
 	const n = 8
 	for _, tc := range []struct {
