@@ -74,6 +74,33 @@ func TestSnapshotKeepsMemcachedItems(t *testing.T) {
 	}
 }
 
+// TestSnapshotCASFromBeforeRestartIsStale: a snapshot keeps no cas
+// values. The items it loads used to be numbered from 1 again, so that a
+// cas read before the restart could match an item changed since: here the
+// first value of k, replaced before the snapshot, took the new one's place.
+func TestSnapshotCASFromBeforeRestartIsStale(t *testing.T) {
+	s := NewStore(StoreConfig{})
+	defer s.Close()
+	s.StoreItem(ModeSet, "k", []byte("first"), 0, 0, 0)
+	first, _ := s.GetItem("k")
+	s.StoreItem(ModeSet, "k", []byte("second"), 0, 0, 0)
+	var snap bytes.Buffer
+	if err := s.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStore(StoreConfig{})
+	defer r.Close()
+	if err := r.ReadSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.StoreItem(ModeCAS, "k", []byte("third"), 0, 0, first.CAS); got != Exists {
+		t.Fatalf("cas %d, read before the value changed and the store restarted: %v, want Exists", first.CAS, storeStatus[got])
+	}
+	if it, _ := r.GetItem("k"); string(it.Value) != "second" {
+		t.Fatalf("k = %q after a stale cas, want second", it.Value)
+	}
+}
+
 // TestFlushAllDelayed: flush_all with a delay, as memcached does it. Once
 // the deadline passes, every item last written before it is gone: those
 // held at the command, and those set or touched after it; an item written

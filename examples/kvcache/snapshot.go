@@ -115,6 +115,14 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 		return fmt.Errorf("not a version %d %s snapshot", snapshotVersion, snapshotFormat)
 	}
 	now := s.now().UnixNano()
+	// A snapshot keeps no cas values: its items get new ones. Counting on
+	// from the clock's nanoseconds keeps those above every value handed
+	// out before it was written (unless writes outpaced a billion a
+	// second), so that a client's cas from before the restart matches
+	// no item, rather than one that changed since it read it.
+	if now > 0 && s.cas.Load() < uint64(now) {
+		s.cas.Store(uint64(now))
+	}
 	for n := 1; ; n++ {
 		var rec kvcachepb.SnapshotRecord
 		ok, err := next(&rec)
