@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -328,4 +331,84 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	c := dial(t, addr)
 	expectClosed(t, c)
 	waitFor(t, func() bool { return rec.Counter("errors.tls") == 1 }, "errors.tls")
+}
+
+// TestCloseWithHandlerIgnoringContext: Close ends a connection whose
+// handler ignores its context and has not returned: the client sees the
+// connection end, and Close returns. (The reader that runs the handler
+// serves the socket from inside the runtime's poller, which holds it open
+// until the handler returns: closing must not wait for that.) With
+// MaxInFlight 1 nothing else reads; by default the watcher hands the
+// reading on, through a duplicate of the socket.
+func TestCloseWithHandlerIgnoringContext(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		maxInFlight int
+	}{{"MaxInFlight 1", 1}, {"default", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Released only once the test is over, later than the client's
+			// safety deadline.
+			release, entered := make(chan struct{}), make(chan struct{}, 1)
+			t.Cleanup(func() { close(release) })
+			h := func(_ context.Context, req []byte, _ *span.Span) ([]byte, error) {
+				entered <- struct{}{}
+				<-release
+				return req, nil
+			}
+			srv := server.New(server.HandlerFunc(h), server.Config{Logger: quietLogger(), MaxInFlight: tc.maxInFlight})
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(l) }()
+			c := dial(t, l.Addr().String())
+			write(t, c, frame.AppendFrame(nil, []byte("stuck")))
+			<-entered
+			closed := make(chan error, 1)
+			go func() { closed <- srv.Close() }()
+			expectClosed(t, c)
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatalf("Close = %v", err)
+				}
+			case <-time.After(safety):
+				t.Fatal("Close did not return while a handler ignored its context")
+			}
+		})
+	}
+}
+
+// TestRequestsThenFINAnsweredThenClosed: a client that has been answered
+// once sends its last requests and its FIN at once (a write, then
+// CloseWrite) and reads until the end. The server answers each and
+// closes. A reader that took a short read to mean the socket empty waited
+// for news of the FIN, which the poller had given with the data, and
+// never closed.
+func TestRequestsThenFINAnsweredThenClosed(t *testing.T) {
+	_, addr := startServer(t, echo, server.Config{Logger: quietLogger()})
+	for i := range 20 {
+		c := dial(t, addr)
+		first := frame.AppendFrame(nil, []byte("first"))
+		write(t, c, first)
+		if got := readN(t, c, len(first)); !bytes.Equal(got, first) {
+			t.Fatalf("connection %d: answered %q, want %q", i, got, first)
+		}
+		// The server now waits for more.
+		var req []byte
+		for j := range i + 1 {
+			req = frame.AppendFrame(req, fmt.Appendf(nil, "r%d", j))
+		}
+		write(t, c, req)
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("connection %d: %v after %d bytes", i, err, len(got))
+		}
+		if !bytes.Equal(got, req) {
+			t.Fatalf("connection %d: answered %q, want %q", i, got, req)
+		}
+	}
 }
