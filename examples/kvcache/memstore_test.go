@@ -58,20 +58,28 @@ func TestSnapshotKeepsMemcachedItems(t *testing.T) {
 	defer s.Close()
 	s.StoreItem(ModeSet, "\xff\x01key", []byte("v"), 7, 0, 0)
 	s.StoreItem(ModeSet, "plain", []byte("w"), 4294967295, 0, 0)
-	var snap bytes.Buffer
-	if err := s.WriteSnapshot(&snap); err != nil {
-		t.Fatal(err)
-	}
-	r := NewStore(StoreConfig{})
-	defer r.Close()
-	if err := r.ReadSnapshot(&snap); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	for key, flags := range map[string]uint32{"\xff\x01key": 7, "plain": 4294967295} {
 		if it, ok := r.GetItem(key); !ok || it.Flags != flags {
 			t.Errorf("%q after the round trip: %+v, %t; want flags %d", key, it, ok, flags)
 		}
 	}
+}
+
+// restored returns a new store that read a snapshot of s, closed when
+// the test ends.
+func restored(t *testing.T, s *Store) *Store {
+	t.Helper()
+	var snap bytes.Buffer
+	if err := s.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStore(StoreConfig{})
+	t.Cleanup(r.Close)
+	if err := r.ReadSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestSnapshotCASFromBeforeRestartIsStale: a snapshot keeps no cas
@@ -84,15 +92,7 @@ func TestSnapshotCASFromBeforeRestartIsStale(t *testing.T) {
 	s.StoreItem(ModeSet, "k", []byte("first"), 0, 0, 0)
 	first, _ := s.GetItem("k")
 	s.StoreItem(ModeSet, "k", []byte("second"), 0, 0, 0)
-	var snap bytes.Buffer
-	if err := s.WriteSnapshot(&snap); err != nil {
-		t.Fatal(err)
-	}
-	r := NewStore(StoreConfig{})
-	defer r.Close()
-	if err := r.ReadSnapshot(&snap); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	if got := r.StoreItem(ModeCAS, "k", []byte("third"), 0, 0, first.CAS); got != Exists {
 		t.Fatalf("cas %d, read before the value changed and the store restarted: %v, want Exists", first.CAS, storeStatus[got])
 	}
