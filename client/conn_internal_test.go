@@ -323,31 +323,7 @@ func TestRefusedHandOffWakesWaitingWriters(t *testing.T) {
 // its buffer untouched. Before, it read answer after answer as long as
 // they kept coming within readGrace, and returned with all of them.
 func TestOwnBatchReadStopsOnceCtxEnded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	srv, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
-	defer srv.Close()
-
+	nc, srv := tcpPair(t)
 	const n = 8
 	cn := testConn(nc)
 	var payload []byte
@@ -366,8 +342,9 @@ func TestOwnBatchReadStopsOnceCtxEnded(t *testing.T) {
 	if rq.direct != cn {
 		t.Fatal("the caller of an idle connection's first batch does not read its answer")
 	}
-	// The whole answer is in the client's socket before the caller reads.
-	if _, err := srv.Write(concatBytes(frame.AppendHeader(nil, frame.BatchHeader(n)), payload)); err != nil {
+	// The whole answer (an echo: the request's bytes) is in the client's
+	// socket before the caller reads.
+	if _, err := srv.Write(rq.framed); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -382,4 +359,28 @@ func TestOwnBatchReadStopsOnceCtxEnded(t *testing.T) {
 	}
 }
 
-func concatBytes(a, b []byte) []byte { return append(a[:len(a):len(a)], b...) }
+// tcpPair returns the two ends of a loopback TCP connection, closed when
+// the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if server = <-accepted; server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}

@@ -77,7 +77,7 @@ func TestShutdownGivesUpAtDeadline(t *testing.T) {
 		}
 		return req, nil
 	}
-	srv, addr := startServerNoCleanup(t, h)
+	srv, addr := startServerNoCleanup(t, h, server.Config{Logger: quietLogger()})
 	c := dial(t, addr)
 	write(t, c, frame.AppendFrame(nil, []byte("stuck")))
 	<-entered
@@ -89,8 +89,8 @@ func TestShutdownGivesUpAtDeadline(t *testing.T) {
 	expectClosed(t, c)
 }
 
-func startServerNoCleanup(t *testing.T, h server.HandlerFunc) (*server.Server, string) {
-	srv := server.New(h, server.Config{Logger: quietLogger()})
+func startServerNoCleanup(t *testing.T, h server.HandlerFunc, cfg server.Config) (*server.Server, string) {
+	srv := server.New(h, cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -355,13 +355,8 @@ func TestCloseWithHandlerIgnoringContext(t *testing.T) {
 				<-release
 				return req, nil
 			}
-			srv := server.New(server.HandlerFunc(h), server.Config{Logger: quietLogger(), MaxInFlight: tc.maxInFlight})
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = srv.Serve(l) }()
-			c := dial(t, l.Addr().String())
+			srv, addr := startServerNoCleanup(t, h, server.Config{Logger: quietLogger(), MaxInFlight: tc.maxInFlight})
+			c := dial(t, addr)
 			write(t, c, frame.AppendFrame(nil, []byte("stuck")))
 			<-entered
 			closed := make(chan error, 1)
