@@ -66,7 +66,10 @@ func (c *Client) rebuild() {
 // connection that just broke) and otherwise fails with ErrNoConnection,
 // which the retry loop treats as "not sent". WaitForConnection makes it
 // wait until ctx ends instead.
-func (c *Client) pick(ctx context.Context) (*conn, error) {
+//
+// A bulk call (see Config.BulkThreshold) gets a connection that carries
+// no other, which o holds for it until the call ends (dropBulk).
+func (c *Client) pick(ctx context.Context, o *outcome) (*conn, error) {
 	for {
 		s := c.snap.Load()
 		if s.closed {
@@ -76,6 +79,16 @@ func (c *Client) pick(ctx context.Context) (*conn, error) {
 			cn, alive := c.choose(ctx, s)
 			if cn != nil {
 				cn, wait := c.routeAround(s, cn, c.keyed(ctx))
+				if !wait && o.bulk {
+					var err error
+					if cn, wait, err = c.bulkConn(ctx, s, cn); err != nil {
+						return nil, err
+					}
+					if cn == nil && !wait {
+						continue
+					}
+					o.bulkOn = cn
+				}
 				if !wait {
 					return cn, nil
 				}

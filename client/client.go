@@ -33,6 +33,8 @@ type Client struct {
 	// says before the first, so that batches are not copied every time
 	// against v1 servers found by ProtocolAuto.
 	pipeMux atomic.Bool
+	// bulkQ gives bulk calls connections that carry no other (bulk.go).
+	bulkQ bulkQueue
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -346,11 +348,22 @@ type outcome struct {
 	ep        *endpoint // where the last attempt went, for outlier ejection
 	attempts  int
 	abandoned bool // the caller gave up; the call is the reader's now
+	// bulk: the call is routed as bulk; bulkOn is the connection that
+	// carries it as its one bulk call until the call ends (see bulk.go).
+	bulk   bool
+	bulkOn *conn
 }
 
 // roundTrip sends rq's request and waits for its answer, retrying as
 // Config.MaxRetries and WithIdempotent allow.
 func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *outcome) error {
+	o.bulk = c.bulk(len(payload)+len(rq.tail), c.keyed(ctx))
+	err := c.roundTrips(ctx, rq, payload, o)
+	c.dropBulk(o)
+	return err
+}
+
+func (c *Client) roundTrips(ctx context.Context, rq *request, payload []byte, o *outcome) error {
 	for {
 		if err := c.submit(ctx, rq, payload, o); err != nil {
 			return err
@@ -381,7 +394,8 @@ func (c *Client) submit(ctx context.Context, rq *request, payload []byte, o *out
 			return ctxError(ctx)
 		}
 		o.attempts++
-		cn, err := c.pick(ctx)
+		c.dropBulk(o) // the last attempt's
+		cn, err := c.pick(ctx, o)
 		if err == nil {
 			o.addr, o.ep = cn.addr, cn.ep
 			if err = cn.enqueue(ctx, rq, payload); err == nil {

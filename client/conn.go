@@ -50,6 +50,9 @@ type conn struct {
 	// prog says how long the oldest answer due has been awaited; see
 	// overdue.go.
 	prog progress
+	// bulk: the connection carries a bulk call; guarded by the client's
+	// bulkQ.mu (see bulk.go).
+	bulk bool
 
 	mu sync.Mutex
 	// Guarded by mu.

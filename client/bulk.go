@@ -1,0 +1,169 @@
+package client
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// StatBulkWaits counts bulk calls that waited for a connection free of
+// bulk (see Config.BulkThreshold).
+const StatBulkWaits = "client.bulk_waits"
+
+// Bulk calls: a connection carries one at a time (Config.BulkThreshold).
+// Bulk requests queued on one connection are moved one after another, by
+// one reader a side, and the client's reader goroutine copies every
+// answer but the first into its caller's buffer; their working set
+// outgrows the CPU's cache. 16 callers of Pipelines of 64×4 KiB made 0.30
+// of a raw loop's throughput over one connection, 0.86 one bulk call to a
+// connection (docs/DESIGN.md, "Bulk calls").
+
+// bulkQueue hands connections free of bulk to bulk calls, in the order
+// the calls came. A connection's share is its bulk field, which only the
+// queue touches, under mu.
+type bulkQueue struct {
+	mu      sync.Mutex
+	waiters []*bulkWaiter // in arrival order
+	pool    sync.Pool     // *bulkWaiter, so that waiting allocates nothing
+}
+
+// bulkWaiter is a bulk call waiting for a connection: got receives one,
+// already marked as carrying the call's bulk.
+type bulkWaiter struct{ got chan *conn }
+
+// take marks cn as carrying a bulk call, if it carries none and no call
+// waits for one: a newcomer does not overtake the calls in line.
+func (q *bulkQueue) take(cn *conn) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cn.bulk || len(q.waiters) > 0 {
+		return false
+	}
+	cn.bulk = true
+	return true
+}
+
+// give ends the bulk call on cn: cn goes to the first call in line, or
+// is free of bulk.
+func (q *bulkQueue) give(cn *conn) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiters) == 0 {
+		cn.bulk = false
+		return
+	}
+	w := q.waiters[0]
+	q.waiters = slices.Delete(q.waiters, 0, 1)
+	w.got <- cn // room for one, and each waiter gets one
+}
+
+// wait queues a bulk call for a connection. It returns the one given, or
+// nil when changed is closed first (connections came or went: the caller
+// looks again), or ctx's error.
+func (q *bulkQueue) wait(ctx context.Context, changed <-chan struct{}) (*conn, error) {
+	w, _ := q.pool.Get().(*bulkWaiter)
+	if w == nil {
+		w = &bulkWaiter{got: make(chan *conn, 1)}
+	}
+	q.mu.Lock()
+	q.waiters = append(q.waiters, w)
+	q.mu.Unlock()
+	var err error
+	select {
+	case cn := <-w.got:
+		q.pool.Put(w)
+		return cn, nil
+	case <-changed:
+	case <-ctx.Done():
+		err = ctxError(ctx)
+	}
+	q.mu.Lock()
+	i := slices.Index(q.waiters, w)
+	if i >= 0 {
+		q.waiters = slices.Delete(q.waiters, i, i+1)
+	}
+	q.mu.Unlock()
+	if i < 0 {
+		// A connection was given as the wait ended.
+		cn := <-w.got
+		if err == nil {
+			q.pool.Put(w)
+			return cn, nil
+		}
+		q.give(cn)
+	}
+	q.pool.Put(w)
+	return nil, err
+}
+
+// bulk reports whether a request of size bytes is routed as bulk.
+func (c *Client) bulk(size int, keyed bool) bool {
+	// A keyed call is bound to its key's address, where the queue hands
+	// out any; a Codec's requests are not measured as bulk.
+	t := c.cfg.BulkThreshold
+	return t > 0 && size >= t && !keyed && c.cfg.Codec == nil
+}
+
+// routeBulk is called, for a bulk call, with a slot taken on cn, which
+// the balancer chose. It takes, with a slot, a connection free of bulk:
+// cn, or another one, or failing both an extra connection to cn's
+// address, dialled for it (wait is then true: the caller waits for the
+// snapshot to change); failing all, it returns nil, and the caller waits
+// in line. cn's slot is released unless cn is returned.
+func (c *Client) routeBulk(s *snapshot, cn *conn) (use *conn, wait bool) {
+	if c.bulkQ.take(cn) {
+		return cn, false
+	}
+	for _, conns := range [][]*conn{s.conns, s.extras} {
+		for _, alt := range conns {
+			if alt == cn || alt.broken.Load() || alt.overdue() || !c.bulkQ.take(alt) {
+				continue
+			}
+			if alt.tryAcquire() {
+				cn.release()
+				return alt, false
+			}
+			c.bulkQ.give(alt)
+		}
+	}
+	cn.release()
+	return nil, cn.ep.grow()
+}
+
+// bulkConn is routeBulk, then awaitBulk when that found nothing: it
+// returns nil and wait false when the snapshot changed meanwhile.
+func (c *Client) bulkConn(ctx context.Context, s *snapshot, cn *conn) (use *conn, wait bool, err error) {
+	if use, wait = c.routeBulk(s, cn); use != nil || wait {
+		return use, wait, nil
+	}
+	use, err = c.awaitBulk(ctx, s)
+	return use, false, err
+}
+
+// awaitBulk waits in line for a connection free of bulk, then for a slot
+// on it. It returns nil when the snapshot changed meanwhile: the caller
+// looks again.
+func (c *Client) awaitBulk(ctx context.Context, s *snapshot) (*conn, error) {
+	c.cfg.Stats.Count(StatBulkWaits, 1)
+	cn, err := c.bulkQ.wait(ctx, s.changed)
+	if cn == nil || err != nil {
+		return nil, err
+	}
+	if cn.tryAcquire() {
+		return cn, nil
+	}
+	ok, err := cn.slots.acquire(ctx, s.changed)
+	if !ok {
+		c.bulkQ.give(cn)
+		return nil, err
+	}
+	return cn, nil
+}
+
+// dropBulk ends the bulk call o holds a connection for, if any.
+func (c *Client) dropBulk(o *outcome) {
+	if o.bulkOn != nil {
+		c.bulkQ.give(o.bulkOn)
+		o.bulkOn = nil
+	}
+}
