@@ -149,6 +149,12 @@ func (c *Client) awaitBulk(ctx context.Context, s *snapshot) (*conn, error) {
 	if cn == nil || err != nil {
 		return nil, err
 	}
+	if cn.broken.Load() {
+		// Given back by a call it failed: the snapshot has changed, or
+		// is about to, and the caller looks again.
+		c.bulkQ.give(cn)
+		return nil, nil
+	}
 	if cn.tryAcquire() {
 		return cn, nil
 	}
