@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tcpez/tcpez/frame"
+	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 // splitAddr turns an address of New or a Resolver into a network and a
@@ -49,7 +50,9 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	network, address := splitAddr(addr)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	d := &net.Dialer{}
+	// Loopback connections do without congestion control's pacing
+	// (internal/loopback).
+	d := &net.Dialer{Control: loopback.Control}
 	if c.cfg.TLS != nil {
 		td := &tls.Dialer{NetDialer: d, Config: c.cfg.TLS}
 		return td.DialContext(ctx, network, address)

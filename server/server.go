@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/budget"
+	"github.com/tcpez/tcpez/internal/loopback"
 	"github.com/tcpez/tcpez/stats"
 )
 
@@ -88,10 +89,16 @@ func (s *Server) start() error {
 // Serve accepts connections on l and serves each on its own goroutine. It
 // returns ErrServerClosed after Shutdown or Close, and otherwise the error
 // that stopped Accept. With Config.TLS set, connections speak TLS.
+//
+// A TCP listener bound to a loopback address is set to give the
+// connections it accepts Reno congestion control, which does not pace
+// them: on loopback, BBR's pacing could hold a connection at half its
+// speed (docs/DESIGN.md, "Loopback connections").
 func (s *Server) Serve(l net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
 	}
+	loopback.Listen(l)
 	if s.cfg.TLS != nil {
 		l = tls.NewListener(l, s.cfg.TLS)
 	}
