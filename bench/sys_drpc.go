@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 
 	"storj.io/drpc/drpcconn"
 	"storj.io/drpc/drpcmux"
@@ -46,7 +45,7 @@ func (s *drpcSystem) Start() error {
 	ctx, s.cancel = context.WithCancel(context.Background())
 	s.done = make(chan error, 1)
 	go func() { s.done <- srv.Serve(ctx, l) }()
-	nc, err := net.Dial("tcp", l.Addr().String())
+	nc, err := dial(l.Addr().String())
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tcpez/tcpez/bench/echopb"
+	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 // grpcSystem is grpc-go with its defaults: a grpc.Server with the Echo
@@ -56,7 +58,11 @@ func (s *grpcSystem) Start() error {
 	echopb.RegisterEchoServer(s.srv, grpcEchoServer{})
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(l) }()
-	s.cc, err = grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s.cc, err = grpc.NewClient("passthrough:///"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{Control: loopback.Control}
+			return d.DialContext(ctx, "tcp", addr)
+		}))
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,12 @@ func (s *netrpcSystem) Start() error {
 			}()
 		}
 	}()
-	s.cl, err = rpc.Dial("tcp", s.l.Addr().String())
-	return err
+	nc, err := dial(s.l.Addr().String())
+	if err != nil {
+		return err
+	}
+	s.cl = rpc.NewClient(nc)
+	return nil
 }
 
 func (s *netrpcSystem) NewCaller() (caller, error) {

@@ -134,7 +134,7 @@ func grow(buf []byte, n int) []byte {
 }
 
 func (s *rawSystem) NewCaller() (caller, error) {
-	c, err := net.Dial("tcp", s.l.Addr().String())
+	c, err := dial(s.l.Addr().String())
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func (s *rawPipelinedSystem) Start() error {
 	if err := s.srv.Start(); err != nil {
 		return err
 	}
-	c, err := net.Dial("tcp", s.srv.l.Addr().String())
+	c, err := dial(s.srv.l.Addr().String())
 	if err != nil {
 		return err
 	}

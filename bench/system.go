@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcpez/tcpez/internal/loopback"
 	"net"
 	"path"
 	"strings"
@@ -156,9 +157,22 @@ func checkEcho(req, ans []byte) error {
 }
 
 // listen opens a loopback listener on a free port: every load of the
-// benchmark stays on 127.0.0.1.
+// benchmark stays on 127.0.0.1. Every system's sockets get the congestion
+// control tcpez gives loopback connections (internal/loopback: Reno, not
+// the host's default, which may pace them), so that no system is measured
+// against another for a kernel setting.
 func listen() (net.Listener, error) {
-	return net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err == nil {
+		loopback.Listen(l)
+	}
+	return l, err
+}
+
+// dial connects to a benchmark's listener, as tcpez's client would.
+func dial(addr string) (net.Conn, error) {
+	d := net.Dialer{Control: loopback.Control}
+	return d.Dial("tcp", addr)
 }
 
 // maxPayload bounds the frames the hand-written servers accept.
