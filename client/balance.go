@@ -81,7 +81,7 @@ func (c *Client) pick(ctx context.Context, o *outcome) (*conn, error) {
 				cn, wait := c.routeAround(s, cn, c.keyed(ctx))
 				if !wait && o.bulk {
 					var err error
-					if cn, wait, err = c.bulkConn(ctx, s, cn); err != nil {
+					if cn, wait, err = c.bulkConn(ctx, s, cn, o); err != nil {
 						return nil, err
 					}
 					if cn == nil && !wait {

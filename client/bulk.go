@@ -4,11 +4,14 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
-// StatBulkWaits counts bulk calls that waited for a connection free of
-// bulk (see Config.BulkThreshold).
-const StatBulkWaits = "client.bulk_waits"
+// Stats of bulk calls (see Config.BulkThreshold).
+const (
+	StatBulkWaits     = "client.bulk_waits"     // count, bulk calls that waited for a connection free of bulk
+	StatBulkImpatient = "client.bulk_impatient" // count, waits ended as no bulk call ended for OverdueAfter
+)
 
 // Bulk calls: a connection carries one at a time (Config.BulkThreshold).
 // Bulk requests queued on one connection are moved one after another, by
@@ -24,12 +27,16 @@ const StatBulkWaits = "client.bulk_waits"
 type bulkQueue struct {
 	mu      sync.Mutex
 	waiters []*bulkWaiter // in arrival order
+	ended   int64         // mono reading of the last bulk call's end; 0: none yet
 	pool    sync.Pool     // *bulkWaiter, so that waiting allocates nothing
 }
 
 // bulkWaiter is a bulk call waiting for a connection: got receives one,
-// already marked as carrying the call's bulk.
-type bulkWaiter struct{ got chan *conn }
+// already marked as carrying the call's bulk. timer measures its patience.
+type bulkWaiter struct {
+	got   chan *conn
+	timer *time.Timer
+}
 
 // take marks cn as carrying a bulk call, if it carries none and no call
 // waits for one: a newcomer does not overtake the calls in line.
@@ -48,6 +55,7 @@ func (q *bulkQueue) take(cn *conn) bool {
 func (q *bulkQueue) give(cn *conn) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.ended = mono()
 	if len(q.waiters) == 0 {
 		cn.bulk = false
 		return
@@ -57,43 +65,73 @@ func (q *bulkQueue) give(cn *conn) {
 	w.got <- cn // room for one, and each waiter gets one
 }
 
-// wait queues a bulk call for a connection. It returns the one given, or
-// nil when changed is closed first (connections came or went: the caller
-// looks again), or ctx's error.
-func (q *bulkQueue) wait(ctx context.Context, changed <-chan struct{}) (*conn, error) {
+// wait queues a bulk call for a connection and returns the one given. It
+// returns nil when changed is closed first (connections came or went: the
+// caller looks again), or ctx's error. With patience > 0 it also returns
+// nil, and impatient true, once no bulk call has ended for patience: the
+// calls that hold the connections may be waiting for those in line (a
+// handler that waits for a later call), so the caller sends its call
+// anyway, behind another.
+func (q *bulkQueue) wait(ctx context.Context, changed <-chan struct{}, patience time.Duration) (cn *conn, impatient bool, err error) {
 	w, _ := q.pool.Get().(*bulkWaiter)
 	if w == nil {
-		w = &bulkWaiter{got: make(chan *conn, 1)}
+		w = &bulkWaiter{got: make(chan *conn, 1), timer: time.NewTimer(time.Hour)}
+		w.timer.Stop()
 	}
+	defer q.pool.Put(w)
 	q.mu.Lock()
 	q.waiters = append(q.waiters, w)
 	q.mu.Unlock()
-	var err error
-	select {
-	case cn := <-w.got:
-		q.pool.Put(w)
-		return cn, nil
-	case <-changed:
-	case <-ctx.Done():
-		err = ctxError(ctx)
+	var timeout <-chan time.Time
+	if patience > 0 {
+		w.timer.Reset(patience)
+		defer w.timer.Stop()
+		timeout = w.timer.C
 	}
+	for waiting := true; waiting; {
+		select {
+		case cn := <-w.got:
+			return cn, false, nil
+		case <-changed:
+			waiting = false
+		case <-ctx.Done():
+			err, waiting = ctxError(ctx), false
+		case <-timeout:
+			if quiet := q.quietFor(); quiet < patience {
+				w.timer.Reset(patience - quiet)
+				continue
+			}
+			impatient, waiting = true, false
+		}
+	}
+	if !q.leave(w) {
+		// A connection was given as the wait ended.
+		cn := <-w.got
+		if err == nil {
+			return cn, false, nil
+		}
+		q.give(cn)
+	}
+	return nil, impatient, err
+}
+
+// quietFor is how long it has been since a bulk call last ended.
+func (q *bulkQueue) quietFor() time.Duration {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	return time.Duration(mono() - q.ended)
+}
+
+// leave takes w out of the line; false when it was not in it: a
+// connection was given to it.
+func (q *bulkQueue) leave(w *bulkWaiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	i := slices.Index(q.waiters, w)
 	if i >= 0 {
 		q.waiters = slices.Delete(q.waiters, i, i+1)
 	}
-	q.mu.Unlock()
-	if i < 0 {
-		// A connection was given as the wait ended.
-		cn := <-w.got
-		if err == nil {
-			q.pool.Put(w)
-			return cn, nil
-		}
-		q.give(cn)
-	}
-	q.pool.Put(w)
-	return nil, err
+	return i >= 0
 }
 
 // bulk reports whether a request of size bytes is routed as bulk.
@@ -131,21 +169,26 @@ func (c *Client) routeBulk(s *snapshot, cn *conn) (use *conn, wait bool) {
 }
 
 // bulkConn is routeBulk, then awaitBulk when that found nothing: it
-// returns nil and wait false when the snapshot changed meanwhile.
-func (c *Client) bulkConn(ctx context.Context, s *snapshot, cn *conn) (use *conn, wait bool, err error) {
+// returns nil and wait false when the caller is to look again.
+func (c *Client) bulkConn(ctx context.Context, s *snapshot, cn *conn, o *outcome) (use *conn, wait bool, err error) {
 	if use, wait = c.routeBulk(s, cn); use != nil || wait {
 		return use, wait, nil
 	}
-	use, err = c.awaitBulk(ctx, s)
+	use, err = c.awaitBulk(ctx, s, o)
 	return use, false, err
 }
 
 // awaitBulk waits in line for a connection free of bulk, then for a slot
-// on it. It returns nil when the snapshot changed meanwhile: the caller
-// looks again.
-func (c *Client) awaitBulk(ctx context.Context, s *snapshot) (*conn, error) {
+// on it. It returns nil when the caller is to look again: the snapshot
+// changed meanwhile, or no bulk call ended for OverdueAfter, and the call
+// is then no longer routed as bulk (o.bulk).
+func (c *Client) awaitBulk(ctx context.Context, s *snapshot, o *outcome) (*conn, error) {
 	c.cfg.Stats.Count(StatBulkWaits, 1)
-	cn, err := c.bulkQ.wait(ctx, s.changed)
+	cn, impatient, err := c.bulkQ.wait(ctx, s.changed, c.cfg.OverdueAfter)
+	if impatient {
+		c.cfg.Stats.Count(StatBulkImpatient, 1)
+		o.bulk = false
+	}
 	if cn == nil || err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func TestBulkWaitEndsAsConnectionIsGiven(t *testing.T) {
 		}
 		res := make(chan result, 1)
 		go func() {
-			got, err := q.wait(ctx, nil)
+			got, _, err := q.wait(ctx, nil, 0)
 			res <- result{got, err}
 		}()
 		awaitWaiters(&q, 1)
@@ -77,7 +77,7 @@ func TestBulkQueueServesInOrder(t *testing.T) {
 	for i := range got {
 		got[i] = make(chan *conn, 1)
 		go func() {
-			cn, _ := q.wait(ctx, nil)
+			cn, _, _ := q.wait(ctx, nil, 0)
 			got[i] <- cn
 		}()
 		awaitWaiters(&q, i+1)
@@ -100,5 +100,25 @@ func TestBulkQueueServesInOrder(t *testing.T) {
 	q.give(a)
 	if !q.take(b) || !q.take(a) {
 		t.Fatal("with nobody waiting, free connections are taken")
+	}
+}
+
+// TestBulkWaitRunsOutOfPatience: a call waiting in line while no bulk call
+// ends leaves the line once patience has passed, impatient, with no
+// connection; the line is empty after it.
+func TestBulkWaitRunsOutOfPatience(t *testing.T) {
+	var q bulkQueue
+	if !q.take(&conn{}) {
+		t.Fatal("a free connection could not be taken")
+	}
+	cn, impatient, err := q.wait(context.Background(), nil, time.Millisecond)
+	if cn != nil || !impatient || err != nil {
+		t.Fatalf("wait = %p, %v, %v; want nil, impatient, nil", cn, impatient, err)
+	}
+	q.mu.Lock()
+	n := len(q.waiters)
+	q.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d waiters left in line", n)
 	}
 }

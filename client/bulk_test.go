@@ -160,6 +160,49 @@ func TestBulkCallsWaitInLine(t *testing.T) {
 	}
 }
 
+// TestBulkCallsThatWaitForEachOtherAreSent: three bulk calls whose
+// handlers each wait until all three have arrived, over one connection:
+// the second and third wait in line until no bulk call has ended for
+// OverdueAfter, then go anyway, and all three are answered.
+func TestBulkCallsThatWaitForEachOtherAreSent(t *testing.T) {
+	for _, proto := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		t.Run(proto.String(), func(t *testing.T) {
+			var mu sync.Mutex
+			arrived := 0
+			all := make(chan struct{})
+			h := func(ctx context.Context, req []byte, _ *span.Span) ([]byte, error) {
+				mu.Lock()
+				if arrived++; arrived == 3 {
+					close(all)
+				}
+				mu.Unlock()
+				select {
+				case <-all:
+					return req, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			_, addr := testserver.Start(t, server.HandlerFunc(h), server.Config{})
+			rec := stats.NewMemory()
+			c := newClient(t, []string{addr}, client.Config{Protocol: proto, MaxExtraConns: -1, Stats: rec})
+			ctx := ctxFor(t)
+			var calls []<-chan error
+			for _, tag := range []byte("abc") {
+				calls = append(calls, bulkCall(ctx, c, tag))
+			}
+			for _, done := range calls {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := rec.Counter(client.StatBulkImpatient); n < 1 {
+				t.Errorf("%s = %d, want at least 1", client.StatBulkImpatient, n)
+			}
+		})
+	}
+}
+
 // TestConcurrentBulkPipelines: sixteen goroutines of a new client send
 // Pipelines of 64×4 KiB at once, spread over the extra connections and
 // waiting in line for them, in either protocol (a batch laid out for one

@@ -150,7 +150,10 @@ type Config struct {
 	// balancer chose (counted in MaxExtraConns, closed after
 	// ExtraIdleTimeout like those for overdue answers), or else waits in
 	// line for one, as long as its context allows; small calls go where
-	// the balancer sends them, bulk or not. Bulk calls queued on one
+	// the balancer sends them, bulk or not. The line waits only while
+	// bulk calls end: once none has for OverdueAfter (their handlers may
+	// be waiting for calls in line), the calls in line are sent anyway,
+	// behind others. Bulk calls queued on one
 	// connection are moved one after another, by one reader a side: over
 	// loopback, 16 callers of 256 KiB batches made 0.3 of the throughput
 	// of a connection each (docs/DESIGN.md, "Bulk calls"). Keyed calls
