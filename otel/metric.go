@@ -86,6 +86,7 @@ var ownCounts = func() map[string]bool {
 		client.StatErrNoConn, client.StatErrProtocol, client.StatErrConnLost, client.StatErrOther,
 		client.StatEjected, client.StatRestored, client.StatProbeErrors, client.StatOverdue,
 		client.StatExtraDialed, client.StatExtraClosed, client.StatFallbacks, client.StatResolveErrors,
+		client.StatBulkWaits, client.StatBulkImpatient,
 	} {
 		m[name] = true
 	}
