@@ -2,8 +2,17 @@
 
 package loopback
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // setCongestion does nothing where sockets cannot choose their congestion
 // control by name.
 func setCongestion(syscall.RawConn) {}
+
+// Congestion reports the congestion control of a TCP socket: not known
+// where sockets cannot choose it by name.
+func Congestion(syscall.Conn) (string, error) {
+	return "", errors.ErrUnsupported
+}

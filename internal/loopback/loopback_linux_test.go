@@ -5,31 +5,17 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"unsafe"
 )
 
 // congestionOf reads the congestion control of c's socket.
 func congestionOf(t *testing.T, c net.Conn) string {
 	t.Helper()
-	rc, err := c.(*net.TCPConn).SyscallConn()
+	name, err := Congestion(c.(*net.TCPConn))
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 16) // TCP_CA_NAME_MAX
-	n := uint32(len(buf))
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_CONGESTION,
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if errno != 0 {
-		t.Fatal(errno)
-	}
-	return strings.TrimRight(string(buf[:n]), "\x00")
+	return name
 }
 
 // pair dials l with Control and returns both ends.
