@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+
+	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 // The Go loop is a yardstick, as bench/'s raw loop is for tcpez: the
@@ -46,6 +48,8 @@ func serveGoloop() error {
 	if err != nil {
 		return err
 	}
+	// Its answers go over Reno, as kvcache's do (tcpez's Serve sets it).
+	loopback.Listen(l)
 	fmt.Fprintf(os.Stderr, "goloop_addr=%s\n", l.Addr())
 	var s goloopStore
 	for {

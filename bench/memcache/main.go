@@ -251,10 +251,23 @@ func conditions(o options, before, after string) string {
 	}
 	s := fmt.Sprintf("\nConditions: %d CPUs, shared by the load generator (%d connections, %d request(s) per write) and the servers, none pinned; load average %s before the run, %s after (1, 5, 15 minutes); memcached with %s, kvcache with %s.\n",
 		runtime.NumCPU(), o.conns, o.depth, before, after, threads, procs)
+	if cc := hostCongestion(); cc != "reno" {
+		s += fmt.Sprintf("\nCongestion control: kvcache and the Go loop answer over Reno, which tcpez gives loopback sockets; memcached over the host's default, %s (bench/README.md, \"memcache\").\n", cc)
+	}
 	if o.journal {
 		s += "\n`kvcache --journal` also appends every write to its log, which it syncs every 100ms (`--sync`'s default): a set of 4 KiB writes 4 KiB more.\n"
 	}
 	return s
+}
+
+// hostCongestion is the host's default TCP congestion control, "?" where
+// it cannot be read.
+func hostCongestion() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // loadAverage is the system's load average from /proc/loadavg, "?"
