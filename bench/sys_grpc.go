@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tcpez/tcpez/bench/echopb"
-	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 // grpcSystem is grpc-go with its defaults: a grpc.Server with the Echo
@@ -58,11 +56,9 @@ func (s *grpcSystem) Start() error {
 	echopb.RegisterEchoServer(s.srv, grpcEchoServer{})
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(l) }()
-	s.cc, err = grpc.NewClient("passthrough:///"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			d := net.Dialer{Control: loopback.Control}
-			return d.DialContext(ctx, "tcp", addr)
-		}))
+	// passthrough: the address goes to dialContext as it is.
+	s.cc, err = grpc.NewClient("passthrough:///"+l.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialContext))
 	if err != nil {
 		return err
 	}

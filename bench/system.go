@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tcpez/tcpez/internal/loopback"
 	"net"
 	"path"
 	"strings"
 
 	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 // batchSize is the number of requests in one batch of the batching systems.
@@ -171,8 +171,13 @@ func listen() (net.Listener, error) {
 
 // dial connects to a benchmark's listener, as tcpez's client would.
 func dial(addr string) (net.Conn, error) {
+	return dialContext(context.Background(), addr)
+}
+
+// dialContext is dial within ctx, in the shape of grpc.WithContextDialer.
+func dialContext(ctx context.Context, addr string) (net.Conn, error) {
 	d := net.Dialer{Control: loopback.Control}
-	return d.Dial("tcp", addr)
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // maxPayload bounds the frames the hand-written servers accept.

@@ -76,6 +76,29 @@ func bulkCall(ctx context.Context, c *client.Client, tag byte) <-chan error {
 	return done
 }
 
+// holdTwo makes two large calls, a then b, and waits until the server
+// holds both; it returns how many connections the server accepted for
+// them, and a function that releases them and checks their answers. On
+// one connection the tcpez server starts the second only once the first
+// has run for a tick: that both arrive does not tell one connection from
+// two, the count does.
+func holdTwo(t *testing.T, ctx context.Context, srv *bulkServer, c *client.Client) (conns int64, finish func()) {
+	t.Helper()
+	a := bulkCall(ctx, c, 'a')
+	waitStarted(t, srv.started)
+	b := bulkCall(ctx, c, 'b')
+	waitStarted(t, srv.started)
+	return srv.rec.Counter(server.StatConnsAccepted), func() {
+		t.Helper()
+		srv.release()
+		for _, done := range []<-chan error{a, b} {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestBulkCallsTakeConnectionsOfTheirOwn: a new client's first two bulk
 // calls, made together while the server holds both, go over two
 // connections, the second an extra one; in either protocol. Overdue
@@ -86,28 +109,45 @@ func TestBulkCallsTakeConnectionsOfTheirOwn(t *testing.T) {
 			srv := newBulkServer(t)
 			rec := stats.NewMemory()
 			c := newClient(t, []string{srv.addr}, client.Config{Protocol: proto, OverdueAfter: -1, Stats: rec})
-			ctx := ctxFor(t)
-			a := bulkCall(ctx, c, 'a')
-			waitStarted(t, srv.started)
-			b := bulkCall(ctx, c, 'b')
-			// On one connection the server would hold the second behind
-			// the first, as the tcpez server runs a connection's handlers
-			// concurrently only once the first has run for a tick: that
-			// it arrives here does not prove two connections, the count
-			// of connections does.
-			waitStarted(t, srv.started)
-			if n := srv.rec.Counter(server.StatConnsAccepted); n != 2 {
-				t.Fatalf("both bulk calls held on %d connection(s), want 2", n)
+			conns, finish := holdTwo(t, ctxFor(t), srv, c)
+			if conns != 2 {
+				t.Fatalf("both bulk calls held on %d connection(s), want 2", conns)
 			}
 			if n := rec.Counter(client.StatExtraDialed); n != 1 {
 				t.Errorf("%s = %d, want 1", client.StatExtraDialed, n)
 			}
-			srv.release()
-			for _, done := range []<-chan error{a, b} {
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
+			finish()
+		})
+	}
+}
+
+// TestLargeCallsThatAreNotBulkShareAConnection: with BulkThreshold
+// negative, or for keyed calls (Rendezvous), two large calls held
+// together go over the one connection, as any calls do: no extra is
+// dialled for them.
+func TestLargeCallsThatAreNotBulkShareAConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  client.Config
+		key  string
+	}{
+		{"BulkThreshold -1", client.Config{BulkThreshold: -1}, ""},
+		{"keyed", client.Config{Balancer: client.Rendezvous}, "k"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newBulkServer(t)
+			cfg := tc.cfg
+			cfg.OverdueAfter = -1
+			c := newClient(t, []string{srv.addr}, cfg)
+			ctx := ctxFor(t)
+			if tc.key != "" {
+				ctx = client.WithKey(ctx, tc.key)
 			}
+			conns, finish := holdTwo(t, ctx, srv, c)
+			if conns != 1 {
+				t.Fatalf("two large calls that are not bulk held on %d connections, want 1", conns)
+			}
+			finish()
 		})
 	}
 }

@@ -335,11 +335,9 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 
 // TestCloseWithHandlerIgnoringContext: Close ends a connection whose
 // handler ignores its context and has not returned: the client sees the
-// connection end, and Close returns. (The reader that runs the handler
-// serves the socket from inside the runtime's poller, which holds it open
-// until the handler returns: closing must not wait for that.) With
-// MaxInFlight 1 nothing else reads; by default the watcher hands the
-// reading on, through a duplicate of the socket.
+// connection end, and Close returns without waiting for the handler.
+// With MaxInFlight 1 nothing else reads the connection; by default the
+// watcher has handed the reading to another goroutine.
 func TestCloseWithHandlerIgnoringContext(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -377,8 +375,9 @@ func TestCloseWithHandlerIgnoringContext(t *testing.T) {
 // TestRequestsThenFINAnsweredThenClosed: a client that has been answered
 // once sends its last requests and its FIN at once (a write, then
 // CloseWrite) and reads until the end. The server answers each and
-// closes. A reader that took a short read to mean the socket empty waited
-// for news of the FIN, which the poller had given with the data, and
+// closes. It guards the reader's end of stream: an event-loop reader
+// tried for issue 18 (not kept) took a short read to mean the socket
+// empty, waited for news of the FIN that had come with the data, and
 // never closed.
 func TestRequestsThenFINAnsweredThenClosed(t *testing.T) {
 	_, addr := startServer(t, echo, server.Config{Logger: quietLogger()})
