@@ -185,16 +185,18 @@ func (f *aliasable) unmarshal(b []byte, m proto.Message) error {
 }
 
 // releaseRequest empties a reused request for the next call. One whose
-// fields alias a request buffer is emptied with proto.Reset, not ResetVT:
-// ResetVT would keep those fields' slices for the next decoding to append
-// into, or return sub-messages holding them to vtprotobuf's pools, where
+// fields alias a request buffer is emptied with zero, not ResetVT: ResetVT
+// would keep those fields' slices for the next decoding to append into,
+// or return sub-messages holding them to vtprotobuf's pools, where
 // anyone's decoding would write into a buffer the server has since reused.
-func releaseRequest(m proto.Message, aliased bool) {
-	if aliased {
-		proto.Reset(m)
+// zero is the request type's own (MethodHandler.zeroReq); a message that
+// cannot keep its fields' memory is emptied with it too.
+func releaseRequest(m proto.Message, aliased bool, zero func(proto.Message)) {
+	if r, ok := m.(vtResetter); ok && !aliased {
+		r.ResetVT()
 		return
 	}
-	reset(m)
+	zero(m)
 }
 
 // vtResetter is a message with vtprotobuf's pool feature.

@@ -167,7 +167,10 @@ func (c *callFields) appendRequest(b []byte, method string, msg proto.Message, s
 // bytes of its tail are then left out of head and returned.
 func appendField(b []byte, num protowire.Number, m proto.Message, split bool) (head, tail []byte, err error) {
 	n := sizeOf(m)
-	if split {
+	// The size is checked here too, not only in splitTail: a small
+	// message, every call's case, then skips the call and the copy of
+	// its result, a tenth of a small answer's encoding.
+	if split && n >= tailMin {
 		if sm, ok := splitTail(m, n); ok {
 			head, err = appendSplit(b, num, &sm)
 			return head, sm.tail, err

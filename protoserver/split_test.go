@@ -174,7 +174,7 @@ func BenchmarkUnmarshalRequest(b *testing.B) {
 				if err != nil || len(m.Value) != 1<<20 {
 					b.Fatal(err)
 				}
-				releaseRequest(&m, aliased)
+				releaseRequest(&m, aliased, proto.Reset)
 			}
 		})
 	}
