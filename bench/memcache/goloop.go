@@ -25,25 +25,35 @@ import (
 // every other command). Beside memcached it says how much of a gap is
 // Go's runtime and how much the framework's own work.
 
-// goloopEnv makes this program serve the Go loop instead of measuring.
-const goloopEnv = "TCPEZ_MEMCACHE_GOLOOP"
+// goloopEnv makes this program serve the Go loop instead of measuring: its
+// value "1" the Go loop, oneReadEnv the Go loop, one read
+// (goloop_oneread.go).
+const (
+	goloopEnv  = "TCPEZ_MEMCACHE_GOLOOP"
+	oneReadEnv = "oneread"
+)
 
 var goloopAddrRE = regexp.MustCompile(`goloop_addr=([0-9.:]+)`)
 
-// startGoloop runs this program again as the Go loop, on a free port.
-func startGoloop(ctx context.Context) (*proc, error) {
+// startGoloop runs this program again as the Go loop, on a free port: the
+// one read kind (goloop_oneread.go) with oneRead set.
+func startGoloop(ctx context.Context, oneRead bool) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	name, env := "Go loop", "1"
+	if oneRead {
+		name, env = "Go loop, one read", oneReadEnv
+	}
 	cmd := exec.CommandContext(ctx, self)
-	cmd.Env = append(os.Environ(), goloopEnv+"=1")
-	return startProc("Go loop", cmd, goloopAddrRE, func() {})
+	cmd.Env = append(os.Environ(), goloopEnv+"="+env)
+	return startProc(name, cmd, goloopAddrRE, func() {})
 }
 
-// serveGoloop serves the Go loop until the process is killed; it returns
-// only why it could not.
-func serveGoloop() error {
+// serveGoloop serves the Go loop, the one read kind with oneRead set,
+// until the process is killed; it returns only why it could not.
+func serveGoloop(oneRead bool) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -57,7 +67,11 @@ func serveGoloop() error {
 		if err != nil {
 			return err
 		}
-		go s.serve(nc)
+		if oneRead {
+			go s.serveOneRead(nc)
+		} else {
+			go s.serve(nc)
+		}
 	}
 }
 
@@ -92,14 +106,7 @@ func (s *goloopStore) command(r *bufio.Reader, line, out []byte) ([]byte, error)
 	f := bytes.Fields(line)
 	switch {
 	case len(f) == 2 && string(f[0]) == "get":
-		s.mu.RLock()
-		v, ok := s.m[string(f[1])]
-		if ok {
-			out = fmt.Appendf(out, "VALUE %s 0 %d\r\n", f[1], len(v))
-			out = append(append(out, v...), "\r\n"...)
-		}
-		s.mu.RUnlock()
-		return append(out, "END\r\n"...), nil
+		return s.appendGet(out, f[1]), nil
 	case len(f) == 5 && string(f[0]) == "set":
 		n, err := strconv.Atoi(string(f[4]))
 		if err != nil || n < 0 || n > 1<<20 {
@@ -110,13 +117,30 @@ func (s *goloopStore) command(r *bufio.Reader, line, out []byte) ([]byte, error)
 		if _, err := io.ReadFull(r, v); err != nil {
 			return out, err
 		}
-		s.mu.Lock()
-		if s.m == nil {
-			s.m = make(map[string][]byte)
-		}
-		s.m[key] = v[:n]
-		s.mu.Unlock()
+		s.set(key, v[:n])
 		return append(out, "STORED\r\n"...), nil
 	}
 	return out, fmt.Errorf("unknown command %q", line)
+}
+
+// appendGet appends the answer to a get of key.
+func (s *goloopStore) appendGet(out, key []byte) []byte {
+	s.mu.RLock()
+	v, ok := s.m[string(key)]
+	if ok {
+		out = fmt.Appendf(out, "VALUE %s 0 %d\r\n", key, len(v))
+		out = append(append(out, v...), "\r\n"...)
+	}
+	s.mu.RUnlock()
+	return append(out, "END\r\n"...)
+}
+
+// set stores v under key.
+func (s *goloopStore) set(key string, v []byte) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[string][]byte)
+	}
+	s.m[key] = v
+	s.mu.Unlock()
 }

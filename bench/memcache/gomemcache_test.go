@@ -181,11 +181,11 @@ func TestLoadGeneratorSmoke(t *testing.T) {
 		t.Skip("memcached not installed")
 	}
 	var out strings.Builder
-	o := options{rounds: 1, warmup: 10 * time.Millisecond, measure: 50 * time.Millisecond, slice: 10 * time.Millisecond, conns: 2, depth: 2, keys: 10, sizes: "16", journal: true}
+	o := options{rounds: 1, warmup: 10 * time.Millisecond, measure: 50 * time.Millisecond, slice: 10 * time.Millisecond, conns: 2, depth: 2, keys: 10, sizes: "16", journal: true, goloop: true}
 	if err := run(context.Background(), o, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| get | 16 B |", "| set | 16 B |", "kvcache --journal"} {
+	for _, want := range []string{"| get | 16 B |", "| set | 16 B |", "kvcache --journal", "Go loop, one read"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}

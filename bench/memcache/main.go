@@ -52,8 +52,8 @@ type options struct {
 }
 
 func main() {
-	if os.Getenv(goloopEnv) != "" {
-		fmt.Fprintln(os.Stderr, serveGoloop()) // it serves until killed
+	if kind := os.Getenv(goloopEnv); kind != "" {
+		fmt.Fprintln(os.Stderr, serveGoloop(kind == oneReadEnv)) // it serves until killed
 		os.Exit(1)
 	}
 	var o options
@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys")
 	flag.StringVar(&o.sizes, "sizes", "16,4096", "value sizes in bytes")
 	flag.BoolVar(&o.journal, "journal", true, "also run kvcache with --journal (default --sync 100ms)")
-	flag.BoolVar(&o.goloop, "goloop", true, "also run the Go loop: the least a Go server does for these gets and sets, a yardstick")
+	flag.BoolVar(&o.goloop, "goloop", true, "also run the Go loops: the least a Go server does for these gets and sets, reading as Go servers do and reading once per request as memcached does; yardsticks")
 	flag.IntVar(&o.threads, "memcached-threads", 0, "memcached's -t; 0: its default, 4")
 	flag.IntVar(&o.procs, "kvcache-procs", 0, "kvcache's GOMAXPROCS; 0: Go's default, the CPUs it may use")
 	flag.StringVar(&o.base, "kvcache-base", "", "also run this kvcache binary (built from an earlier commit) as \"kvcache base\", in the same rotation, to compare a change side by side")
@@ -138,11 +138,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		procs = append(procs, kj)
 	}
 	if o.goloop {
-		gl, err := startGoloop(ctx)
-		if err != nil {
-			return err
+		for _, oneRead := range []bool{false, true} {
+			gl, err := startGoloop(ctx, oneRead)
+			if err != nil {
+				return err
+			}
+			procs = append(procs, gl)
 		}
-		procs = append(procs, gl)
 	}
 
 	var cells []cell
@@ -252,7 +254,7 @@ func conditions(o options, before, after string) string {
 	s := fmt.Sprintf("\nConditions: %d CPUs, shared by the load generator (%d connections, %d request(s) per write) and the servers, none pinned; load average %s before the run, %s after (1, 5, 15 minutes); memcached with %s, kvcache with %s.\n",
 		runtime.NumCPU(), o.conns, o.depth, before, after, threads, procs)
 	if cc := hostCongestion(); cc != "reno" {
-		s += fmt.Sprintf("\nCongestion control: kvcache and the Go loop answer over Reno, which tcpez gives loopback sockets; memcached over the host's default, %s (bench/README.md, \"memcache\").\n", cc)
+		s += fmt.Sprintf("\nCongestion control: kvcache and the Go loops answer over Reno, which tcpez gives loopback sockets; memcached over the host's default, %s (bench/README.md, \"memcache\").\n", cc)
 	}
 	if o.journal {
 		s += "\n`kvcache --journal` also appends every write to its log, which it syncs every 100ms (`--sync`'s default): a set of 4 KiB writes 4 KiB more.\n"
