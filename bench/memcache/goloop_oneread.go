@@ -21,7 +21,11 @@ import (
 // the runtime saw before it, so one that waited before its first read
 // could sleep on a request that had arrived since the last read. Within
 // one RawConn.Read nothing is forgotten: a request that arrives after the
-// short read wakes the wait. It is a yardstick of what that saves,
+// short read wakes the wait. A FIN that came with the last request is
+// another matter: no readiness follows it, and only a read would find it,
+// so such a connection stays open until more comes. The load generator
+// never does that; a server would have to probe for it (bench/README.md,
+// "memcache"). It is a yardstick of what that saves,
 // not a server: the connection ends at a line or value that does not fit
 // its 64 KiB buffer, and at anything but a get or set.
 
