@@ -134,12 +134,14 @@ func (q *bulkQueue) leave(w *bulkWaiter) bool {
 	return i >= 0
 }
 
-// bulk reports whether a request of size bytes is routed as bulk.
-func (c *Client) bulk(size int, keyed bool) bool {
+// bulk reports whether a request of size bytes, made with ctx, is routed
+// as bulk. The size comes first: most calls are small, and need no look
+// at ctx for a key.
+func (c *Client) bulk(ctx context.Context, size int) bool {
 	// A keyed call is bound to its key's address, where the queue hands
 	// out any; a Codec's requests are not measured as bulk.
 	t := c.cfg.BulkThreshold
-	return t > 0 && size >= t && !keyed && c.cfg.Codec == nil
+	return t > 0 && size >= t && c.cfg.Codec == nil && !c.keyed(ctx)
 }
 
 // routeBulk is called, for a bulk call, with a slot taken on cn, which

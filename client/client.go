@@ -357,7 +357,7 @@ type outcome struct {
 // roundTrip sends rq's request and waits for its answer, retrying as
 // Config.MaxRetries and WithIdempotent allow.
 func (c *Client) roundTrip(ctx context.Context, rq *request, payload []byte, o *outcome) error {
-	o.bulk = c.bulk(len(payload)+len(rq.tail), c.keyed(ctx))
+	o.bulk = c.bulk(ctx, len(payload)+len(rq.tail))
 	err := c.roundTrips(ctx, rq, payload, o)
 	c.dropBulk(o)
 	return err

@@ -34,6 +34,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpez/tcpez/internal/loopback"
 )
 
 type options struct {
@@ -265,11 +267,11 @@ func conditions(o options, before, after string) string {
 // hostCongestion is the host's default TCP congestion control, "?" where
 // it cannot be read.
 func hostCongestion() string {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	cc, err := loopback.HostDefault()
 	if err != nil {
 		return "?"
 	}
-	return strings.TrimSpace(string(b))
+	return cc
 }
 
 // loadAverage is the system's load average from /proc/loadavg, "?"

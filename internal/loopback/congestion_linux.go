@@ -1,6 +1,7 @@
 package loopback
 
 import (
+	"os"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -34,4 +35,15 @@ func Congestion(c syscall.Conn) (string, error) {
 		return "", errno
 	}
 	return strings.TrimRight(string(buf[:n]), "\x00"), nil
+}
+
+// HostDefault is the congestion control the host gives sockets that do not
+// choose one, for tests and reports: where it is Reno, a socket tuned here
+// cannot be told apart from one left alone.
+func HostDefault() (string, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -16,3 +16,9 @@ func setCongestion(syscall.RawConn) {}
 func Congestion(syscall.Conn) (string, error) {
 	return "", errors.ErrUnsupported
 }
+
+// HostDefault is the host's default congestion control: not known where
+// sockets cannot choose it by name.
+func HostDefault() (string, error) {
+	return "", errors.ErrUnsupported
+}
