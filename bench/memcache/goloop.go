@@ -51,6 +51,16 @@ func startGoloop(ctx context.Context, oneRead bool) (*proc, error) {
 	return startProc(name, cmd, goloopAddrRE, func() {})
 }
 
+// serveGoloopIfAsked serves the Go loop, as goloopEnv asks, until the
+// process is killed, in a process that startGoloop started; otherwise it
+// returns at once.
+func serveGoloopIfAsked() {
+	if kind := os.Getenv(goloopEnv); kind != "" {
+		fmt.Fprintln(os.Stderr, serveGoloop(kind == oneReadEnv)) // it serves until killed
+		os.Exit(1)
+	}
+}
+
 // serveGoloop serves the Go loop, the one read kind with oneRead set,
 // until the process is killed; it returns only why it could not.
 func serveGoloop(oneRead bool) error {

@@ -54,10 +54,7 @@ type options struct {
 }
 
 func main() {
-	if kind := os.Getenv(goloopEnv); kind != "" {
-		fmt.Fprintln(os.Stderr, serveGoloop(kind == oneReadEnv)) // it serves until killed
-		os.Exit(1)
-	}
+	serveGoloopIfAsked()
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every cell on every server, the servers in rotated order")
 	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up per cell, not measured")
