@@ -43,10 +43,11 @@ type conn struct {
 	// mux holds the calls of a connection in the multiplexed mode by id;
 	// nil for v1. Set before the connection is used; see mux.go.
 	mux *muxTable
-	// next is the call whose answer is the next frame, taken out of mux
-	// by settleRead; nextID its id. Owned by whoever reads.
-	next   *request
-	nextID uint32
+	// ahead are the calls whose answers are the next frames, in frame
+	// order, taken out of mux together by settleRead; ahead[aheadAt:aheadN]
+	// are still to be read. Owned by whoever reads.
+	ahead           [aheadMax]aheadCall
+	aheadAt, aheadN int
 	// prog says how long the oldest answer due has been awaited; see
 	// overdue.go.
 	prog progress

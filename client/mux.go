@@ -495,9 +495,7 @@ func (cn *conn) muxReadLoop() {
 			reading, err = cn.settleRead(false)
 		}
 		if err != nil {
-			next := cn.next
-			cn.next = nil
-			cn.failWith(next, err)
+			cn.failAhead(err)
 			return
 		}
 	}
@@ -508,7 +506,14 @@ func (cn *conn) muxReadLoop() {
 // reads when no call is left (the next caller then reads its own answer),
 // else the reader goroutine. keep reports whether that is the reader
 // goroutine and byCaller false, that is, whether the reader goes on.
+//
+// The reader goroutine needs no lock while calls it took ahead are left:
+// their answers are the next frames, so it goes on reading, and nobody
+// else changes its role meanwhile.
 func (cn *conn) settleRead(byCaller bool) (keep bool, err error) {
+	if !byCaller && cn.aheadAt < cn.aheadN {
+		return true, nil
+	}
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	empty := cn.mux.n == 0
@@ -524,32 +529,69 @@ func (cn *conn) settleRead(byCaller bool) (keep bool, err error) {
 	}
 	keep = !byCaller && cn.in.role == roleReader
 	if keep {
-		cn.takeNext()
+		cn.takeAheadLocked()
 	}
 	return keep, nil
 }
 
-// takeNext takes the call of the next frame out of the table now, under
-// the lock settleRead holds anyway, when that frame is an answer to a
-// single call and its headers are at hand: answers arrive many to a read,
-// and this saves the reader a lock per answer. Called with mu held.
-func (cn *conn) takeNext() {
+// aheadMax bounds the calls settleRead takes ahead at once.
+const aheadMax = 64
+
+// aheadCall is a call taken ahead, with the id its answer carries.
+type aheadCall struct {
+	rq *request
+	id uint32
+}
+
+// takeAheadLocked takes the calls of the next frames out of the table
+// now, under the lock settleRead holds anyway, for as long as they are
+// answers to single calls whose headers are at hand: answers arrive many
+// to a read, and this saves the reader a lock per answer, which the
+// callers queueing requests would contend for. Called with mu held.
+func (cn *conn) takeAheadLocked() {
 	const hs = frame.HeaderSize + frame.MuxHeaderSize
-	if cn.in.r.Buffered() < hs {
-		return
+	cn.aheadAt, cn.aheadN = 0, 0
+	buf, _ := cn.in.r.Peek(cn.in.r.Buffered()) // cannot fail: buffered
+	for len(buf) >= hs && cn.aheadN < aheadMax {
+		n := int(binary.BigEndian.Uint32(buf))
+		if n < frame.MuxHeaderSize || n > frame.MaxFrameSize || frame.Kind(buf[4]) != frame.KindAnswer || buf[5] != 0 {
+			return // the reader reads it, and reports what is wrong
+		}
+		id := binary.BigEndian.Uint32(buf[6:])
+		i := id & idIndexMask
+		if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode.batch() {
+			return
+		}
+		rq, _, _ := cn.mux.take(id)
+		cn.ahead[cn.aheadN] = aheadCall{rq: rq, id: id}
+		cn.aheadN++
+		if n > len(buf)-frame.HeaderSize {
+			return
+		}
+		buf = buf[frame.HeaderSize+n:]
 	}
-	p, _ := cn.in.r.Peek(hs) // cannot fail: buffered
-	n := int(binary.BigEndian.Uint32(p))
-	if n < frame.MuxHeaderSize || n > frame.MaxFrameSize || frame.Kind(p[4]) != frame.KindAnswer || p[5] != 0 {
-		return // the reader reads it, and reports what is wrong
+}
+
+// takeAhead returns the call taken ahead for the frame with id, if the
+// next one taken ahead is that.
+func (cn *conn) takeAhead(id uint32) (*request, bool) {
+	if cn.aheadAt == cn.aheadN || cn.ahead[cn.aheadAt].id != id {
+		return nil, false
 	}
-	id := binary.BigEndian.Uint32(p[6:])
-	i := id & idIndexMask
-	if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode.batch() {
-		return
+	rq := cn.ahead[cn.aheadAt].rq
+	cn.ahead[cn.aheadAt] = aheadCall{}
+	cn.aheadAt++
+	return rq, true
+}
+
+// failAhead fails the connection for err, and with it the calls the
+// reader took ahead, whose answers it will not read.
+func (cn *conn) failAhead(err error) {
+	cn.fail(err, writeProgress{})
+	for ; cn.aheadAt < cn.aheadN; cn.aheadAt++ {
+		cn.failWith(cn.ahead[cn.aheadAt].rq, err)
+		cn.ahead[cn.aheadAt] = aheadCall{}
 	}
-	cn.next, _, _ = cn.mux.take(id)
-	cn.nextID = id
 }
 
 // muxReadOwn reads the answer of rq on its caller's goroutine, if it is
@@ -678,8 +720,8 @@ func (cn *conn) readMuxFrame() error {
 
 // muxAnswer reads an answer of n bytes for id.
 func (cn *conn) muxAnswer(id uint32, n int) error {
-	rq, pos, ok := cn.next, 0, cn.next != nil && cn.nextID == id
-	cn.next = nil
+	pos := 0
+	rq, ok := cn.takeAhead(id)
 	if !ok {
 		cn.mu.Lock()
 		rq, pos, ok = cn.mux.take(id)
