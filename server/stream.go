@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/tcpez/tcpez/frame"
 	"github.com/tcpez/tcpez/internal/stream"
@@ -51,6 +52,17 @@ type Stream struct {
 	// Guarded by m.mu.
 	answered bool // its end or error is queued: nothing more goes out
 	trailer  []byte
+	// windowBack: the window's charge went back to the memory budget,
+	// when the stream was cancelled or, failing that, its handler ended.
+	windowBack atomic.Bool
+}
+
+// giveWindowBack returns the charge for s's window to the memory budget,
+// once.
+func (s *Stream) giveWindowBack() {
+	if s.windowBack.CompareAndSwap(false, true) {
+		s.m.acct.Release(int64(s.core.Window()))
+	}
 }
 
 // Context is the stream's context; see StreamHandler.
@@ -253,7 +265,7 @@ func (m *muxConn) serveStream(sh StreamHandler, s *Stream, open []byte) {
 	err := m.runStream(sh, s, open)
 	s.cancel(context.Canceled)
 	s.core.Fail(ErrStreamDone)
-	m.acct.Release(int64(s.core.Window()))
+	s.giveWindowBack()
 	m.srv.releaseCall()
 	if err != nil {
 		m.srv.count(StatErrHandler)
@@ -314,6 +326,10 @@ func (m *muxConn) cancelStreamLocked(id uint32, code frame.Code, cause error, ms
 	}
 	s.cancel(cause)
 	s.core.Fail(cause)
+	// Failed, the stream buffers nothing more: its window goes back now,
+	// before the cancel's answer, so that a client that has the answer
+	// finds the room it held, though the handler may not have returned.
+	s.giveWindowBack()
 	m.idle.Broadcast() // its Send may wait for the writer
 	return true
 }
