@@ -13,11 +13,10 @@ import (
 )
 
 // answersTogether runs a mux server that reads n requests, then writes
-// what answer makes of them, in the order they came, with one write, and
-// closes the connection if close is set. The client reads every answer
-// of that write from one read, taking their calls out of its table
-// together.
-func answersTogether(t *testing.T, n int, close bool, answer func(reqs []frame.MuxFrame) []byte) string {
+// what answer makes of them (given in the order they came) with one
+// write. The client reads every answer of that write from one read,
+// taking their calls out of its table together.
+func answersTogether(t *testing.T, n int, answer func(reqs []frame.MuxFrame) []byte) string {
 	t.Helper()
 	return rawServer(t, func(nc net.Conn, _ <-chan struct{}) {
 		r, ok := greetMux(nc, frame.AppendAck(nil, frame.Ack{Version: frame.MuxVersion, MaxInFlight: 64, MaxFrameSize: 1 << 20}))
@@ -32,7 +31,7 @@ func answersTogether(t *testing.T, n int, close bool, answer func(reqs []frame.M
 			}
 			reqs = append(reqs, f)
 		}
-		if _, err := nc.Write(answer(reqs)); err != nil || close {
+		if _, err := nc.Write(answer(reqs)); err != nil {
 			return
 		}
 		for {
@@ -62,7 +61,7 @@ func callAll(ctx context.Context, c *client.Client, n int) ([]string, []error) {
 // first, each reach their own caller.
 func TestAnswersOfOneReadInReverse(t *testing.T) {
 	const n = 40
-	addr := answersTogether(t, n, false, func(reqs []frame.MuxFrame) []byte {
+	addr := answersTogether(t, n, func(reqs []frame.MuxFrame) []byte {
 		var out []byte
 		for i := len(reqs) - 1; i >= 0; i-- {
 			out = frame.AppendMux(out, frame.KindAnswer, reqs[i].ID, append([]byte("re: "), reqs[i].Body...))
@@ -86,7 +85,7 @@ func TestAnswersOfOneReadInReverse(t *testing.T) {
 func TestAnswerOverLimitAmidAnswersOfOneRead(t *testing.T) {
 	const n = 3
 	order := make(chan []string, 1)
-	addr := answersTogether(t, n, false, func(reqs []frame.MuxFrame) []byte {
+	addr := answersTogether(t, n, func(reqs []frame.MuxFrame) []byte {
 		// The first request's caller reads first, and passes the reading
 		// on at an answer that is not its own: the reader goroutine then
 		// reads the second request's answer, and takes the others ahead.
