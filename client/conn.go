@@ -45,8 +45,9 @@ type conn struct {
 	mux *muxTable
 	// ahead are the calls whose answers are the next frames, in frame
 	// order, taken out of mux together by settleRead; ahead[aheadAt:aheadN]
-	// are still to be read. Owned by whoever reads.
-	ahead           [aheadMax]aheadCall
+	// are still to be read. Made on first use: a v1 connection has none.
+	// Owned by whoever reads.
+	ahead           []aheadCall
 	aheadAt, aheadN int
 	// prog says how long the oldest answer due has been awaited; see
 	// overdue.go.

@@ -551,6 +551,9 @@ type aheadCall struct {
 func (cn *conn) takeAheadLocked() {
 	const hs = frame.HeaderSize + frame.MuxHeaderSize
 	cn.aheadAt, cn.aheadN = 0, 0
+	if cn.ahead == nil {
+		cn.ahead = make([]aheadCall, aheadMax)
+	}
 	buf, _ := cn.in.r.Peek(cn.in.r.Buffered()) // cannot fail: buffered
 	for len(buf) >= hs && cn.aheadN < aheadMax {
 		n := int(binary.BigEndian.Uint32(buf))
