@@ -58,9 +58,10 @@ func callAll(ctx context.Context, c *client.Client, n int) ([]string, []error) {
 }
 
 // TestAnswersOfOneReadInReverse: answers that arrive together, last call
-// first, each reach their own caller.
+// first, each reach their own caller; more of them than the reader takes
+// ahead at once (64), so that it takes ahead again.
 func TestAnswersOfOneReadInReverse(t *testing.T) {
-	const n = 40
+	const n = 100
 	addr := answersTogether(t, n, func(reqs []frame.MuxFrame) []byte {
 		var out []byte
 		for i := len(reqs) - 1; i >= 0; i-- {

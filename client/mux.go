@@ -556,22 +556,24 @@ func (cn *conn) takeAheadLocked() {
 	}
 	buf, _ := cn.in.r.Peek(cn.in.r.Buffered()) // cannot fail: buffered
 	for len(buf) >= hs && cn.aheadN < aheadMax {
-		n := int(binary.BigEndian.Uint32(buf))
-		if n < frame.MuxHeaderSize || n > frame.MaxFrameSize || frame.Kind(buf[4]) != frame.KindAnswer || buf[5] != 0 {
+		n := int(binary.BigEndian.Uint32(buf)) - frame.MuxHeaderSize
+		if n < 0 || n > frame.MaxFrameSize-frame.MuxHeaderSize {
 			return // the reader reads it, and reports what is wrong
 		}
-		id := binary.BigEndian.Uint32(buf[6:])
-		i := id & idIndexMask
-		if int(i) >= len(cn.mux.entries) || cn.mux.entries[i].id != id || cn.mux.entries[i].rq == nil || cn.mux.entries[i].rq.mode.batch() {
+		f, err := frame.ParseMuxHeader(buf[frame.HeaderSize:hs], n)
+		if err != nil || f.Kind != frame.KindAnswer {
 			return
 		}
-		rq, _, _ := cn.mux.take(id)
-		cn.ahead[cn.aheadN] = aheadCall{rq: rq, id: id}
+		if rq := cn.mux.get(f.ID); rq == nil || rq.mode.batch() {
+			return
+		}
+		rq, _, _ := cn.mux.take(f.ID)
+		cn.ahead[cn.aheadN] = aheadCall{rq: rq, id: f.ID}
 		cn.aheadN++
-		if n > len(buf)-frame.HeaderSize {
+		if hs+n > len(buf) {
 			return
 		}
-		buf = buf[frame.HeaderSize+n:]
+		buf = buf[hs+n:]
 	}
 }
 
