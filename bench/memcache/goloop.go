@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -113,24 +112,38 @@ func (s *goloopStore) serve(nc net.Conn) {
 
 // command answers one get or set; anything else ends the connection.
 func (s *goloopStore) command(r *bufio.Reader, line, out []byte) ([]byte, error) {
+	k, n, err := parseGoloopLine(line)
+	switch {
+	case err != nil:
+		return out, err
+	case n < 0:
+		return s.appendGet(out, k), nil
+	}
+	key := string(k) // before the read that may move the line
+	v := make([]byte, n+2)
+	if _, err := io.ReadFull(r, v); err != nil {
+		return out, err
+	}
+	s.set(key, v[:n])
+	return append(out, "STORED\r\n"...), nil
+}
+
+// parseGoloopLine parses the Go loops' request line, "get KEY" or "set
+// KEY FLAGS EXPTIME BYTES", into its key and, for a set, the length of
+// the value that follows (-1 for a get). Anything else is an error.
+func parseGoloopLine(line []byte) (key []byte, setLen int, err error) {
 	f := bytes.Fields(line)
 	switch {
 	case len(f) == 2 && string(f[0]) == "get":
-		return s.appendGet(out, f[1]), nil
+		return f[1], -1, nil
 	case len(f) == 5 && string(f[0]) == "set":
 		n, err := strconv.Atoi(string(f[4]))
 		if err != nil || n < 0 || n > 1<<20 {
-			return out, errors.New("bad set")
+			return nil, 0, fmt.Errorf("bad set %q", line)
 		}
-		key := string(f[1]) // before the read that may move the line
-		v := make([]byte, n+2)
-		if _, err := io.ReadFull(r, v); err != nil {
-			return out, err
-		}
-		s.set(key, v[:n])
-		return append(out, "STORED\r\n"...), nil
+		return f[1], n, nil
 	}
-	return out, fmt.Errorf("unknown command %q", line)
+	return nil, 0, fmt.Errorf("unknown command %q", line)
 }
 
 // appendGet appends the answer to a get of key.

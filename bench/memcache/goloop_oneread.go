@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"strconv"
 	"syscall"
 )
 
@@ -103,24 +102,19 @@ func (c *oneReadConn) answer() (used int, err error) {
 		if i < 0 {
 			return used, nil
 		}
-		f := bytes.Fields(rest[:i])
+		key, n, err := parseGoloopLine(rest[:i])
 		next := used + i + 1
 		switch {
-		case len(f) == 2 && string(f[0]) == "get":
-			c.out = c.s.appendGet(c.out, f[1])
-		case len(f) == 5 && string(f[0]) == "set":
-			n, err := strconv.Atoi(string(f[4]))
-			if err != nil || n < 0 || n+2 > len(c.buf) {
-				return used, errOneRead
-			}
-			if c.have-next < n+2 {
-				return used, nil // its value is still coming
-			}
-			c.s.set(string(f[1]), append([]byte(nil), c.buf[next:next+n]...))
+		case err != nil || n+2 > len(c.buf):
+			return used, errOneRead
+		case n < 0:
+			c.out = c.s.appendGet(c.out, key)
+		case c.have-next < n+2:
+			return used, nil // its value is still coming
+		default:
+			c.s.set(string(key), append([]byte(nil), c.buf[next:next+n]...))
 			c.out = append(c.out, "STORED\r\n"...)
 			next += n + 2
-		default:
-			return used, errOneRead
 		}
 		used = next
 	}
