@@ -14,7 +14,8 @@ import (
 )
 
 // muxSpecStreams adds to muxSpecHandler the streams docs/PROTOCOL.md's
-// examples assume: ECHO echoes each message, WAIT waits for its context.
+// examples assume: ECHO echoes each message, WAIT waits for its context;
+// HOLD waits for the handler's release, whatever its context says.
 type muxSpecStreams struct{ *muxSpecHandler }
 
 func (h muxSpecStreams) Respond(ctx context.Context, req []byte, sp *span.Span) ([]byte, error) {
@@ -22,9 +23,13 @@ func (h muxSpecStreams) Respond(ctx context.Context, req []byte, sp *span.Span) 
 }
 
 func (h muxSpecStreams) ServeStream(ctx context.Context, open []byte, s *server.Stream) error {
-	if string(open) == "WAIT" {
+	switch string(open) {
+	case "WAIT":
 		<-ctx.Done()
 		return ctx.Err()
+	case "HOLD":
+		<-h.release
+		return nil
 	}
 	for {
 		m, err := s.Recv()
@@ -202,6 +207,29 @@ func TestStreamMemoryBudget(t *testing.T) {
 	write(t, c, frame.AppendMux(nil, frame.KindData, 7, []byte("hi")))
 	if f := readMux(t, r); f.Kind != frame.KindData || f.ID != 7 || string(f.Body) != "hi" {
 		t.Fatalf("got %+v, want stream 7's echo", f)
+	}
+}
+
+// TestCancelledStreamsWindowBackAtOnce: the window of a cancelled stream
+// goes back to the budget by the time its cancel is answered, though its
+// handler, which does not heed its context, still runs.
+func TestCancelledStreamsWindowBackAtOnce(t *testing.T) {
+	h := newMuxSpecHandler()
+	defer close(h.release)
+	_, addr := testserver.Start(t, muxSpecStreams{h}, server.Config{
+		MemoryBudget: frame.StreamWindow + frame.StreamWindow/2,
+		MemoryWait:   500 * time.Millisecond,
+	})
+	c, r, _ := dialMux(t, addr)
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 1, []byte("HOLD")))
+	write(t, c, frame.AppendMux(nil, frame.KindCancel, 1, nil))
+	if f := readMux(t, r); f.Kind != frame.KindError || f.ID != 1 {
+		t.Fatalf("got %+v, want the cancel's answer", f)
+	}
+	write(t, c, frame.AppendMux(nil, frame.KindOpen, 3, []byte("ECHO")))
+	write(t, c, frame.AppendMux(nil, frame.KindData, 3, []byte("hi")))
+	if f := readMux(t, r); f.Kind != frame.KindData || f.ID != 3 || string(f.Body) != "hi" {
+		t.Fatalf("got %+v, want stream 3's echo", f)
 	}
 }
 
