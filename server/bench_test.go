@@ -126,6 +126,11 @@ func BenchmarkEchoBatch64x16BMaxInFlight1(b *testing.B) {
 	benchEchoConfig(b, server.Config{MaxInFlight: 1}, 16, 64, true)
 }
 
+// Sixteen connections, each sending one request at a time, as memcached's
+// clients do (the readers' yield, waitForBytes).
+func BenchmarkEchoParallel16B(b *testing.B)  { benchEchoParallel(b, 16, 1, false) }
+func BenchmarkEchoParallel4KiB(b *testing.B) { benchEchoParallel(b, 4<<10, 1, false) }
+
 // Sixteen connections, each sending a batch of 64 at a time.
 func BenchmarkEchoParallelBatch64x16B(b *testing.B)  { benchEchoParallel(b, 16, 64, true) }
 func BenchmarkEchoParallelBatch64x4KiB(b *testing.B) { benchEchoParallel(b, 4<<10, 64, true) }

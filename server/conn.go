@@ -55,6 +55,9 @@ type conn struct {
 	// handshaking is c's place among the connections in their handshake
 	// or authentication (guarded by the server's mu).
 	handshaking *list.Element
+	// sinceWait counts the requests (mux: frames) read since the reader
+	// last waited for bytes (see waitForBytes).
+	sinceWait int
 
 	// acct is the connection's share of the server's memory budget.
 	acct *budget.Account
@@ -322,6 +325,7 @@ func notTLS(err error) error {
 // readNext reads one request and starts it: a single frame, or the next
 // member of a batch (its header is a slot of its own).
 func (c *conn) readNext() error {
+	c.sinceWait++
 	if c.batchLeft > 0 {
 		c.batchLeft--
 		if err := c.armRead(); err != nil {
@@ -500,8 +504,8 @@ func (c *conn) awaitMessage() error {
 	if err := c.armWait(); err != nil {
 		return err
 	}
-	for {
-		_, err := c.r.Peek(1)
+	for first := true; ; first = false {
+		_, err := c.waitForBytes(first)
 		if err == nil {
 			c.clock.now() // the requests about to be read start now
 			return nil

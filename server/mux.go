@@ -357,6 +357,7 @@ func (m *muxConn) worker(mc *muxCall) {
 
 // readFrame reads one frame and acts on it.
 func (m *muxConn) readFrame() error {
+	m.sinceWait++
 	m.awaitRoom()
 	if err := m.awaitFrame(); err != nil {
 		return err
@@ -912,7 +913,7 @@ func (m *muxConn) awaitFrame() error {
 	if m.r.Buffered() > 0 {
 		return nil
 	}
-	for {
+	for first := true; ; first = false {
 		m.mu.Lock()
 		m.flushLocked()
 		// Deadlines are set under mu, as startGraceLocked sets the
@@ -931,7 +932,8 @@ func (m *muxConn) awaitFrame() error {
 		}
 		m.mu.Unlock()
 		if err == nil {
-			_, err = m.r.Peek(1)
+			// Its answers are written.
+			_, err = m.waitForBytes(first)
 		}
 		m.mu.Lock()
 		idle, away, over := m.admitted == 0, m.goAway, m.graceOverLocked()

@@ -41,6 +41,7 @@ type Server struct {
 	budget *budget.Budget
 	large  *largeBuffers
 	watch  watcher // hands the reading on from slow inline handlers
+	awake  awake   // connections not waiting for bytes (see conn.waitForBytes)
 	// burst lends connections larger read and write buffers while their
 	// traffic outruns the configured ones (see frame.BufferPool).
 	burst *frame.BufferPool
@@ -273,6 +274,7 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 	}
 	s.startHandshakeLocked(c)
 	s.conns[c] = struct{}{}
+	s.awake.n.Add(1)
 	s.connWG.Add(1)
 	s.cfg.Stats.Gauge(StatConnsOpen, int64(len(s.conns)))
 	return c, true
@@ -281,6 +283,7 @@ func (s *Server) addConn(nc net.Conn, limited bool) (*conn, bool) {
 func (s *Server) connEnded(c *conn, err error) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.awake.n.Add(-1)
 	s.leavePeerLocked(c)
 	s.endHandshakeLocked(c)
 	open := len(s.conns)
