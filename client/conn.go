@@ -44,11 +44,11 @@ type conn struct {
 	// nil for v1. Set before the connection is used; see mux.go.
 	mux *muxTable
 	// ahead are the calls whose answers are the next frames, in frame
-	// order, taken out of mux together by settleRead; ahead[aheadAt:aheadN]
-	// are still to be read. Made on first use: a v1 connection has none.
+	// order, taken out of mux together by settleRead; ahead[aheadAt:] are
+	// still to be read. Made on first use: a v1 connection has none.
 	// Owned by whoever reads.
-	ahead           []aheadCall
-	aheadAt, aheadN int
+	ahead   []aheadCall
+	aheadAt int
 	// prog says how long the oldest answer due has been awaited; see
 	// overdue.go.
 	prog progress

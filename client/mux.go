@@ -511,7 +511,7 @@ func (cn *conn) muxReadLoop() {
 // their answers are the next frames, so it goes on reading, and nobody
 // else changes its role meanwhile.
 func (cn *conn) settleRead(byCaller bool) (keep bool, err error) {
-	if !byCaller && cn.aheadAt < cn.aheadN {
+	if !byCaller && cn.aheadAt < len(cn.ahead) {
 		return true, nil
 	}
 	cn.mu.Lock()
@@ -550,12 +550,12 @@ type aheadCall struct {
 // callers queueing requests would contend for. Called with mu held.
 func (cn *conn) takeAheadLocked() {
 	const hs = frame.HeaderSize + frame.MuxHeaderSize
-	cn.aheadAt, cn.aheadN = 0, 0
 	if cn.ahead == nil {
-		cn.ahead = make([]aheadCall, aheadMax)
+		cn.ahead = make([]aheadCall, 0, aheadMax)
 	}
+	cn.ahead, cn.aheadAt = cn.ahead[:0], 0
 	buf, _ := cn.in.r.Peek(cn.in.r.Buffered()) // cannot fail: buffered
-	for len(buf) >= hs && cn.aheadN < aheadMax {
+	for len(buf) >= hs && len(cn.ahead) < aheadMax {
 		n := int(binary.BigEndian.Uint32(buf)) - frame.MuxHeaderSize
 		if n < 0 || n > frame.MaxFrameSize-frame.MuxHeaderSize {
 			return // the reader reads it, and reports what is wrong
@@ -568,8 +568,7 @@ func (cn *conn) takeAheadLocked() {
 			return
 		}
 		rq, _, _ := cn.mux.take(f.ID)
-		cn.ahead[cn.aheadN] = aheadCall{rq: rq, id: f.ID}
-		cn.aheadN++
+		cn.ahead = append(cn.ahead, aheadCall{rq: rq, id: f.ID})
 		if hs+n > len(buf) {
 			return
 		}
@@ -580,7 +579,7 @@ func (cn *conn) takeAheadLocked() {
 // takeAhead returns the call taken ahead for the frame with id, if the
 // next one taken ahead is that.
 func (cn *conn) takeAhead(id uint32) (*request, bool) {
-	if cn.aheadAt == cn.aheadN || cn.ahead[cn.aheadAt].id != id {
+	if cn.aheadAt == len(cn.ahead) || cn.ahead[cn.aheadAt].id != id {
 		return nil, false
 	}
 	rq := cn.ahead[cn.aheadAt].rq
@@ -593,7 +592,7 @@ func (cn *conn) takeAhead(id uint32) (*request, bool) {
 // reader took ahead, whose answers it will not read.
 func (cn *conn) failAhead(err error) {
 	cn.fail(err, writeProgress{})
-	for ; cn.aheadAt < cn.aheadN; cn.aheadAt++ {
+	for ; cn.aheadAt < len(cn.ahead); cn.aheadAt++ {
 		cn.failWith(cn.ahead[cn.aheadAt].rq, err)
 		cn.ahead[cn.aheadAt] = aheadCall{}
 	}
