@@ -19,6 +19,11 @@ func TestREADMEShowsThisProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every Go block is checked here: a second one would be code no test
+	// runs.
+	if n := strings.Count(string(readme), "```go\n"); n != 1 {
+		t.Fatalf("README has %d Go blocks; only the one under \"## A server and a client\" is run", n)
+	}
 	block, ok := goBlockAfter(string(readme), "## A server and a client")
 	if !ok {
 		t.Fatal("README: no Go block under \"## A server and a client\"")
