@@ -69,7 +69,7 @@ func (cn *conn) completeArena(rq *request) {
 		rq.complete(nil, answers, nil, false)
 		return
 	}
-	if !rq.state.CompareAndSwap(statePending, stateClaimed) {
+	if !rq.claim() {
 		rq.recycle() // the caller gave up
 		return
 	}
@@ -135,7 +135,7 @@ func (cn *conn) muxReadOwnBatch(ctx context.Context, rq *request) {
 		// Answered out of order: they go in order through the arena.
 		rq.arena = append(rq.arena[:0], dst[start:]...)
 		cn.completeArena(rq)
-	case rq.state.CompareAndSwap(statePending, stateClaimed):
+	case rq.claim():
 		cn.completeInOrder(rq, dst, start)
 	default:
 		rq.recycle()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -319,6 +320,41 @@ func BenchmarkProtocols(b *testing.B) {
 					return ans
 				})
 			})
+		}
+	}
+}
+
+// BenchmarkContexts is BenchmarkProtocols with the contexts callers
+// really pass: "shared" is one cancellable context that every caller
+// uses (a worker pool's, a handler's fanning out), which the client
+// watches for them rather than each selecting on its channel; "per-call"
+// is a context with its own timeout per call, which it does not.
+func BenchmarkContexts(b *testing.B) {
+	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		for _, kind := range []string{"shared", "per-call"} {
+			for _, g := range []int{16, 256} {
+				b.Run(fmt.Sprintf("%v/%s/conc=%d", p, kind, g), func(b *testing.B) {
+					c := newClient(b, []string{tcpezServer(b)}, client.Config{Protocol: p})
+					req := make([]byte, 16)
+					shared, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					b.ReportAllocs()
+					runConcurrent(b, g, func(buf []byte) []byte {
+						ctx, done := shared, context.CancelFunc(nil)
+						if kind == "per-call" {
+							ctx, done = context.WithTimeout(shared, time.Minute)
+						}
+						ans, err := c.CallAppend(ctx, buf, req)
+						if done != nil {
+							done()
+						}
+						if err != nil || len(ans) != 16 {
+							b.Error(len(ans), err)
+						}
+						return ans
+					})
+				})
+			}
 		}
 	}
 }

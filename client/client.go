@@ -26,6 +26,7 @@ type Client struct {
 
 	// Safe for concurrent use.
 	requests sync.Pool                // *request, with their done channels
+	shared   sharedDone               // watchers of contexts that calls share
 	snap     atomic.Pointer[snapshot] // the usable connections, for balancing
 	rr       atomic.Uint64            // RoundRobin's counter
 	// pipeMux is how the next Pipeline batch lays out its frames (see
@@ -99,9 +100,14 @@ func New(addrs []string, cfg Config) (*Client, error) {
 		drained: make(chan struct{}, 1)}
 	_, nop := c.cfg.Stats.(stats.Nop)
 	c.timed = !nop || c.cfg.Observer != nil
-	c.requests.New = func() any { return &request{done: make(chan struct{}, 1), pool: &c.requests} }
+	c.requests.New = func() any {
+		rq := &request{done: make(chan struct{}, 1), pool: &c.requests, shared: &c.shared}
+		c.shared.add(rq)
+		return rq
+	}
 	c.pipeMux.Store(c.cfg.Protocol != ProtocolV1 && c.cfg.Codec == nil)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.shared.spawn, c.shared.stop, c.shared.idle = c.spawn, c.ctx.Done(), watchIdle
 	c.snap.Store(&snapshot{changed: make(chan struct{}), pending: true})
 
 	if c.cfg.HealthCheck.Interval > 0 {

@@ -266,10 +266,9 @@ func (cn *conn) answerCodec(rq *request) error {
 // appendAnswer appends a whole answer to the caller's buffer if the caller
 // still waits, claiming the request first; else the request is recycled.
 func (rq *request) appendAnswer(p []byte) {
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+	if rq.claim() {
 		rq.ans, rq.err = append(rq.dst, p...), nil
-		rq.state.Store(stateDone)
-		rq.signal()
+		rq.finish()
 	} else {
 		rq.recycle()
 	}
@@ -394,7 +393,7 @@ func (cn *conn) fillBatch(part partBatch) error {
 // claimInDst completes rq with its batch answer in dst, as completeInDst
 // does, unless its caller gave up; rq is then recycled.
 func (rq *request) claimInDst(dst []byte, start int, ends []int) {
-	if rq.state.CompareAndSwap(statePending, stateClaimed) {
+	if rq.claim() {
 		rq.completeInDst(dst, start, ends)
 	} else {
 		rq.recycle()
@@ -410,8 +409,7 @@ func (rq *request) completeInDst(dst []byte, start int, ends []int) {
 		prev = end
 	}
 	rq.ans, rq.answers, rq.err = dst, answers, nil
-	rq.state.Store(stateDone)
-	rq.signal()
+	rq.finish()
 }
 
 // discardBatch reads the next n frames of rq's batch answer, whose

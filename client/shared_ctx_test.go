@@ -1,0 +1,163 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpez/tcpez/client"
+	"github.com/tcpez/tcpez/server"
+)
+
+// watchShared makes calls on c with ctx, which they all share, until c
+// watches its done channel (a few hundred calls: see sharedDone), and fails
+// the test if it never does.
+func watchShared(t *testing.T, c *client.Client, ctx context.Context) {
+	t.Helper()
+	for i := 0; client.WatchedContexts(c) == 0; i++ {
+		if i == 100_000 {
+			t.Fatal("no watcher for a context every call shares")
+		}
+		if ans, err := c.Call(ctx, []byte("hi")); err != nil || string(ans) != "hi" {
+			t.Fatalf("call %d: %q, %v", i, ans, err)
+		}
+	}
+}
+
+// TestSharedContextCancelWakesEveryCaller: callers that share a context
+// wait for their answers with a plain receive once the client watches the
+// context; cancelling it must still return every one of them at once with
+// its error, leave the connection usable, and end the watcher.
+func TestSharedContextCancelWakesEveryCaller(t *testing.T) {
+	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		t.Run(p.String(), func(t *testing.T) {
+			h := newMuxHandler()
+			_, addr, _ := startMux(t, h, server.Config{})
+			c := muxClient(t, addr, client.Config{Protocol: p})
+			shared, cancel := context.WithCancel(ctxFor(t))
+			defer cancel()
+			watchShared(t, c, shared)
+
+			// v1 answers in order: the first slow call holds the rest
+			// on the connection; the mux server starts them all.
+			const n = 16
+			errs := make(chan error, n)
+			for range n {
+				go func() {
+					_, err := c.Call(shared, []byte("slow"))
+					errs <- err
+				}()
+			}
+			want := n
+			if p == client.ProtocolV1 {
+				want = 1
+			}
+			for range want {
+				<-h.started
+			}
+			cancel()
+			for range n {
+				if err := receive(t, errs); !errors.Is(err, context.Canceled) {
+					t.Fatalf("a caller of the cancelled context got %v", err)
+				}
+			}
+			close(h.gate)
+			ctx := ctxFor(t)
+			if ans, err := c.Call(ctx, []byte("after")); err != nil || string(ans) != "after" {
+				t.Fatalf("call after the cancel: %q, %v", ans, err)
+			}
+			waitUntil(t, "the watcher of the closed channel to end", func() bool { return client.WatchedContexts(c) == 0 })
+		})
+	}
+}
+
+// TestSharedContextWatcherRetiresUnderWaitingCall: a watcher whose
+// channel stays open but whose calls stop ends, and a call still waiting
+// with it must then watch its context itself: its cancellation still
+// returns it.
+func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
+	h := newMuxHandler()
+	_, addr, _ := startMux(t, h, server.Config{})
+	c, err := client.New([]string{addr}, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Long enough for the slow call to find the watcher its predecessors
+	// kept busy; it ends two of these after the slow call found it.
+	client.SetWatchIdle(c, 500*time.Millisecond)
+	shared, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	watchShared(t, c, shared)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := c.Call(shared, []byte("slow"))
+		errs <- err
+	}()
+	<-h.started
+	waitUntil(t, "the slow call to wait with the watcher", func() bool { return client.WaitingWithWatcher(c) == 1 })
+	waitUntil(t, "the idle watcher to end", func() bool { return client.WatchedContexts(c) == 0 })
+	cancel()
+	if err := receive(t, errs); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the waiting call got %v", err)
+	}
+	close(h.gate)
+}
+
+// TestSharedContextCancelRacesAnswers cancels a shared context while
+// answers stream in, over and over: every call gets its own answer or
+// the context's error, never another's answer or a hang, and the client
+// serves the next context as well. Run it with -race.
+func TestSharedContextCancelRacesAnswers(t *testing.T) {
+	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
+		t.Run(p.String(), func(t *testing.T) {
+			_, addr, _ := startMux(t, newMuxHandler(), server.Config{})
+			c := muxClient(t, addr, client.Config{Protocol: p})
+			for round := range 8 {
+				shared, cancel := context.WithCancel(ctxFor(t))
+				watchShared(t, c, shared)
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				answered := 0
+				for g := range 32 {
+					wg.Go(func() {
+						buf := make([]byte, 0, 64)
+						for i := 0; ; i++ {
+							req := fmt.Appendf(nil, "r%d-g%d-%d", round, g, i)
+							ans, err := c.CallAppend(shared, buf[:0], req)
+							switch {
+							case errors.Is(err, context.Canceled):
+								return
+							case err != nil || string(ans) != string(req):
+								t.Errorf("%s: %q, %v", req, ans, err)
+								return
+							}
+							mu.Lock()
+							if answered++; answered == 2000 {
+								cancel()
+							}
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Wait()
+				cancel()
+			}
+		})
+	}
+}
+
+// receive receives from errs, failing the test after safety.
+func receive(t *testing.T, errs <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errs:
+		return err
+	case <-time.After(safety):
+		t.Fatalf("no result in %v", safety)
+		return nil
+	}
+}
