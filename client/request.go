@@ -258,7 +258,10 @@ func (rq *request) wait(ctx context.Context) bool {
 		if !again {
 			return ok
 		}
-		if w != nil && w.retired.Load() {
+		// A kick meant for another context: wait on, selecting if the
+		// watcher retired or ctx ended meanwhile, when a kick of ours
+		// may have found the request kicked already and left it.
+		if w != nil && (w.retired.Load() || ctx.Err() != nil) {
 			w = nil
 		}
 	}

@@ -108,7 +108,7 @@ func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
 }
 
 // TestSharedContextCancelRacesAnswers cancels a shared context while
-// answers stream in, over and over: every call gets its own answer or
+// answers to calls and batches stream in, over and over: every call gets its own answer or
 // the context's error, never another's answer or a hang, and the client
 // serves the next context as well. Run it with -race.
 func TestSharedContextCancelRacesAnswers(t *testing.T) {
@@ -125,9 +125,24 @@ func TestSharedContextCancelRacesAnswers(t *testing.T) {
 				for g := range 32 {
 					wg.Go(func() {
 						buf := make([]byte, 0, 64)
+						pl := c.Pipeline()
+						var answers [][]byte
 						for i := 0; ; i++ {
 							req := fmt.Appendf(nil, "r%d-g%d-%d", round, g, i)
-							ans, err := c.CallAppend(shared, buf[:0], req)
+							var ans []byte
+							var err error
+							if g%4 == 0 {
+								// A batch's answers land in the caller's
+								// buffer one by one (request.fill).
+								pl.Enqueue(req)
+								pl.Enqueue(req)
+								buf, answers, err = pl.FlushAppend(shared, buf[:0], answers[:0])
+								if err == nil && len(answers) == 2 && string(answers[0]) == string(req) {
+									ans = answers[1]
+								}
+							} else {
+								ans, err = c.CallAppend(shared, buf[:0], req)
+							}
 							switch {
 							case errors.Is(err, context.Canceled):
 								return
