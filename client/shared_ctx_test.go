@@ -74,6 +74,34 @@ func TestSharedContextCancelWakesEveryCaller(t *testing.T) {
 	}
 }
 
+// TestSharedContextDeadline: a shared context that ends by its deadline
+// wakes its waiting callers as a cancel does, each with the deadline's
+// error.
+func TestSharedContextDeadline(t *testing.T) {
+	h := newMuxHandler()
+	_, addr, _ := startMux(t, h, server.Config{})
+	c := muxClient(t, addr, client.Config{Protocol: client.ProtocolV1})
+	shared, cancel := context.WithTimeout(ctxFor(t), time.Second)
+	defer cancel()
+	watchShared(t, c, shared)
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Call(shared, []byte("slow"))
+			errs <- err
+		}()
+	}
+	<-h.started
+	for range n {
+		if err := receive(t, errs); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a caller of the expired context got %v", err)
+		}
+	}
+	close(h.gate)
+	waitUntil(t, "the watcher of the expired context to end", func() bool { return client.WatchedContexts(c) == 0 })
+}
+
 // TestSharedContextWatcherRetiresUnderWaitingCall: a watcher whose
 // channel stays open but whose calls stop ends, and a call still waiting
 // with it must then watch its context itself: its cancellation still
