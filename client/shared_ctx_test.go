@@ -44,7 +44,7 @@ func TestSharedContextCancelWakesEveryCaller(t *testing.T) {
 			// v1 answers in order: the first slow call holds the rest
 			// on the connection; the mux server starts them all.
 			const n = 16
-			errs := callSlow(c, shared, n)
+			errs := callSlow(shared, c, n)
 			want := n
 			if p == client.ProtocolV1 {
 				want = 1
@@ -79,7 +79,7 @@ func TestSharedContextDeadline(t *testing.T) {
 	defer cancel()
 	watchShared(t, c, shared)
 	const n = 8
-	errs := callSlow(c, shared, n)
+	errs := callSlow(shared, c, n)
 	<-h.started
 	for range n {
 		if err := receive(t, errs); !errors.Is(err, context.DeadlineExceeded) {
@@ -108,7 +108,7 @@ func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
 	shared, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	watchShared(t, c, shared)
-	errs := callSlow(c, shared, 1)
+	errs := callSlow(shared, c, 1)
 	<-h.started
 	waitUntil(t, "the slow call to wait with the watcher", func() bool { return client.WaitingWithWatcher(c) == 1 })
 	waitUntil(t, "the idle watcher to end", func() bool { return client.WatchedContexts(c) == 0 })
@@ -179,7 +179,7 @@ func TestSharedContextCancelRacesAnswers(t *testing.T) {
 
 // callSlow starts n calls of "slow" (muxHandler) with ctx, each
 // reporting its error on the channel returned.
-func callSlow(c *client.Client, ctx context.Context, n int) <-chan error {
+func callSlow(ctx context.Context, c *client.Client, n int) <-chan error {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
