@@ -328,10 +328,11 @@ func BenchmarkProtocols(b *testing.B) {
 // really pass: "shared" is one cancellable context that every caller
 // uses (a worker pool's, a handler's fanning out), which the client
 // watches for them rather than each selecting on its channel; "per-call"
-// is a context with its own timeout per call, which it does not.
+// is a context with its own timeout per call, which it does not;
+// "shared-go" makes its calls with Go, whose futures the watcher holds.
 func BenchmarkContexts(b *testing.B) {
 	for _, p := range []client.Protocol{client.ProtocolV1, client.ProtocolMux} {
-		for _, kind := range []string{"shared", "per-call"} {
+		for _, kind := range []string{"shared", "per-call", "shared-go"} {
 			for _, g := range []int{16, 256} {
 				b.Run(fmt.Sprintf("%v/%s/conc=%d", p, kind, g), func(b *testing.B) {
 					c := newClient(b, []string{tcpezServer(b)}, client.Config{Protocol: p})
@@ -344,7 +345,13 @@ func BenchmarkContexts(b *testing.B) {
 						if kind == "per-call" {
 							ctx, done = context.WithTimeout(shared, time.Minute)
 						}
-						ans, err := c.CallAppend(ctx, buf, req)
+						var ans []byte
+						var err error
+						if kind == "shared-go" {
+							ans, err = c.Go(ctx, req).Wait()
+						} else {
+							ans, err = c.CallAppend(ctx, buf, req)
+						}
 						if done != nil {
 							done()
 						}

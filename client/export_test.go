@@ -34,3 +34,23 @@ func WaitingWithWatcher(c *Client) int {
 	}
 	return n
 }
+
+// WatchedFutures counts the futures c's context watchers hold.
+func WatchedFutures(c *Client) int {
+	n := 0
+	for i := range c.shared.slots {
+		w := c.shared.slots[i].Load()
+		if w == nil {
+			continue
+		}
+		for j := range w.futures {
+			l := &w.futures[j]
+			l.mu.Lock()
+			for f := l.head; f != nil; f = f.next {
+				n++
+			}
+			l.mu.Unlock()
+		}
+	}
+	return n
+}

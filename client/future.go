@@ -18,7 +18,11 @@ type Future struct {
 
 	mu       sync.Mutex
 	stop     func() bool // unregisters the ctx watch
+	watched  *futureList // the list of the watcher of ctx that holds the future
 	resolved bool
+	// The future's links in watched, guarded by watched's lock.
+	prev, next *Future
+	linked     bool
 
 	ans []byte
 	err error
@@ -63,13 +67,36 @@ func (f *Future) Wait() ([]byte, error) {
 	return f.ans, f.err
 }
 
-// watch completes the call when its context ends first. A goroutine per
-// call would cost more than this registration, which Go makes only for
-// contexts that can end.
+// watch completes the call when its context ends first. A context that
+// calls share and that the client watches (sharedDone) takes the future
+// into its watcher's lists, which costs a short lock and no allocation;
+// any other that can end gets a context.AfterFunc, which costs three
+// allocations and, on a shared context, its lock. A goroutine per call
+// would cost more than either.
 func (f *Future) watch() {
-	if f.ctx.Done() == nil {
+	done := f.ctx.Done()
+	if done == nil {
 		return
 	}
+	if w := f.c.shared.find(done); w != nil && f.watchWith(w) {
+		return
+	}
+	f.watchAlone()
+}
+
+// watchWith puts f in w's lists, unless f is resolved or w has ended.
+func (f *Future) watchWith(w *doneWatch) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resolved {
+		return true
+	}
+	f.watched = w.addFuture(f)
+	return f.watched != nil
+}
+
+// watchAlone watches f's context with an AfterFunc of its own.
+func (f *Future) watchAlone() {
 	stop := context.AfterFunc(f.ctx, f.cancel)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -121,10 +148,13 @@ func (f *Future) retry() {
 func (f *Future) resolve(ans []byte, err error) {
 	f.mu.Lock()
 	f.resolved = true
-	stop := f.stop
+	stop, watched := f.stop, f.watched
 	f.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if watched != nil {
+		watched.remove(f)
 	}
 	f.ans, f.err = ans, err
 	if f.c.timed {

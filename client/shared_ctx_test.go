@@ -90,21 +90,29 @@ func TestSharedContextDeadline(t *testing.T) {
 	waitUntil(t, "the watcher of the expired context to end", func() bool { return client.WatchedContexts(c) == 0 })
 }
 
-// TestSharedContextWatcherRetiresUnderWaitingCall: a watcher whose
-// channel stays open but whose calls stop ends, and a call still waiting
-// with it must then watch its context itself: its cancellation still
-// returns it.
-func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
+// idleWatchClient returns a muxHandler's server and a client of it whose
+// context watchers end after half a second without calls: long enough
+// for a slow call to find the watcher its predecessors kept busy, which
+// ends two of these after that.
+func idleWatchClient(t *testing.T) (*muxHandler, *client.Client) {
+	t.Helper()
 	h := newMuxHandler()
 	_, addr, _ := startMux(t, h, server.Config{})
 	c, err := client.New([]string{addr}, client.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	// Long enough for the slow call to find the watcher its predecessors
-	// kept busy; it ends two of these after the slow call found it.
+	t.Cleanup(func() { c.Close() })
 	client.SetWatchIdle(c, 500*time.Millisecond)
+	return h, c
+}
+
+// TestSharedContextWatcherRetiresUnderWaitingCall: a watcher whose
+// channel stays open but whose calls stop ends, and a call still waiting
+// with it must then watch its context itself: its cancellation still
+// returns it.
+func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
+	h, c := idleWatchClient(t)
 	shared, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	watchShared(t, c, shared)
@@ -119,8 +127,64 @@ func TestSharedContextWatcherRetiresUnderWaitingCall(t *testing.T) {
 	close(h.gate)
 }
 
+// TestSharedContextFutures: futures of a watched context are held by its
+// watcher rather than each registering with the context; cancelling the
+// context resolves them all, and a watcher that ends with the context
+// still open hands them over, so that a later cancel still resolves them.
+func TestSharedContextFutures(t *testing.T) {
+	h, c := idleWatchClient(t)
+	shared, cancel := context.WithCancel(ctxFor(t))
+	watchShared(t, c, shared)
+	const n = 8
+	futures := make([]*client.Future, n)
+	for i := range futures {
+		futures[i] = c.Go(shared, []byte("slow"))
+	}
+	for range n {
+		<-h.started
+	}
+	if got := client.WatchedFutures(c); got != n {
+		t.Fatalf("the watcher holds %d futures, want %d", got, n)
+	}
+	cancel()
+	for i, f := range futures {
+		if _, err := waitFuture(t, f); !errors.Is(err, context.Canceled) {
+			t.Fatalf("future %d: %v", i, err)
+		}
+	}
+	waitUntil(t, "the watcher of the closed channel to end", func() bool { return client.WatchedContexts(c) == 0 })
+
+	// A watcher that goes idle under a future.
+	shared, cancel = context.WithCancel(ctxFor(t))
+	defer cancel()
+	watchShared(t, c, shared)
+	f := c.Go(shared, []byte("slow"))
+	<-h.started
+	if got := client.WatchedFutures(c); got != 1 {
+		t.Fatalf("the watcher holds %d futures, want 1", got)
+	}
+	waitUntil(t, "the idle watcher to end", func() bool { return client.WatchedContexts(c) == 0 })
+	cancel()
+	if _, err := waitFuture(t, f); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the future of the idle watcher: %v", err)
+	}
+	close(h.gate)
+}
+
+// waitFuture waits for f, failing the test after safety.
+func waitFuture(t *testing.T, f *client.Future) ([]byte, error) {
+	t.Helper()
+	select {
+	case <-f.Done():
+		return f.Wait()
+	case <-time.After(safety):
+		t.Fatalf("a future unresolved after %v", safety)
+		return nil, nil
+	}
+}
+
 // TestSharedContextCancelRacesAnswers cancels a shared context while
-// answers to calls and batches stream in, over and over: every call gets its own answer or
+// answers to calls, futures and batches stream in, over and over: every call gets its own answer or
 // the context's error, never another's answer or a hang, and the client
 // serves the next context as well. Run it with -race.
 func TestSharedContextCancelRacesAnswers(t *testing.T) {
@@ -143,7 +207,9 @@ func TestSharedContextCancelRacesAnswers(t *testing.T) {
 							req := fmt.Appendf(nil, "r%d-g%d-%d", round, g, i)
 							var ans []byte
 							var err error
-							if g%4 == 0 {
+							if g%4 == 1 {
+								ans, err = c.Go(shared, req).Wait()
+							} else if g%4 == 0 {
 								// A batch's answers land in the caller's
 								// buffer one by one (request.fill).
 								pl.Enqueue(req)

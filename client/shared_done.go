@@ -56,6 +56,75 @@ type doneWatch struct {
 	// retired is set before the watcher looks through the requests a last
 	// time: a call that sees it selects on the channel itself.
 	retired atomic.Bool
+	// futures are the Futures (Go) of the context, which are not pooled
+	// requests: the watcher cancels them, or, ending with the channel
+	// open, hands them to AfterFuncs of their own. Spread over lists so
+	// that the callers of both cores seldom take one lock.
+	futures [futureLists]futureList
+}
+
+// futureLists is how many lists a watcher spreads its futures over.
+const futureLists = 8
+
+// futureList is a list of futures linked through them, on a cache line of
+// its own.
+type futureList struct {
+	mu   sync.Mutex
+	head *Future
+	_    [48]byte
+}
+
+// addFuture puts f in one of w's lists and returns it, or nil once w has
+// retired: then nothing will look at the lists again.
+func (w *doneWatch) addFuture(f *Future) *futureList {
+	l := &w.futures[rand.Uint32N(futureLists)]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w.retired.Load() {
+		return nil
+	}
+	f.next, f.linked = l.head, true
+	if l.head != nil {
+		l.head.prev = f
+	}
+	l.head = f
+	return l
+}
+
+// remove takes f out of l, if it is still there.
+func (l *futureList) remove(f *Future) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !f.linked {
+		return
+	}
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		l.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	}
+	f.prev, f.next, f.linked = nil, nil, false
+}
+
+// takeFutures empties w's lists, once w has retired.
+func (w *doneWatch) takeFutures() []*Future {
+	var out []*Future
+	for i := range w.futures {
+		l := &w.futures[i]
+		l.mu.Lock()
+		for f := l.head; f != nil; {
+			next := f.next
+			f.prev, f.next, f.linked = nil, nil, false
+			out = append(out, f)
+			f = next
+		}
+		l.head = nil
+		l.mu.Unlock()
+	}
+	return out
 }
 
 // add registers a request the pool made, for watchers to find.
@@ -137,6 +206,19 @@ func (s *sharedDone) run(i int, w *doneWatch) {
 	w.retired.Store(true)
 	s.slots[i].CompareAndSwap(w, nil)
 	s.kickAll(w)
+	closed := false
+	select {
+	case <-w.done:
+		closed = true
+	default:
+	}
+	for _, f := range w.takeFutures() {
+		if closed {
+			f.cancel()
+		} else {
+			f.watchAlone()
+		}
+	}
 }
 
 // kickAll wakes the callers that wait with w: when its channel closed, to
