@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"runtime"
 	"testing"
 )
 
@@ -132,4 +133,33 @@ func TestSharedDoneSamplesTwice(t *testing.T) {
 	if n != maxWatched {
 		t.Fatalf("%d watchers, want at most %d", n, maxWatched)
 	}
+}
+
+// TestSharedDoneSweepsDeadRequests: the register of requests drops those
+// the pool let go of when it fills, rather than growing with every
+// request the pool ever made, and keeps the live ones.
+func TestSharedDoneSweepsDeadRequests(t *testing.T) {
+	s := &sharedDone{}
+	for range 64 {
+		s.add(&request{}) // garbage as soon as added
+	}
+	runtime.GC()
+	live := make([]*request, 64)
+	for i := range live {
+		live[i] = &request{}
+		s.add(live[i])
+	}
+	if len(s.reqs) != 64 || cap(s.reqs) != 64 {
+		t.Fatalf("%d requests registered in room for %d, want the 64 live ones in the first 64 places", len(s.reqs), cap(s.reqs))
+	}
+	for i, p := range s.reqs {
+		if p.Value() != live[i] {
+			t.Fatalf("place %d holds %p, want live request %d", i, p.Value(), i)
+		}
+	}
+	s.add(&request{}) // full of live ones: room doubles
+	if cap(s.reqs) < 128 {
+		t.Fatalf("room for %d after a sweep found every request alive", cap(s.reqs))
+	}
+	runtime.KeepAlive(live)
 }

@@ -29,10 +29,12 @@ const (
 //
 // A channel earns a watcher when two sampled waits, one wait in
 // sampleEvery each, find it: a context made for one call never does,
-// while one that most calls share does within a few hundred calls. Nothing
-// is registered per call: a caller marks its own request (request.watch),
+// while one that most calls share does within a few hundred calls. A call
+// registers nothing: its caller marks its own request (request.watch),
 // and a watcher looks through every request the client has made when its
 // channel closes, its calls go idle or the client closes, which are rare.
+// A Future, whose request is not pooled, goes into one of the watcher's
+// lists instead (doneWatch.futures).
 type sharedDone struct {
 	// slots are the watchers; the hot path only loads them.
 	slots [maxWatched]atomic.Pointer[doneWatch]
