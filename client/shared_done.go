@@ -147,16 +147,24 @@ func (s *sharedDone) add(rq *request) {
 // find returns the watcher of done, or nil; now and then it offers done
 // for one.
 func (s *sharedDone) find(done <-chan struct{}) *doneWatch {
-	for i := range s.slots {
-		if w := s.slots[i].Load(); w != nil && w.done == done {
-			if !w.used.Load() {
-				w.used.Store(true)
-			}
-			return w
+	if w := s.lookup(done); w != nil {
+		if !w.used.Load() {
+			w.used.Store(true)
 		}
+		return w
 	}
 	if rand.Uint32N(sampleEvery) == 0 {
 		s.sample(done)
+	}
+	return nil
+}
+
+// lookup returns the watcher of done, or nil.
+func (s *sharedDone) lookup(done <-chan struct{}) *doneWatch {
+	for i := range s.slots {
+		if w := s.slots[i].Load(); w != nil && w.done == done {
+			return w
+		}
 	}
 	return nil
 }
@@ -170,15 +178,14 @@ func (s *sharedDone) sample(done <-chan struct{}) {
 		return
 	}
 	s.seen = nil
+	if s.lookup(done) != nil {
+		return
+	}
 	free := -1
 	for i := range s.slots {
-		switch w := s.slots[i].Load(); {
-		case w == nil:
-			if free < 0 {
-				free = i
-			}
-		case w.done == done:
-			return
+		if s.slots[i].Load() == nil {
+			free = i
+			break
 		}
 	}
 	if free < 0 {
