@@ -76,7 +76,7 @@ var registry = []entry{
 		note: "tcpez Call over v1 and a client with 4 connections (`ConnsPerAddr: 4`), which it balances calls over",
 		new:  func() system { return &tcpezSystem{conns: 4, protocol: client.ProtocolV1} }},
 	{name: "tcpez-service", title: "tcpez service", batch: 1, base: "tcpez-mux",
-		note: "protobuf service mode (`protoserver`, code from protoc-gen-go-tcpez), one client with 1 connection; `RequestReuse` and `AliasRequestBytes` on the server, each caller reusing its messages (`UnaryInto`)",
+		note: "protobuf service mode (`protoserver`, code from protoc-gen-go-tcpez), one client with 1 connection; `RequestReuse` and `AliasRequestBytes` on the server, whose method fills the response the service reuses (a server's `UnaryInto`), each caller reusing its messages (the client's `UnaryInto`)",
 		new:  func() system { return &tcpezServiceSystem{} }},
 	{name: "tcpez-service-vt", title: "tcpez service (vtproto)", batch: 1, base: "tcpez-mux",
 		note: "tcpez service with messages that carry planetscale/vtprotobuf's marshalling code, which protoserver uses instead of protobuf-go's reflection",

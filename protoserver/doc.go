@@ -105,5 +105,9 @@
 // (server.TailHandler, client.CallAppendTail): the encoding then carries
 // that field last, which every protobuf decoder accepts. On the client, a caller that reuses
 // its response message (Client.Call, or a generated client's ...Into
-// method) saves its allocation.
+// method) saves its allocation. On the server, a method made with
+// MethodInto (a generated server's ...Into method) fills a response the
+// service reuses rather than returning a new one, which saves the
+// response's allocation: with RequestReuse and vtprotobuf's code, a call
+// of a small echo then allocates nothing on either side.
 package protoserver

@@ -63,6 +63,21 @@ func BenchmarkLayer(b *testing.B) {
 			}
 		}
 	})
+	into := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger(), RequestReuse: true})
+	testpb.RegisterTest(into, intoServer{into: func(_ context.Context, req *testpb.EchoRequest, resp *testpb.EchoResponse, _ *span.Span) error {
+		resp.Data, resp.Text = req.Data, req.Text
+		return nil
+	}})
+	b.Run("respond-into", func(b *testing.B) {
+		b.ReportAllocs()
+		dst := make([]byte, 0, 64)
+		for b.Loop() {
+			sp.Reset(1)
+			if _, err := into.RespondAppend(ctx, dst, env, sp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

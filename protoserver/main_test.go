@@ -78,11 +78,17 @@ func echo(_ context.Context, req *testpb.EchoRequest, _ *span.Span) (*testpb.Ech
 // generated client for it. cfg.Logger defaults to a quiet one.
 func startService(t testing.TB, fn echoFunc, cfg protoserver.ServiceConfig) (testpb.TestClient, *protoserver.Service, string) {
 	t.Helper()
+	return startServer(t, testServer{echo: fn}, cfg)
+}
+
+// startServer is startService serving impl.
+func startServer(t testing.TB, impl testpb.TestServer, cfg protoserver.ServiceConfig) (testpb.TestClient, *protoserver.Service, string) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
 	svc := protoserver.NewService(cfg)
-	testpb.RegisterTest(svc, testServer{echo: fn})
+	testpb.RegisterTest(svc, impl)
 	_, addr := serve(t, svc, server.Config{})
 	return testpb.NewTestClient(protoserver.NewClient(newClient(t, addr, client.Config{}), protoserver.ClientConfig{})), svc, addr
 }

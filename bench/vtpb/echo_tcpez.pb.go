@@ -81,6 +81,13 @@ func (p *EchoPipeline) Flush(ctx context.Context) error { return p.p.Flush(ctx) 
 // reaches the caller as a *protoserver.Status: return one (see
 // protoserver.Errorf) to choose the code; other errors are Unknown.
 //
+// An implementation may also have, for a unary method M, a method
+// MInto(ctx, req, resp, sp) error that fills resp, an empty response the
+// service reuses from call to call, rather than returning a new one:
+// RegisterEcho then serves M with it (protoserver.MethodInto), and
+// a call allocates no response. Neither message may be kept past its
+// return.
+//
 // Echo answers each request with its own payload.
 type EchoServer interface {
 	// Unary answers one request.
@@ -97,5 +104,11 @@ func (UnimplementedEchoServer) Unary(context.Context, *EchoRequest, *span.Span) 
 
 // RegisterEcho adds the methods of impl to svc, under their full names.
 func RegisterEcho(svc *protoserver.Service, impl EchoServer) {
-	svc.Handle(Echo_Unary_FullMethodName, protoserver.Method(impl.Unary))
+	if s, ok := impl.(interface {
+		UnaryInto(context.Context, *EchoRequest, *EchoResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Echo_Unary_FullMethodName, protoserver.MethodInto(s.UnaryInto))
+	} else {
+		svc.Handle(Echo_Unary_FullMethodName, protoserver.Method(impl.Unary))
+	}
 }

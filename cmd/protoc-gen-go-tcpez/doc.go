@@ -17,7 +17,11 @@
 //     NewKVClient, which makes one over a *protoserver.Client;
 //   - KVServer, the interface an implementation satisfies, with
 //     UnimplementedKVServer to embed, and RegisterKV, which adds an
-//     implementation's methods to a *protoserver.Service.
+//     implementation's methods to a *protoserver.Service. An
+//     implementation that also has GetInto(ctx, req, resp, sp) error has
+//     Get served by it (protoserver.MethodInto): it fills an empty
+//     response that the service reuses from call to call, so that a call
+//     allocates no response.
 //
 // Streaming methods (server-, client- and bidirectional streaming) are
 // generated in gRPC's shape, over the streams of the multiplexed mode

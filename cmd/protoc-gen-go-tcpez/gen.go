@@ -149,9 +149,9 @@ func genService(g *protogen.GeneratedFile, s *protogen.Service) {
 // name would hide it in the body, and the code would not compile. Such a
 // name gets underscores appended until it is free; otherwise the names
 // are the plain ones.
-type idents struct{ c, p, ctx, req, resp, svc, impl, s string }
+type idents struct{ c, p, ctx, req, resp, svc, impl, s, ok string }
 
-var plainIdents = idents{c: "c", p: "p", ctx: "ctx", req: "req", resp: "resp", svc: "svc", impl: "impl", s: "s"}
+var plainIdents = idents{c: "c", p: "p", ctx: "ctx", req: "req", resp: "resp", svc: "svc", impl: "impl", s: "s", ok: "ok"}
 
 func newIdents(g *protogen.GeneratedFile, s *protogen.Service) idents {
 	// In the order genClient qualifies them, so that packages whose base
@@ -173,7 +173,7 @@ func newIdents(g *protogen.GeneratedFile, s *protogen.Service) idents {
 		return name
 	}
 	id := plainIdents
-	for _, n := range []*string{&id.c, &id.p, &id.ctx, &id.req, &id.resp, &id.svc, &id.impl, &id.s} {
+	for _, n := range []*string{&id.c, &id.p, &id.ctx, &id.req, &id.resp, &id.svc, &id.impl, &id.s, &id.ok} {
 		*n = free(*n)
 	}
 	return id
@@ -301,6 +301,13 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, id idents, deprec
 	g.P("// ", serverName, " is the server API of the ", name, " service. A method's error")
 	g.P("// reaches the caller as a *protoserver.Status: return one (see")
 	g.P("// protoserver.Errorf) to choose the code; other errors are Unknown.")
+	g.P("//")
+	g.P("// An implementation may also have, for a unary method M, a method")
+	g.P("// MInto(ctx, req, resp, sp) error that fills resp, an empty response the")
+	g.P("// service reuses from call to call, rather than returning a new one:")
+	g.P("// Register", name, " then serves M with it (protoserver.MethodInto), and")
+	g.P("// a call allocates no response. Neither message may be kept past its")
+	g.P("// return.")
 	writeDocComments(g, s.Comments.Leading)
 	if deprecated {
 		g.P("//")
@@ -346,8 +353,23 @@ func genServer(g *protogen.GeneratedFile, s *protogen.Service, id idents, deprec
 			genRegisterStream(g, m, id)
 			continue
 		}
-		g.P(id.svc, ".Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("Method"), "(", id.impl, ".", m.GoName, "))")
+		genRegisterUnary(g, m, id)
 	}
+	g.P("}")
+}
+
+// genRegisterUnary adds the unary method m in Register: with MethodInto
+// when the implementation has m's Into form, else with Method.
+func genRegisterUnary(g *protogen.GeneratedFile, m *protogen.Method, id idents) {
+	in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
+	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
+	sp := g.QualifiedGoIdent(spanPkg.Ident("Span"))
+	g.P("if ", id.s, ", ", id.ok, " := ", id.impl, ".(interface {")
+	g.P(m.GoName, "Into(", ctx, ", *", in, ", *", out, ", *", sp, ") error")
+	g.P("}); ", id.ok, " {")
+	g.P(id.svc, ".Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("MethodInto"), "(", id.s, ".", m.GoName, "Into))")
+	g.P("} else {")
+	g.P(id.svc, ".Handle(", fullMethodConst(m), ", ", protoserverPkg.Ident("Method"), "(", id.impl, ".", m.GoName, "))")
 	g.P("}")
 }
 

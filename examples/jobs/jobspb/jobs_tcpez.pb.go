@@ -103,6 +103,13 @@ func (p *JobsPipeline) Flush(ctx context.Context) error { return p.p.Flush(ctx) 
 // reaches the caller as a *protoserver.Status: return one (see
 // protoserver.Errorf) to choose the code; other errors are Unknown.
 //
+// An implementation may also have, for a unary method M, a method
+// MInto(ctx, req, resp, sp) error that fills resp, an empty response the
+// service reuses from call to call, rather than returning a new one:
+// RegisterJobs then serves M with it (protoserver.MethodInto), and
+// a call allocates no response. Neither message may be kept past its
+// return.
+//
 // Jobs is an image-processing worker. Each call is one job, and a worker
 // runs its jobs one at a time, so a call waits while the worker is busy:
 // a client balancing by outstanding calls (client.PowerOfTwo) sends fewer
@@ -136,7 +143,13 @@ func (UnimplementedJobsServer) Process(Jobs_ProcessServer) error {
 
 // RegisterJobs adds the methods of impl to svc, under their full names.
 func RegisterJobs(svc *protoserver.Service, impl JobsServer) {
-	svc.Handle(Jobs_Resize_FullMethodName, protoserver.Method(impl.Resize))
+	if s, ok := impl.(interface {
+		ResizeInto(context.Context, *ImageJob, *JobResult, *span.Span) error
+	}); ok {
+		svc.Handle(Jobs_Resize_FullMethodName, protoserver.MethodInto(s.ResizeInto))
+	} else {
+		svc.Handle(Jobs_Resize_FullMethodName, protoserver.Method(impl.Resize))
+	}
 	svc.HandleStream(Jobs_Process_FullMethodName, protoserver.BidiStreamMethod(func(s *protoserver.ServerStream[*ImageChunk, *JobEvent]) error { return impl.Process(s) }))
 }
 

@@ -262,6 +262,13 @@ func (p *CachePipeline) Flush(ctx context.Context) error { return p.p.Flush(ctx)
 // reaches the caller as a *protoserver.Status: return one (see
 // protoserver.Errorf) to choose the code; other errors are Unknown.
 //
+// An implementation may also have, for a unary method M, a method
+// MInto(ctx, req, resp, sp) error that fills resp, an empty response the
+// service reuses from call to call, rather than returning a new one:
+// RegisterCache then serves M with it (protoserver.MethodInto), and
+// a call allocates no response. Neither message may be kept past its
+// return.
+//
 // Cache is an in-memory key-value cache with TTLs and counters, plus
 // channels: Publish appends a numbered message to a channel, which retains
 // its last messages, and Listen long-polls a channel from a cursor.
@@ -339,11 +346,53 @@ func (UnimplementedCacheServer) Subscribe(context.Context, *ListenRequest, *span
 
 // RegisterCache adds the methods of impl to svc, under their full names.
 func RegisterCache(svc *protoserver.Service, impl CacheServer) {
-	svc.Handle(Cache_Get_FullMethodName, protoserver.Method(impl.Get))
-	svc.Handle(Cache_Set_FullMethodName, protoserver.Method(impl.Set))
-	svc.Handle(Cache_Delete_FullMethodName, protoserver.Method(impl.Delete))
-	svc.Handle(Cache_Incr_FullMethodName, protoserver.Method(impl.Incr))
-	svc.Handle(Cache_Publish_FullMethodName, protoserver.Method(impl.Publish))
-	svc.Handle(Cache_Listen_FullMethodName, protoserver.Method(impl.Listen))
-	svc.Handle(Cache_Subscribe_FullMethodName, protoserver.Method(impl.Subscribe))
+	if s, ok := impl.(interface {
+		GetInto(context.Context, *GetRequest, *GetResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Get_FullMethodName, protoserver.MethodInto(s.GetInto))
+	} else {
+		svc.Handle(Cache_Get_FullMethodName, protoserver.Method(impl.Get))
+	}
+	if s, ok := impl.(interface {
+		SetInto(context.Context, *SetRequest, *SetResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Set_FullMethodName, protoserver.MethodInto(s.SetInto))
+	} else {
+		svc.Handle(Cache_Set_FullMethodName, protoserver.Method(impl.Set))
+	}
+	if s, ok := impl.(interface {
+		DeleteInto(context.Context, *DeleteRequest, *DeleteResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Delete_FullMethodName, protoserver.MethodInto(s.DeleteInto))
+	} else {
+		svc.Handle(Cache_Delete_FullMethodName, protoserver.Method(impl.Delete))
+	}
+	if s, ok := impl.(interface {
+		IncrInto(context.Context, *IncrRequest, *IncrResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Incr_FullMethodName, protoserver.MethodInto(s.IncrInto))
+	} else {
+		svc.Handle(Cache_Incr_FullMethodName, protoserver.Method(impl.Incr))
+	}
+	if s, ok := impl.(interface {
+		PublishInto(context.Context, *PublishRequest, *PublishResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Publish_FullMethodName, protoserver.MethodInto(s.PublishInto))
+	} else {
+		svc.Handle(Cache_Publish_FullMethodName, protoserver.Method(impl.Publish))
+	}
+	if s, ok := impl.(interface {
+		ListenInto(context.Context, *ListenRequest, *ListenResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Listen_FullMethodName, protoserver.MethodInto(s.ListenInto))
+	} else {
+		svc.Handle(Cache_Listen_FullMethodName, protoserver.Method(impl.Listen))
+	}
+	if s, ok := impl.(interface {
+		SubscribeInto(context.Context, *ListenRequest, *ListenResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Cache_Subscribe_FullMethodName, protoserver.MethodInto(s.SubscribeInto))
+	} else {
+		svc.Handle(Cache_Subscribe_FullMethodName, protoserver.Method(impl.Subscribe))
+	}
 }

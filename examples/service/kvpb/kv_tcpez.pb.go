@@ -159,6 +159,13 @@ func (p *KVPipeline) Flush(ctx context.Context) error { return p.p.Flush(ctx) }
 // reaches the caller as a *protoserver.Status: return one (see
 // protoserver.Errorf) to choose the code; other errors are Unknown.
 //
+// An implementation may also have, for a unary method M, a method
+// MInto(ctx, req, resp, sp) error that fills resp, an empty response the
+// service reuses from call to call, rather than returning a new one:
+// RegisterKV then serves M with it (protoserver.MethodInto), and
+// a call allocates no response. Neither message may be kept past its
+// return.
+//
 // KV is a tiny in-memory key-value store.
 type KVServer interface {
 	// Put sets the value of a key.
@@ -193,8 +200,32 @@ func (UnimplementedKVServer) List(context.Context, *ListRequest, *span.Span) (*L
 
 // RegisterKV adds the methods of impl to svc, under their full names.
 func RegisterKV(svc *protoserver.Service, impl KVServer) {
-	svc.Handle(KV_Put_FullMethodName, protoserver.Method(impl.Put))
-	svc.Handle(KV_Get_FullMethodName, protoserver.Method(impl.Get))
-	svc.Handle(KV_Delete_FullMethodName, protoserver.Method(impl.Delete))
-	svc.Handle(KV_List_FullMethodName, protoserver.Method(impl.List))
+	if s, ok := impl.(interface {
+		PutInto(context.Context, *PutRequest, *PutResponse, *span.Span) error
+	}); ok {
+		svc.Handle(KV_Put_FullMethodName, protoserver.MethodInto(s.PutInto))
+	} else {
+		svc.Handle(KV_Put_FullMethodName, protoserver.Method(impl.Put))
+	}
+	if s, ok := impl.(interface {
+		GetInto(context.Context, *GetRequest, *GetResponse, *span.Span) error
+	}); ok {
+		svc.Handle(KV_Get_FullMethodName, protoserver.MethodInto(s.GetInto))
+	} else {
+		svc.Handle(KV_Get_FullMethodName, protoserver.Method(impl.Get))
+	}
+	if s, ok := impl.(interface {
+		DeleteInto(context.Context, *DeleteRequest, *DeleteResponse, *span.Span) error
+	}); ok {
+		svc.Handle(KV_Delete_FullMethodName, protoserver.MethodInto(s.DeleteInto))
+	} else {
+		svc.Handle(KV_Delete_FullMethodName, protoserver.Method(impl.Delete))
+	}
+	if s, ok := impl.(interface {
+		ListInto(context.Context, *ListRequest, *ListResponse, *span.Span) error
+	}); ok {
+		svc.Handle(KV_List_FullMethodName, protoserver.MethodInto(s.ListInto))
+	} else {
+		svc.Handle(KV_List_FullMethodName, protoserver.Method(impl.List))
+	}
 }

@@ -168,6 +168,13 @@ func (p *TestPipeline) Flush(ctx context.Context) error { return p.p.Flush(ctx) 
 // reaches the caller as a *protoserver.Status: return one (see
 // protoserver.Errorf) to choose the code; other errors are Unknown.
 //
+// An implementation may also have, for a unary method M, a method
+// MInto(ctx, req, resp, sp) error that fills resp, an empty response the
+// service reuses from call to call, rather than returning a new one:
+// RegisterTest then serves M with it (protoserver.MethodInto), and
+// a call allocates no response. Neither message may be kept past its
+// return.
+//
 // Test is the service the tests call.
 type TestServer interface {
 	// Echo answers with what the test's handler makes of the request.
@@ -216,9 +223,27 @@ func (UnimplementedTestServer) Chat(Test_ChatServer) error {
 
 // RegisterTest adds the methods of impl to svc, under their full names.
 func RegisterTest(svc *protoserver.Service, impl TestServer) {
-	svc.Handle(Test_Echo_FullMethodName, protoserver.Method(impl.Echo))
-	svc.Handle(Test_Other_FullMethodName, protoserver.Method(impl.Other))
-	svc.Handle(Test_Old_FullMethodName, protoserver.Method(impl.Old))
+	if s, ok := impl.(interface {
+		EchoInto(context.Context, *EchoRequest, *EchoResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Test_Echo_FullMethodName, protoserver.MethodInto(s.EchoInto))
+	} else {
+		svc.Handle(Test_Echo_FullMethodName, protoserver.Method(impl.Echo))
+	}
+	if s, ok := impl.(interface {
+		OtherInto(context.Context, *EchoRequest, *EchoResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Test_Other_FullMethodName, protoserver.MethodInto(s.OtherInto))
+	} else {
+		svc.Handle(Test_Other_FullMethodName, protoserver.Method(impl.Other))
+	}
+	if s, ok := impl.(interface {
+		OldInto(context.Context, *EchoRequest, *EchoResponse, *span.Span) error
+	}); ok {
+		svc.Handle(Test_Old_FullMethodName, protoserver.MethodInto(s.OldInto))
+	} else {
+		svc.Handle(Test_Old_FullMethodName, protoserver.Method(impl.Old))
+	}
 	svc.HandleStream(Test_Split_FullMethodName, protoserver.ServerStreamMethod(func(req *EchoRequest, s *protoserver.ServerStream[*EchoRequest, *EchoResponse]) error {
 		return impl.Split(req, s)
 	}))
