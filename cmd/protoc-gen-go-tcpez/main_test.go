@@ -194,7 +194,7 @@ func TestRefuses(t *testing.T) {
 // say). No function body may then refer to such a package through a name
 // a local hides: the code would not compile ("svc.Out is not a type").
 func TestNoLocalHidesAPackage(t *testing.T) {
-	names := []string{"c", "p", "ctx", "req", "resp", "svc", "impl", "s"}
+	names := []string{"c", "p", "ctx", "req", "resp", "svc", "impl", "s", "ok"}
 	req := &pluginpb.CodeGeneratorRequest{FileToGenerate: []string{"x/x.proto"}}
 	main := &descriptorpb.FileDescriptorProto{
 		Name:    proto.String("x/x.proto"),
@@ -205,6 +205,10 @@ func TestNoLocalHidesAPackage(t *testing.T) {
 	}
 	streams := []struct{ client, server bool }{{false, false}, {false, true}, {true, false}, {true, true}}
 	for i, n := range names {
+		// Every package's type also in a unary method: Register declares
+		// locals for those.
+		unary := &descriptorpb.MethodDescriptorProto{Name: proto.String("U" + n), InputType: proto.String("." + n + ".M"), OutputType: proto.String("." + n + ".M")}
+		main.Service[0].Method = append(main.Service[0].Method, unary)
 		req.ProtoFile = append(req.ProtoFile, &descriptorpb.FileDescriptorProto{
 			Name:        proto.String(n + "/m.proto"),
 			Package:     proto.String(n),
@@ -259,9 +263,41 @@ func TestNoLocalHidesAPackage(t *testing.T) {
 				}
 			}
 		}
+		// Names declared in the body (Register's "s, ok :=") hide from the
+		// end of their statement to the end of the block or statement
+		// holding it.
+		type scope struct {
+			name       string
+			from, till token.Pos
+		}
+		var scopes []scope
+		var stack []ast.Node
+		ast.Inspect(body, func(n ast.Node) bool {
+			if n == nil {
+				stack = stack[:len(stack)-1]
+				return true
+			}
+			if as, ok := n.(*ast.AssignStmt); ok && as.Tok == token.DEFINE && len(stack) > 0 {
+				for _, l := range as.Lhs {
+					if id, ok := l.(*ast.Ident); ok {
+						scopes = append(scopes, scope{id.Name, as.End(), stack[len(stack)-1].End()})
+					}
+				}
+			}
+			stack = append(stack, n)
+			return true
+		})
+		hides := func(name string, at token.Pos) bool {
+			for _, sc := range scopes {
+				if sc.name == name && sc.from <= at && at < sc.till {
+					return true
+				}
+			}
+			return locals[name]
+		}
 		ast.Inspect(body, func(n ast.Node) bool {
 			if sel, ok := n.(*ast.SelectorExpr); ok {
-				if x, ok := sel.X.(*ast.Ident); ok && imports[x.Name] && locals[x.Name] && sel.Sel.Name == "M" {
+				if x, ok := sel.X.(*ast.Ident); ok && imports[x.Name] && hides(x.Name, sel.Pos()) && sel.Sel.Name == "M" {
 					hidden++
 					t.Errorf("a local named %s hides package %s in %s.%s", x.Name, x.Name, x.Name, sel.Sel.Name)
 				}
