@@ -107,3 +107,29 @@ func ExampleErrorf() {
 	// tcpez/protoserver: Internal: panic: out of coffee
 	// Unimplemented
 }
+
+// A method made with MethodInto fills a response the service reuses from
+// call to call; with RequestReuse for the request, a call allocates no
+// message on the server. (A generated Register uses it for a method M when
+// the server also has MInto.)
+func ExampleMethodInto() {
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).
+		Handle("Upper", protoserver.MethodInto(func(ctx context.Context, req *wrapperspb.StringValue, resp *wrapperspb.StringValue, sp *span.Span) error {
+			resp.Value = strings.ToUpper(req.GetValue())
+			return nil
+		}))
+	c, stop := run(svc)
+	defer stop()
+
+	pc := protoserver.NewClient(c, protoserver.ClientConfig{})
+	var resp wrapperspb.StringValue
+	for _, s := range []string{"hello", "world"} {
+		if err := pc.Call(context.Background(), "Upper", wrapperspb.String(s), &resp); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(resp.GetValue())
+	}
+	// Output:
+	// HELLO
+	// WORLD
+}
