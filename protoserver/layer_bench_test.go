@@ -41,43 +41,28 @@ func BenchmarkLayer(b *testing.B) {
 			}
 		}
 	})
-	b.Run("respond-append", func(b *testing.B) {
-		b.ReportAllocs()
-		dst := make([]byte, 0, 64)
-		for b.Loop() {
-			sp.Reset(1)
-			if _, err := svc.RespondAppend(ctx, dst, env, sp); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 	reuse := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger(), RequestReuse: true})
 	testpb.RegisterTest(reuse, testServer{echo: echo})
-	b.Run("respond-reuse", func(b *testing.B) {
-		b.ReportAllocs()
-		dst := make([]byte, 0, 64)
-		for b.Loop() {
-			sp.Reset(1)
-			if _, err := reuse.RespondAppend(ctx, dst, env, sp); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 	into := protoserver.NewService(protoserver.ServiceConfig{Logger: quietLogger(), RequestReuse: true})
 	testpb.RegisterTest(into, intoServer{into: func(_ context.Context, req *testpb.EchoRequest, resp *testpb.EchoResponse, _ *span.Span) error {
 		resp.Data, resp.Text = req.Data, req.Text
 		return nil
 	}})
-	b.Run("respond-into", func(b *testing.B) {
-		b.ReportAllocs()
-		dst := make([]byte, 0, 64)
-		for b.Loop() {
-			sp.Reset(1)
-			if _, err := into.RespondAppend(ctx, dst, env, sp); err != nil {
-				b.Fatal(err)
+	for _, r := range []struct {
+		name string
+		svc  *protoserver.Service
+	}{{"respond-append", svc}, {"respond-reuse", reuse}, {"respond-into", into}} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			dst := make([]byte, 0, 64)
+			for b.Loop() {
+				sp.Reset(1)
+				if _, err := r.svc.RespondAppend(ctx, dst, env, sp); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
