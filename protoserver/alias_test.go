@@ -42,35 +42,48 @@ func (m *aliasBytes) ResetVT() {
 
 // TestRequestAliased: with RequestReuse, a request with UnmarshalVTUnsafe
 // is decoded with it, and large concurrent echoes, answered from the
-// aliased bytes, stay intact. It is emptied with proto.Reset, never
-// ResetVT, which would keep the aliased slice for a later decoding to
-// append into. Without RequestReuse it is decoded as any message.
+// aliased bytes, stay intact. It is emptied as a new message is, never
+// with ResetVT, which would keep the aliased slice for a later decoding
+// to append into. Without RequestReuse it is decoded as any message. Both
+// forms of method, whose requests take different paths, do so.
 func TestRequestAliased(t *testing.T) {
-	for _, reuse := range []bool{true, false} {
-		aliasCalls.unsafe.Store(0)
-		aliasCalls.resetVT.Store(0)
-		kept := make(chan *aliasBytes, 1)
-		svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: reuse}).
-			Handle("Echo", protoserver.Method(func(_ context.Context, req *aliasBytes, _ *span.Span) (*wrapperspb.BytesValue, error) {
+	for _, form := range []string{"Method", "MethodInto"} {
+		for _, reuse := range []bool{true, false} {
+			aliasCalls.unsafe.Store(0)
+			aliasCalls.resetVT.Store(0)
+			kept := make(chan *aliasBytes, 1)
+			keep := func(req *aliasBytes) {
 				select {
 				case kept <- req:
 				default:
 				}
+			}
+			h := protoserver.Method(func(_ context.Context, req *aliasBytes, _ *span.Span) (*wrapperspb.BytesValue, error) {
+				keep(req)
 				return wrapperspb.Bytes(req.Value), nil
-			}))
-		echoConcurrently(t, svc, 8)
-		want := int64(0)
-		if reuse {
-			want = 32
-		}
-		if got := aliasCalls.unsafe.Load(); got != want {
-			t.Errorf("reuse %v: %d requests decoded with UnmarshalVTUnsafe, want %d", reuse, got, want)
-		}
-		if n := aliasCalls.resetVT.Load(); n != 0 {
-			t.Errorf("reuse %v: ResetVT called %d times", reuse, n)
-		}
-		if req := <-kept; reuse && req.Value != nil {
-			t.Errorf("a reused request still holds %d aliased bytes after its call", len(req.Value))
+			})
+			if form == "MethodInto" {
+				h = protoserver.MethodInto(func(_ context.Context, req *aliasBytes, resp *wrapperspb.BytesValue, _ *span.Span) error {
+					keep(req)
+					resp.Value = req.Value
+					return nil
+				})
+			}
+			svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: reuse}).Handle("Echo", h)
+			echoConcurrently(t, svc, 8)
+			want := int64(0)
+			if reuse {
+				want = 32
+			}
+			if got := aliasCalls.unsafe.Load(); got != want {
+				t.Errorf("%s, reuse %v: %d requests decoded with UnmarshalVTUnsafe, want %d", form, reuse, got, want)
+			}
+			if n := aliasCalls.resetVT.Load(); n != 0 {
+				t.Errorf("%s, reuse %v: ResetVT called %d times", form, reuse, n)
+			}
+			if req := <-kept; reuse && req.Value != nil {
+				t.Errorf("%s: a reused request still holds %d aliased bytes after its call", form, len(req.Value))
+			}
 		}
 	}
 }

@@ -164,9 +164,17 @@ func (c *callFields) appendRequest(b []byte, method string, msg proto.Message, s
 
 // appendField appends m as the bytes field num, leaving out an empty one
 // as proto3 does. With split set, a large m may be split (splitTail): the
-// bytes of its tail are then left out of head and returned.
+// bytes of its tail are then left out of head and returned. Every call's
+// payload goes through it, so it asks once whether m has vtprotobuf's code
+// rather than in sizeOf and again in appendSizedMessage.
 func appendField(b []byte, num protowire.Number, m proto.Message, split bool) (head, tail []byte, err error) {
-	n := sizeOf(m)
+	vt, isVT := m.(vtMessage)
+	var n int
+	if isVT {
+		n = vt.SizeVT()
+	} else {
+		n = marshalOpts.Size(m)
+	}
 	// The size is checked here too, not only in splitTail: a small
 	// message, every call's case, then skips the call and the copy of
 	// its result, a tenth of a small answer's encoding.
@@ -176,8 +184,30 @@ func appendField(b []byte, num protowire.Number, m proto.Message, split bool) (h
 			return head, sm.tail, err
 		}
 	}
-	head, err = appendSized(slices.Grow(b, sizeResponse(n)), num, m, n)
-	return head, nil, err
+	if n == 0 {
+		// Size does not check required fields; Marshal does.
+		_, err := marshalCached.MarshalAppend(nil, m)
+		return b, nil, err
+	}
+	b = slices.Grow(b, sizeResponse(n))
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	start := len(b)
+	if isVT {
+		// MarshalToSizedBufferVT writes backwards from the end of its
+		// buffer.
+		b = b[:start+n]
+		w, err := vt.MarshalToSizedBufferVT(b[start:])
+		if err == nil && w != n {
+			err = errChanged
+		}
+		return b, nil, err
+	}
+	b, err = marshalCached.MarshalAppend(b, m)
+	if err == nil && len(b)-start != n {
+		err = errChanged
+	}
+	return b, nil, err
 }
 
 // appendSplit appends sm as the bytes field num, up to its tail's bytes.
@@ -213,25 +243,8 @@ func (c *callFields) append(b []byte) []byte {
 	return b
 }
 
-// appendSized is appendField, whole, for a msg whose size n was just taken.
-func appendSized(b []byte, num protowire.Number, msg proto.Message, n int) ([]byte, error) {
-	if n == 0 {
-		// Size does not check required fields; Marshal does.
-		_, err := marshalCached.MarshalAppend(nil, msg)
-		return b, err
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(n))
-	start := len(b)
-	b, err := appendSizedMessage(b, msg, n)
-	if err == nil && len(b)-start != n {
-		err = errChanged
-	}
-	return b, err
-}
-
-// sizeResponse is an upper bound on the encoded size of a response with a
-// payload of n bytes.
+// sizeResponse is an upper bound on the encoded size of a bytes field of
+// n bytes.
 func sizeResponse(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 
 // appendStatus appends a failed call's tcpez.v1.Response to b.

@@ -121,11 +121,10 @@ type MethodHandler struct {
 	// generated Reset stores the message's type info atomically.
 	zeroReq func(proto.Message)
 	call    Next
-	// into, set by MethodInto, fills a response it is given; newResp and
-	// zeroResp make and empty one. call then serves the intercepted path.
-	into     func(ctx context.Context, req, resp proto.Message, sp *span.Span) error
-	newResp  func() proto.Message
-	zeroResp func(proto.Message)
+	// serveInto, set by MethodInto, serves a call with no interceptors
+	// around it whole (see intoServer); call then serves the intercepted
+	// path.
+	serveInto serveIntoFunc
 	// types are the request and response message types, for reflection.
 	types [2]protoreflect.MessageDescriptor
 }
@@ -166,61 +165,16 @@ func Method[Req, Resp any, PReq interface {
 	}
 }
 
-// MethodInto makes fn a method for Service.Handle that fills a response
-// the service gives it, rather than returning a new one: the service
-// reuses its response messages from call to call, so a method that
-// allocates nothing else costs no allocation per call (with
-// ServiceConfig.RequestReuse for the request). resp is empty; fn sets its
-// fields and returns nil, or returns an error for the caller, as Method's
-// fn does, and resp is then not sent. A panic is recovered and answered
-// Internal.
-//
-// resp belongs to the service once fn returns: fn must not keep it, nor
-// use it from a goroutine that outlives the call. Its field values may
-// point anywhere, into the request too: once the answer is encoded, the
-// service empties resp as a new message is, dropping them, and never
-// writes into them. With interceptors on the service, which may keep the
-// response they see, each call gets a new message instead.
-//
-// Generated servers use it for a unary method M when they also have MInto
-// (see protoc-gen-go-tcpez).
-func MethodInto[Req, Resp any, PReq interface {
-	*Req
-	proto.Message
-}, PResp interface {
-	*Resp
-	proto.Message
-}](fn func(ctx context.Context, req PReq, resp PResp, sp *span.Span) error) *MethodHandler {
-	h := Method(func(ctx context.Context, req PReq, sp *span.Span) (PResp, error) {
-		resp := PResp(new(Resp))
-		if err := fn(ctx, req, resp, sp); err != nil {
-			return nil, err
-		}
-		return resp, nil
-	})
-	// Only invokeInto calls into, with no interceptors between: req and
-	// resp are the handler's own newReq's and newResp's, of its types.
-	h.into = func(ctx context.Context, req, resp proto.Message, sp *span.Span) error {
-		return fn(ctx, req.(PReq), resp.(PResp), sp)
-	}
-	h.newResp = func() proto.Message { return PResp(new(Resp)) }
-	h.zeroResp = func(m proto.Message) {
-		if r, ok := m.(PResp); ok {
-			*r = *new(Resp)
-		}
-	}
-	return h
-}
-
 type method struct {
 	info    MethodInfo
 	h       *MethodHandler
 	chained Next // the interceptors around h.call
 	// bare says that chained has no interceptors: h.call's own recovery
 	// is all a panic needs.
-	bare  bool
-	reqs  sync.Pool // reused requests, with ServiceConfig.RequestReuse
-	resps sync.Pool // reused responses, for a MethodInto without interceptors
+	bare bool
+	// serveInto is h.serveInto when bare: a MethodInto served whole.
+	serveInto serveIntoFunc
+	reqs      sync.Pool // reused requests, with ServiceConfig.RequestReuse
 }
 
 // newRequest returns an empty request message, and whether it goes back
@@ -273,6 +227,9 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 	}
 	m.chained = next
 	m.bare = !intercepted || len(s.cfg.Interceptors) == 0
+	if m.bare {
+		m.serveInto = h.serveInto
+	}
 	s.methods[name] = m
 	return s
 }
@@ -388,6 +345,15 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	return s.invoke(ctx, dst, m, r, sp)
 }
 
+// callPayload is what a method's serving needs of its request envelope.
+// It goes by value: a *request would escape through
+// MethodHandler.serveInto, an allocation per call.
+type callPayload struct {
+	payload []byte
+	timeout int64
+	split   bool // see request.split
+}
+
 // invoke decodes the request, runs the method and encodes its answer. It
 // is call's second half so that each function keeps its defers few and
 // its returns fewer: the compiler then inlines the defers instead of
@@ -396,6 +362,9 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 	hctx, dc := r.methodContext(ctx)
 	if dc != nil {
 		defer dc.release()
+	}
+	if m.serveInto != nil {
+		return m.serveInto(s, ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, sp)
 	}
 	req, reuse := s.newRequest(m)
 	aliased, err := unmarshalRequest(r.payload, req, reuse, reuse && s.cfg.AliasRequestBytes)
@@ -413,60 +382,39 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 	// would be overwritten by the next call's decoding. Only ResetVT keeps
 	// that memory; proto.Reset lets it go.
 	r.split = r.split && !(reuse && !aliased && keepsMemory(req))
-	if m.h.into != nil && m.bare {
-		return s.invokeInto(ctx, hctx, dst, m, r, req, sp)
-	}
 	resp, err := s.run(hctx, m, req, sp)
 	// Encoded here, before a reused request is reset: the answer may share
 	// its fields, or be the request itself.
-	return answer(ctx, hctx, dst, m, r, resp, err)
-}
-
-// invokeInto is invoke's end for a MethodInto with no interceptors: the
-// method fills a response from m.resps, which goes back once encoded.
-// Emptied as new, it keeps no field memory, which may be the request's,
-// or a tail still to be written.
-func (s *Service) invokeInto(ctx, hctx context.Context, dst []byte, m *method, r *request, req proto.Message, sp *span.Span) (head, tail []byte, err error) {
-	resp, ok := m.resps.Get().(proto.Message)
-	if !ok {
-		resp = m.h.newResp()
-	}
-	err = s.runInto(hctx, m, req, resp, sp)
-	head, tail, err = answer(ctx, hctx, dst, m, r, resp, err)
-	m.h.zeroResp(resp)
-	m.resps.Put(resp)
-	return head, tail, err
-}
-
-// runInto calls m's MethodInto fn, turning a panic into an error.
-func (s *Service) runInto(ctx context.Context, m *method, req, resp proto.Message, sp *span.Span) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = s.panicked(m, v, sp)
-		}
-	}()
-	return m.h.into(ctx, req, resp, sp)
+	return answer(ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, resp, err)
 }
 
 // answer encodes a method's result: its response, or why there is none.
 // With r.split set, a large response may be split (splitTail): its tail's
 // bytes are then left out of head, returned as tail.
-func answer(ctx, hctx context.Context, dst []byte, m *method, r *request, resp proto.Message, err error) (head, tail []byte, _ error) {
-	switch {
-	case r.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
-		// Whatever the handler made of it, the caller has stopped waiting.
-		return nil, nil, errDeadline
-	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return nil, nil, errClosing
-	case err != nil:
+func answer(ctx, hctx context.Context, dst []byte, m *method, c callPayload, resp proto.Message, err error) (head, tail []byte, _ error) {
+	if err = outcome(ctx, hctx, c, err); err != nil {
 		return nil, nil, err
-	case resp == nil:
+	}
+	if resp == nil {
 		return dst, nil, nil
 	}
-	if head, tail, err = appendField(dst, respPayload, resp, r.split); err != nil {
+	if head, tail, err = appendField(dst, respPayload, resp, c.split); err != nil {
 		return nil, nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
 	}
 	return head, tail, nil
+}
+
+// outcome is the error a call is answered with, given the one its method
+// returned: nil when its response is to be sent.
+func outcome(ctx, hctx context.Context, c callPayload, err error) error {
+	switch {
+	case c.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
+		// Whatever the handler made of it, the caller has stopped waiting.
+		return errDeadline
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return errClosing
+	}
+	return err
 }
 
 // run calls m's chain, turning a panic in an interceptor into an error.

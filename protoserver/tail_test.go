@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -82,7 +83,12 @@ func (m *keepBytes) UnmarshalVT(b []byte) error {
 	return nil
 }
 
-func (m *keepBytes) ResetVT() { m.Value = m.Value[:0] }
+func (m *keepBytes) ResetVT() {
+	keepBytesResets.Add(1)
+	m.Value = m.Value[:0]
+}
+
+var keepBytesResets atomic.Int64
 
 // TestReusedRequestMemoryNotSentByReference: with RequestReuse, a request
 // message that keeps its memory for the next decoding must not have its
@@ -90,12 +96,26 @@ func (m *keepBytes) ResetVT() { m.Value = m.Value[:0] }
 // they are written. The requests carry their bytes field twice (the
 // second, which wins, is echoed), so that the service cannot point the
 // field into the frame instead; concurrent large echoes of such requests
-// stay intact.
+// stay intact, with either form of method. Its ResetVT keeps the memory
+// between calls.
 func TestReusedRequestMemoryNotSentByReference(t *testing.T) {
-	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).
-		Handle("Echo", protoserver.Method(func(_ context.Context, req *keepBytes, _ *span.Span) (*wrapperspb.BytesValue, error) {
+	t.Run("Method", func(t *testing.T) {
+		echoKeptBytes(t, protoserver.Method(func(_ context.Context, req *keepBytes, _ *span.Span) (*wrapperspb.BytesValue, error) {
 			return wrapperspb.Bytes(req.Value), nil
 		}))
+	})
+	t.Run("MethodInto", func(t *testing.T) {
+		echoKeptBytes(t, protoserver.MethodInto(func(_ context.Context, req *keepBytes, resp *wrapperspb.BytesValue, _ *span.Span) error {
+			resp.Value = req.Value
+			return nil
+		}))
+	})
+}
+
+// echoKeptBytes is TestReusedRequestMemoryNotSentByReference for h.
+func echoKeptBytes(t *testing.T, h *protoserver.MethodHandler) {
+	keepBytesResets.Store(0)
+	svc := protoserver.NewService(protoserver.ServiceConfig{RequestReuse: true}).Handle("Echo", h)
 	_, addr := serve(t, svc, server.Config{})
 	c := newClient(t, addr, client.Config{})
 	ctx := ctxFor(t)
@@ -123,6 +143,9 @@ func TestReusedRequestMemoryNotSentByReference(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := keepBytesResets.Load(); n != 64 {
+		t.Errorf("ResetVT called %d times, want 64: once a call", n)
+	}
 }
 
 var mustMarshal = protoserver.MustMarshalForTest
