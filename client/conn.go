@@ -109,11 +109,11 @@ func newConn(c *Client, ep *endpoint, nc net.Conn) *conn {
 			fragile: isTLS(nc),
 		},
 		in: readSide{
-			r:    frame.NewReaderSize(nc, readBufferSize, c.cfg.Limits),
 			wake: make(chan struct{}, 1),
 			idle: newIdleCheck(nc),
 		},
 	}
+	cn.in.r = frame.NewReaderSize(socketReader{cn}, readBufferSize, c.cfg.Limits)
 	if c.cfg.Codec != nil {
 		// Callers read their own answers by peeking at frame headers,
 		// which another codec does not have.
@@ -174,12 +174,15 @@ func (cn *conn) fail(cause error, wp writeProgress) {
 	if cn.served.cancel != nil {
 		cn.served.cancel() // the server's calls to this connection end with it
 	}
-	timer, draining := cn.drainTimer, cn.draining
+	timer, left, draining := cn.drainTimer, cn.out.leftTimer, cn.draining
 	cn.mu.Unlock()
 	cn.wakeReader() // to see the failure and exit
 
 	if timer != nil {
 		timer.Stop()
+	}
+	if left != nil {
+		left.Stop()
 	}
 	if draining {
 		cn.c.untrackDrain(cn)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpez/tcpez/frame"
@@ -51,6 +52,30 @@ type readSide struct {
 	// part is a batch answer its caller began to read and passed on to
 	// the reader goroutine, which reads the rest (see readOwnBatch).
 	part partBatch
+
+	// waiting is set while the reading role's holder reads the socket
+	// (socketReader), where it may wait: frames left unwritten then would
+	// wait with it (see leaveLocked).
+	waiting atomic.Bool
+}
+
+// socketReader is the connection as its reader reads it: before each
+// read of the socket, where the reader may wait for the peer, it writes
+// the frames a writer left to it (see leaveLocked).
+type socketReader struct{ cn *conn }
+
+func (r socketReader) Read(p []byte) (int, error) {
+	cn := r.cn
+	// Stored before left is loaded, as leaveLocked stores left before it
+	// loads waiting: either the writer sees the reader waiting, and has
+	// the frames written in time, or the reader sees them here.
+	cn.in.waiting.Store(true)
+	if cn.out.left.Load() {
+		cn.writeLeft()
+	}
+	n, err := cn.nc.Read(p)
+	cn.in.waiting.Store(false)
+	return n, err
 }
 
 // partBatch is a batch answer read in part: the answers of rq read so far,
