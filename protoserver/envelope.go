@@ -35,6 +35,9 @@ const (
 	mapValue protowire.Number = 2
 )
 
+// payloadTag is the byte that opens a tcpez.v1.Response's payload field.
+const payloadTag = byte(respPayload<<3 | protowire.Number(protowire.BytesType))
+
 var (
 	errBadUTF8    = errors.New("string field is not valid UTF-8")
 	errChanged    = errors.New("tcpez/protoserver: message changed while it was encoded")
@@ -261,6 +264,13 @@ func appendStatus(b []byte, st *tcpezv1.Status) []byte {
 // decodeResponse parses a tcpez.v1.Response. payload aliases b; st is the
 // Status, nil when the call succeeded.
 func decodeResponse(b []byte) (payload []byte, st *Status, err error) {
+	// Nearly every answer is its payload field alone, as Service encodes
+	// it: taken here without the loop below.
+	if len(b) > 1 && b[0] == payloadTag {
+		if n, m := protowire.ConsumeVarint(b[1:]); m > 0 && n == uint64(len(b)-1-m) {
+			return b[1+m:], nil, nil
+		}
+	}
 	var stBytes []byte
 	hasStatus := false
 	for len(b) > 0 {

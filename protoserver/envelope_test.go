@@ -148,3 +148,36 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte{0x00})                         // field number 0
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
 }
+
+// FuzzDecodeResponse compares decodeResponse, the client's parser of
+// answers, with the generated type's decoding on arbitrary input: what the
+// generated code decodes, decodeResponse decodes alike. It is laxer on
+// what the generated code refuses (a field number out of range, say),
+// skipping it as an unknown field.
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add(marshalDet(f, &tcpezv1.Response{Payload: []byte("answer")}))
+	f.Add(marshalDet(f, &tcpezv1.Response{Status: &tcpezv1.Status{Code: 5, Message: "missing"}}))
+	f.Add(marshalDet(f, &tcpezv1.Response{Status: &tcpezv1.Status{}, Payload: []byte("x")}))
+	f.Add([]byte{})
+	f.Add([]byte{0x12, 0x00})             // an empty payload
+	f.Add([]byte{0x12, 0x03, 1, 2})       // truncated payload
+	f.Add([]byte{0x12, 0x01, 1, 0x12, 0}) // the payload twice: the last wins
+	f.Add([]byte{0x12, 0x80, 0x01, 1})    // a length longer than the rest
+	f.Add([]byte{0x0a, 0x02, 0x12, 0x01}) // a status whose message is cut
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want tcpezv1.Response
+		if proto.Unmarshal(b, &want) != nil {
+			return
+		}
+		payload, st, err := decodeResponse(b)
+		if err != nil {
+			t.Fatalf("%x: %v; the generated code decodes it as %v", b, err, &want)
+		}
+		if !bytes.Equal(payload, want.Payload) {
+			t.Fatalf("%x: payload %x, want %x", b, payload, want.Payload)
+		}
+		if !proto.Equal(st.protoOrNil(), FromProto(want.Status).protoOrNil()) {
+			t.Fatalf("%x: status %v, want %v", b, st, want.Status)
+		}
+	})
+}
