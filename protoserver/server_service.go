@@ -172,9 +172,7 @@ type method struct {
 	// bare says that chained has no interceptors: h.call's own recovery
 	// is all a panic needs.
 	bare bool
-	// serveInto is h.serveInto when bare: a MethodInto served whole.
-	serveInto serveIntoFunc
-	reqs      sync.Pool // reused requests, with ServiceConfig.RequestReuse
+	reqs sync.Pool // reused requests, with ServiceConfig.RequestReuse
 }
 
 // newRequest returns an empty request message, and whether it goes back
@@ -227,9 +225,6 @@ func (s *Service) handle(name string, h *MethodHandler, intercepted bool) *Servi
 	}
 	m.chained = next
 	m.bare = !intercepted || len(s.cfg.Interceptors) == 0
-	if m.bare {
-		m.serveInto = h.serveInto
-	}
 	s.methods[name] = m
 	return s
 }
@@ -363,8 +358,8 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 	if dc != nil {
 		defer dc.release()
 	}
-	if m.serveInto != nil {
-		return m.serveInto(s, ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, sp)
+	if m.h.serveInto != nil && m.bare {
+		return m.h.serveInto(s, ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, sp)
 	}
 	req, reuse := s.newRequest(m)
 	aliased, err := unmarshalRequest(r.payload, req, reuse, reuse && s.cfg.AliasRequestBytes)
@@ -389,32 +384,24 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 }
 
 // answer encodes a method's result: its response, or why there is none.
-// With r.split set, a large response may be split (splitTail): its tail's
+// With c.split set, a large response may be split (splitTail): its tail's
 // bytes are then left out of head, returned as tail.
 func answer(ctx, hctx context.Context, dst []byte, m *method, c callPayload, resp proto.Message, err error) (head, tail []byte, _ error) {
-	if err = outcome(ctx, hctx, c, err); err != nil {
+	switch {
+	case c.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
+		// Whatever the handler made of it, the caller has stopped waiting.
+		return nil, nil, errDeadline
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return nil, nil, errClosing
+	case err != nil:
 		return nil, nil, err
-	}
-	if resp == nil {
+	case resp == nil:
 		return dst, nil, nil
 	}
 	if head, tail, err = appendField(dst, respPayload, resp, c.split); err != nil {
 		return nil, nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
 	}
 	return head, tail, nil
-}
-
-// outcome is the error a call is answered with, given the one its method
-// returned: nil when its response is to be sent.
-func outcome(ctx, hctx context.Context, c callPayload, err error) error {
-	switch {
-	case c.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
-		// Whatever the handler made of it, the caller has stopped waiting.
-		return errDeadline
-	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return errClosing
-	}
-	return err
 }
 
 // run calls m's chain, turning a panic in an interceptor into an error.
