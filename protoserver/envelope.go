@@ -66,16 +66,16 @@ type request struct {
 // UTF-8 (the method is checked by its lookup instead).
 func (r *request) decode(b []byte) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		b = b[n:]
 		switch {
 		case num == reqMethod && typ == protowire.BytesType:
-			r.method, n = protowire.ConsumeBytes(b)
+			r.method, n = consumeBytes(b)
 		case num == reqPayload && typ == protowire.BytesType:
-			r.payload, n = protowire.ConsumeBytes(b)
+			r.payload, n = consumeBytes(b)
 		case num == reqSpanID && typ == protowire.Fixed64Type:
 			r.spanID, n = protowire.ConsumeFixed64(b)
 		case num == reqTraceID && typ == protowire.BytesType:
@@ -100,6 +100,27 @@ func (r *request) decode(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// consumeTag is protowire.ConsumeTag, and consumeBytes
+// protowire.ConsumeBytes, with the one-byte tags and lengths of an
+// envelope's usual fields read inline: every request has two of each, and
+// the calls cost BenchmarkServiceRespondVT 8 ns.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	// Field 0 is invalid: ConsumeTag says so.
+	if len(b) > 0 && b[0] < 0x80 && b[0] >= 1<<3 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		if n := int(b[0]); n < len(b) {
+			return b[1 : 1+n], 1 + n
+		}
+	}
+	return protowire.ConsumeBytes(b)
 }
 
 // decodeEntry adds one metadata map entry.

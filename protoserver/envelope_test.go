@@ -146,6 +146,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte{0x2a, 0x02, 0x10, 0x01})       // metadata entry of a bad type
 	f.Add([]byte{0x0b, 0x0c})                   // a group
 	f.Add([]byte{0x00})                         // field number 0
+	f.Add([]byte{0x0a, 0x02, 'M'})              // a length past the end
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
 }
 
