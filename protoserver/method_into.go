@@ -49,12 +49,15 @@ func MethodInto[Req, Resp any, PReq interface {
 }
 
 // serveIntoFunc serves one call of a MethodInto whole: it decodes the
-// request c carries, runs the method and appends the encoded answer to
-// dst.
-type serveIntoFunc func(s *Service, ctx, hctx context.Context, dst []byte, m *method, c callPayload, sp *span.Span) (head, tail []byte, err error)
+// request payload, runs the method and appends the encoded answer to dst.
+// The request envelope's fields come as arguments of their own, not as a
+// struct nor a *request: the struct, built and then copied into the
+// call's arguments, cost BenchmarkServiceRespondVT 5 ns, and a pointer
+// would escape through the call, an allocation each.
+type serveIntoFunc func(s *Service, ctx, hctx context.Context, dst, payload []byte, m *method, timeout int64, split bool, sp *span.Span) (head, tail []byte, err error)
 
 // intoServer serves the calls of a MethodInto that no interceptor runs
-// around: with messages of the method's own types, from pools of its own,
+// around: with messages of the method's own types, from a pool of its own,
 // the method called directly, and what the request type can do (aliases,
 // resets) asked once. The path interceptors need (Next, proto.Message,
 // the method's generic pools and closures) made BenchmarkServiceRespondVT
@@ -66,64 +69,65 @@ type intoServer[Req, Resp any, PReq interface {
 	*Resp
 	proto.Message
 }] struct {
-	fn    func(ctx context.Context, req PReq, resp PResp, sp *span.Span) error
-	reqs  sync.Pool // with ServiceConfig.RequestReuse
-	resps sync.Pool
+	fn func(ctx context.Context, req PReq, resp PResp, sp *span.Span) error
+	// calls holds the messages of calls past: a response, and with
+	// ServiceConfig.RequestReuse a request, in one pooled pair.
+	calls sync.Pool
 	// aliases and resets: the request type has vtprotobuf's
 	// UnmarshalVTUnsafe and ResetVT (see unmarshalRequest, releaseRequest).
 	aliases, resets bool
 }
 
+// intoCall is the messages of one call, pooled together: one pool's Get
+// and Put rather than two.
+type intoCall[Req, Resp any] struct {
+	req  Req // with ServiceConfig.RequestReuse
+	resp Resp
+}
+
 // serve is the method's serveIntoFunc.
-func (is *intoServer[Req, Resp, PReq, PResp]) serve(s *Service, ctx, hctx context.Context, dst []byte, m *method, c callPayload, sp *span.Span) (head, tail []byte, err error) {
+func (is *intoServer[Req, Resp, PReq, PResp]) serve(s *Service, ctx, hctx context.Context, dst, payload []byte, m *method, timeout int64, split bool, sp *span.Span) (head, tail []byte, err error) {
+	call, ok := is.calls.Get().(*intoCall[Req, Resp])
+	if !ok {
+		call = new(intoCall[Req, Resp])
+	}
 	reuse := s.cfg.RequestReuse
-	req := is.request(reuse)
+	req := PReq(&call.req)
+	if !reuse {
+		req = new(Req)
+	}
 	var aliased bool
 	if reuse && is.aliases {
-		aliased, err = true, any(req).(vtAliaser).UnmarshalVTUnsafe(c.payload)
+		aliased, err = true, any(req).(vtAliaser).UnmarshalVTUnsafe(payload)
 	} else {
-		aliased, err = unmarshalRequest(c.payload, req, reuse, reuse && s.cfg.AliasRequestBytes)
-	}
-	if reuse {
-		defer is.release(req, aliased)
+		aliased, err = unmarshalRequest(payload, req, reuse, reuse && s.cfg.AliasRequestBytes)
 	}
 	if err != nil {
+		is.release(call, reuse, aliased)
 		return nil, nil, Errorf(InvalidArgument, "cannot decode the %s request: %v", m.info.Name, err)
 	}
 	// As in Service.invoke: no tail in a reused request's own memory.
-	c.split = c.split && !(reuse && !aliased && is.resets)
-	resp, ok := is.resps.Get().(PResp)
-	if !ok {
-		resp = new(Resp)
-	}
+	split = split && !(reuse && !aliased && is.resets)
+	resp := PResp(&call.resp)
 	err = is.run(s, hctx, m, req, resp, sp)
-	head, tail, err = answer(ctx, hctx, dst, m, c, resp, err)
-	// Emptied as new, resp keeps no field memory, which may be the
-	// request's, or a tail still to be written.
-	*resp = *new(Resp)
-	is.resps.Put(resp)
+	head, tail, err = answer(ctx, hctx, dst, m, timeout, split, resp, err)
+	is.release(call, reuse, aliased)
 	return head, tail, err
 }
 
-// request returns an empty request message: a reused one with reuse.
-func (is *intoServer[Req, Resp, PReq, PResp]) request(reuse bool) PReq {
-	if reuse {
-		if req, ok := is.reqs.Get().(PReq); ok {
-			return req
-		}
+// release empties a call's messages, as releaseRequest does a reused
+// request, and puts them back. Emptied as new, the response keeps no
+// field memory, which may be the request's, or a tail still to be written.
+func (is *intoServer[Req, Resp, PReq, PResp]) release(call *intoCall[Req, Resp], reuse, aliased bool) {
+	switch {
+	case !reuse:
+	case is.resets && !aliased:
+		any(PReq(&call.req)).(vtResetter).ResetVT()
+	default:
+		call.req = *new(Req)
 	}
-	return new(Req)
-}
-
-// release empties a reused request and puts it back.
-func (is *intoServer[Req, Resp, PReq, PResp]) release(req PReq, aliased bool) {
-	// As releaseRequest does.
-	if is.resets && !aliased {
-		any(req).(vtResetter).ResetVT()
-	} else {
-		*req = *new(Req)
-	}
-	is.reqs.Put(req)
+	call.resp = *new(Resp)
+	is.calls.Put(call)
 }
 
 // run calls the method, turning a panic into an error.

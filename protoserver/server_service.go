@@ -340,15 +340,6 @@ func (s *Service) call(ctx context.Context, dst []byte, m *method, r *request, s
 	return s.invoke(ctx, dst, m, r, sp)
 }
 
-// callPayload is what a method's serving needs of its request envelope.
-// It goes by value: a *request would escape through
-// MethodHandler.serveInto, an allocation per call.
-type callPayload struct {
-	payload []byte
-	timeout int64
-	split   bool // see request.split
-}
-
 // invoke decodes the request, runs the method and encodes its answer. It
 // is call's second half so that each function keeps its defers few and
 // its returns fewer: the compiler then inlines the defers instead of
@@ -359,7 +350,7 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 		defer dc.release()
 	}
 	if m.h.serveInto != nil && m.bare {
-		return m.h.serveInto(s, ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, sp)
+		return m.h.serveInto(s, ctx, hctx, dst, r.payload, m, r.timeout, r.split, sp)
 	}
 	req, reuse := s.newRequest(m)
 	aliased, err := unmarshalRequest(r.payload, req, reuse, reuse && s.cfg.AliasRequestBytes)
@@ -380,15 +371,15 @@ func (s *Service) invoke(ctx context.Context, dst []byte, m *method, r *request,
 	resp, err := s.run(hctx, m, req, sp)
 	// Encoded here, before a reused request is reset: the answer may share
 	// its fields, or be the request itself.
-	return answer(ctx, hctx, dst, m, callPayload{r.payload, r.timeout, r.split}, resp, err)
+	return answer(ctx, hctx, dst, m, r.timeout, r.split, resp, err)
 }
 
 // answer encodes a method's result: its response, or why there is none.
-// With c.split set, a large response may be split (splitTail): its tail's
+// With split set, a large response may be split (splitTail): its tail's
 // bytes are then left out of head, returned as tail.
-func answer(ctx, hctx context.Context, dst []byte, m *method, c callPayload, resp proto.Message, err error) (head, tail []byte, _ error) {
+func answer(ctx, hctx context.Context, dst []byte, m *method, timeout int64, split bool, resp proto.Message, err error) (head, tail []byte, _ error) {
 	switch {
-	case c.timeout > 0 && hctx.Err() == context.DeadlineExceeded:
+	case timeout > 0 && hctx.Err() == context.DeadlineExceeded:
 		// Whatever the handler made of it, the caller has stopped waiting.
 		return nil, nil, errDeadline
 	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
@@ -398,7 +389,7 @@ func answer(ctx, hctx context.Context, dst []byte, m *method, c callPayload, res
 	case resp == nil:
 		return dst, nil, nil
 	}
-	if head, tail, err = appendField(dst, respPayload, resp, c.split); err != nil {
+	if head, tail, err = appendField(dst, respPayload, resp, split); err != nil {
 		return nil, nil, Errorf(Internal, "cannot encode the %s response: %v", m.info.Name, err)
 	}
 	return head, tail, nil
