@@ -73,11 +73,22 @@ func unmarshalNew(b []byte, m proto.Message) error {
 
 // unmarshalReset decodes b into m, replacing what m held.
 func unmarshalReset(b []byte, m proto.Message) error {
-	if vt, ok := m.(vtMessage); ok {
-		reset(m)
+	// One question for the usual reused message, which has both.
+	switch vt := m.(type) {
+	case vtReusable:
+		vt.ResetVT()
+		return vt.UnmarshalVT(b)
+	case vtMessage:
+		proto.Reset(m)
 		return vt.UnmarshalVT(b)
 	}
 	return unmarshalOpts.Unmarshal(b, m)
+}
+
+// vtReusable is a vtMessage with the ResetVT of vtprotobuf's pool feature.
+type vtReusable interface {
+	vtMessage
+	vtResetter
 }
 
 // vtAliaser is a message with vtprotobuf's unmarshal_unsafe feature: its
