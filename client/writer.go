@@ -418,13 +418,10 @@ func (cn *conn) leaveLocked() bool {
 // for ever.
 func (cn *conn) writeLeft() {
 	cn.mu.Lock()
-	out := &cn.out
-	out.left.Store(false)
-	if cn.err != nil || out.writing || len(out.buf) == 0 {
+	if !cn.takeLeftLocked() {
 		cn.mu.Unlock()
 		return
 	}
-	out.writing = true
 	cn.handOffUnlock(nil, 0, 0)
 }
 
@@ -432,15 +429,25 @@ func (cn *conn) writeLeft() {
 // if nobody has written them since.
 func (cn *conn) leftTimeout() {
 	cn.mu.Lock()
-	out := &cn.out
-	out.armed = false
-	if cn.err != nil || out.writing || len(out.buf) == 0 {
+	cn.out.armed = false
+	if !cn.takeLeftLocked() {
 		cn.mu.Unlock()
 		return
 	}
-	out.left.Store(false)
-	out.writing = true
 	cn.flushUnlock(backgroundWriter, nil)
+}
+
+// takeLeftLocked clears left and takes the writer role for what is in the
+// write buffer, unless there is nothing to write or somebody writes it
+// already (a writer then writes all, or leaves and marks it again).
+func (cn *conn) takeLeftLocked() bool {
+	out := &cn.out
+	out.left.Store(false)
+	if cn.err != nil || out.writing || len(out.buf) == 0 {
+		return false
+	}
+	out.writing = true
+	return true
 }
 
 // handOffUnlock starts the background writer, which writes buf[from:]

@@ -133,6 +133,23 @@ func (s *Status) protoOrNil() *tcpezv1.Status {
 	return s.Proto()
 }
 
+// TestDecodeInlineReadsRefuseAsProtowire: the envelope decoder's inline
+// reads of one-byte tags and lengths refuse what protowire refuses: field
+// number 0, and a length past the end.
+func TestDecodeInlineReadsRefuseAsProtowire(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x00, 0x01},      // field 0, a varint
+		{0x02, 0x01, 'M'}, // field 0, bytes
+		{0x0a, 0x02, 'M'}, // a method longer than the rest
+		{0x12, 0x01},      // a payload with nothing after its length
+	} {
+		var r request
+		if err := r.decode(b); err == nil {
+			t.Errorf("%x decoded as method %q, payload %x: want an error", b, r.method, r.payload)
+		}
+	}
+}
+
 // FuzzDecodeRequest compares the envelope decoders on arbitrary input.
 func FuzzDecodeRequest(f *testing.F) {
 	full := &tcpezv1.Request{Method: "/p.S/M", Payload: []byte{1, 2, 3}, SpanId: 9, TimeoutNanos: 1000, Metadata: map[string]string{"a": "b"}}
